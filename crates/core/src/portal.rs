@@ -1,0 +1,125 @@
+//! What the portal shows for a procedure (button, banner) and the closing rule.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::incident::{Incident, ReportFormState};
+
+/// The portal's side of an incident. The button starts enabled (the procedure was live
+/// when the failure happened) and the banner hidden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalState {
+    pub button_enabled: bool,
+    pub banner_shown: bool,
+    /// The maintenance notice the agency shows, if it gave one.
+    pub banner_message: Option<String>,
+}
+
+impl Default for PortalState {
+    fn default() -> Self {
+        PortalState {
+            button_enabled: true,
+            banner_shown: false,
+            banner_message: None,
+        }
+    }
+}
+
+/// Default text of the banner when the agency did not write its own.
+pub const DEFAULT_BANNER_MESSAGE: &str = "Este trámite presenta una falla y se encuentra en \
+     atención. Le ofrecemos una disculpa por las molestias.";
+
+/// One condition of the closing rule (PROTOCOL.md, "Closing rule").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosingCondition {
+    ValidationPassed,
+    ButtonEnabled,
+    BannerRemoved,
+    ReportFormAccepted,
+}
+
+impl ClosingCondition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosingCondition::ValidationPassed => "validation_passed",
+            ClosingCondition::ButtonEnabled => "button_enabled",
+            ClosingCondition::BannerRemoved => "banner_removed",
+            ClosingCondition::ReportFormAccepted => "report_form_accepted",
+        }
+    }
+
+    /// What is still missing, in Spanish.
+    pub fn pending_label(self) -> &'static str {
+        match self {
+            ClosingCondition::ValidationPassed => "CEDN no ha validado la corrección",
+            ClosingCondition::ButtonEnabled => "el botón del trámite sigue deshabilitado",
+            ClosingCondition::BannerRemoved => "la cortinilla sigue desplegada",
+            ClosingCondition::ReportFormAccepted => "el formato de incidencias no ha sido aceptado",
+        }
+    }
+}
+
+impl fmt::Display for ClosingCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.pending_label())
+    }
+}
+
+/// The closing-rule conditions that do not hold yet; empty when the incident may close.
+pub fn closing_conditions_unmet(incident: &Incident) -> Vec<ClosingCondition> {
+    let mut unmet = Vec::new();
+    if !incident.validation_passed() {
+        unmet.push(ClosingCondition::ValidationPassed);
+    }
+    if !incident.portal.button_enabled {
+        unmet.push(ClosingCondition::ButtonEnabled);
+    }
+    if incident.portal.banner_shown {
+        unmet.push(ClosingCondition::BannerRemoved);
+    }
+    if incident.report_form.state != ReportFormState::Accepted {
+        unmet.push(ClosingCondition::ReportFormAccepted);
+    }
+    unmet
+}
+
+/// What the portal shows for one procedure, given the incidents that touch it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcedureStatus {
+    pub button_enabled: bool,
+    pub banner_shown: bool,
+    pub banner_message: Option<String>,
+    /// The open incident that determines the status, if any (the most recently reported).
+    pub incident: Option<crate::types::Folio>,
+    pub since: Option<jiff::Timestamp>,
+}
+
+/// Combines the incidents of one procedure into its public status. Only open incidents
+/// count: closed ones have, by the closing rule, the button enabled and no banner, and a
+/// dismissed report never was an incident. The button is disabled if any open incident
+/// disabled it; the banner is shown if any shows it.
+pub fn procedure_status<'a>(incidents: impl IntoIterator<Item = &'a Incident>) -> ProcedureStatus {
+    let open: Vec<&Incident> = incidents
+        .into_iter()
+        .filter(|i| !i.state.is_terminal())
+        .collect();
+    let latest = open
+        .iter()
+        .max_by_key(|i| (i.reported_at, i.folio))
+        .copied();
+    let banner = open.iter().find(|i| i.portal.banner_shown);
+    ProcedureStatus {
+        button_enabled: open.iter().all(|i| i.portal.button_enabled),
+        banner_shown: banner.is_some(),
+        banner_message: banner.map(|i| {
+            i.portal
+                .banner_message
+                .clone()
+                .unwrap_or_else(|| DEFAULT_BANNER_MESSAGE.to_string())
+        }),
+        incident: latest.map(|i| i.folio),
+        since: latest.map(|i| i.reported_at),
+    }
+}

@@ -1,0 +1,537 @@
+//! SLO clocks and the versioned policy their targets come from.
+//!
+//! A clock measures one party's time on one step. It runs, may pause (the resolution clock
+//! while CEDN holds the incident), and stops when the step is done. Whether it is `met` or
+//! `breached` follows from its running time against its target: breached as soon as the
+//! running time reaches the target, and once breached it stays breached (the overrun is
+//! kept) even if the target later grows or the step is done.
+//!
+//! Instants are millisecond-precision [`Timestamp`]s; targets are whole seconds.
+
+use std::fmt;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{ParseError, Severity};
+
+/// The five measured steps of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockName {
+    /// Step 1: occurred_at -> reported_at.
+    Report,
+    /// Step 2: notified_at -> acknowledged_at.
+    Ack,
+    /// Step 3: notified_at -> resolution notice, paused while CEDN validates.
+    Resolution,
+    /// Step 4: resolution notice -> CEDN's verdict, one clock per round.
+    Validation,
+    /// Step 6: first resolution notice -> form accepted as complete.
+    ReportForm,
+}
+
+impl ClockName {
+    pub const ALL: [ClockName; 5] = [
+        ClockName::Report,
+        ClockName::Ack,
+        ClockName::Resolution,
+        ClockName::Validation,
+        ClockName::ReportForm,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockName::Report => "report",
+            ClockName::Ack => "ack",
+            ClockName::Resolution => "resolution",
+            ClockName::Validation => "validation",
+            ClockName::ReportForm => "report_form",
+        }
+    }
+
+    /// Spanish name for pages and emails.
+    pub fn label(self) -> &'static str {
+        match self {
+            ClockName::Report => "Reporte de la incidencia",
+            ClockName::Ack => "Confirmación de enterado",
+            ClockName::Resolution => "Aviso de resolución",
+            ClockName::Validation => "Validación de CEDN",
+            ClockName::ReportForm => "Entrega del formato de incidencias",
+        }
+    }
+
+    /// Whether missing this clock's target escalates on the agency's ladder (true) or on
+    /// the central side's (false). `report` never escalates: it is stopped when it starts
+    /// to exist, at the report itself.
+    pub fn agency_side(self) -> bool {
+        !matches!(self, ClockName::Validation)
+    }
+}
+
+impl fmt::Display for ClockName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identifies one clock of an incident. `round` is 1, 2, ... for validation clocks (one
+/// per resolution notice) and 0 for the others, which exist once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClockId {
+    pub name: ClockName,
+    pub round: u32,
+}
+
+impl ClockId {
+    pub const REPORT: ClockId = ClockId::single(ClockName::Report);
+    pub const ACK: ClockId = ClockId::single(ClockName::Ack);
+    pub const RESOLUTION: ClockId = ClockId::single(ClockName::Resolution);
+    pub const REPORT_FORM: ClockId = ClockId::single(ClockName::ReportForm);
+
+    pub const fn single(name: ClockName) -> ClockId {
+        ClockId { name, round: 0 }
+    }
+
+    pub const fn validation(round: u32) -> ClockId {
+        ClockId {
+            name: ClockName::Validation,
+            round,
+        }
+    }
+}
+
+impl fmt::Display for ClockId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.round == 0 {
+            write!(f, "{}", self.name)
+        } else {
+            write!(f, "{}#{}", self.name, self.round)
+        }
+    }
+}
+
+/// A clock's state as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockState {
+    Running,
+    Paused,
+    Met,
+    Breached,
+}
+
+impl ClockState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockState::Running => "running",
+            ClockState::Paused => "paused",
+            ClockState::Met => "met",
+            ClockState::Breached => "breached",
+        }
+    }
+}
+
+/// One clock. Its running time is `accumulated_ms` plus, while running, the time since
+/// `running_since`. Fields are public for reading; change them only through the methods,
+/// which keep `breached_at` true to the running time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    pub id: ClockId,
+    pub target_s: u32,
+    pub started_at: Timestamp,
+    /// Running time of the finished segments (before the last pause), in milliseconds.
+    pub accumulated_ms: i64,
+    /// Start of the current running segment; `None` while paused or stopped.
+    pub running_since: Option<Timestamp>,
+    pub stopped_at: Option<Timestamp>,
+    /// The instant the running time reached the target, once the clock has been observed
+    /// past it (by any event of the incident, or by the scheduler's breach). Never unset.
+    pub breached_at: Option<Timestamp>,
+    /// Escalation bookkeeping, so a firing cannot happen twice: the warning was issued,
+    /// the breach was recorded as its own event, the highest escalation level reached.
+    pub warned: bool,
+    pub breach_recorded: bool,
+    pub escalation_level: u32,
+}
+
+impl Clock {
+    pub fn start(id: ClockId, target_s: u32, at: Timestamp) -> Clock {
+        Clock {
+            id,
+            target_s,
+            started_at: at,
+            accumulated_ms: 0,
+            running_since: Some(at),
+            stopped_at: None,
+            breached_at: None,
+            warned: false,
+            breach_recorded: false,
+            escalation_level: 0,
+        }
+    }
+
+    pub fn target_ms(&self) -> i64 {
+        i64::from(self.target_s) * 1000
+    }
+
+    /// Running time at `now`, never negative (an instant before the segment start counts
+    /// as the segment start).
+    pub fn elapsed_ms(&self, now: Timestamp) -> i64 {
+        let current = self
+            .running_since
+            .map_or(0, |since| millis_between(since, now).max(0));
+        self.accumulated_ms.saturating_add(current)
+    }
+
+    pub fn elapsed_s(&self, now: Timestamp) -> i64 {
+        self.elapsed_ms(now) / 1000
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running_since.is_some()
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped_at.is_some()
+    }
+
+    pub fn state(&self, now: Timestamp) -> ClockState {
+        if self.breached_at.is_some() || self.elapsed_ms(now) >= self.target_ms() {
+            ClockState::Breached
+        } else if self.is_stopped() {
+            ClockState::Met
+        } else if self.is_running() {
+            ClockState::Running
+        } else {
+            ClockState::Paused
+        }
+    }
+
+    /// The instant at which the running time reaches `elapsed_ms`, if the clock is running.
+    /// When that running time was already reached before the current segment, the segment's
+    /// start is returned (it is overdue since at least then).
+    pub fn instant_at_elapsed(&self, elapsed_ms: i64) -> Option<Timestamp> {
+        let since = self.running_since?;
+        let remaining = (elapsed_ms - self.accumulated_ms).max(0);
+        Some(add_millis(since, remaining))
+    }
+
+    /// The instant the target is reached, while running and not yet breached.
+    pub fn due_at(&self) -> Option<Timestamp> {
+        if self.breached_at.is_some() {
+            return None;
+        }
+        self.instant_at_elapsed(self.target_ms())
+    }
+
+    /// Records the breach if the running time at `at` has reached the target. Called before
+    /// every change, so a later change of target cannot hide an overrun that happened.
+    pub fn settle(&mut self, at: Timestamp) {
+        if self.breached_at.is_none() && self.elapsed_ms(at) >= self.target_ms() {
+            // The crossing happened in the current segment (earlier segments were settled
+            // when they ended), or, for a zero target, at the start.
+            let crossing = self
+                .instant_at_elapsed(self.target_ms())
+                .unwrap_or(at)
+                .min(at);
+            self.breached_at = Some(crossing);
+        }
+    }
+
+    pub fn pause(&mut self, at: Timestamp) {
+        self.settle(at);
+        if let Some(since) = self.running_since.take() {
+            self.accumulated_ms = self
+                .accumulated_ms
+                .saturating_add(millis_between(since, at).max(0));
+        }
+    }
+
+    pub fn resume(&mut self, at: Timestamp) {
+        if self.stopped_at.is_none() && self.running_since.is_none() {
+            self.running_since = Some(at);
+        }
+    }
+
+    /// Stops the clock. A paused clock keeps the running time it had; `stopped_at` is the
+    /// instant of the stop.
+    pub fn stop(&mut self, at: Timestamp) {
+        if self.stopped_at.is_some() {
+            return;
+        }
+        self.pause(at);
+        self.stopped_at = Some(at);
+    }
+
+    /// New target from the same start (severity change). Settles first: an overrun that
+    /// already happened stays.
+    pub fn retarget(&mut self, target_s: u32, at: Timestamp) {
+        self.settle(at);
+        self.target_s = target_s;
+        self.settle(at);
+    }
+}
+
+/// Milliseconds from `a` to `b` (negative if `b` is earlier).
+pub fn millis_between(a: Timestamp, b: Timestamp) -> i64 {
+    b.as_millisecond().saturating_sub(a.as_millisecond())
+}
+
+/// `t` plus `ms` milliseconds, saturating at jiff's range instead of failing.
+pub fn add_millis(t: Timestamp, ms: i64) -> Timestamp {
+    t.checked_add(SignedDuration::from_millis(ms))
+        .unwrap_or(if ms >= 0 {
+            Timestamp::MAX
+        } else {
+            Timestamp::MIN
+        })
+}
+
+/// Truncates an instant to whole milliseconds, the precision the store keeps, so that an
+/// incident rebuilt from storage equals the one that was decided.
+pub fn to_millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+}
+
+/// One target per severity, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityTargets {
+    pub critical: u32,
+    pub high: u32,
+    pub medium: u32,
+    pub low: u32,
+}
+
+impl SeverityTargets {
+    pub const fn all(seconds: u32) -> SeverityTargets {
+        SeverityTargets {
+            critical: seconds,
+            high: seconds,
+            medium: seconds,
+            low: seconds,
+        }
+    }
+
+    pub fn get(&self, severity: Severity) -> u32 {
+        match severity {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+        }
+    }
+
+    /// The most lenient target: used for the `report` clock before a severity exists.
+    pub fn max(&self) -> u32 {
+        self.critical.max(self.high).max(self.medium).max(self.low)
+    }
+}
+
+/// Targets of every clock, by severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    pub report: SeverityTargets,
+    pub ack: SeverityTargets,
+    pub resolution: SeverityTargets,
+    pub validation: SeverityTargets,
+    pub report_form: SeverityTargets,
+}
+
+impl Targets {
+    pub fn for_clock(&self, name: ClockName) -> &SeverityTargets {
+        match name {
+            ClockName::Report => &self.report,
+            ClockName::Ack => &self.ack,
+            ClockName::Resolution => &self.resolution,
+            ClockName::Validation => &self.validation,
+            ClockName::ReportForm => &self.report_form,
+        }
+    }
+}
+
+const MINUTE: u32 = 60;
+const HOUR: u32 = 60 * MINUTE;
+
+/// The seed's table, exactly (steps 1, 2, 3, 4 and 6).
+pub const SEED_TARGETS: Targets = Targets {
+    report: SeverityTargets::all(HOUR),
+    ack: SeverityTargets {
+        critical: 15 * MINUTE,
+        high: 30 * MINUTE,
+        medium: HOUR,
+        low: HOUR,
+    },
+    resolution: SeverityTargets {
+        critical: HOUR + 30 * MINUTE,
+        high: 4 * HOUR,
+        medium: 8 * HOUR,
+        low: 24 * HOUR,
+    },
+    validation: SeverityTargets {
+        critical: 20 * MINUTE,
+        high: HOUR,
+        medium: 2 * HOUR,
+        low: 8 * HOUR,
+    },
+    report_form: SeverityTargets::all(24 * HOUR),
+};
+
+/// A version of the SLO table. An incident copies the version in force when it is
+/// notified and keeps it for its whole life, so later edits never move its deadlines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloPolicy {
+    pub version: u32,
+    pub effective_from: Timestamp,
+    pub targets: Targets,
+    /// Share of a target at which the one who must act is warned (0 < ratio < 1).
+    pub warning_ratio: f64,
+    /// After a breach, one more escalation level every this many seconds of running time
+    /// while the step stays undone. `None`: the clock's own target.
+    pub escalation_repeat_s: Option<u32>,
+}
+
+/// Default warning share, from PROTOCOL.md.
+pub const DEFAULT_WARNING_RATIO: f64 = 0.75;
+
+impl SloPolicy {
+    /// Version 1: the seed's numbers, in force since the epoch.
+    pub fn seed() -> SloPolicy {
+        SloPolicy {
+            version: 1,
+            effective_from: Timestamp::UNIX_EPOCH,
+            targets: SEED_TARGETS,
+            warning_ratio: DEFAULT_WARNING_RATIO,
+            escalation_repeat_s: None,
+        }
+    }
+
+    pub fn target_s(&self, name: ClockName, severity: Severity) -> u32 {
+        self.targets.for_clock(name).get(severity)
+    }
+
+    /// Seconds of running time between escalation levels for a clock with `target_s`.
+    pub fn repeat_s(&self, target_s: u32) -> u32 {
+        self.escalation_repeat_s.unwrap_or(target_s).max(1)
+    }
+
+    /// The problems that make this policy unusable, as (field, Spanish message); empty
+    /// when it is valid.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !(self.warning_ratio > 0.0 && self.warning_ratio < 1.0) {
+            out.push((
+                "warning_ratio".to_string(),
+                "debe ser mayor que 0 y menor que 1".to_string(),
+            ));
+        }
+        for name in ClockName::ALL {
+            let t = self.targets.for_clock(name);
+            for severity in Severity::ALL {
+                if t.get(*severity) == 0 {
+                    out.push((
+                        format!("targets.{}.{}", name.as_str(), severity.as_str()),
+                        "debe ser de al menos 1 segundo".to_string(),
+                    ));
+                }
+            }
+        }
+        if self.escalation_repeat_s == Some(0) {
+            out.push((
+                "escalation_repeat_s".to_string(),
+                "debe ser de al menos 1 segundo".to_string(),
+            ));
+        }
+        out
+    }
+}
+
+impl Default for SloPolicy {
+    fn default() -> Self {
+        SloPolicy::seed()
+    }
+}
+
+/// The version in force at `now`: the latest `effective_from` not after `now`, the highest
+/// version on a tie. `None` if none is in force yet.
+pub fn policy_in_force(policies: &[SloPolicy], now: Timestamp) -> Option<&SloPolicy> {
+    policies
+        .iter()
+        .filter(|p| p.effective_from <= now)
+        .max_by_key(|p| (p.effective_from, p.version))
+}
+
+/// Parses a clock name from its API text.
+pub fn parse_clock_name(input: &str) -> Result<ClockName, ParseError> {
+    ClockName::ALL
+        .into_iter()
+        .find(|c| c.as_str() == input.trim())
+        .ok_or_else(|| ParseError {
+            what: "reloj",
+            input: input.chars().take(80).collect(),
+            reason: "debe ser report, ack, resolution, validation o report_form",
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).expect("in range")
+    }
+
+    #[test]
+    fn pause_excludes_time_and_breach_is_final() {
+        let mut c = Clock::start(ClockId::RESOLUTION, 100, t(0));
+        c.pause(t(60));
+        assert_eq!(c.elapsed_s(t(500)), 60);
+        assert_eq!(c.state(t(500)), ClockState::Paused);
+        c.resume(t(500));
+        assert_eq!(c.due_at(), Some(t(540)));
+        c.settle(t(541));
+        assert_eq!(c.breached_at, Some(t(540)));
+        c.retarget(1000, t(541));
+        assert_eq!(c.state(t(541)), ClockState::Breached);
+        c.stop(t(600));
+        assert_eq!(c.state(t(9999)), ClockState::Breached);
+        assert_eq!(c.elapsed_s(t(9999)), 160);
+    }
+
+    #[test]
+    fn stopped_in_time_is_met() {
+        let mut c = Clock::start(ClockId::ACK, 900, t(0));
+        c.stop(t(899));
+        assert_eq!(c.state(t(100_000)), ClockState::Met);
+        assert_eq!(c.elapsed_s(t(100_000)), 899);
+    }
+
+    #[test]
+    fn policy_in_force_picks_latest_effective() {
+        let mut v2 = SloPolicy::seed();
+        v2.version = 2;
+        v2.effective_from = t(100);
+        let policies = [SloPolicy::seed(), v2];
+        assert_eq!(
+            policy_in_force(&policies, t(99)).map(|p| p.version),
+            Some(1)
+        );
+        assert_eq!(
+            policy_in_force(&policies, t(100)).map(|p| p.version),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn seed_policy_is_valid_and_bad_ratio_is_named() {
+        assert!(SloPolicy::seed().problems().is_empty());
+        let mut p = SloPolicy::seed();
+        p.warning_ratio = 1.5;
+        p.targets.ack.low = 0;
+        let fields: Vec<String> = p.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, vec!["warning_ratio", "targets.ack.low"]);
+    }
+}
