@@ -423,6 +423,11 @@ impl Incident {
             .filter(|c| c.id.name == ClockName::Validation)
     }
 
+    /// Number of resolution notices sent (each opens a validation round).
+    pub fn validation_rounds(&self) -> u32 {
+        u32::try_from(self.rounds.len()).unwrap_or(u32::MAX)
+    }
+
     pub fn current_round(&self) -> Option<&ValidationRound> {
         self.rounds.last()
     }

@@ -1,0 +1,507 @@
+//! One test (or a few) per row of the seed's step table, asserting the state change and
+//! every SLO figure of the row. Rows without an SLO assert that no clock is added.
+
+mod common;
+
+use common::*;
+use incidencias_core::{
+    ClockId, ClockState, Command, DecideError, IncidentState, ReportFormState, Severity,
+};
+
+/// Target, state and elapsed seconds of one clock at `now`.
+fn clock(run: &Run, id: ClockId, now: jiff::Timestamp) -> (u32, ClockState, i64) {
+    let c = run
+        .inc()
+        .clock(id)
+        .unwrap_or_else(|| panic!("clock {id} exists"));
+    (c.target_s, c.state(now), c.elapsed_s(now))
+}
+
+// Step 1: failure detected and reported. SLO `report`: 1 h, all severities.
+
+#[test]
+fn step_1_report_registers_incident_and_measures_report_clock_of_1_hour() {
+    let mut run = Run::new();
+    run.ok(&agency(), report(10 * MIN), at(0));
+    let inc = run.inc();
+    assert_eq!(inc.state, IncidentState::Reported);
+    assert_eq!(inc.reported_at, at(0));
+    assert_eq!(inc.occurred_at, at(-10 * MIN));
+    assert_eq!(inc.severity, None);
+    assert_eq!(
+        clock(&run, ClockId::REPORT, at(HOUR)),
+        (3600, ClockState::Met, 600),
+        "occurred -> reported in 10 min is within 1 h, and stopped at the report"
+    );
+    assert_eq!(
+        inc.clocks.len(),
+        1,
+        "only the report clock exists before step 2"
+    );
+}
+
+#[test]
+fn step_1_report_after_more_than_1_hour_is_breached() {
+    let mut run = Run::new();
+    run.ok(&helpdesk(), report(HOUR + 1), at(0));
+    assert_eq!(
+        clock(&run, ClockId::REPORT, at(0)),
+        (3600, ClockState::Breached, 3601)
+    );
+}
+
+#[test]
+fn step_1_report_target_is_1_hour_at_every_severity() {
+    for severity in Severity::ALL {
+        let run = Run::notified(*severity);
+        assert_eq!(
+            clock(&run, ClockId::REPORT, at(5 * MIN)),
+            (3600, ClockState::Met, 600),
+            "{severity}"
+        );
+    }
+}
+
+#[test]
+fn step_1_occurred_at_in_the_future_is_refused() {
+    let mut run = Run::new();
+    let err = run
+        .exec(&helpdesk(), report(-1), at(0))
+        .expect_err("future occurred_at");
+    match err {
+        DecideError::InvalidFields(f) => assert_eq!(f[0].field, "occurred_at"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(run.state.is_none(), "nothing was recorded");
+}
+
+// Step 2: formal notification with severity; acknowledge, banner, button.
+// SLO `ack`: Critical 15 min, High 30 min, Medium/Low 1 h.
+
+fn assert_ack_target(severity: Severity, target_s: u32) {
+    let mut run = Run::notified(severity);
+    let inc = run.inc();
+    assert_eq!(inc.state, IncidentState::AwaitingAck);
+    assert_eq!(inc.severity, Some(severity));
+    assert_eq!(inc.notified_at, Some(at(5 * MIN)));
+    assert!(
+        !inc.portal.button_enabled,
+        "notification disables the portal button (CEDN)"
+    );
+    let ack = inc.clock(ClockId::ACK).expect("ack clock");
+    assert_eq!(ack.due_at(), Some(at(5 * MIN + i64::from(target_s))));
+    assert_eq!(
+        clock(&run, ClockId::ACK, at(5 * MIN + 60)),
+        (target_s, ClockState::Running, 60)
+    );
+    // Acknowledged one second before the target: met, and the incident is in correction.
+    let ack_at = at(5 * MIN + i64::from(target_s) - 1);
+    run.ok(&agency(), Command::Acknowledge, ack_at);
+    assert_eq!(run.inc().state, IncidentState::InCorrection);
+    assert_eq!(run.inc().acknowledged_at, Some(ack_at));
+    assert_eq!(
+        clock(&run, ClockId::ACK, at(10 * HOUR)),
+        (target_s, ClockState::Met, i64::from(target_s) - 1)
+    );
+    // The same acknowledgment at the target is breached.
+    let mut late = Run::notified(severity);
+    late.ok(
+        &agency(),
+        Command::Acknowledge,
+        at(5 * MIN + i64::from(target_s)),
+    );
+    assert_eq!(
+        clock(&late, ClockId::ACK, at(10 * HOUR)).1,
+        ClockState::Breached
+    );
+}
+
+#[test]
+fn step_2_ack_target_critical_is_15_minutes() {
+    assert_ack_target(Severity::Critical, 15 * 60);
+}
+
+#[test]
+fn step_2_ack_target_high_is_30_minutes() {
+    assert_ack_target(Severity::High, 30 * 60);
+}
+
+#[test]
+fn step_2_ack_target_medium_is_1_hour() {
+    assert_ack_target(Severity::Medium, 3600);
+}
+
+#[test]
+fn step_2_ack_target_low_is_1_hour() {
+    assert_ack_target(Severity::Low, 3600);
+}
+
+#[test]
+fn step_2_slow_incident_may_keep_the_portal_button() {
+    let mut run = Run::new();
+    run.ok(&helpdesk(), report(0), at(0));
+    run.ok(
+        &helpdesk(),
+        Command::Notify {
+            severity: Severity::Low,
+            disable_button: false,
+        },
+        at(60),
+    );
+    assert!(run.inc().portal.button_enabled);
+}
+
+#[test]
+fn step_2_agency_shows_banner_and_cedn_can_switch_button_by_hand() {
+    let mut run = Run::notified(Severity::High);
+    run.ok(
+        &agency(),
+        Command::SetBanner {
+            shown: true,
+            message: Some("Trámite en mantenimiento".into()),
+        },
+        at(6 * MIN),
+    );
+    assert!(run.inc().portal.banner_shown);
+    assert_eq!(
+        run.inc().portal.banner_message.as_deref(),
+        Some("Trámite en mantenimiento")
+    );
+    let err = run
+        .exec(
+            &validator(),
+            Command::SetButton { enabled: false },
+            at(7 * MIN),
+        )
+        .expect_err("already disabled");
+    assert!(matches!(err, DecideError::InvalidTransition { .. }));
+    run.ok(
+        &validator(),
+        Command::SetButton { enabled: true },
+        at(7 * MIN),
+    );
+    assert!(run.inc().portal.button_enabled);
+}
+
+// Step 3: resolution notice. SLO `resolution` from notification: Critical 1 h 30 min,
+// High 4 h, Medium 8 h, Low 24 h.
+
+fn assert_resolution_target(severity: Severity, target_s: u32) {
+    let mut run = Run::notified(severity);
+    run.ok(&agency(), Command::Acknowledge, at(6 * MIN));
+    assert_eq!(
+        clock(&run, ClockId::RESOLUTION, at(6 * MIN)),
+        (target_s, ClockState::Running, 60)
+    );
+    let notice_at = 5 * MIN + i64::from(target_s) - 60;
+    run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Certificado renovado".into(),
+        },
+        at(notice_at),
+    );
+    let inc = run.inc();
+    assert_eq!(inc.state, IncidentState::AwaitingValidation);
+    assert_eq!(inc.report_form.state, ReportFormState::Due);
+    assert_eq!(
+        clock(&run, ClockId::RESOLUTION, at(notice_at + 10 * HOUR)),
+        (target_s, ClockState::Paused, i64::from(target_s) - 60),
+        "paused while CEDN validates: no time accrues"
+    );
+}
+
+#[test]
+fn step_3_resolution_target_critical_is_1_hour_30_minutes() {
+    assert_resolution_target(Severity::Critical, 90 * 60);
+}
+
+#[test]
+fn step_3_resolution_target_high_is_4_hours() {
+    assert_resolution_target(Severity::High, 4 * 3600);
+}
+
+#[test]
+fn step_3_resolution_target_medium_is_8_hours() {
+    assert_resolution_target(Severity::Medium, 8 * 3600);
+}
+
+#[test]
+fn step_3_resolution_target_low_is_24_hours() {
+    assert_resolution_target(Severity::Low, 24 * 3600);
+}
+
+#[test]
+fn step_3_resolution_notice_before_acknowledging_also_acknowledges() {
+    let mut run = Run::notified(Severity::Critical);
+    let events = run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Corregido".into(),
+        },
+        at(10 * MIN),
+    );
+    let kinds: Vec<&str> = events.iter().map(|e| e.change.kind()).collect();
+    assert_eq!(kinds, ["acknowledged", "resolution_notified"]);
+    assert_eq!(
+        clock(&run, ClockId::ACK, at(HOUR)),
+        (900, ClockState::Met, 300)
+    );
+}
+
+// Step 4: CEDN validates; the portal button is enabled again.
+// SLO `validation`: Critical 20 min, High 1 h, Medium 2 h, Low 8 h.
+
+fn assert_validation_target(severity: Severity, target_s: u32) {
+    let mut run = Run::notified(severity);
+    run.ok(&agency(), Command::Acknowledge, at(6 * MIN));
+    run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Corregido".into(),
+        },
+        at(30 * MIN),
+    );
+    assert_eq!(
+        clock(&run, ClockId::validation(1), at(31 * MIN)),
+        (target_s, ClockState::Running, 60)
+    );
+    let verdict = 30 * MIN + i64::from(target_s) - 1;
+    run.ok(
+        &validator(),
+        Command::RecordValidation {
+            passed: true,
+            observations: vec![],
+        },
+        at(verdict),
+    );
+    let inc = run.inc();
+    assert_eq!(inc.state, IncidentState::Validated);
+    assert!(inc.portal.button_enabled, "a passed validation enables it");
+    assert_eq!(inc.validation_rounds(), 1);
+    assert_eq!(
+        clock(&run, ClockId::validation(1), at(verdict + HOUR)),
+        (target_s, ClockState::Met, i64::from(target_s) - 1)
+    );
+    assert_eq!(
+        clock(&run, ClockId::RESOLUTION, at(verdict + HOUR)).2,
+        25 * 60,
+        "resolution measured notification -> notice only"
+    );
+}
+
+#[test]
+fn step_4_validation_target_critical_is_20_minutes() {
+    assert_validation_target(Severity::Critical, 20 * 60);
+}
+
+#[test]
+fn step_4_validation_target_high_is_1_hour() {
+    assert_validation_target(Severity::High, 3600);
+}
+
+#[test]
+fn step_4_validation_target_medium_is_2_hours() {
+    assert_validation_target(Severity::Medium, 2 * 3600);
+}
+
+#[test]
+fn step_4_validation_target_low_is_8_hours() {
+    assert_validation_target(Severity::Low, 8 * 3600);
+}
+
+/// Notified, acknowledged, resolution notice at +30 min, validated at +40 min.
+fn validated(severity: Severity) -> Run {
+    let mut run = Run::notified(severity);
+    run.ok(&agency(), Command::Acknowledge, at(6 * MIN));
+    run.ok(
+        &agency(),
+        Command::SetBanner {
+            shown: true,
+            message: None,
+        },
+        at(7 * MIN),
+    );
+    run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Corregido".into(),
+        },
+        at(30 * MIN),
+    );
+    run.ok(
+        &validator(),
+        Command::RecordValidation {
+            passed: true,
+            observations: vec![],
+        },
+        at(40 * MIN),
+    );
+    run
+}
+
+// Step 5: validation confirmed; the agency removes the banner. No SLO.
+
+#[test]
+fn step_5_agency_removes_banner_after_validation_without_new_clock() {
+    let mut run = validated(Severity::High);
+    assert!(run.inc().portal.banner_shown);
+    let clocks_before = run.inc().clocks.len();
+    run.ok(
+        &agency(),
+        Command::SetBanner {
+            shown: false,
+            message: None,
+        },
+        at(45 * MIN),
+    );
+    let inc = run.inc();
+    assert_eq!(inc.state, IncidentState::Validated);
+    assert!(!inc.portal.banner_shown);
+    assert_eq!(inc.portal.banner_message, None);
+    assert_eq!(inc.clocks.len(), clocks_before, "step 5 has no SLO clock");
+}
+
+// Step 6: report form delivered. SLO `report_form`: 24 h from the resolution notice.
+
+#[test]
+fn step_6_report_form_target_is_24_hours_from_resolution_notice() {
+    for severity in Severity::ALL {
+        let mut run = validated(*severity);
+        let form_clock = run.inc().clock(ClockId::REPORT_FORM).expect("started");
+        assert_eq!(form_clock.started_at, at(30 * MIN), "{severity}");
+        assert_eq!(form_clock.target_s, 24 * 3600, "{severity}");
+        run.ok(
+            &agency(),
+            Command::SubmitReportForm(complete_form()),
+            at(2 * HOUR),
+        );
+        assert_eq!(run.inc().report_form.state, ReportFormState::Submitted);
+        run.ok(
+            &helpdesk(),
+            Command::ReviewReportForm {
+                complete: true,
+                missing: vec![],
+                message: None,
+            },
+            at(3 * HOUR),
+        );
+        assert_eq!(run.inc().report_form.state, ReportFormState::Accepted);
+        assert_eq!(
+            clock(&run, ClockId::REPORT_FORM, at(100 * HOUR)),
+            (86_400, ClockState::Met, 3 * HOUR - 30 * MIN),
+            "{severity}"
+        );
+    }
+}
+
+#[test]
+fn step_6_report_form_accepted_after_24_hours_is_breached() {
+    let mut run = validated(Severity::Low);
+    run.ok(
+        &agency(),
+        Command::SubmitReportForm(complete_form()),
+        at(20 * HOUR),
+    );
+    run.ok(
+        &helpdesk(),
+        Command::ReviewReportForm {
+            complete: true,
+            missing: vec![],
+            message: None,
+        },
+        at(30 * MIN + 24 * HOUR),
+    );
+    assert_eq!(
+        clock(&run, ClockId::REPORT_FORM, at(100 * HOUR)).1,
+        ClockState::Breached
+    );
+}
+
+#[test]
+fn step_6_form_before_resolution_notice_is_refused() {
+    let mut run = Run::notified(Severity::High);
+    let err = run
+        .exec(
+            &agency(),
+            Command::SubmitReportForm(complete_form()),
+            at(6 * MIN),
+        )
+        .expect_err("not due yet");
+    assert!(
+        matches!(
+            err,
+            DecideError::InvalidTransition {
+                state: Some(IncidentState::AwaitingAck),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+// Step 7: closure notice, only when the closing rule holds. No SLO.
+
+#[test]
+fn step_7_close_only_when_closing_rule_holds() {
+    use incidencias_core::ClosingCondition as C;
+    let mut run = validated(Severity::Critical);
+    let err = run
+        .exec(&helpdesk(), Command::Close, at(50 * MIN))
+        .expect_err("banner shown, form missing");
+    assert_eq!(
+        err,
+        DecideError::ClosingRuleNotMet(vec![C::BannerRemoved, C::ReportFormAccepted])
+    );
+    run.ok(
+        &agency(),
+        Command::SetBanner {
+            shown: false,
+            message: None,
+        },
+        at(51 * MIN),
+    );
+    run.ok(
+        &agency(),
+        Command::SubmitReportForm(complete_form()),
+        at(52 * MIN),
+    );
+    run.ok(
+        &helpdesk(),
+        Command::ReviewReportForm {
+            complete: true,
+            missing: vec![],
+            message: None,
+        },
+        at(53 * MIN),
+    );
+    let clocks_before = run.inc().clocks.len();
+    run.ok(&helpdesk(), Command::Close, at(54 * MIN));
+    let inc = run.inc();
+    assert_eq!(inc.state, IncidentState::Closed);
+    assert_eq!(inc.closed_at, Some(at(54 * MIN)));
+    assert_eq!(inc.clocks.len(), clocks_before, "step 7 has no SLO clock");
+    assert!(inc.clocks.iter().all(|c| c.is_stopped()));
+    let err = run
+        .exec(&helpdesk(), Command::Close, at(55 * MIN))
+        .expect_err("already closed");
+    assert!(matches!(
+        err,
+        DecideError::InvalidTransition {
+            state: Some(IncidentState::Closed),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn step_7_close_before_validation_names_every_unmet_condition() {
+    let mut run = Run::notified(Severity::Medium);
+    let err = run
+        .exec(&helpdesk(), Command::Close, at(6 * MIN))
+        .expect_err("nothing done");
+    let DecideError::ClosingRuleNotMet(unmet) = err else {
+        panic!("expected closing rule error");
+    };
+    assert_eq!(unmet.len(), 3, "validation, button, form: {unmet:?}");
+}
