@@ -10,9 +10,14 @@ use incidencias_core::escalation::{ActionKey, ActionKind, due_actions, next_due,
 use incidencias_core::{Actor, ClockId, Command, DecideError, Severity, SloPolicy, UserId};
 use jiff::Timestamp;
 
+/// One firing as the walk saw it: key, instant, to, cc.
+type Fired = (ActionKey, Timestamp, Vec<UserId>, Vec<UserId>);
+/// An action's shape for comparisons: kind, level, instant, to, cc.
+type Shape = (ActionKind, u32, Timestamp, Vec<UserId>, Vec<UserId>);
+
 /// Fires everything due at each successive `next_due` instant until nothing is left or
 /// `until` is passed. Returns (key, fired at, to, cc) in firing order.
-fn walk(run: &mut Run, until: Timestamp) -> Vec<(ActionKey, Timestamp, Vec<UserId>, Vec<UserId>)> {
+fn walk(run: &mut Run, until: Timestamp) -> Vec<Fired> {
     let mut fired = Vec::new();
     while let Some(when) = next_due(run.inc(), &ladder()) {
         if when > until {
@@ -44,7 +49,7 @@ fn three_level_ladder_walks_warning_breach_levels_1_2_3_and_stops_at_top() {
         "nothing before 75 % of 15 min"
     );
     let fired = walk(&mut run, at(100 * HOUR));
-    let ack: Vec<(ActionKind, u32, Timestamp, Vec<UserId>, Vec<UserId>)> = fired
+    let ack: Vec<Shape> = fired
         .iter()
         .filter(|(k, ..)| k.clock == ClockId::ACK)
         .map(|(k, when, to, cc)| (k.kind, k.level, *when, to.clone(), cc.clone()))
