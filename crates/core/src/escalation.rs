@@ -15,6 +15,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::event::Change;
 use crate::incident::Incident;
 use crate::slo::{Clock, ClockId};
 use crate::types::{Folio, UserId};
@@ -88,6 +89,30 @@ pub struct ActionKey {
     pub clock: ClockId,
     pub kind: ActionKind,
     pub level: u32,
+}
+
+impl ActionKey {
+    /// The key an event executed, if it is the event of a planned action (a warning, a
+    /// breach, an automatic escalation). Manual escalations have no key: each is its own
+    /// decision.
+    pub fn of_change(folio: Folio, change: &Change) -> Option<ActionKey> {
+        let (clock, kind, level) = match change {
+            Change::WarningIssued { clock, .. } => (*clock, ActionKind::Warning, 0),
+            Change::ClockBreached { clock } => (*clock, ActionKind::Breach, 0),
+            Change::Escalated {
+                clock: Some(clock),
+                level,
+                ..
+            } => (*clock, ActionKind::Escalation, *level),
+            _ => return None,
+        };
+        Some(ActionKey {
+            folio,
+            clock,
+            kind,
+            level,
+        })
+    }
 }
 
 impl fmt::Display for ActionKey {

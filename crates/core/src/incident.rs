@@ -489,7 +489,9 @@ impl Incident {
         }
         let awaiting = self.state == IncidentState::AwaitingValidation;
         let open_round = self.rounds.last().is_some_and(|r| r.passed.is_none());
-        if awaiting != open_round {
+        // A dismissal may come while CEDN holds a resolution notice: that round then never
+        // gets a verdict, which is the truth, so the check is for open incidents only.
+        if !self.state.is_terminal() && awaiting != open_round {
             out.push("awaiting_validation iff the last round has no verdict".to_string());
         }
         if self

@@ -142,6 +142,9 @@ pub struct Clock {
     pub started_at: Timestamp,
     /// Running time of the finished segments (before the last pause), in milliseconds.
     pub accumulated_ms: i64,
+    /// The finished running segments, in order: so the instant a target was reached can be
+    /// told exactly even when it is found out later (a severity change on a paused clock).
+    pub segments: Vec<(Timestamp, Timestamp)>,
     /// Start of the current running segment; `None` while paused or stopped.
     pub running_since: Option<Timestamp>,
     pub stopped_at: Option<Timestamp>,
@@ -162,6 +165,7 @@ impl Clock {
             target_s,
             started_at: at,
             accumulated_ms: 0,
+            segments: Vec::new(),
             running_since: Some(at),
             stopped_at: None,
             breached_at: None,
@@ -225,16 +229,27 @@ impl Clock {
         self.instant_at_elapsed(self.target_ms())
     }
 
+    /// The instant the running time reached (or will reach, if running) `elapsed_ms`,
+    /// walking the finished segments and then the current one. `None` if a paused or
+    /// stopped clock never reached it.
+    pub fn crossing(&self, elapsed_ms: i64) -> Option<Timestamp> {
+        let mut before = 0i64;
+        for (from, to) in &self.segments {
+            let len = millis_between(*from, *to).max(0);
+            if before.saturating_add(len) >= elapsed_ms {
+                return Some(add_millis(*from, (elapsed_ms - before).max(0)));
+            }
+            before = before.saturating_add(len);
+        }
+        self.running_since
+            .map(|since| add_millis(since, (elapsed_ms - before).max(0)))
+    }
+
     /// Records the breach if the running time at `at` has reached the target. Called before
     /// every change, so a later change of target cannot hide an overrun that happened.
     pub fn settle(&mut self, at: Timestamp) {
         if self.breached_at.is_none() && self.elapsed_ms(at) >= self.target_ms() {
-            // The crossing happened in the current segment (earlier segments were settled
-            // when they ended), or, for a zero target, at the start.
-            let crossing = self
-                .instant_at_elapsed(self.target_ms())
-                .unwrap_or(at)
-                .min(at);
+            let crossing = self.crossing(self.target_ms()).unwrap_or(at).min(at);
             self.breached_at = Some(crossing);
         }
     }
@@ -242,9 +257,11 @@ impl Clock {
     pub fn pause(&mut self, at: Timestamp) {
         self.settle(at);
         if let Some(since) = self.running_since.take() {
+            let end = at.max(since);
             self.accumulated_ms = self
                 .accumulated_ms
-                .saturating_add(millis_between(since, at).max(0));
+                .saturating_add(millis_between(since, end));
+            self.segments.push((since, end));
         }
     }
 
