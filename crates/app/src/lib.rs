@@ -1,4 +1,9 @@
 //! The `incidencias` service: everything that does IO around `incidencias-core`.
-//! For now only the command line exists; persistence, the API, timers and email grow here.
+//!
+//! - [`store`]: persistence on SQLite or PostgreSQL (events, projection, catalogue, audit).
+//! - [`cli`]: the command line.
+//! - [`bench`]: the shipped benchmarks.
 
+pub mod bench;
 pub mod cli;
+pub mod store;

@@ -1,0 +1,349 @@
+//! `incidencias bench`: the benchmarks whose figures go into docs/benchmarks.md. Each runs
+//! side by side with its baseline in the same process, several rounds alternating, and
+//! reports medians: this machine is noisy.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use incidencias_core::{
+    Actor, AgencyId, Channel, Command, Email, Homoclave, IncidentKind, NewReport, Role, SloPolicy,
+    decide,
+};
+use jiff::Timestamp;
+use sqlx::any::AnyConnectOptions;
+use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
+
+use crate::store::{Effects, NewAgency, NewProcedure, NewUser, Store, StoreError};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Alta de incidencias (paso 1) con 1 y con N escritores contra inserciones SQLite crudas.
+    Store(StoreBench),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreBench {
+    /// Segundos por medición.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Rondas (se reporta la mediana).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Escritores concurrentes de la medición con concurrencia.
+    #[arg(long, default_value_t = 64)]
+    pub writers: usize,
+    /// PostgreSQL para medir también ese motor (se crea y borra un esquema temporal).
+    #[arg(long, env = "INCIDENCIAS_BENCH_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
+}
+
+pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
+    match command {
+        BenchCommand::Store(args) => store_bench(args).await,
+    }
+}
+
+/// Throughput and latency of one measurement.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn sample(count: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Sample {
+    latencies.sort();
+    let pct = |p: f64| {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    Sample {
+        per_second: count as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    match xs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new(tag: &str) -> Result<Scratch, StoreError> {
+        let dir = std::env::temp_dir().join(format!(
+            "incidencias-bench-{}-{tag}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch { dir })
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}/bench.db", self.dir.display())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The raw limit: single-row inserts, WAL, `synchronous=FULL`, one commit each.
+async fn raw_inserts(seconds: u64) -> Result<Sample, StoreError> {
+    let scratch = Scratch::new("raw")?;
+    let options: AnyConnectOptions = format!("{}?mode=rwc", scratch.url())
+        .parse()
+        .map_err(StoreError::db)?;
+    let mut conn = AnyConnection::connect_with(&options.disable_statement_logging())
+        .await
+        .map_err(StoreError::db)?;
+    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+        .await
+        .map_err(StoreError::db)?;
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, at BIGINT NOT NULL, body TEXT NOT NULL)")
+        .await
+        .map_err(StoreError::db)?;
+    let body = "x".repeat(400);
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    while Instant::now() < end {
+        let t = Instant::now();
+        sqlx::query("INSERT INTO t (at, body) VALUES ($1, $2)")
+            .bind(Timestamp::now().as_millisecond())
+            .bind(body.clone())
+            .execute(&mut conn)
+            .await
+            .map_err(StoreError::db)?;
+        latencies.push(t.elapsed());
+    }
+    let elapsed = start.elapsed();
+    let _ = conn.close().await;
+    Ok(sample(latencies.len(), elapsed, latencies))
+}
+
+/// A store with one agency, its responsible and one procedure.
+async fn seeded(url: &str) -> Result<(Store, NewReport, Actor), StoreError> {
+    let store = Store::open(url).await?;
+    let now = Timestamp::now();
+    let agency = store
+        .create_agency(
+            NewAgency {
+                name: "Secretaría de Pruebas".into(),
+                acronym: "SEPRU".into(),
+                email_domains: vec!["sepru.gob.mx".into()],
+            },
+            now,
+        )
+        .await?;
+    let email =
+        Email::parse("responsable@sepru.gob.mx").map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let user = store
+        .create_user(
+            NewUser {
+                email,
+                name: "Responsable".into(),
+                role: Role::Agency,
+                agency_id: Some(agency.id),
+                reports_to: None,
+                password_hash: None,
+            },
+            now,
+        )
+        .await?;
+    let homoclave =
+        Homoclave::parse("SEPRU-01-001").map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let procedure = store
+        .create_procedure(
+            NewProcedure {
+                homoclave,
+                name: "Trámite de prueba".into(),
+                agency_id: agency.id,
+                url: "https://www.gob.mx/tramites/prueba".into(),
+                responsible_id: user.id,
+            },
+            now,
+        )
+        .await?;
+    let report = NewReport {
+        folio: incidencias_core::Folio::new(2026, 1).ok_or(StoreError::Invalid("folio".into()))?,
+        agency_id: agency.id,
+        procedure_ids: vec![procedure.id],
+        kind: IncidentKind::Unavailable,
+        description: "El trámite no responde al enviar la solicitud".into(),
+        occurred_at: now,
+        channel: Channel::Phone,
+    };
+    let actor = Actor::User {
+        id: user.id,
+        role: Role::Agency,
+        agency: Some(AgencyId(agency.id.0)),
+    };
+    Ok((store, report, actor))
+}
+
+/// Incident intake: each operation is a step-1 report decided by the core and stored with
+/// its events, projection and chain, durably committed.
+async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sample, StoreError> {
+    let (store, report, actor) = seeded(url).await?;
+    let policy = Arc::new(SloPolicy::seed());
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let (store, report, actor, policy) =
+            (store.clone(), report.clone(), actor.clone(), policy.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < end {
+                let t = Instant::now();
+                let now = Timestamp::now();
+                let (report, actor, policy) = (report.clone(), actor.clone(), policy.clone());
+                store
+                    .create_incident(2026, now, Effects::default(), move |folio| {
+                        let command = Command::Report(NewReport { folio, ..report });
+                        decide(None, &actor, &command, now, &policy)
+                    })
+                    .await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, StoreError>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let latencies = t
+            .await
+            .map_err(|e| StoreError::Database(format!("tarea de medición: {e}")))??;
+        all.extend(latencies);
+    }
+    let elapsed = start.elapsed();
+    store.close().await;
+    Ok(sample(all.len(), elapsed, all))
+}
+
+async fn sqlite_intake(writers: usize, seconds: u64) -> Result<Sample, StoreError> {
+    let scratch = Scratch::new("intake")?;
+    intake(&scratch.url(), writers, seconds).await
+}
+
+async fn postgres_intake(base: &str, writers: usize, seconds: u64) -> Result<Sample, StoreError> {
+    let schema = format!(
+        "bench_{}_{}",
+        std::process::id(),
+        Timestamp::now().as_microsecond()
+    );
+    let mut admin = AnyConnection::connect(base).await.map_err(StoreError::db)?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .await
+        .map_err(StoreError::db)?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let result = intake(&url, writers, seconds).await;
+    let _ = admin
+        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .await;
+    let _ = admin.close().await;
+    result
+}
+
+struct Row {
+    name: String,
+    samples: Vec<Sample>,
+}
+
+impl Row {
+    fn median_rate(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.per_second).collect())
+    }
+}
+
+async fn store_bench(args: StoreBench) -> Result<i32, StoreError> {
+    sqlx::any::install_default_drivers();
+    let mut rows = vec![
+        Row {
+            name: "raw SQLite insert (WAL, synchronous=FULL, 1 commit/row)".into(),
+            samples: vec![],
+        },
+        Row {
+            name: "intake SQLite, 1 writer".into(),
+            samples: vec![],
+        },
+        Row {
+            name: format!("intake SQLite, {} writers", args.writers),
+            samples: vec![],
+        },
+    ];
+    if args.postgres_url.is_some() {
+        rows.push(Row {
+            name: "intake PostgreSQL, 1 writer".into(),
+            samples: vec![],
+        });
+        rows.push(Row {
+            name: format!("intake PostgreSQL, {} writers", args.writers),
+            samples: vec![],
+        });
+    }
+    for round in 1..=args.rounds.max(1) {
+        eprintln!("ronda {round}/{}...", args.rounds);
+        rows[0].samples.push(raw_inserts(args.seconds).await?);
+        rows[1].samples.push(sqlite_intake(1, args.seconds).await?);
+        rows[2]
+            .samples
+            .push(sqlite_intake(args.writers, args.seconds).await?);
+        if let Some(pg) = &args.postgres_url {
+            rows[3]
+                .samples
+                .push(postgres_intake(pg, 1, args.seconds).await?);
+            rows[4]
+                .samples
+                .push(postgres_intake(pg, args.writers, args.seconds).await?);
+        }
+    }
+    println!(
+        "| measurement | ops/s (median of {}) | p50 ms | p99 ms | per round ops/s |",
+        args.rounds
+    );
+    println!("|---|---|---|---|---|");
+    for row in &rows {
+        let per_round: Vec<String> = row
+            .samples
+            .iter()
+            .map(|s| format!("{:.0}", s.per_second))
+            .collect();
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} |",
+            row.name,
+            row.median_rate(),
+            median(row.samples.iter().map(|s| s.p50_ms).collect()),
+            median(row.samples.iter().map(|s| s.p99_ms).collect()),
+            per_round.join(", ")
+        );
+    }
+    let raw = rows[0].median_rate();
+    if raw > 0.0 {
+        println!(
+            "\nratio intake({} writers) / raw: {:.2}",
+            args.writers,
+            rows[2].median_rate() / raw
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,490 @@
+//! Incidents: appending events (with their hash chain, the projection, the timer, the
+//! fired-action keys and the outbox rows, all in one transaction) and reading them back.
+
+use incidencias_core::escalation::ActionKey;
+use incidencias_core::{Change, DecideError, Event, Folio, Incident};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::catalog::ts;
+use super::chain::{EventFields, GENESIS};
+use super::script::{Script, Value};
+use super::{Store, StoreError};
+
+/// An incident as stored: the state and the hash of its last event (the next event's
+/// `prev_hash`). `incident.version` is the number of stored events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredIncident {
+    pub incident: Incident,
+    pub last_hash: String,
+}
+
+/// One row of `incident_events`, exactly as stored and hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub folio: String,
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub kind: String,
+    pub payload: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredEvent {
+    /// Encodes `event` as the `seq`-th event of `folio`, chained to `prev_hash`.
+    pub fn encode(
+        folio: Folio,
+        seq: i64,
+        event: &Event,
+        prev_hash: &str,
+    ) -> Result<StoredEvent, StoreError> {
+        let actor = serde_json::to_string(&event.actor).map_err(StoreError::json)?;
+        // `Change` serializes as {"kind", "data"}; the payload column keeps `data` (through
+        // serde_json's Value, whose keys are sorted: one canonical text per change).
+        let value = serde_json::to_value(&event.change).map_err(StoreError::json)?;
+        let payload = match value.get("data") {
+            Some(data) => serde_json::to_string(data).map_err(StoreError::json)?,
+            None => "null".to_string(),
+        };
+        let mut stored = StoredEvent {
+            folio: folio.to_string(),
+            seq,
+            at: event.at.as_millisecond(),
+            actor,
+            kind: event.change.kind().to_string(),
+            payload,
+            prev_hash: prev_hash.to_string(),
+            hash: String::new(),
+        };
+        stored.hash = stored.fields().hash();
+        Ok(stored)
+    }
+
+    pub fn fields(&self) -> EventFields<'_> {
+        EventFields {
+            folio: &self.folio,
+            seq: self.seq,
+            at_ms: self.at,
+            actor: &self.actor,
+            kind: &self.kind,
+            payload: &self.payload,
+            prev_hash: &self.prev_hash,
+        }
+    }
+
+    /// The domain event back from its stored columns.
+    pub fn event(&self) -> Result<Event, StoreError> {
+        let corrupt = |e: serde_json::Error| {
+            StoreError::Corrupt(format!("evento {} #{}: {e}", self.folio, self.seq))
+        };
+        let data: serde_json::Value = serde_json::from_str(&self.payload).map_err(corrupt)?;
+        let mut change = serde_json::Map::new();
+        change.insert("kind".into(), serde_json::Value::String(self.kind.clone()));
+        if !data.is_null() {
+            change.insert("data".into(), data);
+        }
+        Ok(Event {
+            at: ts(self.at)?,
+            actor: serde_json::from_str(&self.actor).map_err(corrupt)?,
+            change: serde_json::from_value(serde_json::Value::Object(change)).map_err(corrupt)?,
+        })
+    }
+
+    pub(super) fn from_row(row: &AnyRow) -> Result<StoredEvent, StoreError> {
+        let get = |c: &str| StoreError::Corrupt(format!("columna {c} de incident_events"));
+        Ok(StoredEvent {
+            folio: row.try_get("folio").map_err(|_| get("folio"))?,
+            seq: row.try_get("seq").map_err(|_| get("seq"))?,
+            at: row.try_get("at").map_err(|_| get("at"))?,
+            actor: row.try_get("actor").map_err(|_| get("actor"))?,
+            kind: row.try_get("kind").map_err(|_| get("kind"))?,
+            payload: row.try_get("payload").map_err(|_| get("payload"))?,
+            prev_hash: row.try_get("prev_hash").map_err(|_| get("prev_hash"))?,
+            hash: row.try_get("hash").map_err(|_| get("hash"))?,
+        })
+    }
+}
+
+/// A notification to send, written with the event that caused it (the email issue's worker
+/// sends it). Addresses are plain strings: they were parsed as `Email` before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOutboxMessage {
+    /// Template name, e.g. `notification`, `escalation`.
+    pub kind: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    /// Template data.
+    pub payload: serde_json::Value,
+}
+
+/// What an append changes besides the events and the projection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    /// The incident's next due instant after these events (`None`: nothing will be due).
+    pub next_due: Option<Timestamp>,
+    pub outbox: Vec<NewOutboxMessage>,
+}
+
+const EVENT_COLS: &str = "folio, seq, at, actor, kind, payload, prev_hash, hash";
+
+impl Store {
+    /// Step 1: takes the next folio of `year`, asks `make` for the report's events (the
+    /// caller runs `decide` there, with the folio) and stores them durably. A refusal from
+    /// `make` stores nothing (the folio number is then skipped: folios are unique and never
+    /// reused, not gapless). Everything but the INSERTs happens here, on the caller's task,
+    /// so the single SQLite writer only writes.
+    pub async fn create_incident<F>(
+        &self,
+        year: i16,
+        now: Timestamp,
+        effects: Effects,
+        make: F,
+    ) -> Result<StoredIncident, StoreError>
+    where
+        F: FnOnce(Folio) -> Result<Vec<Event>, DecideError>,
+    {
+        let folio = self.folios.take(self, year).await?;
+        let events = make(folio)?;
+        let incident = Incident::replay(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let stored = encode_chain(folio, 0, GENESIS, &events)?;
+        let last_hash = stored
+            .last()
+            .map_or(GENESIS.to_string(), |e| e.hash.clone());
+        let result = StoredIncident {
+            incident,
+            last_hash,
+        };
+        let mut script = Script::new();
+        ProjectionRow::of(&result, now)?.insert(&mut script);
+        for p in &result.incident.procedure_ids {
+            script.push(
+                "INSERT INTO incident_procedures (folio, procedure_id) VALUES ($1, $2)",
+                vec![folio.to_string().into(), p.0.into()],
+            );
+        }
+        push_events(&mut script, folio, &stored, &events, now);
+        push_effects(&mut script, folio, &stored, &effects, now, true)?;
+        self.run_script(script).await?;
+        Ok(result)
+    }
+
+    /// Appends `events` (decided on `prior`) and their effects. Fails with `Conflict`, and
+    /// stores nothing, if the incident changed since `prior` was read.
+    pub async fn append(
+        &self,
+        prior: &StoredIncident,
+        events: Vec<Event>,
+        effects: Effects,
+        now: Timestamp,
+    ) -> Result<StoredIncident, StoreError> {
+        if events.is_empty() {
+            // Every append carries at least one event: its (folio, seq) key is what makes
+            // a stale append fail.
+            return Err(StoreError::Invalid("no hay eventos que registrar".into()));
+        }
+        let folio = prior.incident.folio;
+        let base = prior.incident.version;
+        let mut incident = prior.incident.clone();
+        for e in &events {
+            incident = Incident::apply(Some(incident), e)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+        let seq0 = i64::try_from(base).map_err(|_| StoreError::Corrupt("versión".into()))?;
+        let stored = encode_chain(folio, seq0, &prior.last_hash, &events)?;
+        let last_hash = stored
+            .last()
+            .map_or(prior.last_hash.clone(), |e| e.hash.clone());
+        let result = StoredIncident {
+            incident,
+            last_hash,
+        };
+        let mut script = Script::new();
+        // The event rows come first: their primary key (folio, seq) is the optimistic
+        // concurrency check. If another command appended since `prior` was read, seq
+        // `prior.version + 1` exists and the whole append fails as a conflict.
+        push_events(&mut script, folio, &stored, &events, now);
+        ProjectionRow::of(&result, now)?.update(&mut script, seq0);
+        push_effects(&mut script, folio, &stored, &effects, now, false)?;
+        self.run_script(script).await?;
+        Ok(result)
+    }
+
+    pub async fn load(&self, folio: Folio) -> Result<Option<StoredIncident>, StoreError> {
+        let row = sqlx::query("SELECT version, last_hash, body FROM incidents WHERE folio = $1")
+            .bind(folio.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        let Some(row) = row else { return Ok(None) };
+        let body: String = row.try_get("body").map_err(StoreError::db)?;
+        let version: i64 = row.try_get("version").map_err(StoreError::db)?;
+        let incident: Incident = serde_json::from_str(&body).map_err(StoreError::json)?;
+        if i64::try_from(incident.version).ok() != Some(version) {
+            return Err(StoreError::Corrupt(format!(
+                "la proyección de {folio} no coincide con su versión"
+            )));
+        }
+        Ok(Some(StoredIncident {
+            incident,
+            last_hash: row.try_get("last_hash").map_err(StoreError::db)?,
+        }))
+    }
+
+    /// The stored events of one incident, in order.
+    pub async fn events(&self, folio: Folio) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLS} FROM incident_events WHERE folio = $1 ORDER BY seq");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(folio.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter().map(StoredEvent::from_row).collect()
+    }
+
+    /// Runs a script as one write job. A unique violation (an event's (folio, seq), a
+    /// folio, a fired action's key) means another command got there first: `Conflict`.
+    async fn run_script(&self, script: Script) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                script.run(conn).await.map_err(|e| match StoreError::db(e) {
+                    StoreError::Duplicate(_) => StoreError::Conflict,
+                    other => other,
+                })
+            })
+        })
+        .await
+    }
+
+    /// Every folio with stored events or a projection, in order.
+    pub async fn folios(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT folio FROM incident_events GROUP BY folio \
+             UNION SELECT folio FROM incidents ORDER BY folio",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::db))
+            .collect()
+    }
+}
+
+fn encode_chain(
+    folio: Folio,
+    seq0: i64,
+    prev_hash: &str,
+    events: &[Event],
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut prev = prev_hash.to_string();
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in (1i64..).zip(events) {
+        let stored = StoredEvent::encode(folio, seq0 + i, e, &prev)?;
+        prev = stored.hash.clone();
+        out.push(stored);
+    }
+    Ok(out)
+}
+
+/// The `incidents` row of a state, serialized before the write transaction starts.
+struct ProjectionRow {
+    folio: String,
+    agency_id: i64,
+    state: &'static str,
+    severity: Option<&'static str>,
+    kind: &'static str,
+    channel: &'static str,
+    reported_at: i64,
+    updated_at: i64,
+    escalation_level: i64,
+    version: i64,
+    last_hash: String,
+    body: String,
+}
+
+impl ProjectionRow {
+    fn of(stored: &StoredIncident, now: Timestamp) -> Result<ProjectionRow, StoreError> {
+        let i = &stored.incident;
+        Ok(ProjectionRow {
+            folio: i.folio.to_string(),
+            agency_id: i.agency_id.0,
+            state: i.state.as_str(),
+            severity: i.severity.map(|s| s.as_str()),
+            kind: i.kind.as_str(),
+            channel: i.channel.as_str(),
+            reported_at: i.reported_at.as_millisecond(),
+            updated_at: now.as_millisecond(),
+            escalation_level: i64::from(i.escalation_level),
+            version: version(i)?,
+            last_hash: stored.last_hash.clone(),
+            body: serde_json::to_string(i).map_err(StoreError::json)?,
+        })
+    }
+
+    fn values(self) -> Vec<Value> {
+        vec![
+            self.folio.into(),
+            self.agency_id.into(),
+            self.state.into(),
+            self.severity.into(),
+            self.kind.into(),
+            self.channel.into(),
+            self.reported_at.into(),
+            self.updated_at.into(),
+            self.escalation_level.into(),
+            self.version.into(),
+            self.last_hash.into(),
+            self.body.into(),
+        ]
+    }
+
+    fn insert(self, script: &mut Script) {
+        script.push(
+            "INSERT INTO incidents (folio, agency_id, state, severity, kind, channel, \
+             reported_at, updated_at, escalation_level, version, last_hash, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            self.values(),
+        );
+    }
+
+    /// The new state of an incident read at `expected_version` (the events' primary key
+    /// already guarantees nobody else moved it; the condition keeps the row honest).
+    fn update(self, script: &mut Script, expected_version: i64) {
+        let mut values = self.values();
+        values.push(expected_version.into());
+        script.push(
+            "UPDATE incidents SET agency_id = $2, state = $3, severity = $4, kind = $5, \
+             channel = $6, reported_at = $7, updated_at = $8, escalation_level = $9, \
+             version = $10, last_hash = $11, body = $12 WHERE folio = $1 AND version = $13",
+            values,
+        );
+    }
+}
+
+fn version(incident: &Incident) -> Result<i64, StoreError> {
+    i64::try_from(incident.version)
+        .map_err(|_| StoreError::Corrupt("versión fuera de rango".into()))
+}
+
+const INSERT_EVENT: &str = "INSERT INTO incident_events (folio, seq, at, actor, kind, payload, \
+     prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const INSERT_FIRED: &str =
+    "INSERT INTO fired_actions (action_key, folio, seq, fired_at) VALUES ($1, $2, $3, $4)";
+
+fn push_events(
+    script: &mut Script,
+    folio: Folio,
+    stored: &[StoredEvent],
+    events: &[Event],
+    now: Timestamp,
+) {
+    for (s, event) in stored.iter().zip(events) {
+        script.push(
+            INSERT_EVENT,
+            vec![
+                s.folio.clone().into(),
+                s.seq.into(),
+                s.at.into(),
+                s.actor.clone().into(),
+                s.kind.clone().into(),
+                s.payload.clone().into(),
+                s.prev_hash.clone().into(),
+                s.hash.clone().into(),
+            ],
+        );
+        // The unique key of a planned action executed by this event: a second firing
+        // fails here even if two schedulers decided it at the same time.
+        if let Some(key) = ActionKey::of_change(folio, &event.change) {
+            script.push(
+                INSERT_FIRED,
+                vec![
+                    key.to_string().into(),
+                    folio.to_string().into(),
+                    s.seq.into(),
+                    now.as_millisecond().into(),
+                ],
+            );
+        }
+    }
+}
+
+/// The unique key of a planned action executed by this event: a second firing fails here
+/// even if two schedulers decided it at the same time.
+pub(super) async fn record_fired(
+    conn: &mut AnyConnection,
+    folio: Folio,
+    seq: i64,
+    change: &Change,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(key) = ActionKey::of_change(folio, change) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO fired_actions (action_key, folio, seq, fired_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(key.to_string())
+    .bind(folio.to_string())
+    .bind(seq)
+    .bind(now.as_millisecond())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match StoreError::db(e) {
+        StoreError::Duplicate(_) => StoreError::Conflict,
+        other => other,
+    })?;
+    Ok(())
+}
+
+fn push_effects(
+    script: &mut Script,
+    folio: Folio,
+    stored: &[StoredEvent],
+    effects: &Effects,
+    now: Timestamp,
+    created: bool,
+) -> Result<(), StoreError> {
+    match effects.next_due {
+        // A new incident has no timer row to delete.
+        None if created => {}
+        None => script.push(
+            "DELETE FROM timers WHERE folio = $1",
+            vec![folio.to_string().into()],
+        ),
+        Some(due) => script.push(
+            "INSERT INTO timers (folio, due_at) VALUES ($1, $2) ON CONFLICT (folio) \
+             DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
+            vec![folio.to_string().into(), due.as_millisecond().into()],
+        ),
+    }
+    let seq = stored.last().map(|s| s.seq);
+    for (n, msg) in effects.outbox.iter().enumerate() {
+        // Deterministic: the same notification always has the same Message-ID, so a
+        // re-send after a crash is recognisably the same message.
+        let message_id = format!(
+            "<{folio}.{}.{}.{n}@incidencias.gob.mx>",
+            seq.unwrap_or(0),
+            msg.kind
+        );
+        let recipients = serde_json::json!({ "to": msg.to, "cc": msg.cc }).to_string();
+        script.push(
+            "INSERT INTO outbox (folio, seq, kind, recipients, payload, message_id, state, \
+             attempts, next_attempt_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+            vec![
+                folio.to_string().into(),
+                seq.into(),
+                msg.kind.clone().into(),
+                recipients.into(),
+                msg.payload.to_string().into(),
+                message_id.into(),
+                now.as_millisecond().into(),
+            ],
+        );
+    }
+    Ok(())
+}

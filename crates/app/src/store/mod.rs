@@ -1,0 +1,108 @@
+//! Persistence: event-sourced incidents, the catalogue and the tables the workers fill, on
+//! embedded SQLite (default) or PostgreSQL, through sqlx's `Any` driver so that the same
+//! SQL runs on both (and the one test suite proves it).
+//!
+//! Writes go through [`Store::write`]: a job runs inside a transaction and its result is
+//! returned only after a durable commit. On SQLite one writer task owns the only write
+//! connection and commits the jobs waiting at that moment together (group commit): one
+//! fsync for many writers, with `synchronous=FULL` untouched. On PostgreSQL each job is
+//! its own transaction on the pool (the server groups concurrent WAL flushes itself).
+
+mod catalog;
+pub mod chain;
+mod errors;
+mod folios;
+mod incidents;
+pub mod open;
+mod script;
+mod transfer;
+mod writer;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::AnyConnection;
+use sqlx::AnyPool;
+
+pub use catalog::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
+pub use errors::StoreError;
+pub use incidents::{Effects, NewOutboxMessage, StoredEvent, StoredIncident};
+pub use open::DEFAULT_DATABASE_URL;
+pub use transfer::{ImportSummary, VerifyReport};
+
+/// A boxed future borrowing the connection for `'c`: what a write job returns.
+pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;
+
+/// Which database the URL chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// The database. Cheap to clone; all clones share the pool and the writer.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// Readers (and, on PostgreSQL, writers).
+    pool: AnyPool,
+    /// SQLite's single writer; `None` on PostgreSQL.
+    writer: Option<writer::Writer>,
+    /// What the user called the database, for messages (file path or URL without password).
+    display: String,
+    /// Folio numbers reserved by this process and not yet used.
+    folios: std::sync::Arc<folios::FolioBlocks>,
+}
+
+impl Store {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The database as named in messages: the SQLite file, or the PostgreSQL URL without
+    /// its password.
+    pub fn display_name(&self) -> &str {
+        &self.display
+    }
+
+    /// Runs `job` in a write transaction and returns its result once durably committed.
+    /// If the job fails, nothing it did is kept. On SQLite the job may share the commit
+    /// with other writers' jobs (each in its own savepoint, so one failure never undoes
+    /// another's work).
+    pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
+        match &self.writer {
+            Some(w) => w.submit(job).await,
+            None => {
+                let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
+                let out = job(&mut tx).await?;
+                tx.commit().await.map_err(StoreError::db)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Closes the pool and stops the writer after the jobs already submitted.
+    pub async fn close(&self) {
+        if let Some(w) = &self.writer {
+            w.close().await;
+        }
+        self.pool.close().await;
+    }
+}

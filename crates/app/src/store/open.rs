@@ -1,0 +1,327 @@
+//! Opening a database from its URL: backend choice, SQLite file checks and PRAGMAs, the
+//! schema-version check, migrations.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, ConnectOptions, Connection, Executor, Row};
+
+use super::writer::Writer;
+use super::{Backend, Store, StoreError};
+
+/// Where a newcomer's data goes: created on first run, next to where the command runs.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/incidencias.db";
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Every SQLite file starts with these 16 bytes.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether opening may change the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the SQLite file if missing and apply pending migrations (serve, migrate,
+    /// import, demo).
+    Migrate,
+    /// The database must exist with the current schema; nothing is created or migrated
+    /// (audit, export, backup).
+    Existing,
+}
+
+/// PRAGMAs for every SQLite connection. `synchronous=FULL`: a commit that returned has
+/// reached the disk (the WAL is fsynced), which is the product's durability promise.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+     PRAGMA synchronous = FULL;";
+
+impl Store {
+    /// Opens (creating and migrating as needed) the database at `url`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, OpenMode::Migrate).await
+    }
+
+    pub async fn open_with(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let url = url.trim();
+        let store = if url.starts_with("sqlite:") {
+            open_sqlite(url, mode).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            open_postgres(url, mode).await?
+        } else {
+            return Err(StoreError::Open {
+                path: redact_password(url),
+                reason: "URL no reconocida: use sqlite://RUTA o postgres://USUARIO@HOST/BASE"
+                    .into(),
+            });
+        };
+        if mode == OpenMode::Migrate {
+            store.ensure_seed_policy(jiff::Timestamp::now()).await?;
+        }
+        Ok(store)
+    }
+}
+
+/// The file path of a `sqlite:` URL and its query string, if any.
+fn sqlite_path(url: &str) -> (String, Option<String>) {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    match rest.split_once('?') {
+        Some((path, query)) => (path.to_string(), Some(query.to_string())),
+        None => (rest.to_string(), None),
+    }
+}
+
+async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
+    let (path, query) = sqlite_path(url);
+    if path.is_empty()
+        || path.contains(":memory:")
+        || query.as_deref().is_some_and(|q| q.contains("mode=memory"))
+    {
+        return Err(StoreError::Open {
+            path,
+            reason: "se necesita un archivo; las bases en memoria no son durables".into(),
+        });
+    }
+    let file = PathBuf::from(&path);
+    check_sqlite_file(&file, mode)?;
+    if mode == OpenMode::Migrate
+        && let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: format!("no se pudo crear la carpeta {}: {e}", dir.display()),
+        })?;
+    }
+    let access = match mode {
+        OpenMode::Migrate => "rwc",
+        OpenMode::Existing => "rw",
+    };
+    let full = format!("sqlite://{path}?mode={access}");
+    let options: AnyConnectOptions = full.parse().map_err(|e: sqlx::Error| StoreError::Open {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let options = options.disable_statement_logging();
+    let classify = |e: sqlx::Error| classify_sqlite_error(&path, e);
+
+    // The writer connection first: it sets WAL (persistent in the file) and runs the checks
+    // and migrations before anyone else touches the database.
+    let mut writer_conn = AnyConnection::connect_with(&options)
+        .await
+        .map_err(classify)?;
+    writer_conn
+        .execute("PRAGMA journal_mode = WAL;")
+        .await
+        .map_err(classify)?;
+    writer_conn
+        .execute(SQLITE_PRAGMAS)
+        .await
+        .map_err(classify)?;
+    prepare_schema(&mut writer_conn, &SQLITE_MIGRATIONS, &path, mode)
+        .await
+        .map_err(|e| match e {
+            StoreError::Database(msg) => classify_sqlite_message(&path, msg),
+            other => other,
+        })?;
+
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(classify)?;
+    Ok(Store {
+        backend: Backend::Sqlite,
+        pool,
+        writer: Some(Writer::start(writer_conn)),
+        display: path,
+        folios: Default::default(),
+    })
+}
+
+/// Refuses, before SQLite sees it, a file that is not an SQLite database: nothing is
+/// written to it. A missing file is fine when it may be created.
+fn check_sqlite_file(file: &Path, mode: OpenMode) -> Result<(), StoreError> {
+    let path = file.display().to_string();
+    match std::fs::metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if mode == OpenMode::Existing {
+                return Err(StoreError::Open {
+                    path,
+                    reason: "el archivo no existe".into(),
+                });
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Open {
+            path,
+            reason: e.to_string(),
+        }),
+        Ok(meta) if meta.is_dir() => Err(StoreError::NotADatabase {
+            path,
+            detail: "es una carpeta, no un archivo".into(),
+        }),
+        Ok(meta) if meta.len() == 0 => Ok(()),
+        Ok(_) => {
+            use std::io::Read;
+            let mut header = [0u8; 16];
+            let read = std::fs::File::open(file).and_then(|mut f| f.read_exact(&mut header));
+            match read {
+                Ok(()) if &header == SQLITE_HEADER => Ok(()),
+                Ok(()) => Err(StoreError::NotADatabase {
+                    path,
+                    detail: "el archivo no tiene el formato de SQLite".into(),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Err(StoreError::NotADatabase {
+                        path,
+                        detail: "el archivo es demasiado corto para ser una base SQLite".into(),
+                    })
+                }
+                Err(e) => Err(StoreError::Open {
+                    path,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+    }
+}
+
+fn classify_sqlite_error(path: &str, e: sqlx::Error) -> StoreError {
+    classify_sqlite_message(path, e.to_string())
+}
+
+/// SQLite's "not a database" and "malformed" errors name a damaged file: say so, with the
+/// file. Anything else stays a database error.
+fn classify_sqlite_message(path: &str, msg: String) -> StoreError {
+    let lower = msg.to_lowercase();
+    if lower.contains("not a database") || lower.contains("malformed") || lower.contains("corrupt")
+    {
+        StoreError::NotADatabase {
+            path: path.to_string(),
+            detail: format!("el archivo está dañado ({msg})"),
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_string(),
+            reason: msg,
+        }
+    }
+}
+
+async fn open_postgres(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
+    let display = redact_password(url);
+    let options: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::Open {
+        path: display.clone(),
+        reason: e.to_string(),
+    })?;
+    let options = options.disable_statement_logging();
+    let open_err = |e: sqlx::Error| StoreError::Open {
+        path: display.clone(),
+        reason: e.to_string(),
+    };
+    let mut conn = AnyConnection::connect_with(&options)
+        .await
+        .map_err(open_err)?;
+    let prepared = prepare_schema(&mut conn, &POSTGRES_MIGRATIONS, &display, mode).await;
+    let _ = conn.close().await;
+    prepared?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .map_err(open_err)?;
+    Ok(Store {
+        backend: Backend::Postgres,
+        pool,
+        writer: None,
+        display,
+        folios: Default::default(),
+    })
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`, for messages.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Refuses a schema newer than this binary knows (before anything is written), then
+/// migrates or checks that nothing is pending.
+async fn prepare_schema(
+    conn: &mut AnyConnection,
+    migrator: &Migrator,
+    path: &str,
+    mode: OpenMode,
+) -> Result<(), StoreError> {
+    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let found = applied_version(conn).await?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_string(),
+            found,
+            known,
+        });
+    }
+    match mode {
+        OpenMode::Migrate => migrator
+            .run(conn)
+            .await
+            .map_err(|e| StoreError::Database(format!("migración fallida: {e}"))),
+        OpenMode::Existing if found < known => Err(StoreError::Open {
+            path: path.to_string(),
+            reason: format!(
+                "el esquema está en la versión {found} y este programa usa la {known}; \
+                 ejecute `incidencias migrate` primero"
+            ),
+        }),
+        OpenMode::Existing => Ok(()),
+    }
+}
+
+/// The highest migration recorded as applied, 0 for a fresh database.
+async fn applied_version(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    let exists_sql = match conn.backend_name() {
+        "SQLite" => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+        }
+        _ => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
+        }
+    };
+    let exists: i64 = sqlx::query(exists_sql)
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    if exists == 0 {
+        return Ok(0);
+    }
+    sqlx::query("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| r.try_get::<i64, _>(0))
+        .map_err(|e| StoreError::Database(e.to_string()))
+}

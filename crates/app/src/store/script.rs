@@ -1,0 +1,159 @@
+//! A write made of several statements, sent to SQLite in one call.
+//!
+//! sqlx runs each SQLite connection on its own thread; every statement is a round trip to
+//! it (two context switches). An append writes up to a dozen rows, so on the single SQLite
+//! writer those round trips, not the disk, were the limit. A `Script` joins its statements
+//! into one compound query for SQLite (parameters renumbered `$1..$n` across the whole
+//! text, which sqlx-sqlite binds by number) and runs them one by one on PostgreSQL, whose
+//! extended protocol takes one statement per query.
+
+use sqlx::any::AnyArguments;
+use sqlx::{AnyConnection, Arguments};
+
+use super::StoreError;
+
+/// A bound value. Only what our tables use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Int(v)
+    }
+}
+
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Value {
+        Value::OptInt(v)
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(v.to_string())
+    }
+}
+
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Value {
+        Value::OptText(v.map(str::to_string))
+    }
+}
+
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Value {
+        Value::OptText(v)
+    }
+}
+
+fn add(args: &mut AnyArguments, value: Value) -> Result<(), StoreError> {
+    let r = match value {
+        Value::Int(v) => args.add(v),
+        Value::OptInt(v) => args.add(v),
+        Value::Text(v) => args.add(v),
+        Value::OptText(v) => args.add(v),
+    };
+    r.map_err(|e| StoreError::Database(format!("parámetro no válido: {e}")))
+}
+
+/// Statements, each with its own `$1..$k` parameters, run in order; the first failure
+/// stops the script (the caller's transaction or savepoint undoes the rest).
+#[derive(Debug, Default)]
+pub struct Script {
+    parts: Vec<(&'static str, Vec<Value>)>,
+}
+
+impl Script {
+    pub fn new() -> Script {
+        Script::default()
+    }
+
+    pub fn push(&mut self, sql: &'static str, values: Vec<Value>) {
+        self.parts.push((sql, values));
+    }
+
+    pub async fn run(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        if self.parts.is_empty() {
+            return Ok(());
+        }
+        if conn.backend_name() == "SQLite" {
+            let mut sql = String::new();
+            let mut args = AnyArguments::default();
+            let mut offset = 0;
+            for (text, values) in self.parts {
+                sql.push_str(&renumber(text, offset));
+                sql.push_str(";\n");
+                offset += values.len();
+                for v in values {
+                    add(&mut args, v).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                }
+            }
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            for (text, values) in self.parts {
+                let mut args = AnyArguments::default();
+                for v in values {
+                    add(&mut args, v).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                }
+                sqlx::query_with(text, args).execute(&mut *conn).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `$k` -> `$(k + offset)` everywhere in `sql` (our statements have no `$` in literals).
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(&(_, d)) = chars.peek() {
+            if d.is_ascii_digit() {
+                digits.push(d);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&digits),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumber;
+
+    #[test]
+    fn renumber_shifts_every_parameter() {
+        assert_eq!(
+            renumber("INSERT INTO t VALUES ($1, $2, $10)", 3),
+            "INSERT INTO t VALUES ($4, $5, $13)"
+        );
+        assert_eq!(renumber("SELECT $1", 0), "SELECT $1");
+    }
+}

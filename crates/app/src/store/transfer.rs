@@ -1,0 +1,517 @@
+//! Audit verification, backup, export and import.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use incidencias_core::{Folio, Incident, SloPolicy};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+
+use super::catalog::insert_policy;
+use super::chain::GENESIS;
+use super::incidents::{StoredEvent, record_fired};
+use super::{Agency, Backend, Procedure, Store, StoreError, User};
+
+/// One finding of `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub folio: String,
+    /// The first event whose link is broken; `None` for a projection-level finding.
+    pub seq: Option<i64>,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub incidents: u64,
+    pub events: u64,
+    /// One per incident at most: the first broken link of its chain.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks one incident's chain; returns the first broken link.
+pub fn verify_chain(folio: &str, events: &[StoredEvent]) -> Option<Problem> {
+    let mut prev = GENESIS.to_string();
+    for (expected, e) in (1i64..).zip(events) {
+        let problem = |what: &str| {
+            Some(Problem {
+                folio: folio.to_string(),
+                seq: Some(e.seq),
+                what: what.to_string(),
+            })
+        };
+        if e.seq != expected {
+            return problem("falta un evento o la secuencia está alterada");
+        }
+        if e.prev_hash != prev {
+            return problem("el hash previo no coincide con el evento anterior");
+        }
+        if e.fields().hash() != e.hash {
+            return problem("el contenido del evento no coincide con su hash");
+        }
+        prev = e.hash.clone();
+    }
+    None
+}
+
+/// One line of an export file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Line {
+    Header {
+        format: String,
+        version: u32,
+        exported_at: Timestamp,
+    },
+    Agency(Agency),
+    User {
+        #[serde(flatten)]
+        user: User,
+        password_hash: Option<String>,
+    },
+    Procedure(Procedure),
+    Policy(SloPolicy),
+    FolioCounter {
+        year: i64,
+        last_number: i64,
+    },
+    Event(StoredEvent),
+}
+
+const EXPORT_FORMAT: &str = "incidencias-export";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub agencies: u64,
+    pub users: u64,
+    pub procedures: u64,
+    pub policies: u64,
+    pub incidents: u64,
+    pub events: u64,
+}
+
+impl Store {
+    /// Walks every incident's chain and compares the projection with the chain's tail and
+    /// with a replay of the events.
+    pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        for folio in self.folios().await? {
+            report.incidents += 1;
+            let parsed = Folio::parse(&folio).ok();
+            let events = match parsed {
+                Some(f) => self.events(f).await?,
+                None => {
+                    report.problems.push(Problem {
+                        folio,
+                        seq: None,
+                        what: "folio con formato no válido".into(),
+                    });
+                    continue;
+                }
+            };
+            report.events += events.len() as u64;
+            if let Some(p) = verify_chain(&folio, &events) {
+                report.problems.push(p);
+                continue;
+            }
+            if let Some(what) = self.projection_problem(&folio, &events).await? {
+                report.problems.push(Problem {
+                    folio,
+                    seq: None,
+                    what,
+                });
+            }
+        }
+        Ok(report)
+    }
+
+    async fn projection_problem(
+        &self,
+        folio: &str,
+        events: &[StoredEvent],
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT version, last_hash, body FROM incidents WHERE folio = $1")
+            .bind(folio.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        let Some(row) = row else {
+            return Ok(Some("hay eventos pero no hay proyección".into()));
+        };
+        let version: i64 = row.try_get("version").map_err(StoreError::db)?;
+        let last_hash: String = row.try_get("last_hash").map_err(StoreError::db)?;
+        let body: String = row.try_get("body").map_err(StoreError::db)?;
+        let tail = events.last();
+        if tail.map(|e| e.seq) != Some(version) || tail.map(|e| e.hash.as_str()) != Some(&last_hash)
+        {
+            return Ok(Some(format!(
+                "la proyección dice {version} eventos pero la cadena termina en {} \
+                 (¿eventos borrados al final?)",
+                tail.map_or(0, |e| e.seq)
+            )));
+        }
+        let decoded: Result<Vec<_>, _> = events.iter().map(StoredEvent::event).collect();
+        let replayed = match decoded.map(|ev| Incident::replay(&ev)) {
+            Ok(Ok(i)) => i,
+            Ok(Err(e)) => return Ok(Some(format!("el historial no se puede reproducir: {e}"))),
+            Err(e) => return Ok(Some(format!("un evento no se puede leer: {e}"))),
+        };
+        let projected: Result<Incident, _> = serde_json::from_str(&body);
+        if projected.ok().as_ref() != Some(&replayed) {
+            return Ok(Some(
+                "la proyección no coincide con la reproducción de sus eventos".into(),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// An online copy of the database to `target` (SQLite: `VACUUM INTO`, consistent while
+    /// the service runs). PostgreSQL backups are `pg_dump`'s job.
+    pub async fn backup(&self, target: &Path) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            return Err(StoreError::Invalid(
+                "para PostgreSQL use pg_dump (por ejemplo: pg_dump --format=custom \
+                 --file=respaldo.dump URL); incidencias backup sólo copia bases SQLite"
+                    .into(),
+            ));
+        }
+        if target.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{} ya existe; elija otro nombre para no sobrescribirlo",
+                target.display()
+            )));
+        }
+        let path = target.to_str().ok_or_else(|| {
+            StoreError::Invalid("la ruta del respaldo debe ser texto UTF-8".into())
+        })?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::Invalid(format!("no se pudo escribir {path}: {e}")))?;
+        Ok(())
+    }
+
+    /// Writes the catalogue, the policies, the folio counters and every event as JSON lines.
+    pub async fn export(&self, out: &mut dyn Write, now: Timestamp) -> Result<u64, StoreError> {
+        let mut lines = 0u64;
+        let mut put = |line: &Line| -> Result<(), StoreError> {
+            serde_json::to_writer(&mut *out, line).map_err(StoreError::json)?;
+            out.write_all(b"\n")?;
+            lines += 1;
+            Ok(())
+        };
+        put(&Line::Header {
+            format: EXPORT_FORMAT.into(),
+            version: 1,
+            exported_at: now,
+        })?;
+        for a in self.agencies().await? {
+            put(&Line::Agency(a))?;
+        }
+        for u in self.users().await? {
+            let password_hash = u.password_hash.clone();
+            put(&Line::User {
+                user: u,
+                password_hash,
+            })?;
+        }
+        for p in self.procedures().await? {
+            put(&Line::Procedure(p))?;
+        }
+        let mut policies = self.policies().await?;
+        policies.reverse();
+        for p in policies {
+            put(&Line::Policy(p))?;
+        }
+        let counters = sqlx::query("SELECT year, last_number FROM folio_counters ORDER BY year")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        for r in &counters {
+            put(&Line::FolioCounter {
+                year: r.try_get("year").map_err(StoreError::db)?,
+                last_number: r.try_get("last_number").map_err(StoreError::db)?,
+            })?;
+        }
+        for folio in self.folios().await? {
+            let Ok(f) = Folio::parse(&folio) else {
+                continue;
+            };
+            for e in self.events(f).await? {
+                put(&Line::Event(e))?;
+            }
+        }
+        out.flush()?;
+        Ok(lines)
+    }
+
+    /// Loads an export into this database, which must be empty (fresh from `migrate`).
+    /// Every chain is verified on the way in and every projection rebuilt by replay; one
+    /// transaction, so a bad line leaves the database as it was.
+    pub async fn import(
+        &self,
+        input: &mut dyn BufRead,
+        now: Timestamp,
+    ) -> Result<ImportSummary, StoreError> {
+        let lines = parse_export(input)?;
+        let backend = self.backend;
+        self.write(move |conn| {
+            Box::pin(async move { import_lines(conn, lines, backend, now).await })
+        })
+        .await
+    }
+}
+
+fn parse_export(input: &mut dyn BufRead) -> Result<Vec<Line>, StoreError> {
+    let mut lines = Vec::new();
+    let mut buf = String::new();
+    let mut number = 0u64;
+    loop {
+        buf.clear();
+        if input.read_line(&mut buf)? == 0 {
+            break;
+        }
+        number += 1;
+        if buf.trim().is_empty() {
+            continue;
+        }
+        let line: Line = serde_json::from_str(buf.trim_end()).map_err(|e| {
+            StoreError::Invalid(format!("línea {number} del archivo de exportación: {e}"))
+        })?;
+        if number == 1 {
+            match &line {
+                Line::Header {
+                    format, version, ..
+                } if format == EXPORT_FORMAT && *version == 1 => {}
+                _ => {
+                    return Err(StoreError::Invalid(
+                        "el archivo no es una exportación de incidencias (versión 1)".into(),
+                    ));
+                }
+            }
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        return Err(StoreError::Invalid(
+            "el archivo de exportación está vacío".into(),
+        ));
+    }
+    Ok(lines)
+}
+
+async fn count(conn: &mut AnyConnection, table: &str) -> Result<i64, StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(StoreError::db)
+}
+
+async fn import_lines(
+    conn: &mut AnyConnection,
+    lines: Vec<Line>,
+    backend: Backend,
+    now: Timestamp,
+) -> Result<ImportSummary, StoreError> {
+    for table in [
+        "agencies",
+        "users",
+        "procedures",
+        "incident_events",
+        "incidents",
+    ] {
+        if count(conn, table).await? > 0 {
+            return Err(StoreError::Invalid(format!(
+                "la base de datos de destino no está vacía (tabla {table}); importe en una base nueva"
+            )));
+        }
+    }
+    // The policies table only holds the seed a fresh database gets; the export's replace it.
+    sqlx::query("DELETE FROM slo_policies")
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+    let mut summary = ImportSummary::default();
+    let mut chain: Vec<StoredEvent> = Vec::new();
+    for line in lines {
+        match line {
+            Line::Header { .. } => {}
+            Line::Agency(a) => {
+                summary.agencies += 1;
+                sqlx::query(
+                    "INSERT INTO agencies (id, name, acronym, email_domains, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(a.id.0)
+                .bind(a.name)
+                .bind(a.acronym)
+                .bind(serde_json::to_string(&a.email_domains).map_err(StoreError::json)?)
+                .bind(a.created_at.as_millisecond())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+            }
+            Line::User {
+                user: u,
+                password_hash,
+            } => {
+                summary.users += 1;
+                sqlx::query(
+                    "INSERT INTO users (id, email, name, role, agency_id, reports_to, \
+                     password_hash, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(u.id.0)
+                .bind(u.email.as_str().to_string())
+                .bind(u.name)
+                .bind(u.role.as_str())
+                .bind(u.agency_id.map(|a| a.0))
+                .bind(u.reports_to.map(|r| r.0))
+                .bind(password_hash)
+                .bind(i64::from(u.active))
+                .bind(u.created_at.as_millisecond())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+            }
+            Line::Procedure(p) => {
+                summary.procedures += 1;
+                sqlx::query(
+                    "INSERT INTO procedures (id, homoclave, name, agency_id, url, responsible_id, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(p.id.0)
+                .bind(p.homoclave.as_str().to_string())
+                .bind(p.name)
+                .bind(p.agency_id.0)
+                .bind(p.url)
+                .bind(p.responsible_id.0)
+                .bind(p.created_at.as_millisecond())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+            }
+            Line::Policy(p) => {
+                summary.policies += 1;
+                insert_policy(conn, &p, None, now).await?;
+            }
+            Line::FolioCounter { year, last_number } => {
+                sqlx::query("INSERT INTO folio_counters (year, last_number) VALUES ($1, $2)")
+                    .bind(year)
+                    .bind(last_number)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+            }
+            Line::Event(e) => {
+                if chain.last().is_some_and(|last| last.folio != e.folio) {
+                    import_incident(conn, std::mem::take(&mut chain), now, &mut summary).await?;
+                }
+                chain.push(e);
+            }
+        }
+    }
+    if !chain.is_empty() {
+        import_incident(conn, chain, now, &mut summary).await?;
+    }
+    if backend == Backend::Postgres {
+        // Explicit ids do not advance identity sequences.
+        for table in ["agencies", "users", "procedures"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                 COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )))
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db)?;
+        }
+    }
+    Ok(summary)
+}
+
+async fn import_incident(
+    conn: &mut AnyConnection,
+    chain: Vec<StoredEvent>,
+    now: Timestamp,
+    summary: &mut ImportSummary,
+) -> Result<(), StoreError> {
+    let folio_text = chain.first().map(|e| e.folio.clone()).unwrap_or_default();
+    if let Some(p) = verify_chain(&folio_text, &chain) {
+        return Err(StoreError::Invalid(format!(
+            "la cadena de {} se rompe en el evento {}: {}",
+            p.folio,
+            p.seq.unwrap_or(0),
+            p.what
+        )));
+    }
+    let folio = Folio::parse(&folio_text).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let events: Vec<_> = chain
+        .iter()
+        .map(StoredEvent::event)
+        .collect::<Result<_, _>>()?;
+    let incident = Incident::replay(&events).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let last_hash = chain.last().map_or(GENESIS.to_string(), |e| e.hash.clone());
+    let body = serde_json::to_string(&incident).map_err(StoreError::json)?;
+    let updated_at = chain.last().map_or(now.as_millisecond(), |e| e.at);
+    sqlx::query(
+        "INSERT INTO incidents (folio, agency_id, state, severity, kind, channel, reported_at, \
+         updated_at, escalation_level, version, last_hash, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(folio_text.clone())
+    .bind(incident.agency_id.0)
+    .bind(incident.state.as_str())
+    .bind(incident.severity.map(|s| s.as_str()))
+    .bind(incident.kind.as_str())
+    .bind(incident.channel.as_str())
+    .bind(incident.reported_at.as_millisecond())
+    .bind(updated_at)
+    .bind(i64::from(incident.escalation_level))
+    .bind(i64::try_from(incident.version).unwrap_or(i64::MAX))
+    .bind(last_hash)
+    .bind(body)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    for p in &incident.procedure_ids {
+        sqlx::query("INSERT INTO incident_procedures (folio, procedure_id) VALUES ($1, $2)")
+            .bind(folio_text.clone())
+            .bind(p.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db)?;
+    }
+    for (e, event) in chain.iter().zip(&events) {
+        sqlx::query(
+            "INSERT INTO incident_events (folio, seq, at, actor, kind, payload, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.folio.clone())
+        .bind(e.seq)
+        .bind(e.at)
+        .bind(e.actor.clone())
+        .bind(e.kind.clone())
+        .bind(e.payload.clone())
+        .bind(e.prev_hash.clone())
+        .bind(e.hash.clone())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+        record_fired(conn, folio, e.seq, &event.change, ts_or_now(e.at, now)).await?;
+    }
+    summary.incidents += 1;
+    summary.events += chain.len() as u64;
+    Ok(())
+}
+
+fn ts_or_now(ms: i64, now: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(now)
+}
