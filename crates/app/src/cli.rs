@@ -126,6 +126,12 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
             }
         }
         Command::Backup { path } => {
+            if url.starts_with("postgres") {
+                // No need to connect to say so.
+                return Err(StoreError::Invalid(
+                    crate::store::POSTGRES_BACKUP_HINT.into(),
+                ));
+            }
             let store = Store::open_with(url, OpenMode::Existing).await?;
             let result = store.backup(&path).await;
             store.close().await;

@@ -28,7 +28,7 @@ pub use catalog::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
 pub use errors::StoreError;
 pub use incidents::{Effects, NewOutboxMessage, StoredEvent, StoredIncident};
 pub use open::DEFAULT_DATABASE_URL;
-pub use transfer::{ImportSummary, VerifyReport};
+pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
 
 /// A boxed future borrowing the connection for `'c`: what a write job returns.
 pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;

@@ -85,6 +85,10 @@ enum Line {
     Event(StoredEvent),
 }
 
+/// What `backup` says for PostgreSQL, whose own tool does it better.
+pub const POSTGRES_BACKUP_HINT: &str = "para PostgreSQL use pg_dump (por ejemplo: pg_dump \
+     --format=custom --file=respaldo.dump URL); incidencias backup sólo copia bases SQLite";
+
 const EXPORT_FORMAT: &str = "incidencias-export";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,11 +180,7 @@ impl Store {
     /// the service runs). PostgreSQL backups are `pg_dump`'s job.
     pub async fn backup(&self, target: &Path) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
-            return Err(StoreError::Invalid(
-                "para PostgreSQL use pg_dump (por ejemplo: pg_dump --format=custom \
-                 --file=respaldo.dump URL); incidencias backup sólo copia bases SQLite"
-                    .into(),
-            ));
+            return Err(StoreError::Invalid(POSTGRES_BACKUP_HINT.into()));
         }
         if target.exists() {
             return Err(StoreError::Invalid(format!(

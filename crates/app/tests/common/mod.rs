@@ -292,6 +292,35 @@ pub async fn seed(store: &Store) -> Fixture {
     }
 }
 
+/// The fixture `seed` created, read back from the database (for a restarted process).
+pub async fn fixture_from(store: &Store) -> Fixture {
+    let users = store.users().await.expect("users");
+    let by_email = |e: &str| {
+        users
+            .iter()
+            .find(|u| u.email.as_str() == e)
+            .cloned()
+            .unwrap_or_else(|| panic!("seeded user {e}"))
+    };
+    let procedure = store
+        .procedures()
+        .await
+        .expect("procedures")
+        .into_iter()
+        .next()
+        .expect("seeded procedure");
+    Fixture {
+        agency: procedure.agency_id,
+        responsible: by_email("responsable@sepru.gob.mx"),
+        superiors: (1..=3)
+            .map(|n| by_email(&format!("nivel{n}@sepru.gob.mx")))
+            .collect(),
+        procedure,
+        helpdesk: by_email("mesa@ugd.gob.mx"),
+        validator: by_email("cedn@ugd.gob.mx"),
+    }
+}
+
 /// Reports an incident at `now` (occurred 5 minutes before) through the core.
 pub async fn create(
     store: &Store,
