@@ -23,12 +23,25 @@ CREATE TABLE users (
     CHECK ((role = 'agency') = (agency_id IS NOT NULL))
 );
 
+-- Bearer tokens for programs and session cookies for the web UI: the secret is shown once
+-- and only its SHA-256 is kept.
 CREATE TABLE api_tokens (
     id           INTEGER PRIMARY KEY,
     user_id      BIGINT NOT NULL REFERENCES users (id),
-    token_hash   TEXT NOT NULL UNIQUE,           -- SHA-256 of the token; the token is shown once
+    kind         TEXT NOT NULL CHECK (kind IN ('api', 'session')),
+    token_hash   TEXT NOT NULL UNIQUE,
     created_at   BIGINT NOT NULL,
+    expires_at   BIGINT,                       -- sessions expire; API tokens until revoked
     revoked_at   BIGINT
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_id);
+
+-- Consecutive failed logins per address: each further attempt waits longer.
+CREATE TABLE login_failures (
+    email         TEXT PRIMARY KEY,
+    failures      BIGINT NOT NULL,
+    last_failure  BIGINT NOT NULL,
+    blocked_until BIGINT NOT NULL
 );
 
 CREATE TABLE procedures (
@@ -89,6 +102,8 @@ CREATE TABLE incidents (
     reported_at      BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL,
     escalation_level INTEGER NOT NULL,
+    breached         BIGINT NOT NULL DEFAULT 0, -- a clock was breached as of the last event
+    breach_due_at    BIGINT,                    -- earliest instant a running clock breaches
     version          BIGINT NOT NULL,           -- number of events; optimistic concurrency
     last_hash        TEXT NOT NULL,             -- hash of event `version`
     body             TEXT NOT NULL              -- JSON Incident

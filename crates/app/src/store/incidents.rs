@@ -2,11 +2,11 @@
 //! fired-action keys and the outbox rows, all in one transaction) and reading them back.
 
 use incidencias_core::escalation::ActionKey;
-use incidencias_core::{Change, DecideError, Event, Folio, Incident};
+use incidencias_core::{DecideError, Event, Folio, Incident};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
 use super::catalog::ts;
 use super::chain::{EventFields, GENESIS};
@@ -159,14 +159,7 @@ impl Store {
             last_hash,
         };
         let mut script = Script::new();
-        ProjectionRow::of(&result, now)?.insert(&mut script);
-        for p in &result.incident.procedure_ids {
-            script.push(
-                "INSERT INTO incident_procedures (folio, procedure_id) VALUES ($1, $2)",
-                vec![folio.to_string().into(), p.0.into()],
-            );
-        }
-        push_events(&mut script, folio, &stored, &events, now);
+        push_new_incident(&mut script, &result, &stored, &events, now)?;
         push_effects(&mut script, folio, &stored, &effects, now, true)?;
         self.run_script(script).await?;
         Ok(result)
@@ -291,7 +284,7 @@ fn encode_chain(
 }
 
 /// The `incidents` row of a state, serialized before the write transaction starts.
-struct ProjectionRow {
+pub(super) struct ProjectionRow {
     folio: String,
     agency_id: i64,
     state: &'static str,
@@ -301,14 +294,25 @@ struct ProjectionRow {
     reported_at: i64,
     updated_at: i64,
     escalation_level: i64,
+    breached: i64,
+    breach_due_at: Option<i64>,
     version: i64,
     last_hash: String,
     body: String,
 }
 
 impl ProjectionRow {
-    fn of(stored: &StoredIncident, now: Timestamp) -> Result<ProjectionRow, StoreError> {
+    pub(super) fn of(stored: &StoredIncident, now: Timestamp) -> Result<ProjectionRow, StoreError> {
         let i = &stored.incident;
+        // For the `breached=true` filter without reading every body: breached as of the
+        // last event, or the earliest instant a running clock will be.
+        let breach_due_at = i
+            .clocks
+            .iter()
+            .filter(|c| !c.is_stopped() && c.breached_at.is_none())
+            .filter_map(|c| c.due_at())
+            .min()
+            .map(|t| t.as_millisecond());
         Ok(ProjectionRow {
             folio: i.folio.to_string(),
             agency_id: i.agency_id.0,
@@ -319,6 +323,8 @@ impl ProjectionRow {
             reported_at: i.reported_at.as_millisecond(),
             updated_at: now.as_millisecond(),
             escalation_level: i64::from(i.escalation_level),
+            breached: i64::from(i.any_breached(i.last_event_at)),
+            breach_due_at,
             version: version(i)?,
             last_hash: stored.last_hash.clone(),
             body: serde_json::to_string(i).map_err(StoreError::json)?,
@@ -336,17 +342,20 @@ impl ProjectionRow {
             self.reported_at.into(),
             self.updated_at.into(),
             self.escalation_level.into(),
+            self.breached.into(),
+            self.breach_due_at.into(),
             self.version.into(),
             self.last_hash.into(),
             self.body.into(),
         ]
     }
 
-    fn insert(self, script: &mut Script) {
+    pub(super) fn insert(self, script: &mut Script) {
         script.push(
             "INSERT INTO incidents (folio, agency_id, state, severity, kind, channel, \
-             reported_at, updated_at, escalation_level, version, last_hash, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             reported_at, updated_at, escalation_level, breached, breach_due_at, version, \
+             last_hash, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             self.values(),
         );
     }
@@ -359,7 +368,8 @@ impl ProjectionRow {
         script.push(
             "UPDATE incidents SET agency_id = $2, state = $3, severity = $4, kind = $5, \
              channel = $6, reported_at = $7, updated_at = $8, escalation_level = $9, \
-             version = $10, last_hash = $11, body = $12 WHERE folio = $1 AND version = $13",
+             breached = $10, breach_due_at = $11, version = $12, last_hash = $13, body = $14 \
+             WHERE folio = $1 AND version = $15",
             values,
         );
     }
@@ -375,7 +385,27 @@ const INSERT_EVENT: &str = "INSERT INTO incident_events (folio, seq, at, actor, 
 const INSERT_FIRED: &str =
     "INSERT INTO fired_actions (action_key, folio, seq, fired_at) VALUES ($1, $2, $3, $4)";
 
-fn push_events(
+/// A new incident: its projection, its procedure links and its events.
+pub(super) fn push_new_incident(
+    script: &mut Script,
+    incident: &StoredIncident,
+    stored: &[StoredEvent],
+    events: &[Event],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let folio = incident.incident.folio;
+    ProjectionRow::of(incident, now)?.insert(script);
+    for p in &incident.incident.procedure_ids {
+        script.push(
+            "INSERT INTO incident_procedures (folio, procedure_id) VALUES ($1, $2)",
+            vec![folio.to_string().into(), p.0.into()],
+        );
+    }
+    push_events(script, folio, stored, events, now);
+    Ok(())
+}
+
+pub(super) fn push_events(
     script: &mut Script,
     folio: Folio,
     stored: &[StoredEvent],
@@ -410,34 +440,6 @@ fn push_events(
             );
         }
     }
-}
-
-/// The unique key of a planned action executed by this event: a second firing fails here
-/// even if two schedulers decided it at the same time.
-pub(super) async fn record_fired(
-    conn: &mut AnyConnection,
-    folio: Folio,
-    seq: i64,
-    change: &Change,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let Some(key) = ActionKey::of_change(folio, change) else {
-        return Ok(());
-    };
-    sqlx::query(
-        "INSERT INTO fired_actions (action_key, folio, seq, fired_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(key.to_string())
-    .bind(folio.to_string())
-    .bind(seq)
-    .bind(now.as_millisecond())
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match StoreError::db(e) {
-        StoreError::Duplicate(_) => StoreError::Conflict,
-        other => other,
-    })?;
-    Ok(())
 }
 
 fn push_effects(

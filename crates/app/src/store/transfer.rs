@@ -10,7 +10,8 @@ use sqlx::{AnyConnection, Row};
 
 use super::catalog::insert_policy;
 use super::chain::GENESIS;
-use super::incidents::{StoredEvent, record_fired};
+use super::incidents::{StoredEvent, StoredIncident, push_new_incident};
+use super::script::Script;
 use super::{Agency, Backend, Procedure, Store, StoreError, User};
 
 /// One finding of `audit verify`.
@@ -458,60 +459,25 @@ async fn import_incident(
         .map(StoredEvent::event)
         .collect::<Result<_, _>>()?;
     let incident = Incident::replay(&events).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if incident.folio != folio {
+        return Err(StoreError::Invalid(format!(
+            "los eventos de {folio_text} dicen pertenecer a {}",
+            incident.folio
+        )));
+    }
     let last_hash = chain.last().map_or(GENESIS.to_string(), |e| e.hash.clone());
-    let body = serde_json::to_string(&incident).map_err(StoreError::json)?;
-    let updated_at = chain.last().map_or(now.as_millisecond(), |e| e.at);
-    sqlx::query(
-        "INSERT INTO incidents (folio, agency_id, state, severity, kind, channel, reported_at, \
-         updated_at, escalation_level, version, last_hash, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(folio_text.clone())
-    .bind(incident.agency_id.0)
-    .bind(incident.state.as_str())
-    .bind(incident.severity.map(|s| s.as_str()))
-    .bind(incident.kind.as_str())
-    .bind(incident.channel.as_str())
-    .bind(incident.reported_at.as_millisecond())
-    .bind(updated_at)
-    .bind(i64::from(incident.escalation_level))
-    .bind(i64::try_from(incident.version).unwrap_or(i64::MAX))
-    .bind(last_hash)
-    .bind(body)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db)?;
-    for p in &incident.procedure_ids {
-        sqlx::query("INSERT INTO incident_procedures (folio, procedure_id) VALUES ($1, $2)")
-            .bind(folio_text.clone())
-            .bind(p.0)
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::db)?;
-    }
-    for (e, event) in chain.iter().zip(&events) {
-        sqlx::query(
-            "INSERT INTO incident_events (folio, seq, at, actor, kind, payload, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.folio.clone())
-        .bind(e.seq)
-        .bind(e.at)
-        .bind(e.actor.clone())
-        .bind(e.kind.clone())
-        .bind(e.payload.clone())
-        .bind(e.prev_hash.clone())
-        .bind(e.hash.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::db)?;
-        record_fired(conn, folio, e.seq, &event.change, ts_or_now(e.at, now)).await?;
-    }
+    let updated_at = chain
+        .last()
+        .and_then(|e| Timestamp::from_millisecond(e.at).ok())
+        .unwrap_or(now);
+    let stored = StoredIncident {
+        incident,
+        last_hash,
+    };
+    let mut script = Script::new();
+    push_new_incident(&mut script, &stored, &chain, &events, updated_at)?;
+    script.run(conn).await.map_err(StoreError::db)?;
     summary.incidents += 1;
     summary.events += chain.len() as u64;
     Ok(())
-}
-
-fn ts_or_now(ms: i64, now: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(ms).unwrap_or(now)
 }
