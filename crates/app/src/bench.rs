@@ -216,10 +216,15 @@ async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sample, Store
                 let now = Timestamp::now();
                 let (report, actor, policy) = (report.clone(), actor.clone(), policy.clone());
                 store
-                    .create_incident(2026, now, Effects::default(), move |folio| {
-                        let command = Command::Report(NewReport { folio, ..report });
-                        decide(None, &actor, &command, now, &policy)
-                    })
+                    .create_incident(
+                        2026,
+                        now,
+                        move |folio| {
+                            let command = Command::Report(NewReport { folio, ..report });
+                            decide(None, &actor, &command, now, &policy)
+                        },
+                        |_| Effects::default(),
+                    )
                     .await?;
                 latencies.push(t.elapsed());
             }

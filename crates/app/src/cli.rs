@@ -143,13 +143,8 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
             let store = Store::open_with(url, OpenMode::Existing).await?;
             let lines = match &output {
                 Some(path) => {
-                    if path.exists() {
-                        return Err(StoreError::Invalid(format!(
-                            "{} ya existe; elija otro nombre para no sobrescribirlo",
-                            path.display()
-                        )));
-                    }
-                    let file = std::fs::File::create(path)?;
+                    // Never overwrite; readable by its owner only (it holds password hashes).
+                    let file = private_new_file(path)?;
                     let mut w = std::io::BufWriter::new(file);
                     let n = store.export(&mut w, now).await?;
                     w.flush()?;
@@ -167,18 +162,22 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
             Ok(0)
         }
         Command::Import { path } => {
-            let store = Store::open(url).await?;
-            let summary = match &path {
-                Some(p) => {
-                    let file = std::fs::File::open(p).map_err(|e| {
-                        StoreError::Invalid(format!("no se pudo abrir {}: {e}", p.display()))
-                    })?;
-                    store.import(&mut BufReader::new(file), now).await
-                }
-                None => store.import(&mut std::io::stdin().lock(), now).await,
+            // The input first: a mistyped path must not create or migrate a database.
+            let mut input: Box<dyn std::io::BufRead> = match &path {
+                Some(p) => Box::new(BufReader::new(std::fs::File::open(p).map_err(|e| {
+                    StoreError::Invalid(format!("no se pudo abrir {}: {e}", p.display()))
+                })?)),
+                None => Box::new(std::io::stdin().lock()),
             };
+            let store = Store::open(url).await?;
+            let summary = store.import(&mut input, now).await;
             store.close().await;
-            let s = summary?;
+            let name = path
+                .as_ref()
+                .map_or("la entrada estándar".to_string(), |p| {
+                    p.display().to_string()
+                });
+            let s = summary.map_err(|e| StoreError::Invalid(format!("{name}: {e}")))?;
             println!(
                 "Importados: {} dependencias, {} usuarios, {} trámites, {} políticas, \
                  {} incidencias con {} eventos.",
@@ -188,4 +187,22 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
         }
         Command::Bench { command } => crate::bench::run(command).await,
     }
+}
+
+/// Creates `path` for writing, refusing to overwrite, with permissions for its owner only.
+fn private_new_file(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => StoreError::Invalid(format!(
+            "{} ya existe; elija otro nombre para no sobrescribirlo",
+            path.display()
+        )),
+        _ => StoreError::Invalid(format!("no se pudo crear {}: {e}", path.display())),
+    })
 }

@@ -1,9 +1,15 @@
 //! The `incidencias` service: everything that does IO around `incidencias-core`.
 //!
+//! Data flows one way: request -> [`http`] -> [`service`] -> core `decide` -> [`store`]
+//! (events, projection, timer, idempotency record; one transaction) -> answer.
+//!
 //! - [`store`]: persistence on SQLite or PostgreSQL (events, projection, catalogue, audit).
-//! - [`cli`]: the command line.
-//! - [`bench`]: the shipped benchmarks.
+//! - [`service`]: the use-cases; [`documents`]: what they answer with.
+//! - [`cli`]: the command line; [`bench`]: the shipped benchmarks.
 
 pub mod bench;
 pub mod cli;
+pub mod clock;
+pub mod documents;
+pub mod service;
 pub mod store;

@@ -204,6 +204,60 @@ async fn a_damaged_database_is_refused_by_name_and_left_untouched() {
 }
 
 #[tokio::test]
+async fn a_database_of_another_application_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("otra.db");
+    {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        sqlx::any::install_default_drivers();
+        use sqlx::{Connection, Executor};
+        let mut c = sqlx::AnyConnection::connect(&url)
+            .await
+            .expect("create foreign db");
+        c.execute("CREATE TABLE nomina (id INTEGER PRIMARY KEY, empleado TEXT)")
+            .await
+            .expect("foreign table");
+        c.close().await.expect("close");
+    }
+    let before = snapshot(&path);
+    let err = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("otra aplicación"), "{err}");
+    assert_eq!(
+        snapshot(&path),
+        before,
+        "nothing written, not even the WAL switch"
+    );
+}
+
+#[tokio::test]
+async fn read_only_commands_leave_a_backup_byte_identical() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/live.db", dir.path().display());
+    let store = Store::open(&url).await.expect("open");
+    let fx = seed(&store).await;
+    create(&store, &fx, at(0)).await;
+    let backup = dir.path().join("respaldo.db");
+    store.backup(&backup).await.expect("backup");
+    store.close().await;
+    let before = snapshot(&backup);
+    let copy = Store::open_with(
+        &format!("sqlite://{}", backup.display()),
+        OpenMode::Existing,
+    )
+    .await
+    .expect("open backup read-only");
+    assert!(copy.verify().await.expect("verify").ok());
+    let mut out = Vec::new();
+    copy.export(&mut out, at(10)).await.expect("export");
+    copy.close().await;
+    assert_eq!(snapshot(&backup), before, "evidence untouched");
+    assert!(!dir.path().join("respaldo.db-wal").exists());
+}
+
+#[tokio::test]
 async fn a_missing_database_is_not_created_by_read_only_commands() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("no-existe.db");

@@ -218,6 +218,7 @@ async fn timers_and_outbox_are_written_with_the_event(url: String) {
             cc: vec![],
             payload: serde_json::json!({"severity": "critical"}),
         }],
+        idempotency: None,
     };
     let notified = store
         .append(&created, events, effects.clone(), at(60))
@@ -472,6 +473,127 @@ async fn catalogue_round_trips_and_duplicates_are_named(url: String) {
     );
     store.close().await;
 }
+
+async fn audit_verify_catches_edited_projection_columns_and_links(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let fx = seed(&store).await;
+    let created = create(&store, &fx, at(0)).await;
+    let folio = created.incident.folio.to_string();
+    assert!(store.verify().await.expect("verify").ok());
+    // Moving an incident into another agency's list would be a quiet, serious change.
+    let other = store
+        .create_agency(
+            incidencias::store::NewAgency {
+                name: "Otra dependencia".into(),
+                acronym: "OTRA".into(),
+                email_domains: vec!["otra.gob.mx".into()],
+            },
+            at(1),
+        )
+        .await
+        .expect("other agency");
+    sqlx::query("UPDATE incidents SET agency_id = $1 WHERE folio = $2")
+        .bind(other.id.0)
+        .bind(folio.clone())
+        .execute(store.pool())
+        .await
+        .expect("edit projection");
+    let report = store.verify().await.expect("verify");
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].folio, folio);
+    assert!(report.problems[0].what.contains("proyección"));
+    sqlx::query("UPDATE incidents SET agency_id = $1 WHERE folio = $2")
+        .bind(fx.agency.0)
+        .bind(folio.clone())
+        .execute(store.pool())
+        .await
+        .expect("restore");
+    assert!(store.verify().await.expect("verify").ok());
+    sqlx::query("DELETE FROM incident_procedures WHERE folio = $1")
+        .bind(folio.clone())
+        .execute(store.pool())
+        .await
+        .expect("unlink");
+    let report = store.verify().await.expect("verify");
+    assert!(
+        report.problems[0].what.contains("trámites"),
+        "{:?}",
+        report.problems
+    );
+    store.close().await;
+}
+
+async fn audit_verify_on_a_busy_database_reports_no_false_alarm(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let fx = std::sync::Arc::new(seed(&store).await);
+    let writer = {
+        let (store, fx) = (store.clone(), fx.clone());
+        tokio::spawn(async move {
+            for i in 0..60 {
+                let created = create(&store, &fx, at(i)).await;
+                act(&store, &created, &fx.helpdesk(), notify(), at(i + 1))
+                    .await
+                    .expect("notify");
+            }
+        })
+    };
+    let mut rounds = 0;
+    while !writer.is_finished() {
+        let report = store.verify().await.expect("verify");
+        assert!(
+            report.ok(),
+            "false alarm while appending: {:?}",
+            report.problems
+        );
+        rounds += 1;
+    }
+    writer.await.expect("writer");
+    assert!(rounds > 0);
+    assert!(store.verify().await.expect("verify").ok());
+    store.close().await;
+}
+
+async fn a_cut_or_foreign_export_file_is_refused(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let fx = seed(&store).await;
+    create(&store, &fx, at(0)).await;
+    let mut exported = Vec::new();
+    store.export(&mut exported, at(100)).await.expect("export");
+    let text = String::from_utf8(exported).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = lines[..lines.len() - 1].join("\n");
+    let header_only = lines[0].to_string();
+    for (bad, why) in [
+        (cut.as_str(), "incompleto"),
+        (header_only.as_str(), "incompleto"),
+        (
+            "{\"type\":\"header\",\"format\":\"otro\",\"version\":1,\"exported_at\":\"2026-01-01T00:00:00Z\"}",
+            "no es una exportación",
+        ),
+        ("esto no es json", "línea 1"),
+    ] {
+        let target = common::TestDb::sqlite();
+        let copy = Store::open(&target.url).await.expect("open target");
+        let err = copy
+            .import(&mut bad.as_bytes(), at(200))
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains(why), "{why}: {err}");
+        assert_eq!(
+            copy.policies().await.expect("policies").len(),
+            1,
+            "seed kept"
+        );
+        copy.close().await;
+    }
+    store.close().await;
+}
+
+on_both_backends!(
+    audit_verify_catches_edited_projection_columns_and_links,
+    audit_verify_on_a_busy_database_reports_no_false_alarm,
+    a_cut_or_foreign_export_file_is_refused,
+);
 
 on_both_backends!(
     appends_are_chained_projected_and_replayable,

@@ -30,7 +30,7 @@ pub use event::{Actor, ButtonCause, Change, Event};
 pub use incident::{Incident, IncidentState, ReplayError, ReportFormState};
 pub use portal::{ClosingCondition, PortalState, closing_conditions_unmet, procedure_status};
 pub use report_form::{FormField, FormIssue, IncidentReport};
-pub use slo::{Clock, ClockId, ClockName, ClockState, SloPolicy};
+pub use slo::{Clock, ClockId, ClockName, ClockState, SloPolicy, policy_in_force};
 pub use types::{
     AgencyId, Channel, Email, Folio, Homoclave, IncidentKind, ParseError, ProcedureId, Role,
     Severity, UserId,

@@ -95,7 +95,7 @@ fn agency_from(row: &AnyRow) -> Result<Agency, StoreError> {
     })
 }
 
-fn user_from(row: &AnyRow) -> Result<User, StoreError> {
+pub(super) fn user_from(row: &AnyRow) -> Result<User, StoreError> {
     let email: String = get(row, "email")?;
     let role: String = get(row, "role")?;
     Ok(User {
@@ -208,21 +208,13 @@ impl Store {
     }
 
     pub async fn agencies(&self) -> Result<Vec<Agency>, StoreError> {
-        let sql = format!("SELECT {AGENCY_COLS} FROM agencies ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db)?;
-        rows.iter().map(agency_from).collect()
+        let mut conn = self.pool.acquire().await.map_err(StoreError::db)?;
+        fetch_agencies(&mut conn).await
     }
 
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLS} FROM users ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db)?;
-        rows.iter().map(user_from).collect()
+        let mut conn = self.pool.acquire().await.map_err(StoreError::db)?;
+        fetch_users(&mut conn).await
     }
 
     pub async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -246,12 +238,8 @@ impl Store {
     }
 
     pub async fn procedures(&self) -> Result<Vec<Procedure>, StoreError> {
-        let sql = format!("SELECT {PROCEDURE_COLS} FROM procedures ORDER BY homoclave");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db)?;
-        rows.iter().map(procedure_from).collect()
+        let mut conn = self.pool.acquire().await.map_err(StoreError::db)?;
+        fetch_procedures(&mut conn).await
     }
 
     pub async fn procedure(&self, id: ProcedureId) -> Result<Option<Procedure>, StoreError> {
@@ -262,6 +250,29 @@ impl Store {
             .await
             .map_err(StoreError::db)?;
         row.as_ref().map(procedure_from).transpose()
+    }
+
+    pub async fn procedure_by_homoclave(
+        &self,
+        homoclave: &Homoclave,
+    ) -> Result<Option<Procedure>, StoreError> {
+        let sql = format!("SELECT {PROCEDURE_COLS} FROM procedures WHERE homoclave = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(homoclave.as_str().to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        row.as_ref().map(procedure_from).transpose()
+    }
+
+    pub async fn agency(&self, id: AgencyId) -> Result<Option<Agency>, StoreError> {
+        let sql = format!("SELECT {AGENCY_COLS} FROM agencies WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        row.as_ref().map(agency_from).transpose()
     }
 
     /// The escalation ladder of `responsible` (agency side) and of `central` (CEDN side),
@@ -290,42 +301,46 @@ impl Store {
         })
     }
 
-    /// Adds a policy version (number assigned here: the highest plus one).
+    /// Adds a policy version (number assigned here: the highest plus one). Two admins
+    /// publishing at once on PostgreSQL may pick the same number; the loser retries.
     pub async fn add_policy(
         &self,
-        mut policy: SloPolicy,
+        policy: SloPolicy,
         created_by: Option<UserId>,
         now: Timestamp,
     ) -> Result<SloPolicy, StoreError> {
-        self.write(move |conn| {
-            Box::pin(async move {
-                let next: i64 =
-                    sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM slo_policies")
-                        .fetch_one(&mut *conn)
-                        .await
-                        .and_then(|r| r.try_get(0))
-                        .map_err(StoreError::db)?;
-                policy.version = u32::try_from(next)
-                    .map_err(|_| StoreError::Invalid("demasiadas versiones de política".into()))?;
-                insert_policy(conn, &policy, created_by, now).await?;
-                Ok(policy)
-            })
-        })
-        .await
+        let mut last = StoreError::Conflict;
+        for _ in 0..5 {
+            let mut policy = policy.clone();
+            let result = self
+                .write(move |conn| {
+                    Box::pin(async move {
+                        let next: i64 =
+                            sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM slo_policies")
+                                .fetch_one(&mut *conn)
+                                .await
+                                .and_then(|r| r.try_get(0))
+                                .map_err(StoreError::db)?;
+                        policy.version = u32::try_from(next).map_err(|_| {
+                            StoreError::Invalid("demasiadas versiones de política".into())
+                        })?;
+                        insert_policy(conn, &policy, created_by, now).await?;
+                        Ok(policy)
+                    })
+                })
+                .await;
+            match result {
+                Err(StoreError::Duplicate(d)) => last = StoreError::Duplicate(d),
+                other => return other,
+            }
+        }
+        Err(last)
     }
 
     /// Every policy version, newest first.
     pub async fn policies(&self) -> Result<Vec<SloPolicy>, StoreError> {
-        let rows = sqlx::query("SELECT body FROM slo_policies ORDER BY version DESC")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db)?;
-        rows.iter()
-            .map(|r| {
-                let body: String = get(r, "body")?;
-                serde_json::from_str(&body).map_err(StoreError::json)
-            })
-            .collect()
+        let mut conn = self.pool.acquire().await.map_err(StoreError::db)?;
+        fetch_policies(&mut conn).await
     }
 
     /// Records the seed's table as version 1 if no policy exists yet.
@@ -338,7 +353,19 @@ impl Store {
                     .and_then(|r| r.try_get(0))
                     .map_err(StoreError::db)?;
                 if count == 0 {
-                    insert_policy(conn, &SloPolicy::seed(), None, now).await?;
+                    // Another instance starting at the same moment may insert it first.
+                    let body =
+                        serde_json::to_string(&SloPolicy::seed()).map_err(StoreError::json)?;
+                    sqlx::query(
+                        "INSERT INTO slo_policies (version, effective_from, body, created_at) \
+                         VALUES (1, $1, $2, $3) ON CONFLICT (version) DO NOTHING",
+                    )
+                    .bind(SloPolicy::seed().effective_from.as_millisecond())
+                    .bind(body)
+                    .bind(now.as_millisecond())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
                 }
                 Ok(())
             })
@@ -367,4 +394,47 @@ pub(super) async fn insert_policy(
     .await
     .map_err(StoreError::db)?;
     Ok(())
+}
+
+pub(super) async fn fetch_agencies(conn: &mut AnyConnection) -> Result<Vec<Agency>, StoreError> {
+    let sql = format!("SELECT {AGENCY_COLS} FROM agencies ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+    rows.iter().map(agency_from).collect()
+}
+
+pub(super) async fn fetch_users(conn: &mut AnyConnection) -> Result<Vec<User>, StoreError> {
+    let sql = format!("SELECT {USER_COLS} FROM users ORDER BY id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+    rows.iter().map(user_from).collect()
+}
+
+pub(super) async fn fetch_procedures(
+    conn: &mut AnyConnection,
+) -> Result<Vec<Procedure>, StoreError> {
+    let sql = format!("SELECT {PROCEDURE_COLS} FROM procedures ORDER BY homoclave");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+    rows.iter().map(procedure_from).collect()
+}
+
+/// Every policy version, newest first.
+pub(super) async fn fetch_policies(conn: &mut AnyConnection) -> Result<Vec<SloPolicy>, StoreError> {
+    let rows = sqlx::query("SELECT body FROM slo_policies ORDER BY version DESC")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+    rows.iter()
+        .map(|r| {
+            let body: String = get(r, "body")?;
+            serde_json::from_str(&body).map_err(StoreError::json)
+        })
+        .collect()
 }

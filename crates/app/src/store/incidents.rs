@@ -2,15 +2,16 @@
 //! fired-action keys and the outbox rows, all in one transaction) and reading them back.
 
 use incidencias_core::escalation::ActionKey;
-use incidencias_core::{DecideError, Event, Folio, Incident};
+use incidencias_core::{DecideError, Event, Folio, Incident, ProcedureId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
+use super::accounts::{IdempotencyRecord, push_idempotency};
 use super::catalog::ts;
 use super::chain::{EventFields, GENESIS};
-use super::script::{Script, Value};
+use super::script::{Script, Value, bind};
 use super::{Store, StoreError};
 
 /// An incident as stored: the state and the hash of its last event (the next event's
@@ -121,31 +122,47 @@ pub struct NewOutboxMessage {
     pub payload: serde_json::Value,
 }
 
+/// Filters of the incident list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub state: Option<&'static str>,
+    pub agency_id: Option<i64>,
+    pub severity: Option<&'static str>,
+    /// Only incidents with a clock breached at this instant.
+    pub breached_at: Option<Timestamp>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
 /// What an append changes besides the events and the projection.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Effects {
     /// The incident's next due instant after these events (`None`: nothing will be due).
     pub next_due: Option<Timestamp>,
     pub outbox: Vec<NewOutboxMessage>,
+    /// The API's first answer, kept with the change it answers for.
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 const EVENT_COLS: &str = "folio, seq, at, actor, kind, payload, prev_hash, hash";
 
 impl Store {
     /// Step 1: takes the next folio of `year`, asks `make` for the report's events (the
-    /// caller runs `decide` there, with the folio) and stores them durably. A refusal from
+    /// caller runs `decide` there, with the folio) and `effects_of` for what goes with
+    /// them (it sees the new incident, folio included), and stores it all durably. A refusal from
     /// `make` stores nothing (the folio number is then skipped: folios are unique and never
     /// reused, not gapless). Everything but the INSERTs happens here, on the caller's task,
     /// so the single SQLite writer only writes.
-    pub async fn create_incident<F>(
+    pub async fn create_incident<F, G>(
         &self,
         year: i16,
         now: Timestamp,
-        effects: Effects,
         make: F,
+        effects_of: G,
     ) -> Result<StoredIncident, StoreError>
     where
         F: FnOnce(Folio) -> Result<Vec<Event>, DecideError>,
+        G: FnOnce(&StoredIncident) -> Effects,
     {
         let folio = self.folios.take(self, year).await?;
         let events = make(folio)?;
@@ -158,6 +175,7 @@ impl Store {
             incident,
             last_hash,
         };
+        let effects = effects_of(&result);
         let mut script = Script::new();
         push_new_incident(&mut script, &result, &stored, &events, now)?;
         push_effects(&mut script, folio, &stored, &effects, now, true)?;
@@ -179,6 +197,15 @@ impl Store {
             // a stale append fail.
             return Err(StoreError::Invalid("no hay eventos que registrar".into()));
         }
+        // The store keeps milliseconds: events decided elsewhere are brought to that
+        // precision before they are applied, so the projection equals a replay.
+        let events: Vec<Event> = events
+            .into_iter()
+            .map(|e| Event {
+                at: incidencias_core::slo::to_millis(e.at),
+                ..e
+            })
+            .collect();
         let folio = prior.incident.folio;
         let base = prior.incident.version;
         let mut incident = prior.incident.clone();
@@ -227,20 +254,96 @@ impl Store {
         }))
     }
 
+    /// One page of incidents, newest report first, and how many match in all.
+    pub async fn list_incidents(&self, q: ListQuery) -> Result<(Vec<Incident>, u64), StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        let param = |v: Value, values: &mut Vec<Value>| {
+            values.push(v);
+            format!("${}", values.len())
+        };
+        if let Some(state) = q.state {
+            conditions.push(format!("state = {}", param(state.into(), &mut values)));
+        }
+        if let Some(agency) = q.agency_id {
+            conditions.push(format!("agency_id = {}", param(agency.into(), &mut values)));
+        }
+        if let Some(severity) = q.severity {
+            conditions.push(format!(
+                "severity = {}",
+                param(severity.into(), &mut values)
+            ));
+        }
+        if let Some(at) = q.breached_at {
+            let p = param(at.as_millisecond().into(), &mut values);
+            conditions.push(format!("(breached = 1 OR breach_due_at <= {p})"));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM incidents {filter}");
+        let mut count = sqlx::query(sqlx::AssertSqlSafe(count_sql));
+        for v in values.clone() {
+            count = bind(count, v);
+        }
+        let total: i64 = count
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(StoreError::db)?;
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        let page_sql = format!(
+            "SELECT body FROM incidents {filter} ORDER BY reported_at DESC, folio DESC \
+             LIMIT {limit} OFFSET {offset}"
+        );
+        let mut page = sqlx::query(sqlx::AssertSqlSafe(page_sql));
+        for v in values {
+            page = bind(page, v);
+        }
+        let rows = page.fetch_all(&self.pool).await.map_err(StoreError::db)?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let body: String = r.try_get("body").map_err(StoreError::db)?;
+                serde_json::from_str(&body).map_err(StoreError::json)
+            })
+            .collect::<Result<Vec<Incident>, StoreError>>()?;
+        Ok((items, u64::try_from(total).unwrap_or(0)))
+    }
+
+    /// The open (not closed, not dismissed) incidents touching a procedure.
+    pub async fn open_incidents_of(
+        &self,
+        procedure: ProcedureId,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.body FROM incidents i JOIN incident_procedures p ON p.folio = i.folio \
+             WHERE p.procedure_id = $1 AND i.state NOT IN ('closed', 'dismissed')",
+        )
+        .bind(procedure.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body").map_err(StoreError::db)?;
+                serde_json::from_str(&body).map_err(StoreError::json)
+            })
+            .collect()
+    }
+
     /// The stored events of one incident, in order.
     pub async fn events(&self, folio: Folio) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLS} FROM incident_events WHERE folio = $1 ORDER BY seq");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(folio.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db)?;
-        rows.iter().map(StoredEvent::from_row).collect()
+        let mut conn = self.pool.acquire().await.map_err(StoreError::db)?;
+        fetch_events(&mut conn, &folio.to_string()).await
     }
 
     /// Runs a script as one write job. A unique violation (an event's (folio, seq), a
     /// folio, a fired action's key) means another command got there first: `Conflict`.
-    async fn run_script(&self, script: Script) -> Result<(), StoreError> {
+    pub(super) async fn run_script(&self, script: Script) -> Result<(), StoreError> {
         self.write(move |conn| {
             Box::pin(async move {
                 script.run(conn).await.map_err(|e| match StoreError::db(e) {
@@ -254,17 +357,50 @@ impl Store {
 
     /// Every folio with stored events or a projection, in order.
     pub async fn folios(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT folio FROM incident_events GROUP BY folio \
-             UNION SELECT folio FROM incidents ORDER BY folio",
-        )
-        .fetch_all(&self.pool)
+        let mut conn = self.pool.acquire().await.map_err(StoreError::db)?;
+        fetch_folios(&mut conn).await
+    }
+
+    /// A read transaction that sees one consistent state of the whole database (SQLite:
+    /// a WAL read snapshot; PostgreSQL: REPEATABLE READ), for audits and exports.
+    pub(super) async fn snapshot(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db)?;
+        }
+        Ok(tx)
+    }
+}
+
+pub(super) async fn fetch_events(
+    conn: &mut AnyConnection,
+    folio: &str,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLS} FROM incident_events WHERE folio = $1 ORDER BY seq");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(folio.to_string())
+        .fetch_all(&mut *conn)
         .await
         .map_err(StoreError::db)?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::db))
-            .collect()
-    }
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+pub(super) async fn fetch_folios(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT folio FROM incident_events GROUP BY folio \
+         UNION SELECT folio FROM incidents ORDER BY folio",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0).map_err(StoreError::db))
+        .collect()
 }
 
 fn encode_chain(
@@ -284,6 +420,7 @@ fn encode_chain(
 }
 
 /// The `incidents` row of a state, serialized before the write transaction starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ProjectionRow {
     folio: String,
     agency_id: i64,
@@ -292,12 +429,12 @@ pub(super) struct ProjectionRow {
     kind: &'static str,
     channel: &'static str,
     reported_at: i64,
-    updated_at: i64,
+    pub(super) updated_at: i64,
     escalation_level: i64,
     breached: i64,
     breach_due_at: Option<i64>,
-    version: i64,
-    last_hash: String,
+    pub(super) version: i64,
+    pub(super) last_hash: String,
     body: String,
 }
 
@@ -329,6 +466,73 @@ impl ProjectionRow {
             last_hash: stored.last_hash.clone(),
             body: serde_json::to_string(i).map_err(StoreError::json)?,
         })
+    }
+
+    /// The stored row of `folio`, as the audit compares it with a replay.
+    pub(super) async fn fetch(
+        conn: &mut AnyConnection,
+        folio: &str,
+    ) -> Result<Option<ProjectionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT folio, agency_id, state, severity, kind, channel, reported_at, updated_at, \
+             escalation_level, breached, breach_due_at, version, last_hash, body \
+             FROM incidents WHERE folio = $1",
+        )
+        .bind(folio.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+        let Some(r) = row else { return Ok(None) };
+        let text = |c: &str| r.try_get::<String, _>(c).map_err(StoreError::db);
+        let int = |c: &str| r.try_get::<i64, _>(c).map_err(StoreError::db);
+        // Enumerated texts are compared through the same static names a replay yields;
+        // an unknown stored value never equals one.
+        let known = |v: String| -> &'static str {
+            [
+                "reported",
+                "awaiting_ack",
+                "in_correction",
+                "awaiting_validation",
+                "validated",
+                "closed",
+                "dismissed",
+                "critical",
+                "high",
+                "medium",
+                "low",
+                "unavailable",
+                "intermittent",
+                "slow",
+                "cannot_complete",
+                "email",
+                "phone",
+                "web",
+                "api",
+                "monitor",
+            ]
+            .into_iter()
+            .find(|k| *k == v)
+            .unwrap_or("?")
+        };
+        Ok(Some(ProjectionRow {
+            folio: text("folio")?,
+            agency_id: int("agency_id")?,
+            state: known(text("state")?),
+            severity: r
+                .try_get::<Option<String>, _>("severity")
+                .map_err(StoreError::db)?
+                .map(known),
+            kind: known(text("kind")?),
+            channel: known(text("channel")?),
+            reported_at: int("reported_at")?,
+            updated_at: int("updated_at")?,
+            escalation_level: int("escalation_level")?,
+            breached: int("breached")?,
+            breach_due_at: r.try_get("breach_due_at").map_err(StoreError::db)?,
+            version: int("version")?,
+            last_hash: text("last_hash")?,
+            body: text("body")?,
+        }))
     }
 
     fn values(self) -> Vec<Value> {
@@ -462,6 +666,9 @@ fn push_effects(
              DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
             vec![folio.to_string().into(), due.as_millisecond().into()],
         ),
+    }
+    if let Some(record) = &effects.idempotency {
+        push_idempotency(script, record, now);
     }
     let seq = stored.last().map(|s| s.seq);
     for (n, msg) in effects.outbox.iter().enumerate() {

@@ -8,6 +8,7 @@
 //! fsync for many writers, with `synchronous=FULL` untouched. On PostgreSQL each job is
 //! its own transaction on the pool (the server groups concurrent WAL flushes itself).
 
+mod accounts;
 mod catalog;
 pub mod chain;
 mod errors;
@@ -24,9 +25,10 @@ use std::pin::Pin;
 use sqlx::AnyConnection;
 use sqlx::AnyPool;
 
+pub use accounts::{IdempotencyRecord, TokenKind, login_wait_ms};
 pub use catalog::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
 pub use errors::StoreError;
-pub use incidents::{Effects, NewOutboxMessage, StoredEvent, StoredIncident};
+pub use incidents::{Effects, ListQuery, NewOutboxMessage, StoredEvent, StoredIncident};
 pub use open::DEFAULT_DATABASE_URL;
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
 

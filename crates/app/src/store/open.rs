@@ -96,20 +96,53 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
             reason: format!("no se pudo crear la carpeta {}: {e}", dir.display()),
         })?;
     }
-    let access = match mode {
-        OpenMode::Migrate => "rwc",
-        OpenMode::Existing => "rw",
-    };
-    let full = format!("sqlite://{path}?mode={access}");
-    let options: AnyConnectOptions = full.parse().map_err(|e: sqlx::Error| StoreError::Open {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let options = options.disable_statement_logging();
     let classify = |e: sqlx::Error| classify_sqlite_error(&path, e);
+    let connect = |access: &str| -> Result<AnyConnectOptions, StoreError> {
+        let full = format!("sqlite://{path}?mode={access}");
+        let options: AnyConnectOptions =
+            full.parse().map_err(|e: sqlx::Error| StoreError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(options.disable_statement_logging())
+    };
 
-    // The writer connection first: it sets WAL (persistent in the file) and runs the checks
-    // and migrations before anyone else touches the database.
+    // First look without the right to write: a foreign or too-new database must be refused
+    // before anything (even the WAL switch, which rewrites the header) touches it.
+    if std::fs::metadata(&file).is_ok_and(|m| m.len() > 0) {
+        let mut probe = AnyConnection::connect_with(&connect("ro")?)
+            .await
+            .map_err(classify)?;
+        let checked = check_schema(&mut probe, &SQLITE_MIGRATIONS, &path, mode).await;
+        let _ = probe.close().await;
+        checked.map_err(|e| match e {
+            StoreError::Database(msg) => classify_sqlite_message(&path, msg),
+            other => other,
+        })?;
+    }
+
+    if mode == OpenMode::Existing {
+        // Read-only commands (audit, export, backup) never write: no writer, no WAL switch,
+        // so a backup can be verified on read-only media and stays as it was.
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect("ro")?)
+            .await
+            .map_err(classify)?;
+        return Ok(Store {
+            backend: Backend::Sqlite,
+            pool,
+            writer: None,
+            display: path,
+            folios: Default::default(),
+        });
+    }
+
+    let options = connect("rwc")?;
+    // The writer connection first: it sets WAL (persistent in the file) and runs the
+    // migrations before anyone else touches the database.
     let mut writer_conn = AnyConnection::connect_with(&options)
         .await
         .map_err(classify)?;
@@ -253,23 +286,26 @@ async fn open_postgres(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
     })
 }
 
-/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`, for messages.
+/// `postgres://user:secret@host/db?password=x` -> `postgres://user:***@host/db`, for
+/// messages: the password never appears, wherever it was given.
 pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let base = url.split_once('?').map_or(url, |(b, _)| b);
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return base.to_string();
     };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return base.to_string();
     };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
+        None => format!("{scheme}://{userinfo}@{host}"),
     }
 }
 
-/// Refuses a schema newer than this binary knows (before anything is written), then
-/// migrates or checks that nothing is pending.
-async fn prepare_schema(
+/// Refuses what must not be opened, before anything is written: a schema newer than this
+/// binary knows, a database of another application (tables but no migration record), or,
+/// for read-only commands, a schema with pending migrations.
+async fn check_schema(
     conn: &mut AnyConnection,
     migrator: &Migrator,
     path: &str,
@@ -284,20 +320,55 @@ async fn prepare_schema(
             known,
         });
     }
-    match mode {
-        OpenMode::Migrate => migrator
-            .run(conn)
-            .await
-            .map_err(|e| StoreError::Database(format!("migración fallida: {e}"))),
-        OpenMode::Existing if found < known => Err(StoreError::Open {
+    if found == 0 && foreign_tables(conn).await? > 0 {
+        return Err(StoreError::NotADatabase {
+            path: path.to_string(),
+            detail: "contiene tablas de otra aplicación; use una base de datos (o esquema) propia"
+                .into(),
+        });
+    }
+    if mode == OpenMode::Existing && found < known {
+        return Err(StoreError::Open {
             path: path.to_string(),
             reason: format!(
                 "el esquema está en la versión {found} y este programa usa la {known}; \
                  ejecute `incidencias migrate` primero"
             ),
-        }),
-        OpenMode::Existing => Ok(()),
+        });
     }
+    Ok(())
+}
+
+/// Checks, then applies pending migrations (Migrate mode).
+async fn prepare_schema(
+    conn: &mut AnyConnection,
+    migrator: &Migrator,
+    path: &str,
+    mode: OpenMode,
+) -> Result<(), StoreError> {
+    check_schema(conn, migrator, path, mode).await?;
+    if mode == OpenMode::Migrate {
+        migrator
+            .run(conn)
+            .await
+            .map_err(|e| StoreError::Database(format!("migración fallida: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Tables in the database (SQLite) or current schema (PostgreSQL).
+async fn foreign_tables(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    let sql = match conn.backend_name() {
+        "SQLite" => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        }
+        _ => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+    };
+    sqlx::query(sql)
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| StoreError::Database(e.to_string()))
 }
 
 /// The highest migration recorded as applied, 0 for a fresh database.

@@ -57,6 +57,19 @@ impl From<Option<String>> for Value {
     }
 }
 
+/// Binds one value to a plain query (for queries built at run time, like list filters).
+pub fn bind<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, AnyArguments>,
+    value: Value,
+) -> sqlx::query::Query<'q, sqlx::Any, AnyArguments> {
+    match value {
+        Value::Int(v) => q.bind(v),
+        Value::OptInt(v) => q.bind(v),
+        Value::Text(v) => q.bind(v),
+        Value::OptText(v) => q.bind(v),
+    }
+}
+
 fn add(args: &mut AnyArguments, value: Value) -> Result<(), StoreError> {
     let r = match value {
         Value::Int(v) => args.add(v),
@@ -92,6 +105,11 @@ impl Script {
             let mut args = AnyArguments::default();
             let mut offset = 0;
             for (text, values) in self.parts {
+                debug_assert_eq!(
+                    highest_placeholder(text),
+                    values.len(),
+                    "each statement binds exactly $1..$n: {text}"
+                );
                 sql.push_str(&renumber(text, offset));
                 sql.push_str(";\n");
                 offset += values.len();
@@ -113,6 +131,18 @@ impl Script {
         }
         Ok(())
     }
+}
+
+/// The highest `$k` in a statement.
+fn highest_placeholder(sql: &str) -> usize {
+    sql.split('$')
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<usize>().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// `$k` -> `$(k + offset)` everywhere in `sql` (our statements have no `$` in literals).

@@ -8,9 +8,13 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
-use super::catalog::insert_policy;
+use super::catalog::{
+    fetch_agencies, fetch_policies, fetch_procedures, fetch_users, insert_policy,
+};
 use super::chain::GENESIS;
-use super::incidents::{StoredEvent, StoredIncident, push_new_incident};
+use super::incidents::{
+    ProjectionRow, StoredEvent, StoredIncident, fetch_events, fetch_folios, push_new_incident,
+};
 use super::script::Script;
 use super::{Agency, Backend, Procedure, Store, StoreError, User};
 
@@ -84,6 +88,11 @@ enum Line {
         last_number: i64,
     },
     Event(StoredEvent),
+    /// The last line: what the file holds, so a cut file is refused.
+    End {
+        incidents: u64,
+        events: u64,
+    },
 }
 
 /// What `backup` says for PostgreSQL, whose own tool does it better.
@@ -103,30 +112,33 @@ pub struct ImportSummary {
 }
 
 impl Store {
-    /// Walks every incident's chain and compares the projection with the chain's tail and
-    /// with a replay of the events.
+    /// Walks every incident's chain and compares each projection (every column and the
+    /// procedure links) with a replay of its events, all in one read snapshot so that
+    /// appends running meanwhile cannot look like tampering.
+    ///
+    /// Limits, by design of per-incident chains without an external anchor: removing the
+    /// last events of an incident *and* rewriting its projection to match, or removing a
+    /// whole incident, is not detectable here (folios may skip numbers).
     pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut tx = self.snapshot().await?;
         let mut report = VerifyReport::default();
-        for folio in self.folios().await? {
+        for folio in fetch_folios(&mut tx).await? {
             report.incidents += 1;
-            let parsed = Folio::parse(&folio).ok();
-            let events = match parsed {
-                Some(f) => self.events(f).await?,
-                None => {
-                    report.problems.push(Problem {
-                        folio,
-                        seq: None,
-                        what: "folio con formato no válido".into(),
-                    });
-                    continue;
-                }
-            };
+            let events = fetch_events(&mut tx, &folio).await?;
             report.events += events.len() as u64;
+            if Folio::parse(&folio).map(|f| f.to_string()).ok().as_deref() != Some(folio.as_str()) {
+                report.problems.push(Problem {
+                    folio,
+                    seq: None,
+                    what: "folio con formato no válido".into(),
+                });
+                continue;
+            }
             if let Some(p) = verify_chain(&folio, &events) {
                 report.problems.push(p);
                 continue;
             }
-            if let Some(what) = self.projection_problem(&folio, &events).await? {
+            if let Some(what) = projection_problem(&mut tx, &folio, &events).await? {
                 report.problems.push(Problem {
                     folio,
                     seq: None,
@@ -134,51 +146,13 @@ impl Store {
                 });
             }
         }
+        let _ = tx.rollback().await;
         Ok(report)
     }
 
-    async fn projection_problem(
-        &self,
-        folio: &str,
-        events: &[StoredEvent],
-    ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT version, last_hash, body FROM incidents WHERE folio = $1")
-            .bind(folio.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db)?;
-        let Some(row) = row else {
-            return Ok(Some("hay eventos pero no hay proyección".into()));
-        };
-        let version: i64 = row.try_get("version").map_err(StoreError::db)?;
-        let last_hash: String = row.try_get("last_hash").map_err(StoreError::db)?;
-        let body: String = row.try_get("body").map_err(StoreError::db)?;
-        let tail = events.last();
-        if tail.map(|e| e.seq) != Some(version) || tail.map(|e| e.hash.as_str()) != Some(&last_hash)
-        {
-            return Ok(Some(format!(
-                "la proyección dice {version} eventos pero la cadena termina en {} \
-                 (¿eventos borrados al final?)",
-                tail.map_or(0, |e| e.seq)
-            )));
-        }
-        let decoded: Result<Vec<_>, _> = events.iter().map(StoredEvent::event).collect();
-        let replayed = match decoded.map(|ev| Incident::replay(&ev)) {
-            Ok(Ok(i)) => i,
-            Ok(Err(e)) => return Ok(Some(format!("el historial no se puede reproducir: {e}"))),
-            Err(e) => return Ok(Some(format!("un evento no se puede leer: {e}"))),
-        };
-        let projected: Result<Incident, _> = serde_json::from_str(&body);
-        if projected.ok().as_ref() != Some(&replayed) {
-            return Ok(Some(
-                "la proyección no coincide con la reproducción de sus eventos".into(),
-            ));
-        }
-        Ok(None)
-    }
-
     /// An online copy of the database to `target` (SQLite: `VACUUM INTO`, consistent while
-    /// the service runs). PostgreSQL backups are `pg_dump`'s job.
+    /// the service runs), fsynced before it is reported written. PostgreSQL backups are
+    /// `pg_dump`'s job.
     pub async fn backup(&self, target: &Path) -> Result<(), StoreError> {
         if self.backend == Backend::Postgres {
             return Err(StoreError::Invalid(POSTGRES_BACKUP_HINT.into()));
@@ -197,11 +171,21 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(|e| StoreError::Invalid(format!("no se pudo escribir {path}: {e}")))?;
+        // Readable by its owner only: it holds password hashes.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o600))?;
+        }
+        // VACUUM INTO does not fsync its output; a backup must survive a power cut too.
+        sync_file_and_dir(target)?;
         Ok(())
     }
 
-    /// Writes the catalogue, the policies, the folio counters and every event as JSON lines.
+    /// Writes the catalogue, the policies, the folio counters and every event as JSON
+    /// lines, from one read snapshot, ending with a line that counts them.
     pub async fn export(&self, out: &mut dyn Write, now: Timestamp) -> Result<u64, StoreError> {
+        let mut tx = self.snapshot().await?;
         let mut lines = 0u64;
         let mut put = |line: &Line| -> Result<(), StoreError> {
             serde_json::to_writer(&mut *out, line).map_err(StoreError::json)?;
@@ -214,26 +198,26 @@ impl Store {
             version: 1,
             exported_at: now,
         })?;
-        for a in self.agencies().await? {
+        for a in fetch_agencies(&mut tx).await? {
             put(&Line::Agency(a))?;
         }
-        for u in self.users().await? {
+        for u in fetch_users(&mut tx).await? {
             let password_hash = u.password_hash.clone();
             put(&Line::User {
                 user: u,
                 password_hash,
             })?;
         }
-        for p in self.procedures().await? {
+        for p in fetch_procedures(&mut tx).await? {
             put(&Line::Procedure(p))?;
         }
-        let mut policies = self.policies().await?;
+        let mut policies = fetch_policies(&mut tx).await?;
         policies.reverse();
         for p in policies {
             put(&Line::Policy(p))?;
         }
         let counters = sqlx::query("SELECT year, last_number FROM folio_counters ORDER BY year")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(StoreError::db)?;
         for r in &counters {
@@ -242,15 +226,17 @@ impl Store {
                 last_number: r.try_get("last_number").map_err(StoreError::db)?,
             })?;
         }
-        for folio in self.folios().await? {
-            let Ok(f) = Folio::parse(&folio) else {
-                continue;
-            };
-            for e in self.events(f).await? {
+        let (mut incidents, mut events) = (0u64, 0u64);
+        for folio in fetch_folios(&mut tx).await? {
+            incidents += 1;
+            for e in fetch_events(&mut tx, &folio).await? {
+                events += 1;
                 put(&Line::Event(e))?;
             }
         }
+        put(&Line::End { incidents, events })?;
         out.flush()?;
+        let _ = tx.rollback().await;
         Ok(lines)
     }
 
@@ -284,10 +270,15 @@ fn parse_export(input: &mut dyn BufRead) -> Result<Vec<Line>, StoreError> {
         if buf.trim().is_empty() {
             continue;
         }
+        if matches!(lines.last(), Some(Line::End { .. })) {
+            return Err(StoreError::Invalid(format!(
+                "línea {number}: hay contenido después de la línea final"
+            )));
+        }
         let line: Line = serde_json::from_str(buf.trim_end()).map_err(|e| {
             StoreError::Invalid(format!("línea {number} del archivo de exportación: {e}"))
         })?;
-        if number == 1 {
+        if lines.is_empty() {
             match &line {
                 Line::Header {
                     format, version, ..
@@ -301,10 +292,29 @@ fn parse_export(input: &mut dyn BufRead) -> Result<Vec<Line>, StoreError> {
         }
         lines.push(line);
     }
-    if lines.is_empty() {
-        return Err(StoreError::Invalid(
-            "el archivo de exportación está vacío".into(),
-        ));
+    let (incidents, events) = match lines.last() {
+        Some(Line::End { incidents, events }) => (*incidents, *events),
+        _ => {
+            return Err(StoreError::Invalid(
+                "el archivo está incompleto: falta la línea final (¿se cortó la copia?)".into(),
+            ));
+        }
+    };
+    let found_events = lines.iter().filter(|l| matches!(l, Line::Event(_))).count() as u64;
+    let mut folios: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Event(e) => Some(e.folio.as_str()),
+            _ => None,
+        })
+        .collect();
+    folios.dedup();
+    if found_events != events || folios.len() as u64 != incidents {
+        return Err(StoreError::Invalid(format!(
+            "el archivo dice contener {incidents} incidencias y {events} eventos, pero tiene \
+             {} y {found_events}",
+            folios.len()
+        )));
     }
     Ok(lines)
 }
@@ -418,11 +428,25 @@ async fn import_lines(
                 }
                 chain.push(e);
             }
+            Line::End { .. } => {}
         }
     }
     if !chain.is_empty() {
         import_incident(conn, chain, now, &mut summary).await?;
     }
+    // Counters never behind the folios present: the next report must get a new number
+    // even if the file's counter lines were older than its events.
+    sqlx::query(
+        "INSERT INTO folio_counters (year, last_number) \
+         SELECT CAST(SUBSTR(folio, 5, 4) AS BIGINT), MAX(CAST(SUBSTR(folio, 10, 6) AS BIGINT)) \
+         FROM incidents GROUP BY CAST(SUBSTR(folio, 5, 4) AS BIGINT) \
+         ON CONFLICT (year) DO UPDATE SET last_number = \
+         CASE WHEN excluded.last_number > folio_counters.last_number \
+         THEN excluded.last_number ELSE folio_counters.last_number END",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
     if backend == Backend::Postgres {
         // Explicit ids do not advance identity sequences.
         for table in ["agencies", "users", "procedures"] {
@@ -454,6 +478,11 @@ async fn import_incident(
         )));
     }
     let folio = Folio::parse(&folio_text).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if folio.to_string() != folio_text {
+        return Err(StoreError::Invalid(format!(
+            "el folio «{folio_text}» no está escrito en su forma canónica {folio}"
+        )));
+    }
     let events: Vec<_> = chain
         .iter()
         .map(StoredEvent::event)
@@ -479,5 +508,76 @@ async fn import_incident(
     script.run(conn).await.map_err(StoreError::db)?;
     summary.incidents += 1;
     summary.events += chain.len() as u64;
+    Ok(())
+}
+
+/// What is wrong with the projection of a chain that verified, if anything.
+async fn projection_problem(
+    conn: &mut AnyConnection,
+    folio: &str,
+    events: &[StoredEvent],
+) -> Result<Option<String>, StoreError> {
+    let Some(stored) = ProjectionRow::fetch(conn, folio).await? else {
+        return Ok(Some("hay eventos pero no hay proyección".into()));
+    };
+    let tail = events.last();
+    if tail.map(|e| e.seq) != Some(stored.version)
+        || tail.map(|e| e.hash.as_str()) != Some(stored.last_hash.as_str())
+    {
+        return Ok(Some(format!(
+            "la proyección dice {} eventos pero la cadena termina en {} \
+             (¿eventos borrados al final?)",
+            stored.version,
+            tail.map_or(0, |e| e.seq)
+        )));
+    }
+    let decoded: Result<Vec<_>, _> = events.iter().map(StoredEvent::event).collect();
+    let replayed = match decoded.map(|ev| Incident::replay(&ev)) {
+        Ok(Ok(i)) => i,
+        Ok(Err(e)) => return Ok(Some(format!("el historial no se puede reproducir: {e}"))),
+        Err(e) => return Ok(Some(format!("un evento no se puede leer: {e}"))),
+    };
+    let updated_at =
+        Timestamp::from_millisecond(stored.updated_at).unwrap_or(Timestamp::UNIX_EPOCH);
+    let expected = ProjectionRow::of(
+        &StoredIncident {
+            incident: replayed.clone(),
+            last_hash: stored.last_hash.clone(),
+        },
+        updated_at,
+    )?;
+    if expected != stored {
+        return Ok(Some(
+            "la proyección no coincide con la reproducción de sus eventos".into(),
+        ));
+    }
+    let links = sqlx::query(
+        "SELECT procedure_id FROM incident_procedures WHERE folio = $1 ORDER BY procedure_id",
+    )
+    .bind(folio.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    let mut linked = links
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0).map_err(StoreError::db))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut wanted: Vec<i64> = replayed.procedure_ids.iter().map(|p| p.0).collect();
+    linked.sort_unstable();
+    wanted.sort_unstable();
+    if linked != wanted {
+        return Ok(Some(
+            "los trámites vinculados no coinciden con los del reporte".into(),
+        ));
+    }
+    Ok(None)
+}
+
+/// fsync of a new file and of its folder (so its directory entry survives too).
+pub(super) fn sync_file_and_dir(path: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(path)?.sync_all()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }

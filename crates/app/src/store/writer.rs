@@ -8,6 +8,9 @@
 //! more each fsync carries, with no timer and no added latency when idle.
 
 use std::any::Any;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{mpsc, oneshot};
@@ -132,7 +135,14 @@ async fn commit_batch(conn: &mut AnyConnection, batch: Vec<Request>) {
         return;
     }
     while let Some(Request { job, reply }) = pending.next() {
-        let result = job(conn).await;
+        // A panicking job must not take the writer down with it (every later write would
+        // fail until a restart): it counts as a failed job and is rolled back alone.
+        let result = match AssertUnwindSafe(job(conn)).catch_unwind().await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Database(
+                "un trabajo de escritura falló de forma inesperada".into(),
+            )),
+        };
         if result.is_err()
             && let Err(e) = conn.execute("ROLLBACK TO job").await
         {

@@ -332,15 +332,20 @@ pub async fn create(
         .checked_sub(jiff::SignedDuration::from_mins(5))
         .expect("in range");
     store
-        .create_incident(2026, now, Default::default(), |folio| {
-            decide(
-                None,
-                &actor,
-                &fx.report(folio, occurred),
-                now,
-                &SloPolicy::seed(),
-            )
-        })
+        .create_incident(
+            2026,
+            now,
+            |folio| {
+                decide(
+                    None,
+                    &actor,
+                    &fx.report(folio, occurred),
+                    now,
+                    &SloPolicy::seed(),
+                )
+            },
+            |_| Default::default(),
+        )
         .await
         .expect("create incident")
 }

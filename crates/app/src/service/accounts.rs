@@ -1,0 +1,137 @@
+//! Sign-in: API tokens, session cookies, password logins with growing waits.
+
+use incidencias_core::Email;
+use jiff::{SignedDuration, Timestamp};
+
+use super::{Caller, Service, ServiceError};
+use crate::store::chain::sha256_hex;
+use crate::store::{TokenKind, User};
+
+/// How long a browser session lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+/// A new random secret: `inc_` and 64 hex digits (256 bits from the OS).
+pub fn new_secret() -> Result<String, ServiceError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ServiceError::Internal(format!("getrandom: {e}")))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("inc_{hex}"))
+}
+
+pub struct LoginOutcome {
+    pub user: User,
+    /// The session secret for the cookie.
+    pub session: String,
+    pub expires_at: Timestamp,
+}
+
+impl Service {
+    /// A new API token for the user with this address; the token is returned once.
+    pub async fn create_token(&self, email: &str) -> Result<String, ServiceError> {
+        let email =
+            Email::parse(email).map_err(|e| ServiceError::invalid("email", e.to_string()))?;
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            return Err(ServiceError::NotFound(format!("el usuario {email}")));
+        };
+        let token = new_secret()?;
+        self.store
+            .add_token(
+                user.id,
+                TokenKind::Api,
+                sha256_hex(token.as_bytes()),
+                self.now(),
+                None,
+            )
+            .await?;
+        Ok(token)
+    }
+
+    /// Revokes every API token of the user with this address; returns how many.
+    pub async fn revoke_tokens(&self, email: &str) -> Result<u64, ServiceError> {
+        let email =
+            Email::parse(email).map_err(|e| ServiceError::invalid("email", e.to_string()))?;
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            return Err(ServiceError::NotFound(format!("el usuario {email}")));
+        };
+        Ok(self
+            .store
+            .revoke_user_tokens(user.id, TokenKind::Api, self.now())
+            .await?)
+    }
+
+    pub async fn authenticate(
+        &self,
+        secret: &str,
+        kind: TokenKind,
+    ) -> Result<Caller, ServiceError> {
+        let user = self
+            .store
+            .user_by_token(&sha256_hex(secret.as_bytes()), kind, self.now())
+            .await?;
+        user.map(|user| Caller { user })
+            .ok_or(ServiceError::Unauthenticated)
+    }
+
+    /// Password login. After three consecutive failures for an address each further
+    /// attempt must wait (1 s, 2 s, 4 s... up to 15 min), whether or not the address
+    /// exists, so the waits reveal nothing.
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome, ServiceError> {
+        let now = self.now();
+        let key = email.trim().to_lowercase();
+        if let Some(until) = self.store.login_blocked_until(&key).await?
+            && until > now
+        {
+            let wait = until.duration_since(now).as_secs().max(1);
+            return Err(ServiceError::TooManyAttempts {
+                retry_after_s: u64::try_from(wait).unwrap_or(1),
+            });
+        }
+        let user = match Email::parse(email) {
+            Ok(e) => self.store.user_by_email(&e).await?,
+            Err(_) => None,
+        };
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let password = password.to_string();
+        // Verify even without a user (against nothing), so timing does not reveal accounts.
+        let ok = tokio::task::spawn_blocking(move || match hash {
+            Some(h) => password_auth::verify_password(password, &h).is_ok(),
+            None => false,
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        match user {
+            Some(user) if ok && user.active => {
+                self.store.clear_login_failures(key).await?;
+                let session = new_secret()?;
+                let expires_at = now
+                    .checked_add(SignedDuration::from_hours(SESSION_HOURS))
+                    .unwrap_or(Timestamp::MAX);
+                self.store
+                    .add_token(
+                        user.id,
+                        TokenKind::Session,
+                        sha256_hex(session.as_bytes()),
+                        now,
+                        Some(expires_at),
+                    )
+                    .await?;
+                Ok(LoginOutcome {
+                    user,
+                    session,
+                    expires_at,
+                })
+            }
+            _ => {
+                self.store.record_login_failure(key, now).await?;
+                Err(ServiceError::Unauthenticated)
+            }
+        }
+    }
+
+    pub async fn logout(&self, session: &str) -> Result<(), ServiceError> {
+        self.store
+            .revoke_token(sha256_hex(session.as_bytes()), self.now())
+            .await?;
+        Ok(())
+    }
+}

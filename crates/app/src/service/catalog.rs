@@ -1,0 +1,349 @@
+//! Catalogue use-cases (admin): agencies, users, procedures, SLO policy versions.
+
+use incidencias_core::{AgencyId, Email, FieldError, Homoclave, Role, SloPolicy, UserId};
+use jiff::Timestamp;
+
+use super::{Caller, Service, ServiceError};
+use crate::store::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
+
+#[derive(Debug, Clone)]
+pub struct NewAgencyInput {
+    pub name: String,
+    pub acronym: String,
+    pub email_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUserInput {
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub agency_id: Option<i64>,
+    pub reports_to: Option<i64>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProcedureInput {
+    pub homoclave: String,
+    pub name: String,
+    pub agency_id: i64,
+    pub url: String,
+    pub responsible_id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyInput {
+    pub effective_from: Option<Timestamp>,
+    pub targets: incidencias_core::slo::Targets,
+    pub warning_ratio: Option<f64>,
+    pub escalation_repeat_s: Option<u32>,
+}
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+fn required(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
+    if value.trim().is_empty() {
+        errors.push(FieldError::new(field, "es obligatorio"));
+    } else if value.chars().count() > max {
+        errors.push(FieldError::new(
+            field,
+            format!("no puede exceder {max} caracteres"),
+        ));
+    } else if value.chars().any(char::is_control) {
+        errors.push(FieldError::new(field, "contiene caracteres de control"));
+    }
+}
+
+fn done(errors: Vec<FieldError>) -> Result<(), ServiceError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::Invalid(errors))
+    }
+}
+
+/// A mail domain as agencies write it: lowercase labels of letters, digits and hyphens.
+fn valid_domain(d: &str) -> bool {
+    let labels: Vec<&str> = d.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+impl Service {
+    pub async fn create_agency(
+        &self,
+        caller: &Caller,
+        input: NewAgencyInput,
+    ) -> Result<Agency, ServiceError> {
+        caller.require(&[Role::Admin], "registrar dependencias")?;
+        let mut errors = Vec::new();
+        required(&mut errors, "name", &input.name, 300);
+        let acronym = input.acronym.trim().to_uppercase();
+        if !(2..=12).contains(&acronym.len()) || !acronym.bytes().all(|b| b.is_ascii_uppercase()) {
+            errors.push(FieldError::new(
+                "acronym",
+                "deben ser de 2 a 12 letras sin acentos",
+            ));
+        }
+        let domains: Vec<String> = input
+            .email_domains
+            .iter()
+            .map(|d| d.trim().to_lowercase())
+            .collect();
+        if domains.is_empty() {
+            errors.push(FieldError::new(
+                "email_domains",
+                "indique al menos un dominio de correo",
+            ));
+        }
+        for d in &domains {
+            if !valid_domain(d) {
+                errors.push(FieldError::new(
+                    "email_domains",
+                    format!("dominio no válido: {d}"),
+                ));
+            }
+        }
+        done(errors)?;
+        Ok(self
+            .store
+            .create_agency(
+                NewAgency {
+                    name: input.name.trim().to_string(),
+                    acronym,
+                    email_domains: domains,
+                },
+                self.now(),
+            )
+            .await?)
+    }
+
+    pub async fn agencies(&self, caller: &Caller) -> Result<Vec<Agency>, ServiceError> {
+        let all = self.store.agencies().await?;
+        Ok(match caller.agency_scope() {
+            Some(own) => all.into_iter().filter(|a| a.id == own).collect(),
+            None => all,
+        })
+    }
+
+    /// Creates an account. Passwords are hashed with Argon2id off the async threads.
+    pub async fn create_user_unchecked(&self, input: NewUserInput) -> Result<User, ServiceError> {
+        let mut errors = Vec::new();
+        required(&mut errors, "name", &input.name, 300);
+        let email = match Email::parse(&input.email) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                errors.push(FieldError::new("email", e.to_string()));
+                None
+            }
+        };
+        let agency = match (input.role, input.agency_id) {
+            (Role::Agency, Some(id)) => match self.store.agency(AgencyId(id)).await? {
+                Some(a) => Some(a.id),
+                None => {
+                    errors.push(FieldError::new(
+                        "agency_id",
+                        format!("no existe la dependencia {id}"),
+                    ));
+                    None
+                }
+            },
+            (Role::Agency, None) => {
+                errors.push(FieldError::new(
+                    "agency_id",
+                    "un usuario de dependencia necesita su dependencia",
+                ));
+                None
+            }
+            (_, Some(_)) => {
+                errors.push(FieldError::new(
+                    "agency_id",
+                    "sólo los usuarios de dependencia pertenecen a una dependencia",
+                ));
+                None
+            }
+            (_, None) => None,
+        };
+        if let Some(boss) = input.reports_to {
+            match self.store.user(UserId(boss)).await? {
+                None => errors.push(FieldError::new(
+                    "reports_to",
+                    format!("no existe el usuario {boss}"),
+                )),
+                Some(b) if b.agency_id != agency && input.role == Role::Agency => errors.push(
+                    FieldError::new("reports_to", "el superior debe ser de la misma dependencia"),
+                ),
+                Some(b) if (b.role == Role::Agency) != (input.role == Role::Agency) => {
+                    errors.push(FieldError::new(
+                        "reports_to",
+                        "el superior debe ser del mismo ámbito (dependencia o central)",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(p) = &input.password
+            && p.chars().count() < MIN_PASSWORD_CHARS
+        {
+            errors.push(FieldError::new(
+                "password",
+                format!("debe tener al menos {MIN_PASSWORD_CHARS} caracteres"),
+            ));
+        }
+        done(errors)?;
+        let password_hash = match input.password {
+            Some(p) => Some(
+                tokio::task::spawn_blocking(move || password_auth::generate_hash(p))
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let Some(email) = email else {
+            return Err(ServiceError::invalid("email", "es obligatorio"));
+        };
+        Ok(self
+            .store
+            .create_user(
+                NewUser {
+                    email,
+                    name: input.name.trim().to_string(),
+                    role: input.role,
+                    agency_id: agency,
+                    reports_to: input.reports_to.map(UserId),
+                    password_hash,
+                },
+                self.now(),
+            )
+            .await?)
+    }
+
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        input: NewUserInput,
+    ) -> Result<User, ServiceError> {
+        caller.require(&[Role::Admin], "registrar usuarios")?;
+        self.create_user_unchecked(input).await
+    }
+
+    pub async fn users(&self, caller: &Caller) -> Result<Vec<User>, ServiceError> {
+        caller.require(&[Role::Admin], "consultar los usuarios")?;
+        Ok(self.store.users().await?)
+    }
+
+    pub async fn create_procedure(
+        &self,
+        caller: &Caller,
+        input: NewProcedureInput,
+    ) -> Result<Procedure, ServiceError> {
+        caller.require(&[Role::Admin], "registrar trámites")?;
+        let mut errors = Vec::new();
+        let homoclave = match Homoclave::parse(&input.homoclave) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                errors.push(FieldError::new("homoclave", e.to_string()));
+                None
+            }
+        };
+        required(&mut errors, "name", &input.name, 500);
+        let url = input.url.trim().to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.len() > 2000
+            || url.contains(char::is_whitespace)
+        {
+            errors.push(FieldError::new(
+                "url",
+                "debe ser una dirección http:// o https://",
+            ));
+        }
+        let agency = self.store.agency(AgencyId(input.agency_id)).await?;
+        if agency.is_none() {
+            errors.push(FieldError::new(
+                "agency_id",
+                format!("no existe la dependencia {}", input.agency_id),
+            ));
+        }
+        match self.store.user(UserId(input.responsible_id)).await? {
+            Some(u) if u.role == Role::Agency && u.agency_id == Some(AgencyId(input.agency_id)) => {
+            }
+            Some(_) => errors.push(FieldError::new(
+                "responsible_id",
+                "el responsable debe ser un usuario de la misma dependencia",
+            )),
+            None => errors.push(FieldError::new(
+                "responsible_id",
+                format!("no existe el usuario {}", input.responsible_id),
+            )),
+        }
+        done(errors)?;
+        let Some(homoclave) = homoclave else {
+            return Err(ServiceError::invalid("homoclave", "es obligatoria"));
+        };
+        Ok(self
+            .store
+            .create_procedure(
+                NewProcedure {
+                    homoclave,
+                    name: input.name.trim().to_string(),
+                    agency_id: AgencyId(input.agency_id),
+                    url,
+                    responsible_id: UserId(input.responsible_id),
+                },
+                self.now(),
+            )
+            .await?)
+    }
+
+    pub async fn procedures(&self, caller: &Caller) -> Result<Vec<Procedure>, ServiceError> {
+        let all = self.store.procedures().await?;
+        Ok(match caller.agency_scope() {
+            Some(own) => all.into_iter().filter(|p| p.agency_id == own).collect(),
+            None => all,
+        })
+    }
+
+    pub async fn policies(&self) -> Result<Vec<SloPolicy>, ServiceError> {
+        Ok(self.store.policies().await?)
+    }
+
+    pub async fn add_policy(
+        &self,
+        caller: &Caller,
+        input: PolicyInput,
+    ) -> Result<SloPolicy, ServiceError> {
+        caller.require(&[Role::Admin], "publicar políticas de SLO")?;
+        let now = self.now();
+        let policy = SloPolicy {
+            version: 0,
+            effective_from: input.effective_from.unwrap_or(now),
+            targets: input.targets,
+            warning_ratio: input
+                .warning_ratio
+                .unwrap_or(incidencias_core::slo::DEFAULT_WARNING_RATIO),
+            escalation_repeat_s: input.escalation_repeat_s,
+        };
+        let problems = policy.problems();
+        if !problems.is_empty() {
+            return Err(ServiceError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|(f, m)| FieldError::new(f, m))
+                    .collect(),
+            ));
+        }
+        Ok(self
+            .store
+            .add_policy(policy, Some(caller.user.id), now)
+            .await?)
+    }
+}

@@ -1,0 +1,351 @@
+//! The protocol's use-cases: report, every action on an incident, reads, the public status.
+
+use incidencias_core::escalation::{Ladder, next_due};
+use incidencias_core::{
+    Channel, Command, Folio, Incident, IncidentKind, IncidentState, NewReport, ProcedureId, Role,
+    Severity, SloPolicy, decide, policy_in_force, procedure_status,
+};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use sqlx::Row;
+
+use super::{Caller, IdemRequest, Reply, Service, ServiceError};
+use crate::documents::{IncidentDoc, PublicStatusDoc};
+use crate::store::{Effects, IdempotencyRecord, StoreError, StoredEvent, StoredIncident};
+
+/// Step 1 as the API receives it.
+#[derive(Debug, Clone)]
+pub struct NewIncidentInput {
+    pub procedure_ids: Vec<ProcedureId>,
+    pub kind: IncidentKind,
+    pub description: String,
+    pub occurred_at: Timestamp,
+    pub channel: Channel,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub state: Option<IncidentState>,
+    pub agency_id: Option<i64>,
+    pub severity: Option<Severity>,
+    pub breached: Option<bool>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentPage {
+    pub items: Vec<IncidentDoc>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+/// How many times a command is re-decided on fresh state after losing a race.
+const ATTEMPTS: usize = 5;
+
+/// Folio years follow the calendar where the help desk works.
+fn mexico_year(now: Timestamp) -> i16 {
+    let tz = TimeZone::get("America/Mexico_City").unwrap_or(TimeZone::UTC);
+    now.to_zoned_datetime(tz).year()
+}
+
+impl Service {
+    /// The policy version in force now (the seed's if none is stored).
+    async fn policy_now(&self, now: Timestamp) -> Result<SloPolicy, ServiceError> {
+        let policies = self.store.policies().await?;
+        Ok(policy_in_force(&policies, now)
+            .cloned()
+            .unwrap_or_else(SloPolicy::seed))
+    }
+
+    /// Who is above whom for this incident: the first procedure's responsible and their
+    /// `reports_to` chain; on the central side, the first active validator's chain.
+    pub async fn ladder_for(&self, incident: &Incident) -> Result<Ladder, ServiceError> {
+        let Some(first) = incident.procedure_ids.first() else {
+            return Ok(Ladder::default());
+        };
+        let Some(procedure) = self.store.procedure(*first).await? else {
+            return Ok(Ladder::default());
+        };
+        let validator = sqlx::query(
+            "SELECT id FROM users WHERE role = 'validator' AND active = 1 ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .and_then(|r| r.try_get::<i64, _>(0).ok())
+        .map(incidencias_core::UserId);
+        Ok(self
+            .store
+            .ladder(procedure.responsible_id, validator)
+            .await?)
+    }
+
+    /// The stored first answer for this key, or a refusal if the key came with another
+    /// request.
+    async fn replay(
+        &self,
+        caller: &Caller,
+        idem: &Option<IdemRequest>,
+    ) -> Result<Option<Reply>, ServiceError> {
+        let Some(idem) = idem else { return Ok(None) };
+        match self
+            .store
+            .idempotency_record(caller.user.id, &idem.key)
+            .await?
+        {
+            None => Ok(None),
+            Some(r) if r.request_hash == idem.request_hash => Ok(Some(Reply {
+                status: r.status,
+                body: r.response,
+                replayed: true,
+            })),
+            Some(_) => Err(ServiceError::IdempotencyKeyReused),
+        }
+    }
+
+    fn record(
+        caller: &Caller,
+        idem: &Option<IdemRequest>,
+        status: u16,
+        body: &str,
+    ) -> Option<IdempotencyRecord> {
+        idem.as_ref().map(|i| IdempotencyRecord {
+            user_id: caller.user.id,
+            key: i.key.clone(),
+            request_hash: i.request_hash.clone(),
+            status,
+            response: body.to_string(),
+        })
+    }
+
+    /// Step 1. The agency comes from the procedures, which must all exist, be visible to
+    /// the caller and belong to one agency.
+    pub async fn report(
+        &self,
+        caller: &Caller,
+        input: NewIncidentInput,
+        idem: Option<IdemRequest>,
+    ) -> Result<Reply, ServiceError> {
+        caller.require(&[Role::Helpdesk, Role::Agency], "reportar incidencias")?;
+        if let Some(reply) = self.replay(caller, &idem).await? {
+            return Ok(reply);
+        }
+        let mut agency = None;
+        for id in &input.procedure_ids {
+            let procedure = self.store.procedure(*id).await?;
+            let visible =
+                procedure.filter(|p| caller.agency_scope().is_none_or(|a| a == p.agency_id));
+            let Some(p) = visible else {
+                return Err(ServiceError::invalid(
+                    "procedure_ids",
+                    format!("no existe el trámite {id}"),
+                ));
+            };
+            match agency {
+                None => agency = Some(p.agency_id),
+                Some(a) if a != p.agency_id => {
+                    return Err(ServiceError::invalid(
+                        "procedure_ids",
+                        "todos los trámites de una incidencia deben ser de la misma dependencia",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let agency_id = agency.unwrap_or(incidencias_core::AgencyId(0));
+        let now = self.now();
+        let policy = self.policy_now(now).await?;
+        let actor = caller.actor();
+        let created = self
+            .store
+            .create_incident(
+                mexico_year(now),
+                now,
+                |folio| {
+                    let command = Command::Report(NewReport {
+                        folio,
+                        agency_id,
+                        procedure_ids: input.procedure_ids.clone(),
+                        kind: input.kind,
+                        description: input.description.clone(),
+                        occurred_at: input.occurred_at,
+                        channel: input.channel,
+                    });
+                    decide(None, &actor, &command, now, &policy)
+                },
+                |stored| {
+                    let body = render(&stored.incident, now);
+                    Effects {
+                        next_due: None,
+                        outbox: Vec::new(),
+                        idempotency: Self::record(caller, &idem, 201, &body),
+                    }
+                },
+            )
+            .await;
+        match created {
+            Ok(stored) => Ok(Reply {
+                status: 201,
+                body: render(&stored.incident, now),
+                replayed: false,
+            }),
+            // A concurrent request with the same key won the race: its answer is ours.
+            Err(StoreError::Conflict) if idem.is_some() => self
+                .replay(caller, &idem)
+                .await?
+                .ok_or_else(|| ServiceError::Conflict(StoreError::Conflict.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads an incident the caller may see (an agency user never learns that another
+    /// agency's folio exists).
+    async fn visible(&self, caller: &Caller, folio: Folio) -> Result<StoredIncident, ServiceError> {
+        let stored = self.store.load(folio).await?;
+        match stored {
+            Some(s)
+                if caller
+                    .agency_scope()
+                    .is_none_or(|a| a == s.incident.agency_id) =>
+            {
+                Ok(s)
+            }
+            _ => Err(ServiceError::NotFound(format!("la incidencia {folio}"))),
+        }
+    }
+
+    /// Any action on an existing incident: decided on the latest state, retried on fresh
+    /// state if another command got there first.
+    pub async fn act(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+        command: Command,
+        idem: Option<IdemRequest>,
+    ) -> Result<Reply, ServiceError> {
+        if let Some(reply) = self.replay(caller, &idem).await? {
+            return Ok(reply);
+        }
+        let actor = caller.actor();
+        for _ in 0..ATTEMPTS {
+            let prior = self.visible(caller, folio).await?;
+            let now = self.now();
+            let ladder = self.ladder_for(&prior.incident).await?;
+            let command = match &command {
+                Command::Escalate { reason, .. } => Command::Escalate {
+                    reason: reason.clone(),
+                    ladder: ladder.clone(),
+                },
+                other => other.clone(),
+            };
+            let policy = match prior.incident.policy.clone() {
+                Some(p) => p,
+                None => self.policy_now(now).await?,
+            };
+            let events = decide(Some(&prior.incident), &actor, &command, now, &policy)?;
+            let mut state = prior.incident.clone();
+            for e in &events {
+                state = Incident::apply(Some(state), e)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            }
+            let body = render(&state, now);
+            let effects = Effects {
+                next_due: next_due(&state, &ladder),
+                outbox: Vec::new(),
+                idempotency: Self::record(caller, &idem, 200, &body),
+            };
+            match self.store.append(&prior, events, effects, now).await {
+                Ok(_) => {
+                    return Ok(Reply {
+                        status: 200,
+                        body,
+                        replayed: false,
+                    });
+                }
+                Err(StoreError::Conflict) => {
+                    if let Some(reply) = self.replay(caller, &idem).await? {
+                        return Ok(reply);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Conflict(
+            "la incidencia está recibiendo muchos cambios a la vez; vuelva a intentarlo".into(),
+        ))
+    }
+
+    pub async fn incident(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+    ) -> Result<IncidentDoc, ServiceError> {
+        let stored = self.visible(caller, folio).await?;
+        Ok(IncidentDoc::of(&stored.incident, self.now()))
+    }
+
+    pub async fn events(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+    ) -> Result<Vec<StoredEvent>, ServiceError> {
+        self.visible(caller, folio).await?;
+        Ok(self.store.events(folio).await?)
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        filter: IncidentFilter,
+    ) -> Result<IncidentPage, ServiceError> {
+        let now = self.now();
+        let per_page = filter.per_page.clamp(1, 200);
+        let page = filter.page.max(1);
+        let agency = match (caller.agency_scope(), filter.agency_id) {
+            (Some(own), Some(asked)) if own.0 != asked => {
+                return Ok(IncidentPage {
+                    items: Vec::new(),
+                    page,
+                    per_page,
+                    total: 0,
+                });
+            }
+            (Some(own), _) => Some(own.0),
+            (None, asked) => asked,
+        };
+        let (rows, total) = self
+            .store
+            .list_incidents(crate::store::ListQuery {
+                state: filter.state.map(|s| s.as_str()),
+                agency_id: agency,
+                severity: filter.severity.map(|s| s.as_str()),
+                breached_at: filter.breached.filter(|b| *b).map(|_| now),
+                offset: u64::from(page - 1) * u64::from(per_page),
+                limit: u64::from(per_page),
+            })
+            .await?;
+        Ok(IncidentPage {
+            items: rows.iter().map(|i| IncidentDoc::of(i, now)).collect(),
+            page,
+            per_page,
+            total,
+        })
+    }
+
+    /// What the portal shows for a procedure.
+    pub async fn public_status(&self, homoclave: &str) -> Result<PublicStatusDoc, ServiceError> {
+        let key = incidencias_core::Homoclave::parse(homoclave)
+            .map_err(|e| ServiceError::invalid("homoclave", e.to_string()))?;
+        let Some(procedure) = self.store.procedure_by_homoclave(&key).await? else {
+            return Err(ServiceError::NotFound(format!("el trámite {key}")));
+        };
+        let open = self.store.open_incidents_of(procedure.id).await?;
+        Ok(PublicStatusDoc::of(key.as_str(), procedure_status(&open)))
+    }
+}
+
+fn render(incident: &Incident, now: Timestamp) -> String {
+    serde_json::to_string(&IncidentDoc::of(incident, now)).unwrap_or_else(|_| "{}".to_string())
+}

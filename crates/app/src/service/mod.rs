@@ -1,0 +1,188 @@
+//! Use-cases: load -> core::decide -> store (events, projection, timer, idempotency record)
+//! in one transaction. Handlers call only this; nothing here knows HTTP.
+
+mod accounts;
+mod catalog;
+mod incidents;
+
+use std::sync::Arc;
+
+use incidencias_core::{Actor, AgencyId, DecideError, FieldError, Role};
+use jiff::Timestamp;
+
+use crate::clock::Clock;
+use crate::store::{Store, StoreError, User};
+
+pub use accounts::{LoginOutcome, new_secret};
+pub use catalog::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
+pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
+
+/// A signed-in user, as the service sees them.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.user.id,
+            role: self.user.role,
+            agency: self.user.agency_id,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    /// The only agency an agency user may see; `None` for central roles, who see all.
+    pub fn agency_scope(&self) -> Option<AgencyId> {
+        match self.user.role {
+            Role::Agency => self.user.agency_id,
+            _ => None,
+        }
+    }
+
+    pub fn require(&self, roles: &[Role], action: &str) -> Result<(), ServiceError> {
+        if roles.contains(&self.user.role) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "su rol no permite {action}"
+            )))
+        }
+    }
+}
+
+/// A request's `Idempotency-Key` and a fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdemRequest {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// A rendered answer: HTTP status and JSON body. Idempotent replays return the first one
+/// byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub replayed: bool,
+}
+
+/// Every way a use-case can fail. The HTTP layer maps each to one status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("se requiere iniciar sesión o un token válido")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no se encontró {0}")]
+    NotFound(String),
+    /// The action does not fit the incident's state; `state` is its current state.
+    #[error("{message}")]
+    InvalidTransition {
+        state: Option<String>,
+        message: String,
+        unmet: Vec<String>,
+    },
+    #[error("datos no válidos")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("demasiados intentos fallidos; espere {retry_after_s} s antes de volver a intentar")]
+    TooManyAttempts { retry_after_s: u64 },
+    #[error("esta Idempotency-Key ya se usó con otra solicitud")]
+    IdempotencyKeyReused,
+    #[error("la base de datos no está disponible")]
+    Unavailable,
+    /// Logged with its detail, answered as a generic error.
+    #[error("error interno")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
+        ServiceError::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<DecideError> for ServiceError {
+    fn from(e: DecideError) -> ServiceError {
+        let message = e.to_string();
+        match e {
+            DecideError::InvalidTransition { state, .. } => ServiceError::InvalidTransition {
+                state: state.map(|s| s.as_str().to_string()),
+                message,
+                unmet: Vec::new(),
+            },
+            DecideError::ClosingRuleNotMet(unmet) => ServiceError::InvalidTransition {
+                state: None,
+                message,
+                unmet: unmet.iter().map(|c| c.as_str().to_string()).collect(),
+            },
+            DecideError::RoleNotAllowed { .. } => ServiceError::Forbidden(message),
+            DecideError::NotYourAgency => ServiceError::NotFound("la incidencia".into()),
+            DecideError::InvalidFields(fields) => ServiceError::Invalid(fields),
+            DecideError::NotDue { .. } => ServiceError::InvalidTransition {
+                state: None,
+                message,
+                unmet: Vec::new(),
+            },
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> ServiceError {
+        match e {
+            StoreError::Conflict => ServiceError::Conflict(e.to_string()),
+            StoreError::Duplicate(what) => ServiceError::Conflict(duplicate_message(&what)),
+            StoreError::Rejected(d) => d.into(),
+            StoreError::NotFound(what) => ServiceError::NotFound(what),
+            StoreError::Invalid(msg) => ServiceError::invalid("body", msg),
+            StoreError::WriterStopped => ServiceError::Unavailable,
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A unique violation, named for the person who caused it.
+fn duplicate_message(constraint: &str) -> String {
+    let c = constraint.to_lowercase();
+    if c.contains("homoclave") {
+        "ya existe un trámite con esa homoclave".into()
+    } else if c.contains("email") {
+        "ya existe un usuario con ese correo electrónico".into()
+    } else if c.contains("acronym") {
+        "ya existe una dependencia con esas siglas".into()
+    } else {
+        "ya existe un registro con esos datos".into()
+    }
+}
+
+/// The application's use-cases over one store and one clock.
+#[derive(Clone)]
+pub struct Service {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Service {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Service {
+        Service { store, clock }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// `/readyz`: the database answers.
+    pub async fn ready(&self) -> bool {
+        sqlx::query("SELECT 1")
+            .execute(self.store.pool())
+            .await
+            .is_ok()
+    }
+}

@@ -1,0 +1,282 @@
+//! Credentials: API tokens and session cookies (only their SHA-256 is stored), failed-login
+//! throttling, and the idempotency records of the API.
+
+use incidencias_core::UserId;
+use jiff::Timestamp;
+use sqlx::Row;
+
+use super::catalog::user_from;
+use super::{Store, StoreError, User};
+
+/// What a secret opens: the API (bearer) or a browser session (cookie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Api,
+    Session,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Api => "api",
+            TokenKind::Session => "session",
+        }
+    }
+}
+
+/// The first answer to a request made with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub user_id: UserId,
+    pub key: String,
+    /// SHA-256 of method, path and body: the same key with another request is refused.
+    pub request_hash: String,
+    pub status: u16,
+    pub response: String,
+}
+
+impl Store {
+    pub async fn add_token(
+        &self,
+        user: UserId,
+        kind: TokenKind,
+        token_hash: String,
+        now: Timestamp,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO api_tokens (user_id, kind, token_hash, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(user.0)
+                .bind(kind.as_str())
+                .bind(token_hash)
+                .bind(now.as_millisecond())
+                .bind(expires_at.map(|t| t.as_millisecond()))
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The active user a live (not revoked, not expired) secret belongs to.
+    pub async fn user_by_token(
+        &self,
+        token_hash: &str,
+        kind: TokenKind,
+        now: Timestamp,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.agency_id, u.reports_to, u.active, \
+             u.password_hash, u.created_at \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.kind = $2 AND t.revoked_at IS NULL \
+             AND (t.expires_at IS NULL OR t.expires_at > $3) AND u.active = 1",
+        )
+        .bind(token_hash.to_string())
+        .bind(kind.as_str())
+        .bind(now.as_millisecond())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    /// Revokes one secret (logout). Returns whether it was live.
+    pub async fn revoke_token(
+        &self,
+        token_hash: String,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+                )
+                .bind(now.as_millisecond())
+                .bind(token_hash)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+                Ok(r.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    /// Revokes every live secret of a user of that kind; returns how many.
+    pub async fn revoke_user_tokens(
+        &self,
+        user: UserId,
+        kind: TokenKind,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 \
+                     WHERE user_id = $2 AND kind = $3 AND revoked_at IS NULL",
+                )
+                .bind(now.as_millisecond())
+                .bind(user.0)
+                .bind(kind.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+                Ok(r.rows_affected())
+            })
+        })
+        .await
+    }
+
+    /// Until when logins for `email` must wait, if they must.
+    pub async fn login_blocked_until(&self, email: &str) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query("SELECT blocked_until FROM login_failures WHERE email = $1")
+            .bind(email.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let ms: i64 = r.try_get("blocked_until").map_err(StoreError::db)?;
+                Ok(Timestamp::from_millisecond(ms).ok())
+            }
+        }
+    }
+
+    /// Counts a failed login and sets the wait before the next attempt: none for the first
+    /// three failures, then 1 s, 2 s, 4 s... up to 15 minutes. Returns the new count.
+    pub async fn record_login_failure(
+        &self,
+        email: String,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let failures: i64 = sqlx::query(
+                    "INSERT INTO login_failures (email, failures, last_failure, blocked_until) \
+                     VALUES ($1, 1, $2, 0) ON CONFLICT (email) DO UPDATE \
+                     SET failures = login_failures.failures + 1, last_failure = $2 \
+                     RETURNING failures",
+                )
+                .bind(email.clone())
+                .bind(now.as_millisecond())
+                .fetch_one(&mut *conn)
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(StoreError::db)?;
+                let wait_ms = login_wait_ms(failures);
+                sqlx::query("UPDATE login_failures SET blocked_until = $1 WHERE email = $2")
+                    .bind(now.as_millisecond().saturating_add(wait_ms))
+                    .bind(email)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                Ok(failures)
+            })
+        })
+        .await
+    }
+
+    pub async fn clear_login_failures(&self, email: String) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM login_failures WHERE email = $1")
+                    .bind(email)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn idempotency_record(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, response FROM idempotency_keys \
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user.0)
+        .bind(key.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        let Some(row) = row else { return Ok(None) };
+        let status: i64 = row.try_get("status").map_err(StoreError::db)?;
+        Ok(Some(IdempotencyRecord {
+            user_id: user,
+            key: key.to_string(),
+            request_hash: row.try_get("request_hash").map_err(StoreError::db)?,
+            status: u16::try_from(status).unwrap_or(200),
+            response: row.try_get("response").map_err(StoreError::db)?,
+        }))
+    }
+
+    /// Stores an idempotency record on its own (for writes that are not incident appends,
+    /// whose records go in the append's own transaction).
+    pub async fn save_idempotency(
+        &self,
+        record: IdempotencyRecord,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut script = super::script::Script::new();
+        push_idempotency(&mut script, &record, now);
+        self.run_script(script).await
+    }
+}
+
+pub(super) fn push_idempotency(
+    script: &mut super::script::Script,
+    record: &IdempotencyRecord,
+    now: Timestamp,
+) {
+    script.push(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, status, response, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            record.user_id.0.into(),
+            record.key.clone().into(),
+            record.request_hash.clone().into(),
+            i64::from(record.status).into(),
+            record.response.clone().into(),
+            now.as_millisecond().into(),
+        ],
+    );
+}
+
+/// Milliseconds a login for an address with `failures` consecutive failures must wait.
+pub fn login_wait_ms(failures: i64) -> i64 {
+    const FREE: i64 = 3;
+    const MAX_MS: i64 = 15 * 60 * 1000;
+    if failures < FREE {
+        return 0;
+    }
+    let exp = (failures - FREE).min(20) as u32;
+    (1000i64 << exp).min(MAX_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::login_wait_ms;
+
+    #[test]
+    fn login_waits_grow_then_cap() {
+        assert_eq!(login_wait_ms(1), 0);
+        assert_eq!(login_wait_ms(2), 0);
+        assert_eq!(login_wait_ms(3), 1000);
+        assert_eq!(login_wait_ms(4), 2000);
+        assert_eq!(login_wait_ms(8), 32_000);
+        assert_eq!(login_wait_ms(100), 15 * 60 * 1000);
+    }
+}
