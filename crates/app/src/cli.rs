@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::store::{DEFAULT_DATABASE_URL, Store, StoreError, open::OpenMode};
+use std::sync::Arc;
+
+use crate::clock::SystemClock;
+use crate::service::{NewUserInput, Service, ServiceError};
+use crate::store::{DEFAULT_DATABASE_URL, Store, StoreError, User, open::OpenMode};
 
 /// Servicio del Protocolo de tratamiento de incidencias de los trámites digitales
 /// publicados en gob.mx: registra cada incidencia, lleva sus tiempos (SLO) y escala
@@ -23,8 +27,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Inicia el servicio (API JSON) y aplica las migraciones pendientes.
+    Serve(ServeArgs),
+    /// Inicia el servicio sobre una base de demostración nueva (./data/demo.db) con datos
+    /// de ejemplo, e imprime la dirección y las credenciales de cada usuario.
+    Demo(ServeArgs),
     /// Crea la base de datos si no existe y aplica las migraciones pendientes.
     Migrate,
+    /// Cuentas de usuario.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Tokens de acceso a la API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Verificaciones del registro de auditoría.
     Audit {
         #[command(subcommand)]
@@ -50,6 +69,53 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         command: crate::bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Dirección y puerto donde escuchar.
+    #[arg(long, env = "INCIDENCIAS_BIND", default_value = crate::server::DEFAULT_BIND)]
+    pub bind: String,
+    /// Marcar la cookie de sesión como Secure (detrás de HTTPS).
+    #[arg(long, env = "INCIDENCIAS_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Crea un usuario.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// admin, helpdesk, validator o agency.
+        #[arg(long)]
+        role: String,
+        /// Dependencia (siglas o id), para el rol agency.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Superior inmediato (correo o id): el siguiente nivel de escalamiento.
+        #[arg(long)]
+        reports_to: Option<String>,
+        /// Contraseña (mínimo 10 caracteres); sin ella, sólo acceso con token.
+        #[arg(long, env = "INCIDENCIAS_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Crea un token de API e imprime sólo el token (se muestra una sola vez).
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoca todos los tokens de API de un usuario.
+    Revoke {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -90,6 +156,56 @@ pub fn run(cli: Cli) -> i32 {
 async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
     let now = jiff::Timestamp::now();
     match command {
+        Command::Serve(args) => {
+            let store = Store::open(url).await?;
+            serve_on(store, &args).await
+        }
+        Command::Demo(args) => demo(url, &args).await,
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    name,
+                    role,
+                    agency,
+                    reports_to,
+                    password,
+                },
+        } => {
+            let store = Store::open(url).await?;
+            let service = Service::new(store.clone(), Arc::new(SystemClock));
+            let result =
+                create_user(&service, email, name, role, agency, reports_to, password).await;
+            store.close().await;
+            match result {
+                Ok(user) => {
+                    println!(
+                        "Usuario {} creado (id {}, rol {}).",
+                        user.email,
+                        user.id,
+                        user.role.as_str()
+                    );
+                    Ok(0)
+                }
+                Err(e) => Err(StoreError::Invalid(service_message(e))),
+            }
+        }
+        Command::Token { command } => {
+            let store = Store::open(url).await?;
+            let service = Service::new(store.clone(), Arc::new(SystemClock));
+            let result = match command {
+                TokenCommand::Create { email } => service.create_token(&email).await.map(|t| {
+                    // Only the token on stdout, so scripts can capture it.
+                    println!("{t}");
+                }),
+                TokenCommand::Revoke { email } => service.revoke_tokens(&email).await.map(|n| {
+                    println!("{n} tokens revocados.");
+                }),
+            };
+            store.close().await;
+            result.map_err(|e| StoreError::Invalid(service_message(e)))?;
+            Ok(0)
+        }
         Command::Migrate => {
             let store = Store::open(url).await?;
             println!("Base de datos lista: {}", store.display_name());
@@ -205,4 +321,182 @@ fn private_new_file(path: &std::path::Path) -> Result<std::fs::File, StoreError>
         )),
         _ => StoreError::Invalid(format!("no se pudo crear {}: {e}", path.display())),
     })
+}
+
+/// A service error as one Spanish line, with the offending fields.
+fn service_message(e: ServiceError) -> String {
+    match e {
+        ServiceError::Invalid(fields) => fields
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+async fn create_user(
+    service: &Service,
+    email: String,
+    name: String,
+    role: String,
+    agency: Option<String>,
+    reports_to: Option<String>,
+    password: Option<String>,
+) -> Result<User, ServiceError> {
+    let role = incidencias_core::Role::parse(&role)
+        .map_err(|e| ServiceError::invalid("role", e.to_string()))?;
+    let agency_id = match agency {
+        None => None,
+        Some(a) => match a.trim().parse::<i64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                let acronym = a.trim().to_uppercase();
+                let found = service
+                    .store
+                    .agencies()
+                    .await?
+                    .into_iter()
+                    .find(|x| x.acronym == acronym);
+                Some(
+                    found
+                        .ok_or_else(|| {
+                            ServiceError::invalid(
+                                "agency",
+                                format!("no existe la dependencia {acronym}"),
+                            )
+                        })?
+                        .id
+                        .0,
+                )
+            }
+        },
+    };
+    let reports_to = match reports_to {
+        None => None,
+        Some(r) => match r.trim().parse::<i64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                let email = incidencias_core::Email::parse(&r)
+                    .map_err(|e| ServiceError::invalid("reports_to", e.to_string()))?;
+                Some(
+                    service
+                        .store
+                        .user_by_email(&email)
+                        .await?
+                        .ok_or_else(|| {
+                            ServiceError::invalid(
+                                "reports_to",
+                                format!("no existe el usuario {email}"),
+                            )
+                        })?
+                        .id
+                        .0,
+                )
+            }
+        },
+    };
+    service
+        .create_user_unchecked(NewUserInput {
+            name,
+            email,
+            role,
+            agency_id,
+            reports_to,
+            password,
+        })
+        .await
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INCIDENCIAS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+async fn serve_on(store: Store, args: &ServeArgs) -> Result<i32, StoreError> {
+    init_logs();
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .map_err(|e| StoreError::Invalid(format!("no se pudo escuchar en {}: {e}", args.bind)))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, base = store.display_name(), "incidencias escuchando");
+    crate::server::serve(
+        store,
+        Arc::new(SystemClock),
+        listener,
+        args.secure_cookies,
+        crate::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(0)
+}
+
+/// A fresh demo database next to the default one (or the SQLite file named by the URL
+/// with `-demo` appended), seeded, then served.
+async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
+    let demo_url = if url == DEFAULT_DATABASE_URL {
+        "sqlite://./data/demo.db".to_string()
+    } else if url.starts_with("sqlite:") {
+        format!("{}-demo.db", url.trim_end_matches(".db"))
+    } else {
+        return Err(StoreError::Invalid(
+            "el demo usa una base SQLite propia; no lo apunte a PostgreSQL".into(),
+        ));
+    };
+    let path = demo_url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .to_string();
+    for suffix in ["", "-wal", "-shm"] {
+        let f = format!("{path}{suffix}");
+        if std::path::Path::new(&f).exists() {
+            std::fs::remove_file(&f)?;
+        }
+    }
+    let store = Store::open(&demo_url).await?;
+    let seeded = crate::demo::seed(&store, jiff::Timestamp::now())
+        .await
+        .map_err(|e| {
+            StoreError::Invalid(format!(
+                "no se pudieron crear los datos de ejemplo: {}",
+                service_message(e)
+            ))
+        })?;
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .map_err(|e| StoreError::Invalid(format!("no se pudo escuchar en {}: {e}", args.bind)))?;
+    let addr = listener.local_addr()?;
+    println!("incidencias (demostración) en http://{addr}");
+    println!("  API:          http://{addr}/api/v1/incidents");
+    println!("  Documentación: http://{addr}/api/docs");
+    println!("  Base de datos de demostración (se recrea en cada arranque): {path}");
+    println!(
+        "  {} trámites y {} incidencias de ejemplo. Contraseña de todos los usuarios: {}",
+        seeded.procedures,
+        seeded.incidents,
+        crate::demo::DEMO_PASSWORD
+    );
+    println!();
+    println!("{:<36} {:<10} token de API", "usuario", "rol");
+    for u in &seeded.users {
+        println!(
+            "{:<36} {:<10} {}",
+            u.user.email.as_str(),
+            u.user.role.as_str(),
+            u.token
+        );
+    }
+    println!();
+    println!("Ejemplo: curl -H 'Authorization: Bearer <token>' http://{addr}/api/v1/incidents");
+    init_logs();
+    crate::server::serve(
+        store,
+        Arc::new(SystemClock),
+        listener,
+        args.secure_cookies,
+        crate::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(0)
 }

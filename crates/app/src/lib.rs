@@ -10,6 +10,9 @@
 pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod demo;
 pub mod documents;
+pub mod http;
+pub mod server;
 pub mod service;
 pub mod store;

@@ -304,7 +304,13 @@ fn changes(
                 _ => {}
             }
             fields(form_limits(form))?;
-            Ok(vec![Change::ReportFormSubmitted { form: form.clone() }])
+            // Instants at the store's precision, like every other instant of the record.
+            let form = IncidentReport {
+                detected_at: form.detected_at.map(to_millis),
+                restored_at: form.restored_at.map(to_millis),
+                ..form.clone()
+            };
+            Ok(vec![Change::ReportFormSubmitted { form }])
         }
         Command::ReviewReportForm {
             complete,

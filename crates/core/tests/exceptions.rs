@@ -421,3 +421,31 @@ fn two_validation_rounds_exclude_cedn_time_from_resolution_and_each_round_has_it
         Some(at(45 * MIN))
     );
 }
+
+#[test]
+fn form_instants_are_kept_at_millisecond_precision_so_the_notice_instant_is_not_after_them() {
+    // A client sends the resolution instant with nanoseconds; the notice was recorded at
+    // milliseconds. Restored "at the notice" must not read as after it.
+    let mut run = awaiting_validation(Severity::High);
+    let notice = run.inc().last_resolution_at().expect("notice");
+    let precise = notice
+        .checked_add(jiff::SignedDuration::from_nanos(700_000))
+        .expect("in range");
+    let form = IncidentReport {
+        restored_at: Some(precise),
+        ..complete_form()
+    };
+    run.ok(&agency(), Command::SubmitReportForm(form), at(HOUR));
+    let stored = run.inc().report_form.form.clone().expect("form");
+    assert_eq!(stored.restored_at, Some(notice));
+    run.ok(
+        &helpdesk(),
+        Command::ReviewReportForm {
+            complete: true,
+            missing: vec![],
+            message: None,
+        },
+        at(2 * HOUR),
+    );
+    assert_eq!(run.inc().report_form.state, ReportFormState::Accepted);
+}

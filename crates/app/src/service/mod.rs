@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use crate::clock::Clock;
 use crate::store::{Store, StoreError, User};
 
-pub use accounts::{LoginOutcome, new_secret};
+pub use accounts::{LoginOutcome, SESSION_HOURS, new_secret};
 pub use catalog::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
 pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
 

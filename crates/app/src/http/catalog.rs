@@ -1,0 +1,366 @@
+//! Catalogue over HTTP: agencies, users, procedures, SLO policies.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use incidencias_core::slo::{SeverityTargets, Targets};
+use incidencias_core::{Role, SloPolicy};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::extract::{Auth, Body};
+use crate::service::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
+use crate::store::{Agency, Procedure, User};
+
+const TAG: &str = "catálogo";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgencyBody {
+    pub name: String,
+    #[schema(example = "SEGOB")]
+    pub acronym: String,
+    /// Mail domains of the agency's staff, e.g. `segob.gob.mx`.
+    pub email_domains: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgencyDoc {
+    pub id: i64,
+    pub name: String,
+    pub acronym: String,
+    pub email_domains: Vec<String>,
+}
+
+impl From<Agency> for AgencyDoc {
+    fn from(a: Agency) -> AgencyDoc {
+        AgencyDoc {
+            id: a.id.0,
+            name: a.name,
+            acronym: a.acronym,
+            email_domains: a.email_domains,
+        }
+    }
+}
+
+/// Register an agency (admin).
+#[utoipa::path(post, path = "/api/v1/agencies", tag = TAG, request_body = NewAgencyBody,
+    responses((status = 201, body = AgencyDoc), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn create_agency(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    body: Body<NewAgencyBody>,
+) -> Result<(StatusCode, Json<AgencyDoc>), ApiError> {
+    let b = body.value;
+    let agency = state
+        .service
+        .create_agency(
+            &caller,
+            NewAgencyInput {
+                name: b.name,
+                acronym: b.acronym,
+                email_domains: b.email_domains,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(agency.into())))
+}
+
+/// Agencies (an agency user sees their own).
+#[utoipa::path(get, path = "/api/v1/agencies", tag = TAG,
+    responses((status = 200, body = Vec<AgencyDoc>)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_agencies(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<Vec<AgencyDoc>>, ApiError> {
+    let list = state.service.agencies(&caller).await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    pub name: String,
+    pub email: String,
+    /// `admin`, `helpdesk`, `validator` or `agency`.
+    pub role: String,
+    /// Required for role `agency`.
+    pub agency_id: Option<i64>,
+    /// The user's immediate superior: the next step of the escalation ladder.
+    pub reports_to: Option<i64>,
+    /// Optional; without it the user signs in with API tokens only.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDoc {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub agency_id: Option<i64>,
+    pub reports_to: Option<i64>,
+    pub active: bool,
+}
+
+impl From<User> for UserDoc {
+    fn from(u: User) -> UserDoc {
+        UserDoc {
+            id: u.id.0,
+            name: u.name,
+            email: u.email.to_string(),
+            role: u.role.as_str().to_string(),
+            agency_id: u.agency_id.map(|a| a.0),
+            reports_to: u.reports_to.map(|r| r.0),
+            active: u.active,
+        }
+    }
+}
+
+/// Register a user (admin).
+#[utoipa::path(post, path = "/api/v1/users", tag = TAG, request_body = NewUserBody,
+    responses((status = 201, body = UserDoc), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    body: Body<NewUserBody>,
+) -> Result<(StatusCode, Json<UserDoc>), ApiError> {
+    let b = body.value;
+    let role = Role::parse(&b.role).map_err(|e| ApiError::field("role", e.to_string()))?;
+    let user = state
+        .service
+        .create_user(
+            &caller,
+            NewUserInput {
+                name: b.name,
+                email: b.email,
+                role,
+                agency_id: b.agency_id,
+                reports_to: b.reports_to,
+                password: b.password,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Users (admin).
+#[utoipa::path(get, path = "/api/v1/users", tag = TAG,
+    responses((status = 200, body = Vec<UserDoc>), (status = 403, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<Vec<UserDoc>>, ApiError> {
+    let list = state.service.users(&caller).await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProcedureBody {
+    #[schema(example = "SEGOB-01-001")]
+    pub homoclave: String,
+    pub name: String,
+    pub agency_id: i64,
+    pub url: String,
+    /// An agency user of the same agency.
+    pub responsible_id: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcedureDoc {
+    pub id: i64,
+    pub homoclave: String,
+    pub name: String,
+    pub agency_id: i64,
+    pub url: String,
+    pub responsible_id: i64,
+}
+
+impl From<Procedure> for ProcedureDoc {
+    fn from(p: Procedure) -> ProcedureDoc {
+        ProcedureDoc {
+            id: p.id.0,
+            homoclave: p.homoclave.to_string(),
+            name: p.name,
+            agency_id: p.agency_id.0,
+            url: p.url,
+            responsible_id: p.responsible_id.0,
+        }
+    }
+}
+
+/// Register a procedure (admin).
+#[utoipa::path(post, path = "/api/v1/procedures", tag = TAG, request_body = NewProcedureBody,
+    responses((status = 201, body = ProcedureDoc), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn create_procedure(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    body: Body<NewProcedureBody>,
+) -> Result<(StatusCode, Json<ProcedureDoc>), ApiError> {
+    let b = body.value;
+    let p = state
+        .service
+        .create_procedure(
+            &caller,
+            NewProcedureInput {
+                homoclave: b.homoclave,
+                name: b.name,
+                agency_id: b.agency_id,
+                url: b.url,
+                responsible_id: b.responsible_id,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(p.into())))
+}
+
+/// Procedures (an agency user sees their agency's).
+#[utoipa::path(get, path = "/api/v1/procedures", tag = TAG,
+    responses((status = 200, body = Vec<ProcedureDoc>)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_procedures(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<Vec<ProcedureDoc>>, ApiError> {
+    let list = state.service.procedures(&caller).await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+/// Targets of one clock by severity, in seconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityTargetsDoc {
+    pub critical: u32,
+    pub high: u32,
+    pub medium: u32,
+    pub low: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsDoc {
+    pub report: SeverityTargetsDoc,
+    pub ack: SeverityTargetsDoc,
+    pub resolution: SeverityTargetsDoc,
+    pub validation: SeverityTargetsDoc,
+    pub report_form: SeverityTargetsDoc,
+}
+
+fn targets_in(t: SeverityTargetsDoc) -> SeverityTargets {
+    SeverityTargets {
+        critical: t.critical,
+        high: t.high,
+        medium: t.medium,
+        low: t.low,
+    }
+}
+
+fn targets_out(t: &SeverityTargets) -> SeverityTargetsDoc {
+    SeverityTargetsDoc {
+        critical: t.critical,
+        high: t.high,
+        medium: t.medium,
+        low: t.low,
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPolicyBody {
+    /// When it takes effect (default: now). Incidents keep the version in force when they
+    /// were notified.
+    pub effective_from: Option<String>,
+    pub targets: TargetsDoc,
+    /// Share of a target at which a warning is sent (default 0.75).
+    pub warning_ratio: Option<f64>,
+    /// One more escalation level every this many seconds after a breach (default: the
+    /// clock's own target).
+    pub escalation_repeat_s: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyDoc {
+    pub version: u32,
+    #[schema(value_type = String, format = DateTime)]
+    pub effective_from: Timestamp,
+    pub targets: TargetsDoc,
+    pub warning_ratio: f64,
+    pub escalation_repeat_s: Option<u32>,
+}
+
+impl From<SloPolicy> for PolicyDoc {
+    fn from(p: SloPolicy) -> PolicyDoc {
+        PolicyDoc {
+            version: p.version,
+            effective_from: p.effective_from,
+            targets: TargetsDoc {
+                report: targets_out(&p.targets.report),
+                ack: targets_out(&p.targets.ack),
+                resolution: targets_out(&p.targets.resolution),
+                validation: targets_out(&p.targets.validation),
+                report_form: targets_out(&p.targets.report_form),
+            },
+            warning_ratio: p.warning_ratio,
+            escalation_repeat_s: p.escalation_repeat_s,
+        }
+    }
+}
+
+/// SLO policy versions, newest first.
+#[utoipa::path(get, path = "/api/v1/slo-policies", tag = TAG,
+    responses((status = 200, body = Vec<PolicyDoc>)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_policies(
+    State(state): State<AppState>,
+    Auth(_caller): Auth,
+) -> Result<Json<Vec<PolicyDoc>>, ApiError> {
+    let list = state.service.policies().await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+/// Publish a new SLO policy version (admin).
+#[utoipa::path(post, path = "/api/v1/slo-policies", tag = TAG, request_body = NewPolicyBody,
+    responses((status = 201, body = PolicyDoc), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn create_policy(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    body: Body<NewPolicyBody>,
+) -> Result<(StatusCode, Json<PolicyDoc>), ApiError> {
+    let b = body.value;
+    let effective_from = match b.effective_from.as_deref() {
+        None => None,
+        Some(text) => Some(text.trim().parse::<Timestamp>().map_err(|_| {
+            ApiError::field("effective_from", "debe ser un instante RFC 3339 con zona")
+        })?),
+    };
+    let t = b.targets;
+    let policy = state
+        .service
+        .add_policy(
+            &caller,
+            PolicyInput {
+                effective_from,
+                targets: Targets {
+                    report: targets_in(t.report),
+                    ack: targets_in(t.ack),
+                    resolution: targets_in(t.resolution),
+                    validation: targets_in(t.validation),
+                    report_form: targets_in(t.report_form),
+                },
+                warning_ratio: b.warning_ratio,
+                escalation_repeat_s: b.escalation_repeat_s,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(policy.into())))
+}

@@ -1,0 +1,216 @@
+//! Request extractors: who is calling ([`Auth`]) and the JSON body with its
+//! `Idempotency-Key` ([`Body`]). Their rejections are problem documents.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use incidencias_core::FieldError;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::service::{Caller, IdemRequest, ServiceError};
+use crate::store::TokenKind;
+use crate::store::chain::sha256_hex;
+
+/// Name of the session cookie the login endpoint sets.
+pub const SESSION_COOKIE: &str = "incidencias_sesion";
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The signed-in caller: a bearer token (programs) or the session cookie (browsers).
+pub struct Auth(pub Caller);
+
+/// The value of a cookie, if the request carries it.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A cookie-authenticated request that changes something must come from our own pages:
+/// browsers say where a request comes from (`Sec-Fetch-Site`, `Origin`); a foreign page
+/// riding on the user's cookie is refused.
+fn same_origin(parts: &Parts) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    if let Some(site) = parts
+        .headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+    {
+        return matches!(site, "same-origin" | "none");
+    }
+    match (
+        parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok()),
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host),
+        (Some(_), None) => false,
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Auth, ApiError> {
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or(ServiceError::Unauthenticated)?;
+            return Ok(Auth(
+                state.service.authenticate(token, TokenKind::Api).await?,
+            ));
+        }
+        if let Some(session) = cookie(parts, SESSION_COOKIE) {
+            if !same_origin(parts) {
+                return Err(ServiceError::Forbidden(
+                    "la solicitud no proviene de las páginas de incidencias".into(),
+                )
+                .into());
+            }
+            return Ok(Auth(
+                state
+                    .service
+                    .authenticate(session, TokenKind::Session)
+                    .await?,
+            ));
+        }
+        Err(ServiceError::Unauthenticated.into())
+    }
+}
+
+/// A JSON body (an empty body reads as `{}`), with the request's idempotency key and
+/// fingerprint when it sent `Idempotency-Key`.
+pub struct Body<T> {
+    pub value: T,
+    pub idem: Option<IdemRequest>,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &AppState) -> Result<Body<T>, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let blank = bytes.iter().all(u8::is_ascii_whitespace);
+        if !blank {
+            let json = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| {
+                    let ct = ct
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    ct == "application/json" || ct.ends_with("+json")
+                });
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+        }
+        let text: &[u8] = if blank { b"{}" } else { &bytes };
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+        let idem = match parts.headers.get("idempotency-key") {
+            None => None,
+            Some(v) => {
+                let key = v
+                    .to_str()
+                    .ok()
+                    .map(str::trim)
+                    .filter(|k| (1..=200).contains(&k.len()))
+                    .ok_or_else(|| {
+                        ApiError::Malformed(
+                            "Idempotency-Key debe tener entre 1 y 200 caracteres visibles".into(),
+                        )
+                    })?;
+                let mut fingerprint =
+                    format!("{} {}\n", parts.method, parts.uri.path()).into_bytes();
+                fingerprint.extend_from_slice(&bytes);
+                Some(IdemRequest {
+                    key: key.to_string(),
+                    request_hash: sha256_hex(&fingerprint),
+                })
+            }
+        };
+        Ok(Body { value, idem })
+    }
+}
+
+/// serde_json's errors, for people: syntax errors are 400; a well-formed body with wrong
+/// fields is 422 naming the field (its path, e.g. `procedure_ids[0]`).
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::Malformed(format!(
+            "el cuerpo no es JSON válido (línea {}, columna {})",
+            inner.line(),
+            inner.column()
+        )),
+        Category::Data => {
+            let text = inner.to_string();
+            let quoted = text.split('`').nth(1).map(str::to_string);
+            let at = |name: Option<String>| {
+                let parent = if path == "." {
+                    String::new()
+                } else {
+                    path.clone()
+                };
+                match (parent.is_empty(), name) {
+                    (true, Some(n)) => n,
+                    (false, Some(n)) => format!("{parent}.{n}"),
+                    (true, None) => "body".to_string(),
+                    (false, None) => parent,
+                }
+            };
+            let (field, message) = if text.starts_with("unknown field") {
+                (at(quoted), "campo desconocido".to_string())
+            } else if text.starts_with("missing field") {
+                (at(quoted), "es obligatorio".to_string())
+            } else if text.starts_with("invalid type") {
+                (
+                    at(None),
+                    format!(
+                        "tipo de dato incorrecto: {}",
+                        text.split(" at line").next().unwrap_or(&text)
+                    ),
+                )
+            } else {
+                (
+                    at(None),
+                    text.split(" at line").next().unwrap_or(&text).to_string(),
+                )
+            };
+            ApiError::fields(vec![FieldError::new(field, message)])
+        }
+    }
+}

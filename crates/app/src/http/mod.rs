@@ -1,0 +1,117 @@
+//! The JSON API. One route table, read top to bottom; every route is documented in the
+//! OpenAPI document served at `/api/v1/openapi.json` (generated from these handlers, so
+//! the document and the routes cannot drift apart); Swagger UI at `/api/docs`.
+
+pub mod accounts;
+pub mod catalog;
+pub mod error;
+pub mod extract;
+pub mod incidents;
+pub mod public;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::service::{Service, ServiceError};
+use error::ApiError;
+use extract::{BODY_LIMIT, SESSION_COOKIE};
+
+/// What every handler receives.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Service,
+    /// Mark the session cookie `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "incidencias",
+        description = "Protocolo de tratamiento de incidencias de los trámites digitales \
+                       publicados en gob.mx. Errores: RFC 9457 (application/problem+json) con \
+                       un `code` estable. Instantes RFC 3339 en UTC; duraciones en segundos.",
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "incidencias", description = "El protocolo: pasos 1 a 7 y excepciones"),
+        (name = "catálogo", description = "Dependencias, usuarios, trámites y políticas de SLO"),
+        (name = "cuentas", description = "Inicio de sesión"),
+        (name = "portal", description = "Estado público por trámite"),
+        (name = "salud", description = "Vida y disponibilidad"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))),
+        );
+    }
+}
+
+/// The whole API. Routes are grouped by path; the methods of a path come from the handlers'
+/// `#[utoipa::path]` attributes.
+pub fn router(state: AppState) -> Router {
+    use self::{accounts as a, catalog as c, incidents as i, public as p};
+    let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(p::healthz))
+        .routes(routes!(p::readyz))
+        .routes(routes!(p::procedure_status))
+        .routes(routes!(a::login))
+        .routes(routes!(a::logout))
+        .routes(routes!(a::me))
+        .routes(routes!(c::create_agency, c::list_agencies))
+        .routes(routes!(c::create_user, c::list_users))
+        .routes(routes!(c::create_procedure, c::list_procedures))
+        .routes(routes!(c::create_policy, c::list_policies))
+        .routes(routes!(i::create_incident, i::list))
+        .routes(routes!(i::get))
+        .routes(routes!(i::events))
+        .routes(routes!(i::notify))
+        .routes(routes!(i::acknowledge))
+        .routes(routes!(i::banner))
+        .routes(routes!(i::button))
+        .routes(routes!(i::resolution))
+        .routes(routes!(i::validation))
+        .routes(routes!(i::report_form))
+        .routes(routes!(i::review))
+        .routes(routes!(i::escalate))
+        .routes(routes!(i::severity))
+        .routes(routes!(i::close))
+        .routes(routes!(i::dismiss))
+        .split_for_parts();
+    routes
+        .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", api))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    ApiError::Service(ServiceError::NotFound("esa dirección".into())).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    let mut r = ApiError::Malformed("método no permitido en esta dirección".into()).into_response();
+    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    r
+}

@@ -1,0 +1,49 @@
+//! Unauthenticated endpoints: health and the portal's public status per procedure.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use crate::documents::PublicStatusDoc;
+
+/// Alive.
+#[utoipa::path(get, path = "/healthz", tag = "salud", responses((status = 200, body = String)))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "salud",
+    responses((status = 200, body = String), (status = 503, body = String)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.service.ready().await {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "la base de datos no responde",
+        )
+            .into_response()
+    }
+}
+
+/// What the portal shows for a procedure: button enabled or not, banner, open incident.
+/// Public and cacheable for 30 seconds.
+#[utoipa::path(get, path = "/api/v1/public/procedures/{homoclave}/status", tag = "portal",
+    params(("homoclave" = String, Path, example = "SEGOB-01-001")),
+    responses((status = 200, body = PublicStatusDoc), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn procedure_status(
+    State(state): State<AppState>,
+    Path(homoclave): Path<String>,
+) -> Result<Response, ApiError> {
+    let doc = state.service.public_status(&homoclave).await?;
+    let mut response = Json(doc).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=30"),
+    );
+    Ok(response)
+}

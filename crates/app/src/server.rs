@@ -1,0 +1,57 @@
+//! `serve`: the HTTP API over a store, with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::http::{AppState, router};
+use crate::service::Service;
+use crate::store::Store;
+
+/// Default address: local only, so a newcomer does not expose anything by accident.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// Serves the API on `listener` until `shutdown` completes; requests in flight finish.
+pub async fn serve(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    secure_cookies: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = Service::new(store.clone(), clock);
+    let app = router(AppState {
+        service,
+        secure_cookies,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("señal de término recibida; terminando las solicitudes en curso");
+}
