@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use incidencias::store::{NewAgency, NewProcedure, NewUser, Procedure, Store, User};

@@ -1,0 +1,325 @@
+//! Driving the real router in-process (tower `oneshot`), on a fresh database of either
+//! backend, with a manual clock and a seeded catalogue: two agencies, a ladder, a
+//! procedure each, and an API token for each role.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use incidencias::clock::ManualClock;
+use incidencias::http::{AppState, router};
+use incidencias::service::{Caller, NewAgencyInput, NewProcedureInput, NewUserInput, Service};
+use incidencias::store::{Store, User};
+use incidencias_core::Role;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub struct Api {
+    pub router: Router,
+    pub service: Service,
+    pub clock: ManualClock,
+    pub store: Store,
+    pub admin: String,
+    pub helpdesk: String,
+    pub validator: String,
+    /// The agency that owns `procedure`.
+    pub agency: String,
+    /// A user of another agency, which owns `other_procedure`.
+    pub other_agency: String,
+    pub agency_id: i64,
+    pub other_agency_id: i64,
+    pub procedure: i64,
+    pub procedure_homoclave: String,
+    pub other_procedure: i64,
+    pub users: Vec<User>,
+}
+
+/// An answer: status, headers and the body parsed as JSON (`Value::Null` if it is not).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.json.get("code").and_then(Value::as_str).unwrap_or("")
+    }
+
+    pub fn field(&self, name: &str) -> &Value {
+        self.json.get(name).unwrap_or(&Value::Null)
+    }
+}
+
+pub fn t0() -> Timestamp {
+    "2026-11-27T15:00:00Z".parse().expect("instant")
+}
+
+impl Api {
+    pub async fn new(url: &str) -> Api {
+        let store = Store::open(url).await.expect("open store");
+        let clock = ManualClock::new(t0());
+        let service = Service::new(store.clone(), Arc::new(clock.clone()));
+        let mk = |email: &str, name: &str, role: Role, agency: Option<i64>, boss: Option<i64>| {
+            NewUserInput {
+                name: name.into(),
+                email: email.into(),
+                role,
+                agency_id: agency,
+                reports_to: boss,
+                password: Some("contraseña-de-prueba".into()),
+            }
+        };
+        let admin = service
+            .create_user_unchecked(mk("admin@ugd.gob.mx", "Admin", Role::Admin, None, None))
+            .await
+            .expect("admin");
+        let admin_c = Caller {
+            user: admin.clone(),
+        };
+        let agency = service
+            .create_agency(
+                &admin_c,
+                NewAgencyInput {
+                    name: "Secretaría de Pruebas".into(),
+                    acronym: "SEPRU".into(),
+                    email_domains: vec!["sepru.gob.mx".into()],
+                },
+            )
+            .await
+            .expect("agency");
+        let other = service
+            .create_agency(
+                &admin_c,
+                NewAgencyInput {
+                    name: "Otra Secretaría".into(),
+                    acronym: "OTRA".into(),
+                    email_domains: vec!["otra.gob.mx".into()],
+                },
+            )
+            .await
+            .expect("other agency");
+        let boss2 = service
+            .create_user_unchecked(mk(
+                "dg@sepru.gob.mx",
+                "Dirección General",
+                Role::Agency,
+                Some(agency.id.0),
+                None,
+            ))
+            .await
+            .expect("dg");
+        let boss1 = service
+            .create_user_unchecked(mk(
+                "director@sepru.gob.mx",
+                "Director",
+                Role::Agency,
+                Some(agency.id.0),
+                Some(boss2.id.0),
+            ))
+            .await
+            .expect("director");
+        let responsible = service
+            .create_user_unchecked(mk(
+                "responsable@sepru.gob.mx",
+                "Responsable",
+                Role::Agency,
+                Some(agency.id.0),
+                Some(boss1.id.0),
+            ))
+            .await
+            .expect("responsible");
+        let other_user = service
+            .create_user_unchecked(mk(
+                "responsable@otra.gob.mx",
+                "Otra responsable",
+                Role::Agency,
+                Some(other.id.0),
+                None,
+            ))
+            .await
+            .expect("other responsible");
+        let helpdesk = service
+            .create_user_unchecked(mk("mesa@ugd.gob.mx", "Mesa", Role::Helpdesk, None, None))
+            .await
+            .expect("helpdesk");
+        let validator = service
+            .create_user_unchecked(mk("cedn@ugd.gob.mx", "CEDN", Role::Validator, None, None))
+            .await
+            .expect("validator");
+        let procedure = service
+            .create_procedure(
+                &admin_c,
+                NewProcedureInput {
+                    homoclave: "SEPRU-01-001".into(),
+                    name: "Constancia".into(),
+                    agency_id: agency.id.0,
+                    url: "https://www.gob.mx/constancia".into(),
+                    responsible_id: responsible.id.0,
+                },
+            )
+            .await
+            .expect("procedure");
+        let other_procedure = service
+            .create_procedure(
+                &admin_c,
+                NewProcedureInput {
+                    homoclave: "OTRA-01-001".into(),
+                    name: "Otro trámite".into(),
+                    agency_id: other.id.0,
+                    url: "https://www.gob.mx/otro".into(),
+                    responsible_id: other_user.id.0,
+                },
+            )
+            .await
+            .expect("other procedure");
+        let token = |u: &User| {
+            let service = service.clone();
+            let email = u.email.to_string();
+            async move { service.create_token(&email).await.expect("token") }
+        };
+        let api = Api {
+            router: router(AppState {
+                service: service.clone(),
+                secure_cookies: false,
+            }),
+            admin: token(&admin).await,
+            helpdesk: token(&helpdesk).await,
+            validator: token(&validator).await,
+            agency: token(&responsible).await,
+            other_agency: token(&other_user).await,
+            agency_id: agency.id.0,
+            other_agency_id: other.id.0,
+            procedure: procedure.id.0,
+            procedure_homoclave: procedure.homoclave.to_string(),
+            other_procedure: other_procedure.id.0,
+            users: vec![
+                admin,
+                helpdesk,
+                validator,
+                responsible,
+                boss1,
+                boss2,
+                other_user,
+            ],
+            service,
+            clock,
+            store,
+        };
+        api
+    }
+
+    /// Sends a request; `token` empty means no credentials; `body` `None` means none.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(path);
+        if !token.is_empty() {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Answer {
+        let response = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Moves the manual clock forward.
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(jiff::SignedDuration::from_secs(seconds));
+    }
+
+    /// Reports an incident on the agency's procedure (occurred 5 minutes ago) and returns
+    /// its folio.
+    pub async fn report(&self) -> String {
+        let occurred = self.clock_now() - jiff::SignedDuration::from_mins(5);
+        let a = self
+            .post(
+                "/api/v1/incidents",
+                &self.helpdesk,
+                json!({
+                    "procedure_ids": [self.procedure],
+                    "kind": "unavailable",
+                    "description": "El trámite no responde",
+                    "occurred_at": occurred.to_string(),
+                    "channel": "phone"
+                }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "report: {}", a.text);
+        a.field("folio").as_str().expect("folio").to_string()
+    }
+
+    pub fn clock_now(&self) -> Timestamp {
+        use incidencias::clock::Clock;
+        self.clock.now()
+    }
+
+    /// Runs `action` on `folio` with `body` and expects 200.
+    pub async fn step(&self, folio: &str, action: &str, token: &str, body: Value) -> Answer {
+        let a = self
+            .post(&format!("/api/v1/incidents/{folio}/{action}"), token, body)
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{action}: {}", a.text);
+        a
+    }
+
+    /// A complete report form.
+    pub fn form(&self) -> Value {
+        let now = self.clock_now();
+        json!({
+            "detected_at": (now - jiff::SignedDuration::from_mins(30)).to_string(),
+            "restored_at": (now - jiff::SignedDuration::from_mins(20)).to_string(),
+            "symptoms": "Error 500",
+            "impact": "300 usuarios",
+            "root_cause": "Certificado vencido",
+            "actions_taken": ["Renovación del certificado"],
+            "verification": "Prueba de extremo a extremo",
+            "preventive_actions": "Alerta de vencimiento",
+            "prepared_by_name": "Ana López",
+            "prepared_by_position": "Directora de TI"
+        })
+    }
+}
