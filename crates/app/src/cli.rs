@@ -416,10 +416,15 @@ fn init_logs() {
 
 async fn serve_on(store: Store, args: &ServeArgs) -> Result<i32, StoreError> {
     init_logs();
+    store.claim_for_serving()?;
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .map_err(|e| StoreError::Invalid(format!("no se pudo escuchar en {}: {e}", args.bind)))?;
     let addr = listener.local_addr()?;
+    println!(
+        "incidencias escuchando en http://{addr} (base de datos: {})",
+        store.display_name()
+    );
     tracing::info!(%addr, base = store.display_name(), "incidencias escuchando");
     crate::server::serve(
         store,
@@ -448,6 +453,8 @@ async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:")
         .to_string();
+    // Never delete a demo database another process is serving.
+    let claim = crate::store::lock_serving(&path)?;
     for suffix in ["", "-wal", "-shm"] {
         let f = format!("{path}{suffix}");
         if std::path::Path::new(&f).exists() {
@@ -455,6 +462,7 @@ async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
         }
     }
     let store = Store::open(&demo_url).await?;
+    store.hold_claim(claim);
     let seeded = crate::demo::seed(&store, jiff::Timestamp::now())
         .await
         .map_err(|e| {

@@ -64,12 +64,32 @@ impl Service {
         secret: &str,
         kind: TokenKind,
     ) -> Result<Caller, ServiceError> {
-        let user = self
-            .store
-            .user_by_token(&sha256_hex(secret.as_bytes()), kind, self.now())
-            .await?;
-        user.map(|user| Caller { user })
-            .ok_or(ServiceError::Unauthenticated)
+        let hash = sha256_hex(secret.as_bytes());
+        let key = format!("{kind:?}:{hash}");
+        if let Ok(cache) = self.credentials.lock()
+            && let Some((caller, checked)) = cache.get(&key)
+            && checked.elapsed() < super::CREDENTIAL_CACHE
+        {
+            return Ok(caller.clone());
+        }
+        let user = self.store.user_by_token(&hash, kind, self.now()).await?;
+        let caller = user
+            .map(|user| Caller { user })
+            .ok_or(ServiceError::Unauthenticated)?;
+        if let Ok(mut cache) = self.credentials.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, (caller.clone(), std::time::Instant::now()));
+        }
+        Ok(caller)
+    }
+
+    fn forget_credential(&self, secret: &str, kind: TokenKind) {
+        let key = format!("{kind:?}:{}", sha256_hex(secret.as_bytes()));
+        if let Ok(mut cache) = self.credentials.lock() {
+            cache.remove(&key);
+        }
     }
 
     /// Password login. After three consecutive failures for an address each further
@@ -129,6 +149,7 @@ impl Service {
     }
 
     pub async fn logout(&self, session: &str) -> Result<(), ServiceError> {
+        self.forget_credential(session, TokenKind::Session);
         self.store
             .revoke_token(sha256_hex(session.as_bytes()), self.now())
             .await?;

@@ -203,7 +203,21 @@ impl Service {
     /// Loads an incident the caller may see (an agency user never learns that another
     /// agency's folio exists).
     async fn visible(&self, caller: &Caller, folio: Folio) -> Result<StoredIncident, ServiceError> {
-        let stored = self.store.load(folio).await?;
+        self.visible_as_of(caller, folio, false).await
+    }
+
+    /// `fresh`: read the database itself, not this process's cache (after a conflict).
+    async fn visible_as_of(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+        fresh: bool,
+    ) -> Result<StoredIncident, ServiceError> {
+        let stored = if fresh {
+            self.store.load_fresh(folio).await?
+        } else {
+            self.store.load(folio).await?
+        };
         match stored {
             Some(s)
                 if caller
@@ -229,8 +243,8 @@ impl Service {
             return Ok(reply);
         }
         let actor = caller.actor();
-        for _ in 0..ATTEMPTS {
-            let prior = self.visible(caller, folio).await?;
+        for attempt in 0..ATTEMPTS {
+            let prior = self.visible_as_of(caller, folio, attempt > 0).await?;
             let now = self.now();
             let ladder = self.ladder_for(&prior.incident).await?;
             let command = match &command {

@@ -162,16 +162,29 @@ fn duplicate_message(constraint: &str) -> String {
     }
 }
 
+/// How long a checked credential is trusted without asking the database again. A token
+/// revoked from another process stops working within this time; a logout, at once.
+pub const CREDENTIAL_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Credentials checked recently: SHA-256 of the secret -> (caller, when checked).
+type CredentialCache =
+    std::sync::Mutex<std::collections::HashMap<String, (Caller, std::time::Instant)>>;
+
 /// The application's use-cases over one store and one clock.
 #[derive(Clone)]
 pub struct Service {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    credentials: Arc<CredentialCache>,
 }
 
 impl Service {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Service {
-        Service { store, clock }
+        Service {
+            store,
+            clock,
+            credentials: Arc::default(),
+        }
     }
 
     pub fn now(&self) -> Timestamp {

@@ -180,6 +180,7 @@ impl Store {
         push_new_incident(&mut script, &result, &stored, &events, now)?;
         push_effects(&mut script, folio, &stored, &effects, now, true)?;
         self.run_script(script).await?;
+        self.cache.put(&result);
         Ok(result)
     }
 
@@ -230,10 +231,20 @@ impl Store {
         ProjectionRow::of(&result, now)?.update(&mut script, seq0);
         push_effects(&mut script, folio, &stored, &effects, now, false)?;
         self.run_script(script).await?;
+        self.cache.put(&result);
         Ok(result)
     }
 
+    /// The incident as of its latest write (from this process's cache when it has it).
     pub async fn load(&self, folio: Folio) -> Result<Option<StoredIncident>, StoreError> {
+        if let Some(hit) = self.cache.get(folio) {
+            return Ok(Some(hit));
+        }
+        self.load_fresh(folio).await
+    }
+
+    /// The incident as the database has it now (after a conflict, for instance).
+    pub async fn load_fresh(&self, folio: Folio) -> Result<Option<StoredIncident>, StoreError> {
         let row = sqlx::query("SELECT version, last_hash, body FROM incidents WHERE folio = $1")
             .bind(folio.to_string())
             .fetch_optional(&self.pool)
@@ -248,10 +259,12 @@ impl Store {
                 "la proyección de {folio} no coincide con su versión"
             )));
         }
-        Ok(Some(StoredIncident {
+        let stored = StoredIncident {
             incident,
             last_hash: row.try_get("last_hash").map_err(StoreError::db)?,
-        }))
+        };
+        self.cache.put(&stored);
+        Ok(Some(stored))
     }
 
     /// One page of incidents, newest report first, and how many match in all.

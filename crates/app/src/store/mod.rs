@@ -9,6 +9,7 @@
 //! its own transaction on the pool (the server groups concurrent WAL flushes itself).
 
 mod accounts;
+mod cache;
 mod catalog;
 pub mod chain;
 mod errors;
@@ -63,6 +64,10 @@ pub struct Store {
     display: String,
     /// Folio numbers reserved by this process and not yet used.
     folios: std::sync::Arc<folios::FolioBlocks>,
+    /// Incidents as last written or read (SQLite only; see `cache.rs`).
+    cache: std::sync::Arc<cache::IncidentCache>,
+    /// The lock file held while this process serves a SQLite database.
+    serving: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 impl Store {
@@ -100,11 +105,55 @@ impl Store {
         }
     }
 
+    /// Claims a SQLite database for this serving process: one `serve` per database file,
+    /// because this process's cache and folio blocks assume every incident write passes
+    /// through it. Held until the process ends. PostgreSQL needs no claim.
+    pub fn claim_for_serving(&self) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        let file = lock_serving(&self.display)?;
+        self.hold_claim(file);
+        Ok(())
+    }
+
+    /// Keeps a lock taken with [`lock_serving`] for as long as this store lives.
+    pub fn hold_claim(&self, file: std::fs::File) {
+        if let Ok(mut slot) = self.serving.lock() {
+            *slot = Some(file);
+        }
+    }
+
     /// Closes the pool and stops the writer after the jobs already submitted.
     pub async fn close(&self) {
         if let Some(w) = &self.writer {
             w.close().await;
         }
         self.pool.close().await;
+    }
+}
+
+/// Takes the serving lock of the SQLite database at `path` (`PATH.lock`), or says who
+/// holds it.
+pub fn lock_serving(path: &str) -> Result<std::fs::File, StoreError> {
+    let lock = format!("{path}.lock");
+    if let Some(dir) = std::path::Path::new(&lock)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Invalid(format!(
+            "otro proceso de incidencias ya está sirviendo {path}; con SQLite sólo puede haber \
+             uno (use PostgreSQL para varias instancias)"
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io(e)),
     }
 }

@@ -137,6 +137,8 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
             writer: None,
             display: path,
             folios: Default::default(),
+            cache: Default::default(),
+            serving: Default::default(),
         });
     }
 
@@ -180,6 +182,8 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         writer: Some(Writer::start(writer_conn)),
         display: path,
         folios: Default::default(),
+        cache: std::sync::Arc::new(super::cache::IncidentCache::new(true)),
+        serving: Default::default(),
     })
 }
 
@@ -283,6 +287,8 @@ async fn open_postgres(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         writer: None,
         display,
         folios: Default::default(),
+        cache: Default::default(),
+        serving: Default::default(),
     })
 }
 

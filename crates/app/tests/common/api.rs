@@ -54,6 +54,71 @@ impl Answer {
     pub fn field(&self, name: &str) -> &Value {
         self.json.get(name).unwrap_or(&Value::Null)
     }
+
+    /// A response header as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The field names of an `invalid_fields` problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.json["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts an RFC 9457 problem document with this status and stable `code`: the
+    /// problem media type, the `status` member equal to the HTTP status, and a `type`,
+    /// `title` and non-empty `detail`.
+    pub fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "status: {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "problem media type: {}",
+            self.text
+        );
+        assert_eq!(self.code(), code, "code: {}", self.text);
+        assert_eq!(
+            self.json["status"].as_u64(),
+            Some(u64::from(status.as_u16())),
+            "status member equals the HTTP status: {}",
+            self.text
+        );
+        assert!(
+            self.json["type"].as_str().is_some_and(|t| !t.is_empty()),
+            "type: {}",
+            self.text
+        );
+        assert!(
+            self.json["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "title: {}",
+            self.text
+        );
+        assert!(
+            self.json["detail"]
+                .as_str()
+                .is_some_and(|d| !d.trim().is_empty()),
+            "detail: {}",
+            self.text
+        );
+    }
+
+    /// Asserts a 422 `invalid_fields` problem naming `field` in `errors[].field`.
+    pub fn assert_invalid_field(&self, field: &str) {
+        self.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields");
+        assert!(
+            self.error_fields().iter().any(|f| f == field),
+            "errors name {field}: {}",
+            self.text
+        );
+    }
 }
 
 pub fn t0() -> Timestamp {
@@ -183,7 +248,7 @@ impl Api {
             let email = u.email.to_string();
             async move { service.create_token(&email).await.expect("token") }
         };
-        let api = Api {
+        Api {
             router: router(AppState {
                 service: service.clone(),
                 secure_cookies: false,
@@ -210,8 +275,7 @@ impl Api {
             service,
             clock,
             store,
-        };
-        api
+        }
     }
 
     /// Sends a request; `token` empty means no credentials; `body` `None` means none.
@@ -264,6 +328,55 @@ impl Api {
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
         self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, token, Some(body)).await
+    }
+
+    /// Sends `body` as is, with `content_type` if given (for bodies that are not JSON or
+    /// not well-formed).
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(path);
+        if !token.is_empty() {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        self.send(req.body(body.into()).expect("request")).await
+    }
+
+    /// The incident document as the help desk reads it (expects 200).
+    pub async fn incident(&self, folio: &str) -> Value {
+        let a = self
+            .get(&format!("/api/v1/incidents/{folio}"), &self.helpdesk)
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "GET {folio}: {}", a.text);
+        a.json
+    }
+
+    /// The incident's events as the help desk reads them (expects 200).
+    pub async fn events(&self, folio: &str) -> Vec<Value> {
+        let a = self
+            .get(&format!("/api/v1/incidents/{folio}/events"), &self.helpdesk)
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "events of {folio}: {}", a.text);
+        a.json.as_array().cloned().expect("events are a list")
+    }
+
+    /// How many incidents the help desk sees.
+    pub async fn total(&self) -> u64 {
+        let a = self.get("/api/v1/incidents", &self.helpdesk).await;
+        assert_eq!(a.status, StatusCode::OK, "list: {}", a.text);
+        a.json["total"].as_u64().expect("total")
     }
 
     /// Moves the manual clock forward.

@@ -17,10 +17,15 @@ use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 
 use crate::store::{Effects, NewAgency, NewProcedure, NewUser, Store, StoreError};
 
+mod api;
+mod load;
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Alta de incidencias (paso 1) con 1 y con N escritores contra inserciones SQLite crudas.
     Store(StoreBench),
+    /// La API HTTP con 64 conexiones contra un manejador que responde una constante.
+    Api(api::ApiBench),
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +47,7 @@ pub struct StoreBench {
 pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
     match command {
         BenchCommand::Store(args) => store_bench(args).await,
+        BenchCommand::Api(args) => api::api_bench(args).await,
     }
 }
 
@@ -69,7 +75,7 @@ fn sample(count: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Samp
     }
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     match xs.len() {
         0 => 0.0,
@@ -78,12 +84,12 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-struct Scratch {
+pub(crate) struct Scratch {
     dir: PathBuf,
 }
 
 impl Scratch {
-    fn new(tag: &str) -> Result<Scratch, StoreError> {
+    pub(crate) fn new(tag: &str) -> Result<Scratch, StoreError> {
         let dir = std::env::temp_dir().join(format!(
             "incidencias-bench-{}-{tag}-{}",
             std::process::id(),
@@ -93,7 +99,7 @@ impl Scratch {
         Ok(Scratch { dir })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("sqlite://{}/bench.db", self.dir.display())
     }
 }

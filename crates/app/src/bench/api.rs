@@ -1,0 +1,254 @@
+//! `incidencias bench api`: the HTTP API under 64 keep-alive connections, side by side with
+//! a handler that returns a constant on the same framework (the framework's own limit).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use clap::Args;
+use incidencias_core::Role;
+use jiff::Timestamp;
+
+use super::load::{self, Load, RequestFn};
+use super::{Scratch, median};
+use crate::clock::SystemClock;
+use crate::service::{
+    Caller, NewAgencyInput, NewIncidentInput, NewProcedureInput, NewUserInput, Service,
+};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Args)]
+pub struct ApiBench {
+    /// Segundos por medición.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Rondas (se reporta la mediana).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Conexiones concurrentes.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+}
+
+fn invalid(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(e.to_string())
+}
+
+/// A served API over a fresh SQLite database with one agency, one procedure, a help desk
+/// token and one incident to read.
+async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), StoreError> {
+    let store = Store::open(url).await?;
+    let service = Service::new(store.clone(), Arc::new(SystemClock));
+    let user = |email: &str, role, agency| NewUserInput {
+        name: "Bench".into(),
+        email: email.into(),
+        role,
+        agency_id: agency,
+        reports_to: None,
+        password: None,
+    };
+    let admin = service
+        .create_user_unchecked(user("admin@bench.gob.mx", Role::Admin, None))
+        .await
+        .map_err(invalid)?;
+    let admin = Caller { user: admin };
+    let agency = service
+        .create_agency(
+            &admin,
+            NewAgencyInput {
+                name: "Bench".into(),
+                acronym: "BENCH".into(),
+                email_domains: vec!["bench.gob.mx".into()],
+            },
+        )
+        .await
+        .map_err(invalid)?;
+    let responsible = service
+        .create_user_unchecked(user("resp@bench.gob.mx", Role::Agency, Some(agency.id.0)))
+        .await
+        .map_err(invalid)?;
+    let helpdesk = service
+        .create_user_unchecked(user("mesa@bench.gob.mx", Role::Helpdesk, None))
+        .await
+        .map_err(invalid)?;
+    let procedure = service
+        .create_procedure(
+            &admin,
+            NewProcedureInput {
+                homoclave: "BENCH-01-001".into(),
+                name: "Bench".into(),
+                agency_id: agency.id.0,
+                url: "https://www.gob.mx/bench".into(),
+                responsible_id: responsible.id.0,
+            },
+        )
+        .await
+        .map_err(invalid)?;
+    let token = service
+        .create_token("mesa@bench.gob.mx")
+        .await
+        .map_err(invalid)?;
+    let created = service
+        .report(
+            &Caller { user: helpdesk },
+            NewIncidentInput {
+                procedure_ids: vec![procedure.id],
+                kind: incidencias_core::IncidentKind::Unavailable,
+                description: "Lectura de referencia".into(),
+                occurred_at: Timestamp::now(),
+                channel: incidencias_core::Channel::Api,
+            },
+            None,
+        )
+        .await
+        .map_err(invalid)?;
+    let folio = serde_json::from_str::<serde_json::Value>(&created.body)
+        .ok()
+        .and_then(|v| v["folio"].as_str().map(str::to_string))
+        .ok_or_else(|| invalid("folio"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(crate::server::serve(
+        store,
+        Arc::new(SystemClock),
+        listener,
+        false,
+        std::future::pending(),
+    ));
+    Ok((addr, token, procedure.id.0, folio))
+}
+
+/// The baseline: axum answering a constant JSON body, nothing else.
+async fn start_constant() -> Result<SocketAddr, StoreError> {
+    let app = Router::new().route(
+        "/constant",
+        get(|| async { ([("content-type", "application/json")], "{\"ok\":true}") }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+/// Runs the load generator on its own thread and runtime, so that it does not share the
+/// server's worker threads (it still shares the machine's two cores, like wrk would).
+fn drive(
+    addr: SocketAddr,
+    connections: usize,
+    seconds: u64,
+    expect: u16,
+    request: RequestFn,
+) -> Load {
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match rt {
+            Ok(rt) => rt.block_on(load::run(
+                addr,
+                connections,
+                Duration::from_secs(seconds),
+                expect,
+                request,
+            )),
+            Err(_) => Load {
+                requests: 0,
+                errors: 1,
+                elapsed: Duration::from_secs(1),
+                latencies: vec![],
+            },
+        }
+    });
+    handle.join().unwrap_or(Load {
+        requests: 0,
+        errors: 1,
+        elapsed: Duration::from_secs(1),
+        latencies: vec![],
+    })
+}
+
+pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
+    let scratch = Scratch::new("api")?;
+    let (api, token, procedure, folio) = start_api(&scratch.url()).await?;
+    let constant = start_constant().await?;
+    let get_constant: RequestFn =
+        Arc::new(|_| b"GET /constant HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec());
+    let get_incident: RequestFn = {
+        let req = format!("GET /api/v1/incidents/{folio} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes();
+        Arc::new(move |_| req.clone())
+    };
+    let post_incident: RequestFn = {
+        let body = format!(
+            "{{\"procedure_ids\":[{procedure}],\"kind\":\"unavailable\",\"description\":\"Carga de prueba\",\"occurred_at\":\"{}\",\"channel\":\"api\"}}",
+            Timestamp::now()
+        );
+        let req = format!(
+            "POST /api/v1/incidents HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes();
+        Arc::new(move |_| req.clone())
+    };
+    let names = [
+        "GET constant (axum baseline)",
+        "GET /api/v1/incidents/{folio}",
+        "POST /api/v1/incidents (durable)",
+    ];
+    let mut results: Vec<Vec<Load>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    for round in 1..=args.rounds.max(1) {
+        eprintln!("ronda {round}/{}...", args.rounds);
+        results[0].push(drive(
+            constant,
+            args.connections,
+            args.seconds,
+            200,
+            get_constant.clone(),
+        ));
+        results[1].push(drive(
+            api,
+            args.connections,
+            args.seconds,
+            200,
+            get_incident.clone(),
+        ));
+        results[2].push(drive(
+            api,
+            args.connections,
+            args.seconds,
+            201,
+            post_incident.clone(),
+        ));
+    }
+    println!(
+        "| measurement ({} connections, {} s) | req/s (median of {}) | p50 ms | p99 ms | errors | per round req/s |",
+        args.connections, args.seconds, args.rounds
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut medians = Vec::new();
+    for (name, loads) in names.iter().zip(&results) {
+        let rate = median(loads.iter().map(Load::per_second).collect());
+        medians.push(rate);
+        let per_round: Vec<String> = loads
+            .iter()
+            .map(|l| format!("{:.0}", l.per_second()))
+            .collect();
+        println!(
+            "| {name} | {rate:.0} | {:.2} | {:.2} | {} | {} |",
+            median(loads.iter().map(|l| l.percentile_ms(0.50)).collect()),
+            median(loads.iter().map(|l| l.percentile_ms(0.99)).collect()),
+            loads.iter().map(|l| l.errors).sum::<u64>(),
+            per_round.join(", ")
+        );
+    }
+    if medians[0] > 0.0 {
+        println!(
+            "\nratio GET incident / constant baseline: {:.2}",
+            medians[1] / medians[0]
+        );
+    }
+    Ok(0)
+}

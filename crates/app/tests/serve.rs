@@ -1,0 +1,199 @@
+//! The binary as a newcomer and an operator run it: `demo` serves seeded data whose
+//! printed credentials work; `serve` refuses a second server on one SQLite file and
+//! stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn spawn(dir: &std::path::Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_incidencias"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("INCIDENCIAS_DATABASE_URL")
+        .env("INCIDENCIAS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start incidencias")
+}
+
+/// One HTTP/1.1 exchange (Connection: close): status and body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// Lines of stdout until `done` says stop (or 60 s pass).
+fn read_until(child: &mut Child, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !done(&lines) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+fn terminate(child: &mut Child) -> Option<i32> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn demo_serves_seeded_data_and_the_printed_credentials_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = spawn(dir.path(), &["demo", "--bind", "127.0.0.1:0"]);
+    let lines = read_until(&mut child, |l| l.iter().any(|x| x.starts_with("Ejemplo:")));
+    let url = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("incidencias (demostración) en http://"))
+        .expect("the URL is printed")
+        .to_string();
+    let token_of = |email: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(email))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or_else(|| panic!("a token is printed for {email}"))
+            .to_string()
+    };
+    let helpdesk = token_of("mesa@ugd.gob.mx");
+    let agency = token_of("responsable@sbd.gob.mx");
+    let password = lines
+        .iter()
+        .find_map(|l| l.split("Contraseña de todos los usuarios: ").nth(1))
+        .expect("the password is printed")
+        .trim()
+        .to_string();
+
+    let (status, body) = http(
+        &url,
+        "GET",
+        "/api/v1/incidents?per_page=100",
+        Some(&helpdesk),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(list["total"], 20, "about twenty incidents");
+    let states: std::collections::BTreeSet<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["state"].as_str())
+        .collect();
+    for state in [
+        "reported",
+        "awaiting_ack",
+        "in_correction",
+        "awaiting_validation",
+        "validated",
+        "closed",
+        "dismissed",
+    ] {
+        assert!(
+            states.contains(state),
+            "a demo incident is {state}: {states:?}"
+        );
+    }
+    let (status, body) = http(
+        &url,
+        "GET",
+        "/api/v1/incidents?per_page=100",
+        Some(&agency),
+        None,
+    );
+    assert_eq!(status, 200);
+    let own: Value = serde_json::from_str(&body).expect("json");
+    let total = own["total"].as_u64().expect("total");
+    assert!(
+        total > 0 && total < 20,
+        "an agency sees only its own: {total}"
+    );
+    let login = format!("{{\"email\":\"mesa@ugd.gob.mx\",\"password\":\"{password}\"}}");
+    let (status, body) = http(&url, "POST", "/api/v1/login", None, Some(&login));
+    assert_eq!(status, 200, "printed password works: {body}");
+    assert_eq!(terminate(&mut child), Some(0), "stops cleanly on SIGTERM");
+}
+
+#[test]
+fn a_second_server_on_one_sqlite_database_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut first = spawn(dir.path(), &["serve", "--bind", "127.0.0.1:0"]);
+    let lines = read_until(&mut first, |l| {
+        l.iter().any(|x| x.contains("escuchando en"))
+    });
+    let url = lines
+        .iter()
+        .find_map(|l| l.split("http://").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("address printed")
+        .to_string();
+    let (status, _) = http(&url, "GET", "/readyz", None, None);
+    assert_eq!(status, 200);
+    let second = Command::new(env!("CARGO_BIN_EXE_incidencias"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("INCIDENCIAS_DATABASE_URL")
+        .output()
+        .expect("run second server");
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("otro proceso de incidencias ya está sirviendo"),
+        "{err}"
+    );
+    assert_eq!(terminate(&mut first), Some(0));
+}
