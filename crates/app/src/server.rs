@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::http::{AppState, router};
+use crate::scheduler::Scheduler;
 use crate::service::Service;
 use crate::store::Store;
 
@@ -22,15 +23,28 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = Service::new(store.clone(), clock);
+    // One signal stops both the HTTP server (after the requests in flight) and the
+    // scheduler (between firings; a firing is one transaction, so never half done).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn({
+        let mut stopped = stopped.clone();
+        Scheduler::new(service.clone()).run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+    });
     let app = router(AppState {
         service,
         secure_cookies,
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+    let _ = scheduler.await;
     store.close().await;
-    Ok(())
+    served
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

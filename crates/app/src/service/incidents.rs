@@ -7,7 +7,6 @@ use incidencias_core::{
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use sqlx::Row;
 
 use super::{Caller, IdemRequest, Reply, Service, ServiceError};
 use crate::documents::{IncidentDoc, PublicStatusDoc};
@@ -59,27 +58,9 @@ impl Service {
             .unwrap_or_else(SloPolicy::seed))
     }
 
-    /// Who is above whom for this incident: the first procedure's responsible and their
-    /// `reports_to` chain; on the central side, the first active validator's chain.
+    /// Who is above whom for this incident (see [`super::OrgChart`]).
     pub async fn ladder_for(&self, incident: &Incident) -> Result<Ladder, ServiceError> {
-        let Some(first) = incident.procedure_ids.first() else {
-            return Ok(Ladder::default());
-        };
-        let Some(procedure) = self.store.procedure(*first).await? else {
-            return Ok(Ladder::default());
-        };
-        let validator = sqlx::query(
-            "SELECT id FROM users WHERE role = 'validator' AND active = 1 ORDER BY id LIMIT 1",
-        )
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .and_then(|r| r.try_get::<i64, _>(0).ok())
-        .map(incidencias_core::UserId);
-        Ok(self
-            .store
-            .ladder(procedure.responsible_id, validator)
-            .await?)
+        Ok(super::OrgChart::load(&self.store).await?.ladder(incident))
     }
 
     /// The stored first answer for this key, or a refusal if the key came with another
@@ -265,13 +246,15 @@ impl Service {
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
             }
             let body = render(&state, now);
+            let due = next_due(&state, &ladder);
             let effects = Effects {
-                next_due: next_due(&state, &ladder),
+                next_due: due,
                 outbox: Vec::new(),
                 idempotency: Self::record(caller, &idem, 200, &body),
             };
             match self.store.append(&prior, events, effects, now).await {
                 Ok(_) => {
+                    self.timers.offer(due);
                     return Ok(Reply {
                         status: 200,
                         body,

@@ -4,6 +4,7 @@
 mod accounts;
 mod catalog;
 mod incidents;
+mod org;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::store::{Store, StoreError, User};
 pub use accounts::{LoginOutcome, SESSION_HOURS, new_secret};
 pub use catalog::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
 pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
+pub use org::OrgChart;
 
 /// A signed-in user, as the service sees them.
 #[derive(Debug, Clone)]
@@ -170,12 +172,44 @@ pub const CREDENTIAL_CACHE: std::time::Duration = std::time::Duration::from_secs
 type CredentialCache =
     std::sync::Mutex<std::collections::HashMap<String, (Caller, std::time::Instant)>>;
 
+/// How a write tells the scheduler that something became due earlier than it planned to
+/// wake up: it sleeps until its target or until notified.
+#[derive(Debug)]
+pub struct TimerWake {
+    pub notify: tokio::sync::Notify,
+    /// The instant (ms) the scheduler will wake up at; `i64::MAX` when it sleeps unbounded.
+    pub target_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Default for TimerWake {
+    fn default() -> Self {
+        TimerWake {
+            notify: tokio::sync::Notify::new(),
+            target_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
+        }
+    }
+}
+
+impl TimerWake {
+    /// Wakes the scheduler if `due` is before the instant it planned to wake up at.
+    pub fn offer(&self, due: Option<Timestamp>) {
+        use std::sync::atomic::Ordering;
+        let Some(due) = due else { return };
+        let ms = due.as_millisecond();
+        if self.target_ms.fetch_min(ms, Ordering::SeqCst) > ms {
+            self.notify.notify_one();
+        }
+    }
+}
+
 /// The application's use-cases over one store and one clock.
 #[derive(Clone)]
 pub struct Service {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     credentials: Arc<CredentialCache>,
+    /// Shared with this process's scheduler.
+    pub timers: Arc<TimerWake>,
 }
 
 impl Service {
@@ -184,6 +218,7 @@ impl Service {
             store,
             clock,
             credentials: Arc::default(),
+            timers: Arc::default(),
         }
     }
 

@@ -17,6 +17,7 @@ mod folios;
 mod incidents;
 pub mod open;
 mod script;
+mod timers;
 mod transfer;
 mod writer;
 

@@ -35,6 +35,8 @@ pub struct Api {
     pub procedure: i64,
     pub procedure_homoclave: String,
     pub other_procedure: i64,
+    /// Seeded users: admin, helpdesk, validator, responsible, director, general
+    /// director, the other agency's responsible, CEDN's lead (the validator's superior).
     pub users: Vec<User>,
 }
 
@@ -213,8 +215,24 @@ impl Api {
             .create_user_unchecked(mk("mesa@ugd.gob.mx", "Mesa", Role::Helpdesk, None, None))
             .await
             .expect("helpdesk");
+        let cedn_lead = service
+            .create_user_unchecked(mk(
+                "jefatura.cedn@ugd.gob.mx",
+                "Jefatura CEDN",
+                Role::Validator,
+                None,
+                None,
+            ))
+            .await
+            .expect("cedn lead");
         let validator = service
-            .create_user_unchecked(mk("cedn@ugd.gob.mx", "CEDN", Role::Validator, None, None))
+            .create_user_unchecked(mk(
+                "cedn@ugd.gob.mx",
+                "CEDN",
+                Role::Validator,
+                None,
+                Some(cedn_lead.id.0),
+            ))
             .await
             .expect("validator");
         let procedure = service
@@ -271,6 +289,7 @@ impl Api {
                 boss1,
                 boss2,
                 other_user,
+                cedn_lead,
             ],
             service,
             clock,

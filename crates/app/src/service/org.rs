@@ -1,0 +1,63 @@
+//! Who is above whom: the escalation ladders of incidents, from the users' `reports_to`
+//! and the procedures' responsibles, loaded once and used for many incidents.
+
+use std::collections::HashMap;
+
+use incidencias_core::escalation::Ladder;
+use incidencias_core::{Incident, ProcedureId, Role, UserId};
+
+use crate::store::{Store, StoreError, User};
+
+pub struct OrgChart {
+    users: HashMap<UserId, User>,
+    responsible: HashMap<ProcedureId, UserId>,
+    /// Who acts for CEDN: the first front-line validator (see `load`).
+    validator: Option<UserId>,
+}
+
+impl OrgChart {
+    pub async fn load(store: &Store) -> Result<OrgChart, StoreError> {
+        let users = store.users().await?;
+        // The front line of CEDN: an active validator nobody reports to (lowest id); the
+        // chain above them is the central escalation ladder.
+        let bosses: std::collections::HashSet<UserId> =
+            users.iter().filter_map(|u| u.reports_to).collect();
+        let validator = users
+            .iter()
+            .filter(|u| u.role == Role::Validator && u.active && !bosses.contains(&u.id))
+            .map(|u| u.id)
+            .min();
+        let responsible = store
+            .procedures()
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.responsible_id))
+            .collect();
+        Ok(OrgChart {
+            users: users.into_iter().map(|u| (u.id, u)).collect(),
+            responsible,
+            validator,
+        })
+    }
+
+    /// The incident's ladder: its first procedure's responsible and their `reports_to`
+    /// chain; on the central side, the validator's chain.
+    pub fn ladder(&self, incident: &Incident) -> Ladder {
+        let reports_to = |u: UserId| self.users.get(&u).and_then(|x| x.reports_to);
+        let agency = incident
+            .procedure_ids
+            .first()
+            .and_then(|p| self.responsible.get(p))
+            .map(|r| Ladder::chain(*r, reports_to))
+            .unwrap_or_default();
+        let central = self
+            .validator
+            .map(|v| Ladder::chain(v, reports_to))
+            .unwrap_or_default();
+        Ladder { agency, central }
+    }
+
+    pub fn user(&self, id: UserId) -> Option<&User> {
+        self.users.get(&id)
+    }
+}

@@ -1,0 +1,128 @@
+//! The timers table as the scheduler uses it: claim what is due with a lease, find the
+//! next instant to wake up, set or clear an incident's next due instant.
+
+use incidencias_core::Folio;
+use jiff::Timestamp;
+use sqlx::Row;
+
+use super::{Backend, Store, StoreError};
+
+impl Store {
+    /// Leases up to `limit` timers due at `now` whose lease is free or expired, to `owner`
+    /// until `lease_until`, earliest first. On PostgreSQL rows another instance is claiming
+    /// at the same moment are skipped (`FOR UPDATE SKIP LOCKED`); on SQLite the single
+    /// writer serializes claims.
+    pub async fn claim_due_timers(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(Folio, Timestamp)>, StoreError> {
+        let sql: &'static str = match self.backend {
+            Backend::Sqlite => {
+                "UPDATE timers SET lease_owner = $1, lease_until = $2 WHERE folio IN \
+                 (SELECT folio FROM timers WHERE due_at <= $3 \
+                  AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due_at LIMIT $4) \
+                 RETURNING folio, due_at"
+            }
+            Backend::Postgres => {
+                "UPDATE timers SET lease_owner = $1, lease_until = $2 WHERE folio IN \
+                 (SELECT folio FROM timers WHERE due_at <= $3 \
+                  AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due_at LIMIT $4 \
+                  FOR UPDATE SKIP LOCKED) \
+                 RETURNING folio, due_at"
+            }
+        };
+        let owner = owner.to_string();
+        let rows = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(sql)
+                        .bind(owner)
+                        .bind(lease_until.as_millisecond())
+                        .bind(now.as_millisecond())
+                        .bind(limit)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(StoreError::db)?
+                        .iter()
+                        .map(|r| {
+                            let folio: String = r.try_get("folio").map_err(StoreError::db)?;
+                            let due: i64 = r.try_get("due_at").map_err(StoreError::db)?;
+                            Ok((folio, due))
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (folio, due) in rows {
+            let folio = Folio::parse(&folio).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let due =
+                Timestamp::from_millisecond(due).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((folio, due));
+        }
+        out.sort_by_key(|(f, d)| (*d, *f));
+        Ok(out)
+    }
+
+    /// When the scheduler must look again: the earliest due instant of a free timer, or the
+    /// end of a lease that might have to be taken over.
+    pub async fn next_timer(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 \
+             THEN lease_until ELSE due_at END) FROM timers",
+        )
+        .bind(now.as_millisecond())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        let ms: Option<i64> = row.try_get(0).map_err(StoreError::db)?;
+        Ok(ms.and_then(|m| Timestamp::from_millisecond(m).ok()))
+    }
+
+    /// Sets (or, with `None`, removes) an incident's timer and frees its lease, without an
+    /// event: for a timer that woke up with nothing due.
+    pub async fn set_timer(&self, folio: Folio, due: Option<Timestamp>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                match due {
+                    Some(d) => sqlx::query(
+                        "INSERT INTO timers (folio, due_at) VALUES ($1, $2) ON CONFLICT (folio) \
+                         DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
+                    )
+                    .bind(folio.to_string())
+                    .bind(d.as_millisecond())
+                    .execute(&mut *conn)
+                    .await,
+                    None => sqlx::query("DELETE FROM timers WHERE folio = $1")
+                        .bind(folio.to_string())
+                        .execute(&mut *conn)
+                        .await,
+                }
+                .map_err(StoreError::db)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Open incidents that should have a timer and have none (after an import, or a
+    /// database written by an older version): their folios.
+    pub async fn incidents_without_timer(&self) -> Result<Vec<Folio>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT folio FROM incidents WHERE state NOT IN ('reported', 'closed', 'dismissed') \
+             AND folio NOT IN (SELECT folio FROM timers)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                let f: String = r.try_get(0).map_err(StoreError::db)?;
+                Folio::parse(&f).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+}
