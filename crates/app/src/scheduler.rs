@@ -77,6 +77,13 @@ impl Scheduler {
         self
     }
 
+    /// Timers claimed per round trip and incidents fired at once.
+    pub fn with_batching(mut self, batch: i64, parallel: usize) -> Scheduler {
+        self.batch = batch.max(1);
+        self.parallel = parallel.max(1);
+        self
+    }
+
     pub fn with_observer(mut self, observer: Observer) -> Scheduler {
         self.observer = Some(observer);
         self
