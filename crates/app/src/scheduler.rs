@@ -224,7 +224,7 @@ fn notification(
 }
 
 /// Fires what is due on one incident, in one append. Returns how many actions fired.
-async fn fire_incident(
+pub async fn fire_incident(
     service: &Service,
     org: &OrgChart,
     folio: Folio,

@@ -304,7 +304,7 @@ impl fmt::Display for Homoclave {
 
 /// An email address, checked enough to be safe in a header and plausible to deliver to:
 /// one `@`, a non-empty local part of printable ASCII without spaces or header
-/// metacharacters, a domain of dot-separated labels. The domain is kept in lowercase.
+/// metacharacters, a domain of dot-separated labels. Kept in lowercase.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);
 
@@ -356,7 +356,13 @@ impl Email {
         if labels.len() < 2 || !labels.iter().all(label_ok) {
             return Err(ParseError::new(WHAT, input, "el dominio no es válido"));
         }
-        Ok(Email(format!("{local}@{}", domain.to_ascii_lowercase())))
+        // Whole address in lowercase: mailboxes here are case-insensitive in practice, and
+        // one person must not become two accounts (or two login counters) by a capital.
+        Ok(Email(format!(
+            "{}@{}",
+            local.to_ascii_lowercase(),
+            domain.to_ascii_lowercase()
+        )))
     }
 
     pub fn as_str(&self) -> &str {
@@ -453,9 +459,9 @@ mod tests {
     }
 
     #[test]
-    fn email_rejects_header_injection_and_lowercases_domain() {
+    fn email_rejects_header_injection_and_is_kept_lowercase() {
         let e = Email::parse("Ana.Lopez@SEGOB.gob.mx").expect("valid");
-        assert_eq!(e.as_str(), "Ana.Lopez@segob.gob.mx");
+        assert_eq!(e.as_str(), "ana.lopez@segob.gob.mx");
         assert_eq!(e.domain(), "segob.gob.mx");
         for bad in [
             "ana@segob.gob.mx\r\nBcc: x@y.mx",

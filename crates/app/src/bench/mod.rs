@@ -19,6 +19,7 @@ use crate::store::{Effects, NewAgency, NewProcedure, NewUser, Store, StoreError}
 
 mod api;
 mod load;
+mod timers;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -26,6 +27,8 @@ pub enum BenchCommand {
     Store(StoreBench),
     /// La API HTTP con 64 conexiones contra un manejador que responde una constante.
     Api(api::ApiBench),
+    /// Temporizadores: 100,000 plazos en un minuto, puesta al día y línea base tipo cron.
+    Timers(timers::TimersBench),
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +51,7 @@ pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
     match command {
         BenchCommand::Store(args) => store_bench(args).await,
         BenchCommand::Api(args) => api::api_bench(args).await,
+        BenchCommand::Timers(args) => timers::timers_bench(args).await,
     }
 }
 

@@ -22,6 +22,7 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine code: `malformed`, `unauthenticated`, `forbidden`, `not_found`,
     /// `invalid_transition`, `conflict`, `invalid_fields`, `payload_too_large`,
+    /// `method_not_allowed`,
     /// `unsupported_media_type`, `too_many_attempts`, `idempotency_key_reused`,
     /// `unavailable`, `internal`.
     pub code: String,
@@ -50,6 +51,7 @@ pub enum ApiError {
     Malformed(String),
     PayloadTooLarge,
     UnsupportedMediaType,
+    MethodNotAllowed,
 }
 
 impl From<ServiceError> for ApiError {
@@ -96,6 +98,12 @@ impl IntoResponse for ApiError {
                 "payload_too_large",
                 "Contenido demasiado grande",
                 "el cuerpo de la solicitud excede 1 MiB".into(),
+            ),
+            ApiError::MethodNotAllowed => problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Método no permitido",
+                "esta dirección no admite ese método".into(),
             ),
             ApiError::UnsupportedMediaType => problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -138,6 +138,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         let text: &[u8] = if blank { b"{}" } else { &bytes };
         let mut de = serde_json::Deserializer::from_slice(text);
         let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+        // Anything after the JSON value is a malformed body, not something to ignore.
+        de.end().map_err(|e| {
+            ApiError::Malformed(format!(
+                "hay contenido después del JSON (línea {}, columna {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
         let idem = match parts.headers.get("idempotency-key") {
             None => None,
             Some(v) => {
@@ -165,7 +173,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 }
 
 /// serde_json's errors, for people: syntax errors are 400; a well-formed body with wrong
-/// fields is 422 naming the field (its path, e.g. `procedure_ids[0]`).
+/// fields is 422 naming the field (its path, e.g. `procedure_ids[0]`), in Spanish.
 fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     use serde_json::error::Category;
     let path = e.path().to_string();
@@ -178,39 +186,68 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         )),
         Category::Data => {
             let text = inner.to_string();
+            let text = text.split(" at line").next().unwrap_or(&text).to_string();
             let quoted = text.split('`').nth(1).map(str::to_string);
-            let at = |name: Option<String>| {
-                let parent = if path == "." {
-                    String::new()
-                } else {
-                    path.clone()
-                };
-                match (parent.is_empty(), name) {
-                    (true, Some(n)) => n,
-                    (false, Some(n)) => format!("{parent}.{n}"),
-                    (true, None) => "body".to_string(),
-                    (false, None) => parent,
-                }
-            };
+            let here = if path == "." { String::new() } else { path };
             let (field, message) = if text.starts_with("unknown field") {
-                (at(quoted), "campo desconocido".to_string())
+                // The path already ends at the unknown key.
+                let field = if here.is_empty() {
+                    quoted.unwrap_or_else(|| "body".into())
+                } else {
+                    here
+                };
+                (field, "campo desconocido".to_string())
             } else if text.starts_with("missing field") {
-                (at(quoted), "es obligatorio".to_string())
-            } else if text.starts_with("invalid type") {
-                (
-                    at(None),
-                    format!(
-                        "tipo de dato incorrecto: {}",
-                        text.split(" at line").next().unwrap_or(&text)
-                    ),
-                )
+                let name = quoted.unwrap_or_else(|| "body".into());
+                let field = if here.is_empty() {
+                    name
+                } else {
+                    format!("{here}.{name}")
+                };
+                (field, "es obligatorio".to_string())
             } else {
-                (
-                    at(None),
-                    text.split(" at line").next().unwrap_or(&text).to_string(),
-                )
+                let field = if here.is_empty() {
+                    "body".to_string()
+                } else {
+                    here
+                };
+                let message = spanish_data_error(&field, &text);
+                (field, message)
             };
             ApiError::fields(vec![FieldError::new(field, message)])
         }
     }
+}
+
+/// What serde's data errors mean, in Spanish.
+fn spanish_data_error(field: &str, text: &str) -> String {
+    let last = field.rsplit('.').next().unwrap_or(field);
+    let instant = last.ends_with("_at") || last == "effective_from";
+    const RFC3339: &str = "un instante RFC 3339 con zona, por ejemplo 2026-11-27T09:30:00-06:00";
+    if instant {
+        return if text.starts_with("invalid type") {
+            format!("tipo de dato incorrecto: se esperaba un texto con {RFC3339}")
+        } else {
+            format!("debe ser {RFC3339}")
+        };
+    }
+    let expected = text.rsplit("expected ").next().unwrap_or("");
+    let want = if expected.contains("sequence") {
+        "una lista"
+    } else if expected.contains("boolean") {
+        "verdadero o falso (true/false)"
+    } else if expected.contains("string") {
+        "un texto"
+    } else if expected.contains("u32") || expected.contains("u64") || expected.contains("u16") {
+        "un número entero no negativo"
+    } else if expected.contains("i64") || expected.contains("integer") {
+        "un número entero"
+    } else if expected.contains("f64") || expected.contains("float") {
+        "un número"
+    } else if expected.contains("map") || expected.contains("struct") {
+        "un objeto"
+    } else {
+        return "valor no válido".into();
+    };
+    format!("tipo de dato incorrecto: se esperaba {want}")
 }

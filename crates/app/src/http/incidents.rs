@@ -433,45 +433,58 @@ pub struct IncidentList {
 pub async fn list(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    pairs: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<IncidentList>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::field("query", e.body_text()))?;
-    let mut errors = Vec::new();
-    let state_filter = p.state.as_deref().and_then(|s| {
-        parse_or(
-            &mut errors,
-            "state",
-            IncidentState::ALL
-                .into_iter()
-                .find(|x| x.as_str() == s)
-                .ok_or("estado no válido"),
+    let Query(pairs) = pairs.map_err(|_| {
+        ApiError::field(
+            "query",
+            "los parámetros de la consulta no están bien codificados",
         )
-    });
-    let severity = p
-        .severity
-        .as_deref()
-        .and_then(|s| parse_or(&mut errors, "severity", Severity::parse(s)));
-    if p.per_page.is_some_and(|n| !(1..=200).contains(&n)) {
-        errors.push(FieldError::new("per_page", "debe estar entre 1 y 200"));
-    }
-    if p.page == Some(0) {
-        errors.push(FieldError::new("page", "las páginas empiezan en 1"));
+    })?;
+    let mut errors = Vec::new();
+    let mut filter = IncidentFilter {
+        page: 1,
+        per_page: 50,
+        ..IncidentFilter::default()
+    };
+    // Parsed by hand so that every refusal names its parameter, in Spanish.
+    for (name, value) in pairs {
+        let v = value.trim();
+        match name.as_str() {
+            "state" => match IncidentState::ALL.into_iter().find(|x| x.as_str() == v) {
+                Some(s) => filter.state = Some(s),
+                None => errors.push(FieldError::new(
+                    "state",
+                    "debe ser reported, awaiting_ack, in_correction, awaiting_validation, \
+                     validated, closed o dismissed",
+                )),
+            },
+            "severity" => match Severity::parse(v) {
+                Ok(s) => filter.severity = Some(s),
+                Err(e) => errors.push(FieldError::new("severity", e.to_string())),
+            },
+            "agency_id" => match v.parse::<i64>() {
+                Ok(a) => filter.agency_id = Some(a),
+                Err(_) => errors.push(FieldError::new("agency_id", "debe ser un número entero")),
+            },
+            "breached" => match v {
+                "true" => filter.breached = Some(true),
+                "false" => filter.breached = Some(false),
+                _ => errors.push(FieldError::new("breached", "debe ser true o false")),
+            },
+            "page" => match v.parse::<u32>() {
+                Ok(p) if p >= 1 => filter.page = p,
+                _ => errors.push(FieldError::new("page", "debe ser un número entero desde 1")),
+            },
+            "per_page" => match v.parse::<u32>() {
+                Ok(n) if (1..=200).contains(&n) => filter.per_page = n,
+                _ => errors.push(FieldError::new("per_page", "debe estar entre 1 y 200")),
+            },
+            other => errors.push(FieldError::new(other, "parámetro desconocido")),
+        }
     }
     done(errors)?;
-    let page = state
-        .service
-        .list(
-            &caller,
-            IncidentFilter {
-                state: state_filter,
-                agency_id: p.agency_id,
-                severity,
-                breached: p.breached,
-                page: p.page.unwrap_or(1),
-                per_page: p.per_page.unwrap_or(50),
-            },
-        )
-        .await?;
+    let page = state.service.list(&caller, filter).await?;
     Ok(Json(IncidentList {
         items: page.items,
         page: page.page,

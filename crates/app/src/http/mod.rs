@@ -111,7 +111,5 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    let mut r = ApiError::Malformed("método no permitido en esta dirección".into()).into_response();
-    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    r
+    ApiError::MethodNotAllowed.into_response()
 }

@@ -239,7 +239,8 @@ impl Service {
                 Some(p) => p,
                 None => self.policy_now(now).await?,
             };
-            let events = decide(Some(&prior.incident), &actor, &command, now, &policy)?;
+            let events = decide(Some(&prior.incident), &actor, &command, now, &policy)
+                .map_err(|e| with_state(e.into(), &prior.incident))?;
             let mut state = prior.incident.clone();
             for e in &events {
                 state = Incident::apply(Some(state), e)
@@ -345,4 +346,21 @@ impl Service {
 
 fn render(incident: &Incident, now: Timestamp) -> String {
     serde_json::to_string(&IncidentDoc::of(incident, now)).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// A refusal names the incident's current state even when the core's error does not carry
+/// it (a refused close lists the unmet conditions instead).
+fn with_state(e: ServiceError, incident: &Incident) -> ServiceError {
+    match e {
+        ServiceError::InvalidTransition {
+            state: None,
+            message,
+            unmet,
+        } => ServiceError::InvalidTransition {
+            state: Some(incident.state.as_str().to_string()),
+            message,
+            unmet,
+        },
+        other => other,
+    }
 }
