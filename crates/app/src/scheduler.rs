@@ -60,8 +60,8 @@ impl Scheduler {
             ),
             service,
             lease: SignedDuration::from_secs(30),
-            batch: 500,
-            parallel: 32,
+            batch: 1000,
+            parallel: 64,
             idle_recheck: multi_instance.then_some(Duration::from_secs(5)),
             observer: None,
         }
@@ -101,7 +101,10 @@ impl Scheduler {
             if let Some(stored) = self.service.store.load_fresh(folio).await?
                 && let Some(due) = next_due(&stored.incident, &org.ladder(&stored.incident))
             {
-                self.service.store.set_timer(folio, Some(due)).await?;
+                self.service
+                    .store
+                    .set_timer(folio, Some(due), stored.incident.version)
+                    .await?;
                 set += 1;
             }
         }
@@ -232,7 +235,7 @@ pub async fn fire_incident(
 ) -> Result<usize, ServiceError> {
     for _ in 0..5 {
         let Some(prior) = service.store.load_fresh(folio).await? else {
-            service.store.set_timer(folio, None).await?;
+            service.store.set_timer(folio, None, 0).await?;
             return Ok(0);
         };
         let now = service.now();
@@ -241,7 +244,11 @@ pub async fn fire_incident(
         if due.is_empty() {
             service
                 .store
-                .set_timer(folio, next_due(&prior.incident, &ladder))
+                .set_timer(
+                    folio,
+                    next_due(&prior.incident, &ladder),
+                    prior.incident.version,
+                )
                 .await?;
             return Ok(0);
         }
@@ -279,7 +286,7 @@ pub async fn fire_incident(
         if events.is_empty() {
             service
                 .store
-                .set_timer(folio, next_due(&state, &ladder))
+                .set_timer(folio, next_due(&state, &ladder), prior.incident.version)
                 .await?;
             return Ok(0);
         }

@@ -26,12 +26,7 @@ pub async fn serve(
     // One signal stops both the HTTP server (after the requests in flight) and the
     // scheduler (between firings; a firing is one transaction, so never half done).
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler = tokio::spawn({
-        let mut stopped = stopped.clone();
-        Scheduler::new(service.clone()).run(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })
-    });
+    let scheduler = tokio::spawn(supervise(service.clone(), stopped));
     let app = router(AppState {
         service,
         secure_cookies,
@@ -68,4 +63,25 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("señal de término recibida; terminando las solicitudes en curso");
+}
+
+/// Runs the scheduler, restarting it if it ever stops by a panic: the HTTP side must never
+/// keep serving while deadlines silently stop firing.
+async fn supervise(service: Service, stopped: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let mut stop = stopped.clone();
+        let run = tokio::spawn(Scheduler::new(service.clone()).run(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+        match run.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "el programador de plazos se detuvo; reiniciando en 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if *stopped.borrow() {
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -325,9 +325,10 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     let org = OrgChart::load(&store).await?;
     let (log, observer) = recorder();
     let mut scans = 0;
-    let cron_end = epoch + SignedDuration::from_secs(args.spread_s * 2 + 5);
-    while clock.now() < cron_end {
+    let last_deadline = epoch + SignedDuration::from_secs(args.spread_s);
+    loop {
         scans += 1;
+        let scan_at = clock.now();
         let (open, _) = store
             .list_incidents(crate::store::ListQuery {
                 state: Some("awaiting_ack"),
@@ -345,7 +346,17 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
                     .map_err(invalid)?;
             }
         }
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        // Every deadline has passed and been scanned after: done.
+        if scan_at > last_deadline {
+            break;
+        }
+        // Like cron: the next run starts at the next minute mark, whatever this one took.
+        let next_mark =
+            epoch - SignedDuration::from_secs(5) + SignedDuration::from_secs(60 * scans);
+        let wait = next_mark.duration_since(clock.now());
+        if let Ok(wait) = Duration::try_from(wait) {
+            tokio::time::sleep(wait).await;
+        }
     }
     store.close().await;
     let cron = lateness(&taken(&log));

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::response::Response;
 use incidencias_core::slo::{SeverityTargets, Targets};
 use incidencias_core::{Role, SloPolicy};
 use jiff::Timestamp;
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{Auth, Body};
-use crate::service::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
+use crate::service::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput, ServiceError};
 use crate::store::{Agency, Procedure, User};
 
 const TAG: &str = "catálogo";
@@ -54,20 +54,25 @@ pub async fn create_agency(
     State(state): State<AppState>,
     Auth(caller): Auth,
     body: Body<NewAgencyBody>,
-) -> Result<(StatusCode, Json<AgencyDoc>), ApiError> {
+) -> Result<Response, ApiError> {
     let b = body.value;
-    let agency = state
-        .service
-        .create_agency(
-            &caller,
-            NewAgencyInput {
-                name: b.name,
-                acronym: b.acronym,
-                email_domains: b.email_domains,
-            },
-        )
+    let service = &state.service;
+    let reply = service
+        .idempotent(&caller, body.idem, 201, || async {
+            let agency = service
+                .create_agency(
+                    &caller,
+                    NewAgencyInput {
+                        name: b.name,
+                        acronym: b.acronym,
+                        email_domains: b.email_domains,
+                    },
+                )
+                .await?;
+            json(&AgencyDoc::from(agency))
+        })
         .await?;
-    Ok((StatusCode::CREATED, Json(agency.into())))
+    Ok(super::incidents::reply(reply))
 }
 
 /// Agencies (an agency user sees their own).
@@ -130,24 +135,31 @@ pub async fn create_user(
     State(state): State<AppState>,
     Auth(caller): Auth,
     body: Body<NewUserBody>,
-) -> Result<(StatusCode, Json<UserDoc>), ApiError> {
+) -> Result<Response, ApiError> {
+    // Who may ask comes before what was asked: a non-admin learns nothing about fields.
+    caller.require(&[Role::Admin], "registrar usuarios")?;
     let b = body.value;
     let role = Role::parse(&b.role).map_err(|e| ApiError::field("role", e.to_string()))?;
-    let user = state
-        .service
-        .create_user(
-            &caller,
-            NewUserInput {
-                name: b.name,
-                email: b.email,
-                role,
-                agency_id: b.agency_id,
-                reports_to: b.reports_to,
-                password: b.password,
-            },
-        )
+    let service = &state.service;
+    let reply = service
+        .idempotent(&caller, body.idem, 201, || async {
+            let user = service
+                .create_user(
+                    &caller,
+                    NewUserInput {
+                        name: b.name,
+                        email: b.email,
+                        role,
+                        agency_id: b.agency_id,
+                        reports_to: b.reports_to,
+                        password: b.password,
+                    },
+                )
+                .await?;
+            json(&UserDoc::from(user))
+        })
         .await?;
-    Ok((StatusCode::CREATED, Json(user.into())))
+    Ok(super::incidents::reply(reply))
 }
 
 /// Users (admin).
@@ -205,22 +217,27 @@ pub async fn create_procedure(
     State(state): State<AppState>,
     Auth(caller): Auth,
     body: Body<NewProcedureBody>,
-) -> Result<(StatusCode, Json<ProcedureDoc>), ApiError> {
+) -> Result<Response, ApiError> {
     let b = body.value;
-    let p = state
-        .service
-        .create_procedure(
-            &caller,
-            NewProcedureInput {
-                homoclave: b.homoclave,
-                name: b.name,
-                agency_id: b.agency_id,
-                url: b.url,
-                responsible_id: b.responsible_id,
-            },
-        )
+    let service = &state.service;
+    let reply = service
+        .idempotent(&caller, body.idem, 201, || async {
+            let p = service
+                .create_procedure(
+                    &caller,
+                    NewProcedureInput {
+                        homoclave: b.homoclave,
+                        name: b.name,
+                        agency_id: b.agency_id,
+                        url: b.url,
+                        responsible_id: b.responsible_id,
+                    },
+                )
+                .await?;
+            json(&ProcedureDoc::from(p))
+        })
         .await?;
-    Ok((StatusCode::CREATED, Json(p.into())))
+    Ok(super::incidents::reply(reply))
 }
 
 /// Procedures (an agency user sees their agency's).
@@ -335,7 +352,8 @@ pub async fn create_policy(
     State(state): State<AppState>,
     Auth(caller): Auth,
     body: Body<NewPolicyBody>,
-) -> Result<(StatusCode, Json<PolicyDoc>), ApiError> {
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Admin], "publicar políticas de SLO")?;
     let b = body.value;
     let effective_from = match b.effective_from.as_deref() {
         None => None,
@@ -344,23 +362,33 @@ pub async fn create_policy(
         })?),
     };
     let t = b.targets;
-    let policy = state
-        .service
-        .add_policy(
-            &caller,
-            PolicyInput {
-                effective_from,
-                targets: Targets {
-                    report: targets_in(t.report),
-                    ack: targets_in(t.ack),
-                    resolution: targets_in(t.resolution),
-                    validation: targets_in(t.validation),
-                    report_form: targets_in(t.report_form),
-                },
-                warning_ratio: b.warning_ratio,
-                escalation_repeat_s: b.escalation_repeat_s,
-            },
-        )
+    let service = &state.service;
+    let reply = service
+        .idempotent(&caller, body.idem, 201, || async {
+            let policy = service
+                .add_policy(
+                    &caller,
+                    PolicyInput {
+                        effective_from,
+                        targets: Targets {
+                            report: targets_in(t.report),
+                            ack: targets_in(t.ack),
+                            resolution: targets_in(t.resolution),
+                            validation: targets_in(t.validation),
+                            report_form: targets_in(t.report_form),
+                        },
+                        warning_ratio: b.warning_ratio,
+                        escalation_repeat_s: b.escalation_repeat_s,
+                    },
+                )
+                .await?;
+            json(&PolicyDoc::from(policy))
+        })
         .await?;
-    Ok((StatusCode::CREATED, Json(policy.into())))
+    Ok(super::incidents::reply(reply))
+}
+
+/// A document as the JSON text an idempotent answer keeps.
+fn json<T: Serialize>(doc: &T) -> Result<String, ServiceError> {
+    serde_json::to_string(doc).map_err(|e| ServiceError::Internal(e.to_string()))
 }

@@ -24,7 +24,7 @@ const TAG: &str = "incidencias";
 
 /// The answer of a service call: its status and pre-rendered JSON (byte for byte the same
 /// on an idempotent replay, which says so in `Idempotent-Replayed`).
-fn reply(r: Reply) -> Response {
+pub(super) fn reply(r: Reply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     let mut response = (status, r.body).into_response();
     response.headers_mut().insert(

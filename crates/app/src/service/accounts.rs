@@ -98,9 +98,7 @@ impl Service {
     pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome, ServiceError> {
         let now = self.now();
         let key = email.trim().to_lowercase();
-        if let Some(until) = self.store.login_blocked_until(&key).await?
-            && until > now
-        {
+        if let Err(until) = self.store.begin_login_attempt(key.clone(), now).await? {
             let wait = until.duration_since(now).as_secs().max(1);
             return Err(ServiceError::TooManyAttempts {
                 retry_after_s: u64::try_from(wait).unwrap_or(1),
@@ -110,17 +108,24 @@ impl Service {
             Ok(e) => self.store.user_by_email(&e).await?,
             Err(_) => None,
         };
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let hash = user
+            .as_ref()
+            .filter(|u| u.active)
+            .and_then(|u| u.password_hash.clone());
         let password = password.to_string();
-        // Verify even without a user (against nothing), so timing does not reveal accounts.
+        // Without a user or a password the check still runs (against a hash of nothing
+        // anyone knows), so the time taken does not reveal which accounts exist.
         let ok = tokio::task::spawn_blocking(move || match hash {
             Some(h) => password_auth::verify_password(password, &h).is_ok(),
-            None => false,
+            None => {
+                let _ = password_auth::verify_password(password, decoy_hash());
+                false
+            }
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
         match user {
-            Some(user) if ok && user.active => {
+            Some(user) if ok => {
                 self.store.clear_login_failures(key).await?;
                 let session = new_secret()?;
                 let expires_at = now
@@ -141,10 +146,7 @@ impl Service {
                     expires_at,
                 })
             }
-            _ => {
-                self.store.record_login_failure(key, now).await?;
-                Err(ServiceError::Unauthenticated)
-            }
+            _ => Err(ServiceError::Unauthenticated),
         }
     }
 
@@ -155,4 +157,14 @@ impl Service {
             .await?;
         Ok(())
     }
+}
+
+/// An Argon2id hash of a random secret nobody knows, made once: logins for unknown
+/// accounts are checked against it so they take as long as real ones.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let secret = new_secret().unwrap_or_else(|_| "inc_decoy".to_string());
+        password_auth::generate_hash(secret)
+    })
 }

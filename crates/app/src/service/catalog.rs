@@ -211,6 +211,7 @@ impl Service {
         let Some(email) = email else {
             return Err(ServiceError::invalid("email", "es obligatorio"));
         };
+        self.org_changed();
         Ok(self
             .store
             .create_user(
@@ -286,6 +287,7 @@ impl Service {
             )),
         }
         done(errors)?;
+        self.org_changed();
         let Some(homoclave) = homoclave else {
             return Err(ServiceError::invalid("homoclave", "es obligatoria"));
         };

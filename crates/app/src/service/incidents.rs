@@ -60,12 +60,12 @@ impl Service {
 
     /// Who is above whom for this incident (see [`super::OrgChart`]).
     pub async fn ladder_for(&self, incident: &Incident) -> Result<Ladder, ServiceError> {
-        Ok(super::OrgChart::load(&self.store).await?.ladder(incident))
+        Ok(self.org_chart().await?.ladder(incident))
     }
 
     /// The stored first answer for this key, or a refusal if the key came with another
     /// request.
-    async fn replay(
+    pub(super) async fn replay(
         &self,
         caller: &Caller,
         idem: &Option<IdemRequest>,
@@ -86,7 +86,7 @@ impl Service {
         }
     }
 
-    fn record(
+    pub(super) fn record(
         caller: &Caller,
         idem: &Option<IdemRequest>,
         status: u16,
@@ -227,7 +227,8 @@ impl Service {
         for attempt in 0..ATTEMPTS {
             let prior = self.visible_as_of(caller, folio, attempt > 0).await?;
             let now = self.now();
-            let ladder = self.ladder_for(&prior.incident).await?;
+            let org = self.org_chart().await?;
+            let ladder = org.ladder(&prior.incident);
             let command = match &command {
                 Command::Escalate { reason, .. } => Command::Escalate {
                     reason: reason.clone(),
@@ -239,8 +240,17 @@ impl Service {
                 Some(p) => p,
                 None => self.policy_now(now).await?,
             };
-            let events = decide(Some(&prior.incident), &actor, &command, now, &policy)
-                .map_err(|e| with_state(e.into(), &prior.incident))?;
+            let events = match decide(Some(&prior.incident), &actor, &command, now, &policy) {
+                Ok(events) => events,
+                Err(e) => {
+                    // A retry racing its own first attempt sees the state that attempt made
+                    // and is refused; its answer is the first one's.
+                    if let Some(reply) = self.replay(caller, &idem).await? {
+                        return Ok(reply);
+                    }
+                    return Err(with_state(e.into(), &prior.incident));
+                }
+            };
             let mut state = prior.incident.clone();
             for e in &events {
                 state = Incident::apply(Some(state), e)
@@ -250,7 +260,10 @@ impl Service {
             let due = next_due(&state, &ladder);
             let effects = Effects {
                 next_due: due,
-                outbox: Vec::new(),
+                outbox: events
+                    .iter()
+                    .filter_map(|e| escalation_mail(&org, &state, &e.change))
+                    .collect(),
                 idempotency: Self::record(caller, &idem, 200, &body),
             };
             match self.store.append(&prior, events, effects, now).await {
@@ -319,7 +332,7 @@ impl Service {
                 state: filter.state.map(|s| s.as_str()),
                 agency_id: agency,
                 severity: filter.severity.map(|s| s.as_str()),
-                breached_at: filter.breached.filter(|b| *b).map(|_| now),
+                breached: filter.breached.map(|b| (b, now)),
                 offset: u64::from(page - 1) * u64::from(per_page),
                 limit: u64::from(per_page),
             })
@@ -363,4 +376,36 @@ fn with_state(e: ServiceError, incident: &Incident) -> ServiceError {
         },
         other => other,
     }
+}
+
+/// A manual escalation is an email too (PROTOCOL.md: every escalation is an event and an
+/// email): to the superior, cc the responsible.
+fn escalation_mail(
+    org: &super::OrgChart,
+    incident: &Incident,
+    change: &incidencias_core::Change,
+) -> Option<crate::store::NewOutboxMessage> {
+    let incidencias_core::Change::Escalated {
+        clock: None,
+        level,
+        to,
+        cc,
+        reason,
+    } = change
+    else {
+        return None;
+    };
+    let email = |id: &incidencias_core::UserId| org.user(*id).map(|u| u.email.to_string());
+    Some(crate::store::NewOutboxMessage {
+        kind: "escalation".into(),
+        to: email(to).into_iter().collect(),
+        cc: cc.iter().filter_map(email).collect(),
+        payload: serde_json::json!({
+            "folio": incident.folio.to_string(),
+            "clock": null,
+            "level": level,
+            "reason": reason,
+            "severity": incident.severity.map(|s| s.as_str()),
+        }),
+    })
 }

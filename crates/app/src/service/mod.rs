@@ -210,7 +210,17 @@ pub struct Service {
     credentials: Arc<CredentialCache>,
     /// Shared with this process's scheduler.
     pub timers: Arc<TimerWake>,
+    /// The org chart, reloaded when older than [`ORG_CHART_TTL`] or after a catalogue
+    /// change made here.
+    org: Arc<OrgSlot>,
 }
+
+/// The cached org chart and when it was loaded.
+type OrgSlot = std::sync::Mutex<Option<(std::time::Instant, Arc<OrgChart>)>>;
+
+/// How long a loaded org chart serves: a superior registered on another instance counts
+/// for escalations within this time.
+pub const ORG_CHART_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Service {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Service {
@@ -219,11 +229,72 @@ impl Service {
             clock,
             credentials: Arc::default(),
             timers: Arc::default(),
+            org: Arc::default(),
         }
     }
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Runs a write that is not an incident append under the caller's `Idempotency-Key`:
+    /// a retry with the same key and request gets the first answer, a reuse with another
+    /// request is refused. The record is kept right after the write (not in its
+    /// transaction): a crash in between lets one retry run the write again, which the
+    /// catalogue's unique keys then refuse.
+    pub async fn idempotent<F, Fut>(
+        &self,
+        caller: &Caller,
+        idem: Option<IdemRequest>,
+        status: u16,
+        write: F,
+    ) -> Result<Reply, ServiceError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<String, ServiceError>>,
+    {
+        if let Some(reply) = self.replay(caller, &idem).await? {
+            return Ok(reply);
+        }
+        let body = write().await?;
+        if let Some(record) = Self::record(caller, &idem, status, &body) {
+            match self.store.save_idempotency(record, self.now()).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => {
+                    if let Some(reply) = self.replay(caller, &idem).await? {
+                        return Ok(reply);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Reply {
+            status,
+            body,
+            replayed: false,
+        })
+    }
+
+    /// The org chart (see [`ORG_CHART_TTL`]).
+    pub async fn org_chart(&self) -> Result<Arc<OrgChart>, ServiceError> {
+        if let Ok(slot) = self.org.lock()
+            && let Some((loaded, chart)) = slot.as_ref()
+            && loaded.elapsed() < ORG_CHART_TTL
+        {
+            return Ok(chart.clone());
+        }
+        let chart = Arc::new(OrgChart::load(&self.store).await?);
+        if let Ok(mut slot) = self.org.lock() {
+            *slot = Some((std::time::Instant::now(), chart.clone()));
+        }
+        Ok(chart)
+    }
+
+    /// Forgets the org chart after a catalogue change.
+    pub(crate) fn org_changed(&self) {
+        if let Ok(mut slot) = self.org.lock() {
+            *slot = None;
+        }
     }
 
     /// `/readyz`: the database answers.

@@ -134,51 +134,47 @@ impl Store {
         .await
     }
 
-    /// Until when logins for `email` must wait, if they must.
-    pub async fn login_blocked_until(&self, email: &str) -> Result<Option<Timestamp>, StoreError> {
-        let row = sqlx::query("SELECT blocked_until FROM login_failures WHERE email = $1")
-            .bind(email.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db)?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let ms: i64 = r.try_get("blocked_until").map_err(StoreError::db)?;
-                Ok(Timestamp::from_millisecond(ms).ok())
-            }
-        }
-    }
-
-    /// Counts a failed login and sets the wait before the next attempt: none for the first
-    /// three failures, then 1 s, 2 s, 4 s... up to 15 minutes. Returns the new count.
-    pub async fn record_login_failure(
+    /// Counts a login attempt for `email` before its password is checked, in one write:
+    /// refused (with the instant it may retry) while a wait is running; otherwise counted
+    /// as a failure until [`Store::clear_login_failures`] says it succeeded. Counting first
+    /// means parallel guesses cannot all slip through before the first failure is written.
+    /// The wait after `n` consecutive failures is [`login_wait_ms`].
+    pub async fn begin_login_attempt(
         &self,
         email: String,
         now: Timestamp,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Result<(), Timestamp>, StoreError> {
         self.write(move |conn| {
             Box::pin(async move {
-                let failures: i64 = sqlx::query(
+                // One upsert counts the attempt unless a wait is running, and locks the row
+                // (PostgreSQL) until this transaction ends: parallel attempts for one
+                // address are counted one after the other.
+                let row = sqlx::query(
                     "INSERT INTO login_failures (email, failures, last_failure, blocked_until) \
-                     VALUES ($1, 1, $2, 0) ON CONFLICT (email) DO UPDATE \
-                     SET failures = login_failures.failures + 1, last_failure = $2 \
-                     RETURNING failures",
+                     VALUES ($1, 1, $2, 0) ON CONFLICT (email) DO UPDATE SET \
+                     failures = CASE WHEN login_failures.blocked_until > $2 \
+                     THEN login_failures.failures ELSE login_failures.failures + 1 END, \
+                     last_failure = $2 \
+                     RETURNING failures, blocked_until",
                 )
                 .bind(email.clone())
                 .bind(now.as_millisecond())
                 .fetch_one(&mut *conn)
                 .await
-                .and_then(|r| r.try_get(0))
                 .map_err(StoreError::db)?;
-                let wait_ms = login_wait_ms(failures);
+                let failures: i64 = row.try_get("failures").map_err(StoreError::db)?;
+                let blocked_until: i64 = row.try_get("blocked_until").map_err(StoreError::db)?;
+                if blocked_until > now.as_millisecond() {
+                    let until = Timestamp::from_millisecond(blocked_until).unwrap_or(now);
+                    return Ok(Err(until));
+                }
                 sqlx::query("UPDATE login_failures SET blocked_until = $1 WHERE email = $2")
-                    .bind(now.as_millisecond().saturating_add(wait_ms))
+                    .bind(now.as_millisecond().saturating_add(login_wait_ms(failures)))
                     .bind(email)
                     .execute(&mut *conn)
                     .await
                     .map_err(StoreError::db)?;
-                Ok(failures)
+                Ok(Ok(()))
             })
         })
         .await

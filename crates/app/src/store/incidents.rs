@@ -128,8 +128,8 @@ pub struct ListQuery {
     pub state: Option<&'static str>,
     pub agency_id: Option<i64>,
     pub severity: Option<&'static str>,
-    /// Only incidents with a clock breached at this instant.
-    pub breached_at: Option<Timestamp>,
+    /// Only incidents with (true) or without (false) a clock breached at this instant.
+    pub breached: Option<(bool, Timestamp)>,
     pub offset: u64,
     pub limit: u64,
 }
@@ -287,9 +287,15 @@ impl Store {
                 param(severity.into(), &mut values)
             ));
         }
-        if let Some(at) = q.breached_at {
+        if let Some((wanted, at)) = q.breached {
             let p = param(at.as_millisecond().into(), &mut values);
-            conditions.push(format!("(breached = 1 OR breach_due_at <= {p})"));
+            let breached =
+                format!("(breached = 1 OR (breach_due_at IS NOT NULL AND breach_due_at <= {p}))");
+            conditions.push(if wanted {
+                breached
+            } else {
+                format!("NOT {breached}")
+            });
         }
         let filter = if conditions.is_empty() {
             String::new()

@@ -83,10 +83,30 @@ impl Store {
     }
 
     /// Sets (or, with `None`, removes) an incident's timer and frees its lease, without an
-    /// event: for a timer that woke up with nothing due.
-    pub async fn set_timer(&self, folio: Folio, due: Option<Timestamp>) -> Result<(), StoreError> {
+    /// event: for a timer that woke up with nothing due. Only if the incident is still at
+    /// `version` (the state the instant was computed from): a command that committed
+    /// meanwhile wrote its own, newer, due instant, which must not be overwritten.
+    pub async fn set_timer(
+        &self,
+        folio: Folio,
+        due: Option<Timestamp>,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
         self.write(move |conn| {
             Box::pin(async move {
+                let current: Option<i64> =
+                    sqlx::query("SELECT version FROM incidents WHERE folio = $1")
+                        .bind(folio.to_string())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(StoreError::db)?
+                        .map(|r| r.try_get(0))
+                        .transpose()
+                        .map_err(StoreError::db)?;
+                if current.is_some_and(|v| v != version) {
+                    return Ok(());
+                }
                 match due {
                     Some(d) => sqlx::query(
                         "INSERT INTO timers (folio, due_at) VALUES ($1, $2) ON CONFLICT (folio) \
