@@ -160,7 +160,7 @@ async fn breached_false_lists_the_incidents_without_a_breach(url: String) {
             .filter_map(|i| i["folio"].as_str().map(str::to_string))
             .collect()
     };
-    assert_eq!(folios(&breached), [late.clone()]);
+    assert_eq!(folios(&breached), [late]);
     assert_eq!(folios(&not), [calm]);
 }
 
