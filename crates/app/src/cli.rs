@@ -417,15 +417,28 @@ fn init_logs() {
 async fn serve_on(store: Store, args: &ServeArgs) -> Result<i32, StoreError> {
     init_logs();
     store.claim_for_serving()?;
-    let listener = tokio::net::TcpListener::bind(&args.bind)
-        .await
-        .map_err(|e| StoreError::Invalid(format!("no se pudo escuchar en {}: {e}", args.bind)))?;
+    let listener = listen(&args.bind).await?;
     let addr = listener.local_addr()?;
     println!(
         "incidencias escuchando en http://{addr} (base de datos: {})",
         store.display_name()
     );
     tracing::info!(%addr, base = store.display_name(), "incidencias escuchando");
+    serve_until_signal(store, listener, args).await
+}
+
+async fn listen(bind: &str) -> Result<tokio::net::TcpListener, StoreError> {
+    tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| StoreError::Invalid(format!("no se pudo escuchar en {bind}: {e}")))
+}
+
+/// Serves on the system clock until SIGINT/SIGTERM.
+async fn serve_until_signal(
+    store: Store,
+    listener: tokio::net::TcpListener,
+    args: &ServeArgs,
+) -> Result<i32, StoreError> {
     crate::server::serve(
         store,
         Arc::new(SystemClock),
@@ -471,9 +484,7 @@ async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
                 service_message(e)
             ))
         })?;
-    let listener = tokio::net::TcpListener::bind(&args.bind)
-        .await
-        .map_err(|e| StoreError::Invalid(format!("no se pudo escuchar en {}: {e}", args.bind)))?;
+    let listener = listen(&args.bind).await?;
     let addr = listener.local_addr()?;
     println!("incidencias (demostración) en http://{addr}");
     println!("  API:          http://{addr}/api/v1/incidents");
@@ -498,13 +509,5 @@ async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
     println!();
     println!("Ejemplo: curl -H 'Authorization: Bearer <token>' http://{addr}/api/v1/incidents");
     init_logs();
-    crate::server::serve(
-        store,
-        Arc::new(SystemClock),
-        listener,
-        args.secure_cookies,
-        crate::server::shutdown_signal(),
-    )
-    .await?;
-    Ok(0)
+    serve_until_signal(store, listener, args).await
 }

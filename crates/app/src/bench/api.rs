@@ -8,15 +8,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use clap::Args;
-use incidencias_core::Role;
 use jiff::Timestamp;
 
 use super::load::{self, Load, RequestFn};
 use super::{Scratch, median};
 use crate::clock::SystemClock;
-use crate::service::{
-    Caller, NewAgencyInput, NewIncidentInput, NewProcedureInput, NewUserInput, Service,
-};
+use crate::service::{Caller, NewIncidentInput, Service};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
@@ -41,51 +38,11 @@ fn invalid(e: impl std::fmt::Display) -> StoreError {
 async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), StoreError> {
     let store = Store::open(url).await?;
     let service = Service::new(store.clone(), Arc::new(SystemClock));
-    let user = |email: &str, role, agency| NewUserInput {
-        name: "Bench".into(),
-        email: email.into(),
-        role,
-        agency_id: agency,
-        reports_to: None,
-        password: None,
-    };
-    let admin = service
-        .create_user_unchecked(user("admin@bench.gob.mx", Role::Admin, None))
-        .await
-        .map_err(invalid)?;
-    let admin = Caller { user: admin };
-    let agency = service
-        .create_agency(
-            &admin,
-            NewAgencyInput {
-                name: "Bench".into(),
-                acronym: "BENCH".into(),
-                email_domains: vec!["bench.gob.mx".into()],
-            },
-        )
-        .await
-        .map_err(invalid)?;
-    let responsible = service
-        .create_user_unchecked(user("resp@bench.gob.mx", Role::Agency, Some(agency.id.0)))
-        .await
-        .map_err(invalid)?;
-    let helpdesk = service
-        .create_user_unchecked(user("mesa@bench.gob.mx", Role::Helpdesk, None))
-        .await
-        .map_err(invalid)?;
-    let procedure = service
-        .create_procedure(
-            &admin,
-            NewProcedureInput {
-                homoclave: "BENCH-01-001".into(),
-                name: "Bench".into(),
-                agency_id: agency.id.0,
-                url: "https://www.gob.mx/bench".into(),
-                responsible_id: responsible.id.0,
-            },
-        )
-        .await
-        .map_err(invalid)?;
+    let super::BenchCatalogue {
+        helpdesk,
+        procedure,
+        ..
+    } = super::bench_catalogue(&service).await?;
     let token = service
         .create_token("mesa@bench.gob.mx")
         .await

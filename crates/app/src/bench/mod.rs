@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use incidencias_core::{
-    Actor, AgencyId, Channel, Command, Email, Homoclave, IncidentKind, NewReport, Role, SloPolicy,
-    decide,
+    Actor, AgencyId, Channel, Command, IncidentKind, NewReport, Role, SloPolicy, decide,
 };
 use jiff::Timestamp;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 
-use crate::store::{Effects, NewAgency, NewProcedure, NewUser, Store, StoreError};
+use crate::store::{Effects, Store, StoreError};
 
 mod api;
 mod load;
@@ -148,62 +147,98 @@ async fn raw_inserts(seconds: u64) -> Result<Sample, StoreError> {
     Ok(sample(latencies.len(), elapsed, latencies))
 }
 
-/// A store with one agency, its responsible and one procedure.
+/// What every benchmark needs in its catalogue: an agency, its responsible (who reports to
+/// a chief, so escalations have somewhere to go), the help desk and one procedure.
+pub(crate) struct BenchCatalogue {
+    pub agency: crate::store::Agency,
+    pub responsible: crate::store::User,
+    pub helpdesk: crate::store::User,
+    pub procedure: crate::store::Procedure,
+}
+
+pub(crate) async fn bench_catalogue(
+    service: &crate::service::Service,
+) -> Result<BenchCatalogue, StoreError> {
+    use crate::service::{Caller, NewAgencyInput, NewProcedureInput, NewUserInput};
+    let invalid = |e: crate::service::ServiceError| StoreError::Invalid(e.to_string());
+    let user = |email: &str, role, agency: Option<i64>, boss: Option<i64>| NewUserInput {
+        name: "Bench".into(),
+        email: email.into(),
+        role,
+        agency_id: agency,
+        reports_to: boss,
+        password: None,
+    };
+    let admin = Caller {
+        user: service
+            .create_user_unchecked(user("admin@bench.gob.mx", Role::Admin, None, None))
+            .await
+            .map_err(invalid)?,
+    };
+    let agency = service
+        .create_agency(
+            &admin,
+            NewAgencyInput {
+                name: "Secretaría de Pruebas".into(),
+                acronym: "BENCH".into(),
+                email_domains: vec!["bench.gob.mx".into()],
+            },
+        )
+        .await
+        .map_err(invalid)?;
+    let a = Some(agency.id.0);
+    let chief = service
+        .create_user_unchecked(user("jefa@bench.gob.mx", Role::Agency, a, None))
+        .await
+        .map_err(invalid)?;
+    let responsible = service
+        .create_user_unchecked(user("resp@bench.gob.mx", Role::Agency, a, Some(chief.id.0)))
+        .await
+        .map_err(invalid)?;
+    let helpdesk = service
+        .create_user_unchecked(user("mesa@bench.gob.mx", Role::Helpdesk, None, None))
+        .await
+        .map_err(invalid)?;
+    let procedure = service
+        .create_procedure(
+            &admin,
+            NewProcedureInput {
+                homoclave: "BENCH-01-001".into(),
+                name: "Trámite de prueba".into(),
+                agency_id: agency.id.0,
+                url: "https://www.gob.mx/tramites/prueba".into(),
+                responsible_id: responsible.id.0,
+            },
+        )
+        .await
+        .map_err(invalid)?;
+    Ok(BenchCatalogue {
+        agency,
+        responsible,
+        helpdesk,
+        procedure,
+    })
+}
+
+/// A store with the bench catalogue, a step-1 report to repeat and its reporter.
 async fn seeded(url: &str) -> Result<(Store, NewReport, Actor), StoreError> {
     let store = Store::open(url).await?;
     let now = Timestamp::now();
-    let agency = store
-        .create_agency(
-            NewAgency {
-                name: "Secretaría de Pruebas".into(),
-                acronym: "SEPRU".into(),
-                email_domains: vec!["sepru.gob.mx".into()],
-            },
-            now,
-        )
-        .await?;
-    let email =
-        Email::parse("responsable@sepru.gob.mx").map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let user = store
-        .create_user(
-            NewUser {
-                email,
-                name: "Responsable".into(),
-                role: Role::Agency,
-                agency_id: Some(agency.id),
-                reports_to: None,
-                password_hash: None,
-            },
-            now,
-        )
-        .await?;
-    let homoclave =
-        Homoclave::parse("SEPRU-01-001").map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let procedure = store
-        .create_procedure(
-            NewProcedure {
-                homoclave,
-                name: "Trámite de prueba".into(),
-                agency_id: agency.id,
-                url: "https://www.gob.mx/tramites/prueba".into(),
-                responsible_id: user.id,
-            },
-            now,
-        )
-        .await?;
+    let service = crate::service::Service::new(store.clone(), Arc::new(crate::clock::SystemClock));
+    let c = bench_catalogue(&service).await?;
     let report = NewReport {
         folio: incidencias_core::Folio::new(2026, 1).ok_or(StoreError::Invalid("folio".into()))?,
-        agency_id: agency.id,
-        procedure_ids: vec![procedure.id],
+        agency_id: c.agency.id,
+        procedure_ids: vec![c.procedure.id],
         kind: IncidentKind::Unavailable,
         description: "El trámite no responde al enviar la solicitud".into(),
         occurred_at: now,
         channel: Channel::Phone,
     };
     let actor = Actor::User {
-        id: user.id,
+        id: c.responsible.id,
         role: Role::Agency,
-        agency: Some(AgencyId(agency.id.0)),
+        agency: Some(AgencyId(c.agency.id.0)),
     };
     Ok((store, report, actor))
 }

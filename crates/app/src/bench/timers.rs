@@ -21,7 +21,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Scratch, median};
 use crate::clock::{Clock, ManualClock};
 use crate::scheduler::{Fired, Scheduler, fire_incident};
-use crate::service::{Caller, NewAgencyInput, NewProcedureInput, NewUserInput, OrgChart, Service};
+use crate::service::{OrgChart, Service};
 use crate::store::{Effects, Store, StoreError};
 
 #[derive(Debug, Args)]
@@ -92,58 +92,12 @@ fn lateness(fired: &[Fired]) -> Lateness {
 async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result<(), StoreError> {
     let store = Store::open(url).await?;
     let service = Service::new(store.clone(), Arc::new(ManualClock::new(epoch)));
-    let user = |email: &str, role, agency| NewUserInput {
-        name: "Bench".into(),
-        email: email.into(),
-        role,
-        agency_id: agency,
-        reports_to: None,
-        password: None,
-    };
-    let admin = Caller {
-        user: service
-            .create_user_unchecked(user("admin@bench.gob.mx", Role::Admin, None))
-            .await
-            .map_err(invalid)?,
-    };
-    let agency = service
-        .create_agency(
-            &admin,
-            NewAgencyInput {
-                name: "Bench".into(),
-                acronym: "BENCH".into(),
-                email_domains: vec!["bench.gob.mx".into()],
-            },
-        )
-        .await
-        .map_err(invalid)?;
-    let boss = service
-        .create_user_unchecked(user("jefa@bench.gob.mx", Role::Agency, Some(agency.id.0)))
-        .await
-        .map_err(invalid)?;
-    let mut responsible = user("resp@bench.gob.mx", Role::Agency, Some(agency.id.0));
-    responsible.reports_to = Some(boss.id.0);
-    let responsible = service
-        .create_user_unchecked(responsible)
-        .await
-        .map_err(invalid)?;
-    let helpdesk = service
-        .create_user_unchecked(user("mesa@bench.gob.mx", Role::Helpdesk, None))
-        .await
-        .map_err(invalid)?;
-    let procedure = service
-        .create_procedure(
-            &admin,
-            NewProcedureInput {
-                homoclave: "BENCH-01-001".into(),
-                name: "Bench".into(),
-                agency_id: agency.id.0,
-                url: "https://www.gob.mx/bench".into(),
-                responsible_id: responsible.id.0,
-            },
-        )
-        .await
-        .map_err(invalid)?;
+    let super::BenchCatalogue {
+        agency,
+        helpdesk,
+        procedure,
+        ..
+    } = super::bench_catalogue(&service).await?;
     // Acknowledgment of a critical incident in 800 s: the warning comes at 600 s.
     let mut policy = SloPolicy::seed();
     policy.targets.ack.critical = 800;
