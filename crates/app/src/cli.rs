@@ -80,6 +80,39 @@ pub struct ServeArgs {
     /// Marcar la cookie de sesión como Secure (detrás de HTTPS).
     #[arg(long, env = "INCIDENCIAS_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Servidor SMTP: smtp://host:puerto, smtp://host:587?tls=required (STARTTLS) o
+    /// smtps://usuario:contraseña@host:465. Sin él, los correos quedan en la bandeja.
+    #[arg(long, env = "INCIDENCIAS_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Remitente de los correos.
+    #[arg(
+        long,
+        env = "INCIDENCIAS_MAIL_FROM",
+        default_value = "Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>"
+    )]
+    pub mail_from: String,
+    /// Dirección de respuesta de los correos.
+    #[arg(long, env = "INCIDENCIAS_MAIL_REPLY_TO")]
+    pub mail_reply_to: Option<String>,
+    /// Dirección pública del servicio, para los enlaces de los correos.
+    #[arg(long, env = "INCIDENCIAS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl ServeArgs {
+    fn mail(&self, addr: std::net::SocketAddr) -> Option<crate::mail::worker::MailSettings> {
+        self.smtp_url
+            .as_ref()
+            .map(|url| crate::mail::worker::MailSettings {
+                smtp_url: url.clone(),
+                from: self.mail_from.clone(),
+                reply_to: self.mail_reply_to.clone(),
+                base_url: self
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+            })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,11 +472,13 @@ async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     args: &ServeArgs,
 ) -> Result<i32, StoreError> {
+    let mail = args.mail(listener.local_addr()?);
     crate::server::serve(
         store,
         Arc::new(SystemClock),
         listener,
         args.secure_cookies,
+        mail,
         crate::server::shutdown_signal(),
     )
     .await?;

@@ -221,7 +221,13 @@ fn notification(
             "clock": action.key.clock.to_string(),
             "level": action.key.level,
             "due_at": action.due_at.to_string(),
+            // The deadline itself (a warning comes before it).
+            "target_at": incident
+                .clock(action.key.clock)
+                .and_then(|c| c.instant_at_elapsed(c.target_ms()))
+                .map(|t| t.to_string()),
             "severity": incident.severity.map(|s| s.as_str()),
+            "procedures": org.procedures_of(incident),
         }),
     })
 }
@@ -297,6 +303,7 @@ pub async fn fire_incident(
         };
         match service.store.append(&prior, events, effects, now).await {
             Ok(_) => {
+                service.mail_wake.notify_one();
                 if let Some(observe) = &observer {
                     fired.iter().for_each(|f| observe(f));
                 }

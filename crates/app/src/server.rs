@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::http::{AppState, router};
+use crate::mail::worker::{MailSettings, OutboxWorker};
 use crate::scheduler::Scheduler;
 use crate::service::Service;
 use crate::store::Store;
@@ -20,13 +21,38 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     listener: TcpListener,
     secure_cookies: bool,
+    mail: Option<MailSettings>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = Service::new(store.clone(), clock);
+    let service = Service::new(store.clone(), clock.clone());
     // One signal stops both the HTTP server (after the requests in flight) and the
     // scheduler (between firings; a firing is one transaction, so never half done).
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler = tokio::spawn(supervise(service.clone(), stopped));
+    let scheduler = tokio::spawn(supervise(service.clone(), stopped.clone()));
+    let mailer = match mail {
+        Some(settings) => match OutboxWorker::new(store.clone(), clock, &settings) {
+            Ok(worker) => {
+                let mut stop = stopped.clone();
+                Some(tokio::spawn(worker.run(
+                    service.mail_wake.clone(),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                )))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "correo desactivado");
+                None
+            }
+        },
+        None => {
+            tracing::warn!(
+                "sin INCIDENCIAS_SMTP_URL: los correos se conservan en la bandeja de salida y \
+                 no se envían"
+            );
+            None
+        }
+    };
     let app = router(AppState {
         service,
         secure_cookies,
@@ -38,6 +64,9 @@ pub async fn serve(
         })
         .await;
     let _ = scheduler.await;
+    if let Some(m) = mailer {
+        let _ = m.await;
+    }
     store.close().await;
     served
 }

@@ -117,7 +117,7 @@ async fn a_manual_escalation_is_mailed_to_the_superior_cc_the_responsible(url: S
         json!({"reason": "Sin respuesta del responsable"}),
     )
     .await;
-    let row = sqlx::query("SELECT kind, recipients, payload FROM outbox")
+    let row = sqlx::query("SELECT kind, recipients, payload FROM outbox WHERE kind = 'escalation'")
         .fetch_one(api.store.pool())
         .await
         .expect("one outbox row");

@@ -38,7 +38,8 @@ fn shape(log: &Mutex<Vec<Fired>>) -> Vec<(String, u32, String)> {
 }
 
 async fn outbox(store: &Store) -> Vec<(String, String)> {
-    sqlx::query("SELECT kind, recipients FROM outbox ORDER BY id")
+    // The deadline emails only (the protocol's own steps mail too).
+    sqlx::query("SELECT kind, recipients FROM outbox WHERE kind IN ('slo_warning', 'escalation') ORDER BY id")
         .fetch_all(store.pool())
         .await
         .expect("outbox")

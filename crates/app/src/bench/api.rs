@@ -72,6 +72,7 @@ async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), Store
         Arc::new(SystemClock),
         listener,
         false,
+        None,
         std::future::pending(),
     ));
     Ok((addr, token, procedure.id.0, folio))

@@ -139,6 +139,10 @@ impl Service {
         let now = self.now();
         let policy = self.policy_now(now).await?;
         let actor = caller.actor();
+        let org = self.org_chart().await.ok();
+        // The report's events, handed from the decision to the effects (both closures run
+        // here, one after the other).
+        let reported_events = std::sync::Mutex::new(None::<Vec<incidencias_core::Event>>);
         let created = self
             .store
             .create_incident(
@@ -154,13 +158,25 @@ impl Service {
                         occurred_at: input.occurred_at,
                         channel: input.channel,
                     });
-                    decide(None, &actor, &command, now, &policy)
+                    let events = decide(None, &actor, &command, now, &policy)?;
+                    if let Ok(mut slot) = reported_events.lock() {
+                        *slot = Some(events.clone());
+                    }
+                    Ok(events)
                 },
                 |stored| {
                     let body = render(&stored.incident, now);
+                    let events = reported_events
+                        .lock()
+                        .ok()
+                        .and_then(|mut slot| slot.take())
+                        .unwrap_or_default();
                     Effects {
                         next_due: None,
-                        outbox: Vec::new(),
+                        outbox: org
+                            .as_ref()
+                            .map(|org| crate::mail::messages_for(org, &stored.incident, &events))
+                            .unwrap_or_default(),
                         idempotency: Self::record(caller, &idem, 201, &body),
                     }
                 },
@@ -260,15 +276,16 @@ impl Service {
             let due = next_due(&state, &ladder);
             let effects = Effects {
                 next_due: due,
-                outbox: events
-                    .iter()
-                    .filter_map(|e| escalation_mail(&org, &state, &e.change))
-                    .collect(),
+                outbox: crate::mail::messages_for(&org, &state, &events),
                 idempotency: Self::record(caller, &idem, 200, &body),
             };
+            let mails = !effects.outbox.is_empty();
             match self.store.append(&prior, events, effects, now).await {
                 Ok(_) => {
                     self.timers.offer(due);
+                    if mails {
+                        self.mail_wake.notify_one();
+                    }
                     return Ok(Reply {
                         status: 200,
                         body,
@@ -376,36 +393,4 @@ fn with_state(e: ServiceError, incident: &Incident) -> ServiceError {
         },
         other => other,
     }
-}
-
-/// A manual escalation is an email too (PROTOCOL.md: every escalation is an event and an
-/// email): to the superior, cc the responsible.
-fn escalation_mail(
-    org: &super::OrgChart,
-    incident: &Incident,
-    change: &incidencias_core::Change,
-) -> Option<crate::store::NewOutboxMessage> {
-    let incidencias_core::Change::Escalated {
-        clock: None,
-        level,
-        to,
-        cc,
-        reason,
-    } = change
-    else {
-        return None;
-    };
-    let email = |id: &incidencias_core::UserId| org.user(*id).map(|u| u.email.to_string());
-    Some(crate::store::NewOutboxMessage {
-        kind: "escalation".into(),
-        to: email(to).into_iter().collect(),
-        cc: cc.iter().filter_map(email).collect(),
-        payload: serde_json::json!({
-            "folio": incident.folio.to_string(),
-            "clock": null,
-            "level": level,
-            "reason": reason,
-            "severity": incident.severity.map(|s| s.as_str()),
-        }),
-    })
 }

@@ -210,6 +210,8 @@ pub struct Service {
     credentials: Arc<CredentialCache>,
     /// Shared with this process's scheduler.
     pub timers: Arc<TimerWake>,
+    /// Wakes this process's outbox worker when a write queued mail.
+    pub mail_wake: Arc<tokio::sync::Notify>,
     /// The org chart, reloaded when older than [`ORG_CHART_TTL`] or after a catalogue
     /// change made here.
     org: Arc<OrgSlot>,
@@ -229,6 +231,7 @@ impl Service {
             clock,
             credentials: Arc::default(),
             timers: Arc::default(),
+            mail_wake: Arc::default(),
             org: Arc::default(),
         }
     }

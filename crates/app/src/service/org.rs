@@ -11,6 +11,8 @@ use crate::store::{Store, StoreError, User};
 pub struct OrgChart {
     users: HashMap<UserId, User>,
     responsible: HashMap<ProcedureId, UserId>,
+    /// "HOMOCLAVE Nombre" per procedure, for emails.
+    procedure_labels: HashMap<ProcedureId, String>,
     /// Who acts for CEDN: the first front-line validator (see `load`).
     validator: Option<UserId>,
 }
@@ -27,15 +29,19 @@ impl OrgChart {
             .filter(|u| u.role == Role::Validator && u.active && !bosses.contains(&u.id))
             .map(|u| u.id)
             .min();
-        let responsible = store
-            .procedures()
-            .await?
-            .into_iter()
+        let procedures = store.procedures().await?;
+        let responsible = procedures
+            .iter()
             .map(|p| (p.id, p.responsible_id))
+            .collect();
+        let procedure_labels = procedures
+            .iter()
+            .map(|p| (p.id, format!("{} {}", p.homoclave, p.name)))
             .collect();
         Ok(OrgChart {
             users: users.into_iter().map(|u| (u.id, u)).collect(),
             responsible,
+            procedure_labels,
             validator,
         })
     }
@@ -59,5 +65,36 @@ impl OrgChart {
 
     pub fn user(&self, id: UserId) -> Option<&User> {
         self.users.get(&id)
+    }
+
+    pub fn email(&self, id: UserId) -> Option<String> {
+        self.users.get(&id).map(|u| u.email.to_string())
+    }
+
+    /// Every active help desk account: the help desk's mailbox in the protocol's emails.
+    pub fn helpdesk_emails(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .users
+            .values()
+            .filter(|u| u.role == Role::Helpdesk && u.active)
+            .map(|u| u.email.to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The incident's procedures as people name them.
+    pub fn procedures_of(&self, incident: &Incident) -> String {
+        incident
+            .procedure_ids
+            .iter()
+            .map(|p| {
+                self.procedure_labels
+                    .get(p)
+                    .cloned()
+                    .unwrap_or_else(|| format!("trámite {p}"))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }

@@ -1,0 +1,199 @@
+//! The outbox worker: delivers queued emails through SMTP, in order per incident, with a
+//! lease (several instances never send the same row at once), exponential backoff, and a
+//! dead-letter state after [`MAX_ATTEMPTS`]. Each row keeps its Message-ID, so a re-send
+//! after a crash (sent, then killed before it was marked) is the same message, which mail
+//! systems recognise as a duplicate.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::render::render;
+use crate::clock::Clock;
+use crate::store::{OutboxRow, Store, StoreError};
+
+/// Attempts before a row is set aside as dead (`incidencias outbox retry` revives it).
+pub const MAX_ATTEMPTS: i64 = 10;
+
+/// Where and as whom mail is sent.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `smtp://host:port` (plain), `smtp://host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:password@host:465` (TLS).
+    pub smtp_url: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    /// Base of the links in the emails.
+    pub base_url: String,
+}
+
+pub struct OutboxWorker {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    base_url: String,
+    owner: String,
+}
+
+/// Backoff after the `attempts`-th failure: 2, 4, 8... seconds, at most one hour.
+pub fn backoff(attempts: i64) -> SignedDuration {
+    let exp = attempts.clamp(1, 12) as u32;
+    SignedDuration::from_secs((1i64 << exp).min(3600))
+}
+
+impl OutboxWorker {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: &MailSettings,
+    ) -> Result<OutboxWorker, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)
+            .map_err(|e| format!("INCIDENCIAS_SMTP_URL no válida: {e}"))?
+            .timeout(Some(Duration::from_secs(20)))
+            .build();
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| format!("remitente no válido «{}»: {e}", settings.from))?;
+        let reply_to = match &settings.reply_to {
+            Some(r) => Some(
+                r.parse()
+                    .map_err(|e| format!("Reply-To no válido «{r}»: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(OutboxWorker {
+            store,
+            clock,
+            transport,
+            from,
+            reply_to,
+            base_url: settings.base_url.clone(),
+            owner: format!("mail-{}", std::process::id()),
+        })
+    }
+
+    fn message(&self, row: &OutboxRow) -> Result<Message, String> {
+        let r = render(&row.kind, &row.payload, &self.base_url);
+        let mut b = Message::builder()
+            .from(self.from.clone())
+            .subject(r.subject)
+            .message_id(Some(row.message_id.clone()));
+        if let Some(rt) = &self.reply_to {
+            b = b.reply_to(rt.clone());
+        }
+        for to in &row.to {
+            b = b.to(to
+                .parse()
+                .map_err(|e| format!("destinatario no válido {to}: {e}"))?);
+        }
+        for cc in &row.cc {
+            b = b.cc(cc
+                .parse()
+                .map_err(|e| format!("copia no válida {cc}: {e}"))?);
+        }
+        b.multipart(MultiPart::alternative_plain_html(r.text, r.html))
+            .map_err(|e| format!("no se pudo armar el correo: {e}"))
+    }
+
+    /// Sends everything due now; returns how many were sent.
+    pub async fn drain(&self) -> Result<usize, StoreError> {
+        let mut sent = 0;
+        loop {
+            let now = self.clock.now();
+            let rows = self
+                .store
+                .claim_outbox(&self.owner, now, now + SignedDuration::from_secs(60), 100)
+                .await?;
+            if rows.is_empty() {
+                return Ok(sent);
+            }
+            // An incident whose earlier mail failed keeps its later mail back: per incident,
+            // messages arrive in order.
+            let mut blocked: HashSet<String> = HashSet::new();
+            let mut progressed = false;
+            for row in rows {
+                let folio = row.folio.clone().unwrap_or_default();
+                if blocked.contains(&folio) {
+                    self.store.outbox_release(row.id).await?;
+                    continue;
+                }
+                let result = match self.message(&row) {
+                    Ok(m) => self
+                        .transport
+                        .send(m)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                let now = self.clock.now();
+                match result {
+                    Ok(()) => {
+                        self.store.outbox_sent(row.id, now).await?;
+                        sent += 1;
+                        progressed = true;
+                    }
+                    Err(e) => {
+                        blocked.insert(folio);
+                        let attempts = row.attempts + 1;
+                        tracing::warn!(id = row.id, attempts, error = %e, "no se pudo enviar un correo");
+                        self.store
+                            .outbox_failed(
+                                row.id,
+                                now + backoff(attempts),
+                                e,
+                                attempts >= MAX_ATTEMPTS,
+                            )
+                            .await?;
+                    }
+                }
+            }
+            if !progressed {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// Runs until `shutdown`: drains, then sleeps until the next attempt is due or a write
+    /// queues mail.
+    pub async fn run(
+        self,
+        wake: Arc<tokio::sync::Notify>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Err(e) = self.drain().await {
+                tracing::error!(error = %e, "error en la bandeja de salida");
+            }
+            let now = self.clock.now();
+            let sleep = match self.store.next_outbox_attempt(now).await {
+                Ok(Some(t)) => Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO),
+                Ok(None) => Duration::from_secs(3600),
+                Err(_) => Duration::from_secs(5),
+            }
+            // Rows queued by other instances are seen within this time.
+            .min(Duration::from_secs(30));
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = &mut notified => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
+
+/// Milliseconds helper for tests and the API: when a row is next tried.
+pub fn next_attempt(row: &OutboxRow) -> Option<Timestamp> {
+    Timestamp::from_millisecond(row.next_attempt_at).ok()
+}

@@ -1,0 +1,234 @@
+//! The outbox as its worker and its operators use it: claim due rows with a lease, mark
+//! them sent or failed (with backoff, then dead), list them, retry dead ones.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::script::{Value, bind};
+use super::{Backend, Store, StoreError};
+
+/// One queued email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub folio: Option<String>,
+    pub kind: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub payload: serde_json::Value,
+    /// Deterministic: a re-send after a crash is the same message.
+    pub message_id: String,
+    /// `pending`, `sent` or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+const COLS: &str = "id, folio, kind, recipients, payload, message_id, state, attempts, \
+     next_attempt_at, last_error, created_at, sent_at";
+
+fn row_from(r: &AnyRow) -> Result<OutboxRow, StoreError> {
+    let recipients: String = r.try_get("recipients").map_err(StoreError::db)?;
+    let recipients: serde_json::Value =
+        serde_json::from_str(&recipients).map_err(StoreError::json)?;
+    let list = |k: &str| -> Vec<String> {
+        recipients[k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let payload: String = r.try_get("payload").map_err(StoreError::db)?;
+    Ok(OutboxRow {
+        id: r.try_get("id").map_err(StoreError::db)?,
+        folio: r.try_get("folio").map_err(StoreError::db)?,
+        kind: r.try_get("kind").map_err(StoreError::db)?,
+        to: list("to"),
+        cc: list("cc"),
+        payload: serde_json::from_str(&payload).map_err(StoreError::json)?,
+        message_id: r.try_get("message_id").map_err(StoreError::db)?,
+        state: r.try_get("state").map_err(StoreError::db)?,
+        attempts: r.try_get("attempts").map_err(StoreError::db)?,
+        next_attempt_at: r.try_get("next_attempt_at").map_err(StoreError::db)?,
+        last_error: r.try_get("last_error").map_err(StoreError::db)?,
+        created_at: r.try_get("created_at").map_err(StoreError::db)?,
+        sent_at: r.try_get("sent_at").map_err(StoreError::db)?,
+    })
+}
+
+impl Store {
+    /// Leases up to `limit` pending rows due at `now`, oldest first, and only the oldest
+    /// pending row of each incident: per incident, mail goes out in order, and a message
+    /// waiting for a retry holds back the ones after it.
+    pub async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN \
+             (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 \
+              AND (lease_until IS NULL OR lease_until <= $3) \
+              AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.folio = outbox.folio \
+                              AND earlier.state = 'pending' AND earlier.id < outbox.id) \
+              ORDER BY id LIMIT $4{lock}) \
+             RETURNING {COLS}"
+        );
+        let owner = owner.to_string();
+        let mut rows = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(owner)
+                        .bind(lease_until.as_millisecond())
+                        .bind(now.as_millisecond())
+                        .bind(limit)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(StoreError::db)?
+                        .iter()
+                        .map(row_from)
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+            })
+            .await?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    pub async fn outbox_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        self.outbox_update(
+            "UPDATE outbox SET state = 'sent', sent_at = $2, lease_owner = NULL, \
+             lease_until = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $1",
+            vec![id.into(), now.as_millisecond().into()],
+        )
+        .await
+    }
+
+    /// A failed attempt: retried at `next_attempt_at`, or dead when `dead`.
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        next_attempt_at: Timestamp,
+        error: String,
+        dead: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if dead {
+            "UPDATE outbox SET state = 'dead', next_attempt_at = $2, lease_owner = NULL, \
+             lease_until = NULL, attempts = attempts + 1, last_error = $3 WHERE id = $1"
+        } else {
+            "UPDATE outbox SET next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, \
+             attempts = attempts + 1, last_error = $3 WHERE id = $1"
+        };
+        self.outbox_update(
+            sql,
+            vec![
+                id.into(),
+                next_attempt_at.as_millisecond().into(),
+                error.into(),
+            ],
+        )
+        .await
+    }
+
+    /// Gives a claimed row back untouched (its incident's earlier mail failed: order).
+    pub async fn outbox_release(&self, id: i64) -> Result<(), StoreError> {
+        self.outbox_update(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE id = $1",
+            vec![id.into()],
+        )
+        .await
+    }
+
+    async fn outbox_update(&self, sql: &'static str, values: Vec<Value>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let mut q = sqlx::query(sql);
+                for v in values {
+                    q = bind(q, v);
+                }
+                q.execute(&mut *conn).await.map_err(StoreError::db)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// When the worker must look again: the earliest pending attempt (or lease end).
+    pub async fn next_outbox_attempt(
+        &self,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 \
+             THEN lease_until ELSE next_attempt_at END) FROM outbox WHERE state = 'pending'",
+        )
+        .bind(now.as_millisecond())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        let ms: Option<i64> = row.try_get(0).map_err(StoreError::db)?;
+        Ok(ms.and_then(|m| Timestamp::from_millisecond(m).ok()))
+    }
+
+    /// The newest rows first, optionally of one state.
+    pub async fn list_outbox(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let (filter, bind) = match state {
+            Some(s) => ("WHERE state = $2", Some(s.to_string())),
+            None => ("", None),
+        };
+        let sql = format!("SELECT {COLS} FROM outbox {filter} ORDER BY id DESC LIMIT $1");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit);
+        if let Some(s) = bind {
+            q = q.bind(s);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(StoreError::db)?;
+        rows.iter().map(row_from).collect()
+    }
+
+    /// Puts dead rows (one, or all with `None`) back in the queue, due now.
+    pub async fn retry_outbox(&self, id: Option<i64>, now: Timestamp) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let r = match id {
+                    Some(id) => sqlx::query(
+                        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1 \
+                         WHERE state = 'dead' AND id = $2",
+                    )
+                    .bind(now.as_millisecond())
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await,
+                    None => sqlx::query(
+                        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1 \
+                         WHERE state = 'dead'",
+                    )
+                    .bind(now.as_millisecond())
+                    .execute(&mut *conn)
+                    .await,
+                }
+                .map_err(StoreError::db)?;
+                Ok(r.rows_affected())
+            })
+        })
+        .await
+    }
+}
