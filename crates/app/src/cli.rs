@@ -39,6 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Bandeja de salida de correos.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Tokens de acceso a la API.
     Token {
         #[command(subcommand)]
@@ -139,6 +144,23 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Lista los correos, del más reciente al más antiguo.
+    List {
+        /// pending, sent o dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Vuelve a poner en cola los correos muertos (uno con --id, o todos).
+    Retry {
+        #[arg(long)]
+        id: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Crea un token de API e imprime sólo el token (se muestra una sola vez).
     Create {
@@ -222,6 +244,37 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
                 }
                 Err(e) => Err(StoreError::Invalid(service_message(e))),
             }
+        }
+        Command::Outbox { command } => {
+            let store = Store::open(url).await?;
+            let result = match command {
+                OutboxCommand::List { state, limit } => {
+                    let rows = store
+                        .list_outbox(state.as_deref(), limit.clamp(1, 10_000))
+                        .await;
+                    rows.map(|rows| {
+                        for r in rows {
+                            println!(
+                                "{:>6}  {:<8} {:<16} {:<24} {} intentos  {}{}",
+                                r.id,
+                                r.state,
+                                r.folio.unwrap_or_default(),
+                                r.kind,
+                                r.attempts,
+                                r.to.join(", "),
+                                r.last_error.map(|e| format!("  ({e})")).unwrap_or_default()
+                            );
+                        }
+                    })
+                }
+                OutboxCommand::Retry { id } => store
+                    .retry_outbox(id, now)
+                    .await
+                    .map(|n| println!("{n} correos de nuevo en cola.")),
+            };
+            store.close().await;
+            result?;
+            Ok(0)
         }
         Command::Token { command } => {
             let store = Store::open(url).await?;

@@ -316,6 +316,13 @@ fn rows() -> Vec<Row> {
             body: |_, _| Some(json!({"reason": "Duplicado"})),
             expect: [403, 200, 403, 403, 404, 401],
         },
+        Row {
+            method: "GET",
+            path: "/api/v1/outbox",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 403, 403, 403, 401],
+        },
     ]
 }
 

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod error;
 pub mod extract;
 pub mod incidents;
+pub mod outbox;
 pub mod public;
 
 use axum::Router;
@@ -45,6 +46,7 @@ pub struct AppState {
         (name = "catálogo", description = "Dependencias, usuarios, trámites y políticas de SLO"),
         (name = "cuentas", description = "Inicio de sesión"),
         (name = "portal", description = "Estado público por trámite"),
+        (name = "correo", description = "Bandeja de salida de correos"),
         (name = "salud", description = "Vida y disponibilidad"),
     )
 )]
@@ -96,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(i::severity))
         .routes(routes!(i::close))
         .routes(routes!(i::dismiss))
+        .routes(routes!(outbox::list))
         .split_for_parts();
     routes
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", api))

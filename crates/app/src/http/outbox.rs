@@ -1,0 +1,92 @@
+//! The outbox for the help desk: what was sent, what waits, what died.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use incidencias_core::{FieldError, Role};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::extract::Auth;
+use crate::store::OutboxRow;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxDoc {
+    pub id: i64,
+    pub folio: Option<String>,
+    /// Template name.
+    pub kind: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    /// `pending`, `sent` or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    pub message_id: String,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub next_attempt_at_ms: i64,
+    pub sent_at_ms: Option<i64>,
+}
+
+impl From<OutboxRow> for OutboxDoc {
+    fn from(r: OutboxRow) -> OutboxDoc {
+        OutboxDoc {
+            id: r.id,
+            folio: r.folio,
+            kind: r.kind,
+            to: r.to,
+            cc: r.cc,
+            state: r.state,
+            attempts: r.attempts,
+            message_id: r.message_id,
+            last_error: r.last_error,
+            created_at_ms: r.created_at,
+            next_attempt_at_ms: r.next_attempt_at,
+            sent_at_ms: r.sent_at,
+        }
+    }
+}
+
+/// Queued, sent and dead emails, newest first (help desk and admin). Filters: `state`
+/// (`pending`, `sent`, `dead`), `limit` (1 to 500, default 100).
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "correo",
+    params(("state" = Option<String>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, body = Vec<OutboxDoc>), (status = 403, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    pairs: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<OutboxDoc>>, ApiError> {
+    caller.require(
+        &[Role::Helpdesk, Role::Admin],
+        "consultar la bandeja de salida",
+    )?;
+    let Query(pairs) = pairs.map_err(|_| ApiError::field("query", "parámetros mal codificados"))?;
+    let mut errors = Vec::new();
+    let (mut filter, mut limit) = (None, 100);
+    for (name, value) in pairs {
+        match name.as_str() {
+            "state" if matches!(value.as_str(), "pending" | "sent" | "dead") => {
+                filter = Some(value)
+            }
+            "state" => errors.push(FieldError::new("state", "debe ser pending, sent o dead")),
+            "limit" => match value.parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => limit = n,
+                _ => errors.push(FieldError::new("limit", "debe estar entre 1 y 500")),
+            },
+            other => errors.push(FieldError::new(other, "parámetro desconocido")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let rows = state
+        .service
+        .store
+        .list_outbox(filter.as_deref(), limit)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
