@@ -13,6 +13,7 @@ pub mod clock;
 pub mod demo;
 pub mod documents;
 pub mod http;
+pub mod links;
 pub mod mail;
 pub mod scheduler;
 pub mod server;

@@ -300,6 +300,7 @@ pub async fn fire_incident(
             next_due: next_due(&state, &ladder),
             outbox,
             idempotency: None,
+            used_link: None,
         };
         match service.store.append(&prior, events, effects, now).await {
             Ok(_) => {

@@ -219,6 +219,7 @@ async fn timers_and_outbox_are_written_with_the_event(url: String) {
             payload: serde_json::json!({"severity": "critical"}),
         }],
         idempotency: None,
+        used_link: None,
     };
     let notified = store
         .append(&created, events, effects.clone(), at(60))

@@ -166,3 +166,17 @@ CREATE TABLE idempotency_keys (
     created_at   BIGINT NOT NULL,
     PRIMARY KEY (user_id, key)
 );
+
+-- Instance-wide settings that must survive restarts and be shared by instances, such as
+-- the secret that signs the one-click links in emails.
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- One-click links already used: each works once.
+CREATE TABLE used_links (
+    nonce   TEXT PRIMARY KEY,
+    folio   TEXT NOT NULL,
+    used_at BIGINT NOT NULL
+);

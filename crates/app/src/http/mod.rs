@@ -3,6 +3,7 @@
 //! the document and the routes cannot drift apart); Swagger UI at `/api/docs`.
 
 pub mod accounts;
+pub mod actions;
 pub mod catalog;
 pub mod error;
 pub mod extract;
@@ -101,6 +102,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(outbox::list))
         .split_for_parts();
     routes
+        // The pages behind the emails' one-click links (HTML, not part of the API).
+        .route(
+            "/acciones/{token}",
+            axum::routing::get(actions::confirm).post(actions::perform),
+        )
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", api))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -4,7 +4,8 @@
 use incidencias_core::{Change, ClockId, Event, Incident};
 use serde_json::{Value, json};
 
-use crate::service::OrgChart;
+use crate::links::LinkAction;
+use crate::service::{LinkMaker, OrgChart};
 use crate::store::NewOutboxMessage;
 
 fn due(incident: &Incident, clock: ClockId) -> Option<String> {
@@ -19,6 +20,7 @@ pub fn messages_for(
     org: &OrgChart,
     incident: &Incident,
     events: &[Event],
+    links: Option<&LinkMaker>,
 ) -> Vec<NewOutboxMessage> {
     let ladder = org.ladder(incident);
     let responsible: Vec<String> = ladder
@@ -60,15 +62,25 @@ pub fn messages_for(
                 &[],
                 base(json!({"description": description})),
             )),
-            Change::Notified { .. } => out.push(mail(
-                "notification",
-                &responsible,
-                &[],
-                base(json!({
-                    "ack_due_at": due(incident, ClockId::ACK),
-                    "resolution_due_at": due(incident, ClockId::RESOLUTION),
-                })),
-            )),
+            Change::Notified { .. } => {
+                // One-click links for the responsible: acknowledge, and later the
+                // resolution notice, straight from the email.
+                let token = |action| {
+                    let who = ladder.agency.first().copied()?;
+                    links?.token(incident.folio, action, who)
+                };
+                out.push(mail(
+                    "notification",
+                    &responsible,
+                    &[],
+                    base(json!({
+                        "ack_due_at": due(incident, ClockId::ACK),
+                        "resolution_due_at": due(incident, ClockId::RESOLUTION),
+                        "ack_link": token(LinkAction::Acknowledge),
+                        "resolution_link": token(LinkAction::Resolution),
+                    })),
+                ))
+            }
             Change::SeverityChanged { reason, .. } => out.push(mail(
                 "severity_changed",
                 &responsible,

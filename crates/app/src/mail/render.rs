@@ -77,6 +77,18 @@ fn s<'a>(data: &'a Value, key: &str) -> &'a str {
     data.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A line with a one-click action link, if the data carries one.
+fn action_link(base_url: &str, data: &Value, key: &str, label: &str) -> String {
+    match data.get(key).and_then(Value::as_str) {
+        Some(token) => format!(
+            "{label}: {}/acciones/{}",
+            base_url.trim_end_matches('/'),
+            header_safe(token, 300)
+        ),
+        None => String::new(),
+    }
+}
+
 /// Renders the template `kind` with `data` (which always has `folio`). `base_url` is where
 /// the recipient can see the incident.
 pub fn render(kind: &str, data: &Value, base_url: &str) -> Rendered {
@@ -104,6 +116,8 @@ pub fn render(kind: &str, data: &Value, base_url: &str) -> Rendered {
                 format!("Confirme de enterado a más tardar: {}.", local(s(data, "ack_due_at"))),
                 format!("Tiempo para el aviso de resolución: a más tardar {}.", local(s(data, "resolution_due_at"))),
                 "Acciones requeridas: 1) responder este correo confirmando de enterado; 2) iniciar las acciones para corregir la incidencia; 3) desplegar la cortinilla en el trámite. CEDN deshabilitará el botón del trámite en gob.mx.".into(),
+                action_link(base_url, data, "ack_link", "Confirmar de enterado con un clic"),
+                action_link(base_url, data, "resolution_link", "Cuando esté corregida, enviar el aviso de resolución"),
             ],
         ),
         "severity_changed" => (
@@ -204,6 +218,7 @@ pub fn render(kind: &str, data: &Value, base_url: &str) -> Rendered {
         ),
     };
     let subject = header_safe(&format!("[{folio}] {title}"), 200);
+    let lines: Vec<String> = lines.into_iter().filter(|l| !l.is_empty()).collect();
     let mut text = String::new();
     for line in &lines {
         text.push_str(line);

@@ -175,9 +175,12 @@ impl Service {
                         next_due: None,
                         outbox: org
                             .as_ref()
-                            .map(|org| crate::mail::messages_for(org, &stored.incident, &events))
+                            .map(|org| {
+                                crate::mail::messages_for(org, &stored.incident, &events, None)
+                            })
                             .unwrap_or_default(),
                         idempotency: Self::record(caller, &idem, 201, &body),
+                        used_link: None,
                     }
                 },
             )
@@ -236,6 +239,18 @@ impl Service {
         command: Command,
         idem: Option<IdemRequest>,
     ) -> Result<Reply, ServiceError> {
+        self.act_using(caller, folio, command, idem, None).await
+    }
+
+    /// `act`, using up a one-click link (its nonce) in the same transaction.
+    pub(super) async fn act_using(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+        command: Command,
+        idem: Option<IdemRequest>,
+        used_link: Option<String>,
+    ) -> Result<Reply, ServiceError> {
         if let Some(reply) = self.replay(caller, &idem).await? {
             return Ok(reply);
         }
@@ -276,8 +291,14 @@ impl Service {
             let due = next_due(&state, &ladder);
             let effects = Effects {
                 next_due: due,
-                outbox: crate::mail::messages_for(&org, &state, &events),
+                outbox: crate::mail::messages_for(
+                    &org,
+                    &state,
+                    &events,
+                    Some(&self.link_maker(now).await?),
+                ),
                 idempotency: Self::record(caller, &idem, 200, &body),
+                used_link: used_link.clone(),
             };
             let mails = !effects.outbox.is_empty();
             match self.store.append(&prior, events, effects, now).await {

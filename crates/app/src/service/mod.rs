@@ -4,6 +4,7 @@
 mod accounts;
 mod catalog;
 mod incidents;
+mod links;
 mod org;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::store::{Store, StoreError, User};
 pub use accounts::{LoginOutcome, SESSION_HOURS, new_secret};
 pub use catalog::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
 pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
+pub use links::{LINK_LIFETIME, LinkMaker, LinkRefusal};
 pub use org::OrgChart;
 
 /// A signed-in user, as the service sees them.
@@ -212,6 +214,8 @@ pub struct Service {
     pub timers: Arc<TimerWake>,
     /// Wakes this process's outbox worker when a write queued mail.
     pub mail_wake: Arc<tokio::sync::Notify>,
+    /// Signs one-click links (loaded once).
+    signer: Arc<std::sync::Mutex<Option<Arc<crate::links::LinkSigner>>>>,
     /// The org chart, reloaded when older than [`ORG_CHART_TTL`] or after a catalogue
     /// change made here.
     org: Arc<OrgSlot>,
@@ -232,6 +236,7 @@ impl Service {
             credentials: Arc::default(),
             timers: Arc::default(),
             mail_wake: Arc::default(),
+            signer: Arc::default(),
             org: Arc::default(),
         }
     }

@@ -232,6 +232,40 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The secret that signs one-click links: made once (random) and shared by every
+    /// instance through the database.
+    pub async fn link_secret(&self, candidate: String) -> Result<String, StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO settings (key, value) VALUES ('link_secret', $1) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(candidate)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+                sqlx::query("SELECT value FROM settings WHERE key = 'link_secret'")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .and_then(|r| r.try_get::<String, _>(0))
+                    .map_err(StoreError::db)
+            })
+        })
+        .await
+    }
+
+    pub async fn link_used(&self, nonce: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM used_links WHERE nonce = $1")
+            .bind(nonce.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        Ok(row.is_some())
+    }
+}
+
 pub(super) fn push_idempotency(
     script: &mut super::script::Script,
     record: &IdempotencyRecord,

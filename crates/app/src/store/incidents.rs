@@ -142,6 +142,8 @@ pub struct Effects {
     pub outbox: Vec<NewOutboxMessage>,
     /// The API's first answer, kept with the change it answers for.
     pub idempotency: Option<IdempotencyRecord>,
+    /// The one-click link this change used up (its nonce): it never works again.
+    pub used_link: Option<String>,
 }
 
 const EVENT_COLS: &str = "folio, seq, at, actor, kind, payload, prev_hash, hash";
@@ -688,6 +690,16 @@ fn push_effects(
     }
     if let Some(record) = &effects.idempotency {
         push_idempotency(script, record, now);
+    }
+    if let Some(nonce) = &effects.used_link {
+        script.push(
+            "INSERT INTO used_links (nonce, folio, used_at) VALUES ($1, $2, $3)",
+            vec![
+                nonce.clone().into(),
+                folio.to_string().into(),
+                now.as_millisecond().into(),
+            ],
+        );
     }
     let seq = stored.last().map(|s| s.seq);
     for (n, msg) in effects.outbox.iter().enumerate() {

@@ -1,0 +1,130 @@
+//! One-click links: minting them for emails and acting on them.
+
+use std::sync::Arc;
+
+use incidencias_core::{Command, Role, UserId};
+use jiff::{SignedDuration, Timestamp};
+
+use super::{Caller, Reply, Service, ServiceError, new_secret};
+use crate::links::{Link, LinkAction, LinkError, LinkSigner};
+
+/// How long a one-click link works.
+pub const LINK_LIFETIME: SignedDuration = SignedDuration::from_hours(72);
+
+/// Mints the links of the emails queued by one write.
+pub struct LinkMaker {
+    signer: Arc<LinkSigner>,
+    now: Timestamp,
+}
+
+impl LinkMaker {
+    pub fn token(
+        &self,
+        folio: incidencias_core::Folio,
+        action: LinkAction,
+        recipient: UserId,
+    ) -> Option<String> {
+        let nonce = new_secret().ok()?;
+        let nonce = nonce.trim_start_matches("inc_").get(..24)?.to_string();
+        let expires = self.now.checked_add(LINK_LIFETIME).ok()?;
+        Some(self.signer.sign(folio, action, recipient, expires, &nonce))
+    }
+}
+
+/// Why a link did not act, for the page.
+#[derive(Debug)]
+pub enum LinkRefusal {
+    Forged,
+    Expired,
+    Used,
+    /// The recipient may not act on that incident (not its agency, inactive).
+    NotYours,
+    /// The protocol refused (already acknowledged, say): its Spanish reason.
+    Refused(String),
+    Failed(ServiceError),
+}
+
+impl Service {
+    async fn signer(&self) -> Result<Arc<LinkSigner>, ServiceError> {
+        if let Ok(slot) = self.signer.lock()
+            && let Some(s) = slot.as_ref()
+        {
+            return Ok(s.clone());
+        }
+        let secret = match std::env::var("INCIDENCIAS_LINK_SECRET") {
+            Ok(s) if s.len() >= 32 => s,
+            _ => self.store.link_secret(new_secret()?).await?,
+        };
+        let signer = Arc::new(LinkSigner::new(&secret));
+        if let Ok(mut slot) = self.signer.lock() {
+            *slot = Some(signer.clone());
+        }
+        Ok(signer)
+    }
+
+    pub async fn link_maker(&self, now: Timestamp) -> Result<LinkMaker, ServiceError> {
+        Ok(LinkMaker {
+            signer: self.signer().await?,
+            now,
+        })
+    }
+
+    /// Checks a link (for the confirmation page: nothing changes).
+    pub async fn check_link(&self, token: &str) -> Result<Link, LinkRefusal> {
+        let signer = self.signer().await.map_err(LinkRefusal::Failed)?;
+        let link = signer.verify(token, self.now()).map_err(|e| match e {
+            LinkError::Forged => LinkRefusal::Forged,
+            LinkError::Expired => LinkRefusal::Expired,
+        })?;
+        match self.store.link_used(&link.nonce).await {
+            Ok(true) => Err(LinkRefusal::Used),
+            Ok(false) => Ok(link),
+            Err(e) => Err(LinkRefusal::Failed(e.into())),
+        }
+    }
+
+    /// Acts on a link, as its recipient, once.
+    pub async fn use_link(
+        &self,
+        token: &str,
+        summary: Option<String>,
+    ) -> Result<(Link, Reply), LinkRefusal> {
+        let link = self.check_link(token).await?;
+        let user = match self.store.user(link.recipient).await {
+            Ok(Some(u)) if u.active && u.role == Role::Agency => u,
+            Ok(_) => return Err(LinkRefusal::NotYours),
+            Err(e) => return Err(LinkRefusal::Failed(e.into())),
+        };
+        let caller = Caller { user };
+        let command = match link.action {
+            LinkAction::Acknowledge => Command::Acknowledge,
+            LinkAction::Resolution => Command::NotifyResolution {
+                summary: summary.unwrap_or_default(),
+            },
+        };
+        match self
+            .act_using(&caller, link.folio, command, None, Some(link.nonce.clone()))
+            .await
+        {
+            Ok(reply) => Ok((link, reply)),
+            Err(ServiceError::NotFound(_)) => Err(LinkRefusal::NotYours),
+            Err(ServiceError::Conflict(_)) => match self.store.link_used(&link.nonce).await {
+                Ok(true) => Err(LinkRefusal::Used),
+                _ => Err(LinkRefusal::Refused(
+                    "la incidencia cambió mientras se procesaba; vuelva a intentarlo".into(),
+                )),
+            },
+            Err(e @ (ServiceError::InvalidTransition { .. } | ServiceError::Invalid(_))) => {
+                Err(LinkRefusal::Refused(match e {
+                    ServiceError::Invalid(fields) => fields
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    other => other.to_string(),
+                }))
+            }
+            Err(e) => Err(LinkRefusal::Failed(e)),
+        }
+    }
+}
