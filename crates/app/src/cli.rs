@@ -39,6 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Correo recibido.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Bandeja de salida de correos.
     Outbox {
         #[command(subcommand)]
@@ -144,6 +149,12 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Procesa un correo recibido (RFC 822) leído de la entrada estándar.
+    Ingest,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// Lista los correos, del más reciente al más antiguo.
     List {
@@ -244,6 +255,27 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
                 }
                 Err(e) => Err(StoreError::Invalid(service_message(e))),
             }
+        }
+        Command::Mail {
+            command: MailCommand::Ingest,
+        } => {
+            use std::io::Read;
+            let mut raw = Vec::new();
+            std::io::stdin()
+                .take(crate::mail::inbound::MAX_MESSAGE_BYTES as u64 + 1)
+                .read_to_end(&mut raw)?;
+            let store = Store::open(url).await?;
+            let service = Service::new(store.clone(), Arc::new(SystemClock));
+            let result = service.ingest(&raw).await;
+            store.close().await;
+            let r = result.map_err(|e| StoreError::Invalid(service_message(e)))?;
+            println!(
+                "{}{}{}",
+                r.outcome,
+                r.folio.map(|f| format!(" {f}")).unwrap_or_default(),
+                r.reason.map(|w| format!(" ({w})")).unwrap_or_default()
+            );
+            Ok(0)
         }
         Command::Outbox { command } => {
             let store = Store::open(url).await?;

@@ -317,6 +317,14 @@ fn rows() -> Vec<Row> {
             expect: [403, 200, 403, 403, 404, 401],
         },
         Row {
+            method: "POST",
+            path: "/api/v1/inbound-email",
+            setup: Setup::None,
+            body: |_, _| Some(json!("no es un correo")),
+            // Allowed roles reach the reader, which refuses a body that is no email.
+            expect: [422, 422, 403, 403, 403, 401],
+        },
+        Row {
             method: "GET",
             path: "/api/v1/outbox",
             setup: Setup::None,

@@ -181,3 +181,19 @@ CREATE TABLE used_links (
     folio   TEXT NOT NULL,
     used_at BIGINT NOT NULL
 );
+
+-- Every email received: recorded on its incident, acted on, or waiting in the help desk's
+-- triage queue. Nothing received is lost.
+CREATE TABLE inbound_messages (
+    id          INTEGER PRIMARY KEY,
+    received_at BIGINT NOT NULL,
+    message_id  TEXT,
+    sender      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    folio       TEXT,
+    outcome     TEXT NOT NULL CHECK (outcome IN ('acknowledged', 'resolution_notified', 'recorded', 'new_incident', 'triage')),
+    reason      TEXT,
+    excerpt     TEXT NOT NULL
+);
+CREATE INDEX inbound_messages_folio ON inbound_messages (folio);
+CREATE INDEX inbound_messages_outcome ON inbound_messages (outcome, received_at);

@@ -97,7 +97,9 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "Contenido demasiado grande",
-                "el cuerpo de la solicitud excede 1 MiB".into(),
+                "el cuerpo de la solicitud excede el tamaño permitido (1 MiB; 10 MB para un \
+                 correo recibido)"
+                    .into(),
             ),
             ApiError::MethodNotAllowed => problem(
                 StatusCode::METHOD_NOT_ALLOWED,

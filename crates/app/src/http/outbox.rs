@@ -90,3 +90,42 @@ pub async fn list(
         .map_err(crate::service::ServiceError::from)?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundDoc {
+    /// `acknowledged`, `resolution_notified`, `recorded`, `new_incident` or `triage`.
+    pub outcome: String,
+    pub folio: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Takes one received email as raw RFC 822 (for an MTA pipe; help desk or admin token).
+/// Replies are recorded on their incident (and a reply to the step-2 email may
+/// acknowledge or notify resolution); new reports from agencies open an incident;
+/// anything else goes to the help desk's triage queue. At most 10 MB.
+#[utoipa::path(post, path = "/api/v1/inbound-email", tag = "correo",
+    request_body(content = String, content_type = "message/rfc822"),
+    responses((status = 202, body = InboundDoc), (status = 413, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn inbound(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    request: axum::extract::Request,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    caller.require(&[Role::Helpdesk, Role::Admin], "entregar correos recibidos")?;
+    let limit = crate::mail::inbound::MAX_MESSAGE_BYTES;
+    let raw = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let result = state.service.ingest(&raw).await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(InboundDoc {
+            outcome: result.outcome,
+            folio: result.folio,
+            reason: result.reason,
+        }),
+    )
+        .into_response())
+}

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod catalog;
+mod inbound;
 mod incidents;
 mod links;
 mod org;
@@ -17,6 +18,7 @@ use crate::store::{Store, StoreError, User};
 
 pub use accounts::{LoginOutcome, SESSION_HOURS, new_secret};
 pub use catalog::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
+pub use inbound::InboundOutcome;
 pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
 pub use links::{LINK_LIFETIME, LinkMaker, LinkRefusal};
 pub use org::OrgChart;

@@ -232,3 +232,36 @@ impl Store {
         .await
     }
 }
+
+/// One received email, as kept.
+#[derive(Debug, Clone)]
+pub struct InboundRecord {
+    pub received_at: Timestamp,
+    pub message_id: Option<String>,
+    pub sender: String,
+    pub subject: String,
+    pub folio: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub excerpt: String,
+}
+
+impl Store {
+    pub async fn record_inbound(&self, r: InboundRecord) -> Result<(), StoreError> {
+        self.outbox_update(
+            "INSERT INTO inbound_messages (received_at, message_id, sender, subject, folio, \
+             outcome, reason, excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                r.received_at.as_millisecond().into(),
+                r.message_id.into(),
+                r.sender.into(),
+                r.subject.into(),
+                r.folio.into(),
+                r.outcome.into(),
+                r.reason.into(),
+                r.excerpt.into(),
+            ],
+        )
+        .await
+    }
+}

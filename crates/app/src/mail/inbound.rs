@@ -1,0 +1,228 @@
+//! Reading a received email: who sent it, which incident it is about, whether it is an
+//! auto-reply, and what its new text (without the quoted reply) says. Pure: the service
+//! decides what to do with it.
+
+use mail_parser::{HeaderValue, MessageParser};
+
+/// Largest message accepted (attachments included).
+pub const MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
+
+/// What a received message says, as far as the protocol cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub message_id: Option<String>,
+    pub sender: String,
+    pub subject: String,
+    /// A folio found in the reply headers (with the template kind of the message replied
+    /// to), else in the subject.
+    pub folio: Option<String>,
+    /// The kind of our message this one replies to (`notification` for step 2).
+    pub replied_kind: Option<String>,
+    pub auto_reply: bool,
+    /// The text the sender wrote, without the quoted part.
+    pub new_text: String,
+    /// Subject and whole text, for finding a homoclave.
+    pub searchable: String,
+}
+
+/// Why a message could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundError {
+    TooLarge,
+    Unreadable,
+}
+
+/// The first `INC-YYYY-NNNNNN` in `text`, uppercased.
+pub fn find_folio(text: &str) -> Option<String> {
+    let upper = text.to_ascii_uppercase();
+    let bytes = upper.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = upper[i..].find("INC-") {
+        let start = i + pos;
+        let candidate = bytes.get(start..start + 15);
+        if let Some(c) = candidate {
+            let ok = c[4..8].iter().all(u8::is_ascii_digit)
+                && c[8] == b'-'
+                && c[9..15].iter().all(u8::is_ascii_digit);
+            let boundary = bytes.get(start + 15).is_none_or(|b| !b.is_ascii_digit());
+            if ok && boundary {
+                return Some(String::from_utf8_lossy(c).into_owned());
+            }
+        }
+        i = start + 4;
+    }
+    None
+}
+
+/// Our Message-IDs: `<INC-2026-000001.3.notification.0@incidencias.gob.mx>`.
+fn our_reference(id: &str) -> Option<(String, String)> {
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+    let (local, domain) = id.rsplit_once('@')?;
+    if !domain.eq_ignore_ascii_case("incidencias.gob.mx") {
+        return None;
+    }
+    let mut parts = local.split('.');
+    let folio = find_folio(parts.next()?)?;
+    let _seq = parts.next()?;
+    let kind = parts.next()?.to_string();
+    Some((folio, kind))
+}
+
+fn header_ids(value: &HeaderValue) -> Vec<String> {
+    match value {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(ToString::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The part of a reply its sender wrote: everything before the first quoted line or
+/// quoted-message header, as the common clients write them.
+pub fn new_text(body: &str) -> String {
+    let mut out = Vec::new();
+    for line in body.lines() {
+        let t = line.trim();
+        let lower = t.to_lowercase();
+        let quote_header = (lower.starts_with("el ") && lower.ends_with("escribió:"))
+            || (lower.starts_with("on ") && lower.ends_with("wrote:"))
+            || lower.contains("-----mensaje original-----")
+            || lower.contains("-----original message-----")
+            || lower.starts_with("de:")
+            || lower.starts_with("from:")
+            || lower.starts_with("________________");
+        if t.starts_with('>') || quote_header {
+            break;
+        }
+        out.push(line);
+    }
+    out.join("\n").trim().to_string()
+}
+
+fn is_auto_reply(message: &mail_parser::Message, subject: &str) -> bool {
+    let header = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    if header("Auto-Submitted").is_some_and(|v| v != "no")
+        || header("X-Autoreply").is_some()
+        || header("X-Autorespond").is_some()
+        || header("Precedence")
+            .is_some_and(|v| matches!(v.as_str(), "auto_reply" | "bulk" | "junk"))
+    {
+        return true;
+    }
+    let s = subject.trim().to_lowercase();
+    [
+        "fuera de la oficina",
+        "respuesta automática",
+        "respuesta automatica",
+        "automatic reply",
+        "out of office",
+        "autoreply",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
+}
+
+pub fn read(raw: &[u8]) -> Result<Inbound, InboundError> {
+    if raw.len() > MAX_MESSAGE_BYTES {
+        return Err(InboundError::TooLarge);
+    }
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or(InboundError::Unreadable)?;
+    let sender = message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_lowercase())
+        .filter(|a| a.contains('@'))
+        .ok_or(InboundError::Unreadable)?;
+    let subject = message.subject().unwrap_or_default().to_string();
+    let mut references = Vec::new();
+    for name in ["In-Reply-To", "References"] {
+        if let Some(v) = message.header(name) {
+            references.extend(header_ids(v));
+        }
+    }
+    let replied = references.iter().find_map(|r| our_reference(r));
+    let folio = replied
+        .as_ref()
+        .map(|(f, _)| f.clone())
+        .or_else(|| find_folio(&subject));
+    let body = message
+        .body_text(0)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    Ok(Inbound {
+        message_id: message.message_id().map(str::to_string),
+        auto_reply: is_auto_reply(&message, &subject),
+        new_text: new_text(&body),
+        searchable: format!("{subject}\n{body}"),
+        sender,
+        subject,
+        folio,
+        replied_kind: replied.map(|(_, k)| k),
+    })
+}
+
+fn fold(text: &str) -> String {
+    text.to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'á' => 'a',
+            'é' => 'e',
+            'í' => 'i',
+            'ó' => 'o',
+            'ú' | 'ü' => 'u',
+            other => other,
+        })
+        .collect()
+}
+
+/// What the new text asks: (acknowledges, notifies resolution).
+pub fn intents(new_text: &str) -> (bool, bool) {
+    let t = fold(new_text);
+    let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
+    (
+        has(&["enterado", "recibido", "confirmo"]),
+        has(&[
+            "resuelto",
+            "resuelta",
+            "corregido",
+            "corregida",
+            "solucionado",
+            "solucionada",
+            "restablecido",
+            "restablecida",
+        ]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folios_and_references_are_found() {
+        assert_eq!(
+            find_folio("Re: [inc-2026-000123] aviso"),
+            Some("INC-2026-000123".into())
+        );
+        assert_eq!(find_folio("INC-2026-1234567"), None);
+        assert_eq!(
+            our_reference("<INC-2026-000001.3.notification.0@incidencias.gob.mx>"),
+            Some(("INC-2026-000001".into(), "notification".into()))
+        );
+        assert_eq!(our_reference("<abc@gmail.com>"), None);
+    }
+
+    #[test]
+    fn the_quoted_part_is_not_read_as_new_text() {
+        let body = "Enterado.\r\n\r\nEl jue, 27 nov 2026 a las 9:05, Mesa <m@x.mx> escribió:\r\n> corregido";
+        assert_eq!(new_text(body), "Enterado.");
+        assert_eq!(intents(&new_text(body)), (true, false));
+        assert_eq!(intents("Ya quedó SOLUCIONADA la falla"), (false, true));
+    }
+}

@@ -1,0 +1,209 @@
+//! Received email: replies recorded on their incident (and, for the step-2 email, acted
+//! on), new reports from agencies, and everything else in the help desk's triage queue.
+//! Nothing received is lost, and nothing ambiguous acts.
+
+use incidencias_core::{Channel, Command, Email, Folio, IncidentKind, IncidentState, Role};
+
+use super::{Caller, NewIncidentInput, Service, ServiceError};
+use crate::mail::inbound::{Inbound, InboundError, intents, read};
+use crate::mail::render::header_safe;
+
+/// What became of a received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundOutcome {
+    /// `acknowledged`, `resolution_notified`, `recorded`, `new_incident` or `triage`.
+    pub outcome: String,
+    pub folio: Option<String>,
+    /// Why, in Spanish (for triage and refusals).
+    pub reason: Option<String>,
+}
+
+fn outcome(kind: &str, folio: Option<&str>, reason: Option<&str>) -> InboundOutcome {
+    InboundOutcome {
+        outcome: kind.into(),
+        folio: folio.map(str::to_string),
+        reason: reason.map(str::to_string),
+    }
+}
+
+/// Free text from an email, fit for the record: no control characters but line breaks.
+fn clean(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn guess_kind(text: &str) -> IncidentKind {
+    let t = text.to_lowercase();
+    if t.contains("lent") {
+        IncidentKind::Slow
+    } else if t.contains("intermit") {
+        IncidentKind::Intermittent
+    } else if t.contains("no permite") || t.contains("no concluye") || t.contains("no termina") {
+        IncidentKind::CannotComplete
+    } else {
+        IncidentKind::Unavailable
+    }
+}
+
+impl Service {
+    /// Takes one raw RFC 822 message (from the API, the command line or IMAP).
+    pub async fn ingest(&self, raw: &[u8]) -> Result<InboundOutcome, ServiceError> {
+        let message = read(raw).map_err(|e| match e {
+            InboundError::TooLarge => ServiceError::invalid(
+                "message",
+                "el mensaje excede 10 MB; envíe los anexos por otro medio",
+            ),
+            InboundError::Unreadable => ServiceError::invalid(
+                "message",
+                "no se pudo leer como correo: faltan los encabezados o el remitente",
+            ),
+        })?;
+        let result = self.route(&message).await?;
+        self.store
+            .record_inbound(crate::store::InboundRecord {
+                received_at: self.now(),
+                message_id: message.message_id.clone().map(|m| header_safe(&m, 300)),
+                sender: header_safe(&message.sender, 300),
+                subject: header_safe(&message.subject, 500),
+                folio: result.folio.clone(),
+                outcome: result.outcome.clone(),
+                reason: result.reason.clone(),
+                excerpt: clean(&message.new_text, 2000),
+            })
+            .await?;
+        if result.outcome != "triage" {
+            tracing::info!(folio = ?result.folio, outcome = %result.outcome, "correo recibido");
+        }
+        Ok(result)
+    }
+
+    async fn route(&self, m: &Inbound) -> Result<InboundOutcome, ServiceError> {
+        let folio_text = m.folio.as_deref();
+        if m.auto_reply {
+            return Ok(outcome("triage", folio_text, Some("respuesta automática")));
+        }
+        let user = match Email::parse(&m.sender) {
+            Ok(e) => self.store.user_by_email(&e).await?,
+            Err(_) => None,
+        }
+        .filter(|u| u.active && u.role == Role::Agency);
+        let Some(folio_text) = folio_text else {
+            return self.new_report(m, user).await;
+        };
+        let Ok(folio) = Folio::parse(folio_text) else {
+            return Ok(outcome("triage", Some(folio_text), Some("folio no válido")));
+        };
+        let Some(stored) = self.store.load_fresh(folio).await? else {
+            return Ok(outcome(
+                "triage",
+                Some(folio_text),
+                Some("folio desconocido"),
+            ));
+        };
+        let Some(user) = user else {
+            return Ok(outcome(
+                "triage",
+                Some(folio_text),
+                Some("remitente desconocido"),
+            ));
+        };
+        if user.agency_id != Some(stored.incident.agency_id) {
+            return Ok(outcome(
+                "triage",
+                Some(folio_text),
+                Some("el remitente no es de la dependencia de la incidencia"),
+            ));
+        }
+        if m.replied_kind.as_deref() != Some("notification") {
+            return Ok(outcome("recorded", Some(folio_text), None));
+        }
+        let caller = Caller { user };
+        let (ack, resolved) = intents(&m.new_text);
+        let (command, done) = match (ack, resolved) {
+            (true, true) => {
+                return Ok(outcome(
+                    "triage",
+                    Some(folio_text),
+                    Some("respuesta ambigua: confirma de enterado y avisa resolución"),
+                ));
+            }
+            (true, false) if stored.incident.state == IncidentState::AwaitingAck => {
+                (Command::Acknowledge, "acknowledged")
+            }
+            (false, true) => (
+                Command::NotifyResolution {
+                    summary: clean(&m.new_text, 10_000),
+                },
+                "resolution_notified",
+            ),
+            _ => return Ok(outcome("recorded", Some(folio_text), None)),
+        };
+        match self.act(&caller, folio, command, None).await {
+            Ok(_) => Ok(outcome(done, Some(folio_text), None)),
+            Err(
+                e @ (ServiceError::InvalidTransition { .. }
+                | ServiceError::Invalid(_)
+                | ServiceError::Forbidden(_)),
+            ) => Ok(outcome("recorded", Some(folio_text), Some(&e.to_string()))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A message without a folio: a new report if an agency user names one of their
+    /// procedures (by homoclave); otherwise triage.
+    async fn new_report(
+        &self,
+        m: &Inbound,
+        user: Option<crate::store::User>,
+    ) -> Result<InboundOutcome, ServiceError> {
+        let Some(user) = user else {
+            return Ok(outcome(
+                "triage",
+                None,
+                Some("sin folio y de un remitente desconocido"),
+            ));
+        };
+        let text = m.searchable.to_uppercase();
+        let procedures: Vec<_> = self
+            .store
+            .procedures()
+            .await?
+            .into_iter()
+            .filter(|p| Some(p.agency_id) == user.agency_id && text.contains(p.homoclave.as_str()))
+            .map(|p| p.id)
+            .collect();
+        if procedures.is_empty() {
+            return Ok(outcome(
+                "triage",
+                None,
+                Some("sin folio y sin la homoclave de un trámite de la dependencia"),
+            ));
+        }
+        let description = clean(&format!("{}\n\n{}", m.subject, m.new_text), 10_000);
+        let reply = self
+            .report(
+                &Caller { user },
+                NewIncidentInput {
+                    procedure_ids: procedures,
+                    kind: guess_kind(&m.searchable),
+                    description,
+                    occurred_at: self.now(),
+                    channel: Channel::Email,
+                },
+                None,
+            )
+            .await?;
+        let folio = serde_json::from_str::<serde_json::Value>(&reply.body)
+            .ok()
+            .and_then(|v| v["folio"].as_str().map(str::to_string));
+        Ok(InboundOutcome {
+            outcome: "new_incident".into(),
+            folio,
+            reason: None,
+        })
+    }
+}
