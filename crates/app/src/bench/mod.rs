@@ -18,6 +18,7 @@ use crate::store::{Effects, Store, StoreError};
 
 mod api;
 mod load;
+mod mail;
 mod timers;
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +29,8 @@ pub enum BenchCommand {
     Api(api::ApiBench),
     /// Temporizadores: 100,000 plazos en un minuto, puesta al día y línea base tipo cron.
     Timers(timers::TimersBench),
+    /// Bandeja de salida a un servidor SMTP contra lettre enviando directamente.
+    Mail(mail::MailBench),
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +54,7 @@ pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
         BenchCommand::Store(args) => store_bench(args).await,
         BenchCommand::Api(args) => api::api_bench(args).await,
         BenchCommand::Timers(args) => timers::timers_bench(args).await,
+        BenchCommand::Mail(args) => mail::mail_bench(args).await,
     }
 }
 

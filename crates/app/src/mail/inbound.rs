@@ -90,7 +90,13 @@ pub fn new_text(body: &str) -> String {
             || lower.starts_with("de:")
             || lower.starts_with("from:")
             || lower.starts_with("________________");
-        if t.starts_with('>') || quote_header {
+        // A signature or an institutional disclaimer ends what the sender wrote too.
+        let footer = t == "--"
+            || lower.starts_with("si usted ha recibido este mensaje")
+            || lower.starts_with("aviso de confidencialidad")
+            || lower.starts_with("este mensaje es confidencial")
+            || lower.starts_with("la información contenida en este");
+        if t.starts_with('>') || quote_header || footer {
             break;
         }
         out.push(line);
@@ -181,23 +187,41 @@ fn fold(text: &str) -> String {
         .collect()
 }
 
-/// What the new text asks: (acknowledges, notifies resolution).
+/// What the new text asks: (acknowledges, notifies resolution). Whole words only, not in
+/// a question ("¿ya quedó resuelto?") and not denied ("no hemos recibido").
 pub fn intents(new_text: &str) -> (bool, bool) {
-    let t = fold(new_text);
-    let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
-    (
-        has(&["enterado", "recibido", "confirmo"]),
-        has(&[
-            "resuelto",
-            "resuelta",
-            "corregido",
-            "corregida",
-            "solucionado",
-            "solucionada",
-            "restablecido",
-            "restablecida",
-        ]),
-    )
+    const ACK: &[&str] = &["enterado", "enterados", "enterada", "recibido", "confirmo"];
+    const RESOLVED: &[&str] = &[
+        "resuelto",
+        "resuelta",
+        "corregido",
+        "corregida",
+        "solucionado",
+        "solucionada",
+        "restablecido",
+        "restablecida",
+    ];
+    // A question starts where its '¿' is, even mid-sentence.
+    let text = fold(new_text).replace('¿', "\n¿");
+    let (mut ack, mut resolved) = (false, false);
+    for sentence in text.split_inclusive(['.', '!', '?', ';', '\n']) {
+        if sentence.contains('¿') || sentence.trim_end().ends_with('?') {
+            continue;
+        }
+        let words: Vec<&str> = sentence
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        for (i, w) in words.iter().enumerate() {
+            let denied = words[i.saturating_sub(2)..i].contains(&"no");
+            if denied {
+                continue;
+            }
+            ack |= ACK.contains(w);
+            resolved |= RESOLVED.contains(w);
+        }
+    }
+    (ack, resolved)
 }
 
 #[cfg(test)]
@@ -224,5 +248,17 @@ mod tests {
         assert_eq!(new_text(body), "Enterado.");
         assert_eq!(intents(&new_text(body)), (true, false));
         assert_eq!(intents("Ya quedó SOLUCIONADA la falla"), (false, true));
+        assert_eq!(
+            intents("No hemos recibido respuesta del proveedor."),
+            (false, false)
+        );
+        assert_eq!(intents("¿Ya quedó resuelto? Enterado."), (true, false));
+        assert_eq!(intents("Quedamos enterados"), (true, false));
+        assert_eq!(
+            intents("Enterado. Ya quedó restablecido; ¿requieren algo más?"),
+            (true, true)
+        );
+        let signed = "Recibido.\n--\nSi usted ha recibido este mensaje por error, corregido";
+        assert_eq!(intents(&new_text(signed)), (true, false));
     }
 }

@@ -79,6 +79,11 @@ impl OutboxWorker {
         })
     }
 
+    /// The email a row becomes (public for the benchmark's baseline).
+    pub fn message_for(&self, row: &OutboxRow) -> Result<Message, String> {
+        self.message(row)
+    }
+
     fn message(&self, row: &OutboxRow) -> Result<Message, String> {
         let r = render(&row.kind, &row.payload, &self.base_url);
         let mut b = Message::builder()
