@@ -102,6 +102,7 @@ struct Received {
     to: Vec<String>,
     cc: Vec<String>,
     text: String,
+    auto_submitted: String,
 }
 
 fn received(maildir: &Path) -> Vec<Received> {
@@ -126,6 +127,10 @@ fn received(maildir: &Path) -> Vec<Received> {
             to: addrs(m.to()),
             cc: addrs(m.cc()),
             text: m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+            auto_submitted: m
+                .header_raw("Auto-Submitted")
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default(),
         });
     }
     out

@@ -16,6 +16,25 @@ use super::render::render;
 use crate::clock::Clock;
 use crate::store::{OutboxRow, Store, StoreError};
 
+/// `Auto-Submitted: auto-generated` (RFC 3834): tells mail systems these messages come
+/// from a program, so vacation responders do not answer them (and loops cannot start).
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".into())
+    }
+}
+
 /// Attempts before a row is set aside as dead (`incidencias outbox retry` revives it).
 pub const MAX_ATTEMPTS: i64 = 10;
 
@@ -89,7 +108,8 @@ impl OutboxWorker {
         let mut b = Message::builder()
             .from(self.from.clone())
             .subject(r.subject)
-            .message_id(Some(row.message_id.clone()));
+            .message_id(Some(row.message_id.clone()))
+            .header(AutoSubmitted);
         if let Some(rt) = &self.reply_to {
             b = b.reply_to(rt.clone());
         }
