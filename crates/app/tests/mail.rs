@@ -261,6 +261,10 @@ async fn a_whole_protocol_run_mails_every_step_to_the_right_people(url: String) 
         mail.iter()
             .all(|m| m.message_id.ends_with("@incidencias.gob.mx"))
     );
+    assert!(
+        mail.iter().all(|m| m.auto_submitted == "auto-generated"),
+        "marked as automatic, so responders do not answer"
+    );
 }
 
 async fn with_smtp_down_for_a_while_every_message_still_arrives_once_in_order(url: String) {
