@@ -11,6 +11,8 @@ use incidencias_core::{Folio, UserId};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use crate::store::chain::hex;
+
 /// What a link does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkAction {
@@ -75,10 +77,6 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     outer.update(k.map(|b| b ^ 0x5c));
     outer.update(inner.finalize());
     outer.finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares without an early exit, so the time taken says nothing about where a forged

@@ -208,9 +208,7 @@ fn notification(
         ActionKind::Breach => return None,
     };
     let emails = |ids: &[incidencias_core::UserId]| -> Vec<String> {
-        ids.iter()
-            .filter_map(|id| org.user(*id).map(|u| u.email.to_string()))
-            .collect()
+        ids.iter().filter_map(|id| org.email(*id)).collect()
     };
     Some(NewOutboxMessage {
         kind: kind.into(),

@@ -9,14 +9,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::links::LinkAction;
+use crate::mail::render::escape_html;
 use crate::service::LinkRefusal;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
@@ -26,7 +20,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <main><h1>{t}</h1>{body}</main>\
          <footer><p>Mesa de ayuda gob.mx · Protocolo de tratamiento de incidencias</p></footer>\
          </body></html>",
-        t = escape(title)
+        t = escape_html(title)
     );
     (status, Html(html)).into_response()
 }
@@ -59,7 +53,7 @@ fn refused(r: LinkRefusal) -> Response {
         LinkRefusal::Refused(why) => page(
             StatusCode::CONFLICT,
             "No fue posible registrar la acción",
-            &format!("<p>{}</p>", escape(&why)),
+            &format!("<p>{}</p>", escape_html(&why)),
         ),
         LinkRefusal::Failed(e) => {
             tracing::error!(error = %e, "enlace de acción");
@@ -91,8 +85,8 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
         &format!(
             "<p>Incidencia <strong>{folio}</strong>.</p>\
              <form method=\"post\">{summary}<button type=\"submit\">{label}</button></form>",
-            folio = escape(&link.folio.to_string()),
-            label = escape(link.action.label()),
+            folio = escape_html(&link.folio.to_string()),
+            label = escape_html(link.action.label()),
         ),
     )
 }
@@ -116,8 +110,8 @@ pub async fn perform(
             "Acción registrada",
             &format!(
                 "<p>Se registró «{}» en la incidencia <strong>{}</strong>. Gracias.</p>",
-                escape(link.action.label()),
-                escape(&link.folio.to_string())
+                escape_html(link.action.label()),
+                escape_html(&link.folio.to_string())
             ),
         ),
         Err(r) => refused(r),

@@ -28,7 +28,8 @@ pub fn header_safe(text: &str, max: usize) -> String {
         .collect()
 }
 
-fn escape_html(text: &str) -> String {
+/// Text safe inside HTML (emails and the link pages).
+pub fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

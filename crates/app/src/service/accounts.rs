@@ -26,13 +26,19 @@ pub struct LoginOutcome {
 }
 
 impl Service {
-    /// A new API token for the user with this address; the token is returned once.
-    pub async fn create_token(&self, email: &str) -> Result<String, ServiceError> {
+    /// The account with this address, or a Spanish not-found.
+    async fn account(&self, email: &str) -> Result<crate::store::User, ServiceError> {
         let email =
             Email::parse(email).map_err(|e| ServiceError::invalid("email", e.to_string()))?;
-        let Some(user) = self.store.user_by_email(&email).await? else {
-            return Err(ServiceError::NotFound(format!("el usuario {email}")));
-        };
+        self.store
+            .user_by_email(&email)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("el usuario {email}")))
+    }
+
+    /// A new API token for the user with this address; the token is returned once.
+    pub async fn create_token(&self, email: &str) -> Result<String, ServiceError> {
+        let user = self.account(email).await?;
         let token = new_secret()?;
         self.store
             .add_token(
@@ -48,11 +54,7 @@ impl Service {
 
     /// Revokes every API token of the user with this address; returns how many.
     pub async fn revoke_tokens(&self, email: &str) -> Result<u64, ServiceError> {
-        let email =
-            Email::parse(email).map_err(|e| ServiceError::invalid("email", e.to_string()))?;
-        let Some(user) = self.store.user_by_email(&email).await? else {
-            return Err(ServiceError::NotFound(format!("el usuario {email}")));
-        };
+        let user = self.account(email).await?;
         Ok(self
             .store
             .revoke_user_tokens(user.id, TokenKind::Api, self.now())

@@ -111,7 +111,7 @@ impl Store {
     }
 
     pub async fn outbox_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
-        self.outbox_update(
+        self.execute_one(
             "UPDATE outbox SET state = 'sent', sent_at = $2, lease_owner = NULL, \
              lease_until = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $1",
             vec![id.into(), now.as_millisecond().into()],
@@ -134,7 +134,7 @@ impl Store {
             "UPDATE outbox SET next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, \
              attempts = attempts + 1, last_error = $3 WHERE id = $1"
         };
-        self.outbox_update(
+        self.execute_one(
             sql,
             vec![
                 id.into(),
@@ -147,14 +147,15 @@ impl Store {
 
     /// Gives a claimed row back untouched (its incident's earlier mail failed: order).
     pub async fn outbox_release(&self, id: i64) -> Result<(), StoreError> {
-        self.outbox_update(
+        self.execute_one(
             "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE id = $1",
             vec![id.into()],
         )
         .await
     }
 
-    async fn outbox_update(&self, sql: &'static str, values: Vec<Value>) -> Result<(), StoreError> {
+    /// One statement as its own write.
+    async fn execute_one(&self, sql: &'static str, values: Vec<Value>) -> Result<(), StoreError> {
         self.write(move |conn| {
             Box::pin(async move {
                 let mut q = sqlx::query(sql);
@@ -248,7 +249,7 @@ pub struct InboundRecord {
 
 impl Store {
     pub async fn record_inbound(&self, r: InboundRecord) -> Result<(), StoreError> {
-        self.outbox_update(
+        self.execute_one(
             "INSERT INTO inbound_messages (received_at, message_id, sender, subject, folio, \
              outcome, reason, excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             vec![
