@@ -28,12 +28,9 @@ fn crash_child() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
         let store = Store::open(&url).await.expect("child open");
-        let users = store.users().await.expect("users");
-        let fx = if users.is_empty() {
-            seed(&store).await
-        } else {
-            common::fixture_from(&store).await
-        };
+        // The parent seeded the database before the first round: a kill can never land
+        // inside the seeding and leave every later round without its fixture.
+        let fx = common::fixture_from(&store).await;
         let mut tasks = Vec::new();
         // Several concurrent writers so that kills land inside group commits too.
         for w in 0..8 {
@@ -91,12 +88,17 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_append() {
         .unwrap_or(1)
         % 1_000_003) as u64;
     eprintln!("crash test seed {seed}");
+    rt.block_on(async {
+        let store = Store::open(&url).await.expect("create database");
+        common::seed(&store).await;
+        store.close().await;
+    });
     let mut acked_total = 0usize;
     for round in 0..12 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let kill_after = Duration::from_millis(150 + (seed >> 33) % 600);
+        let kill_after = Duration::from_millis(20 + (seed >> 33) % 600);
         let mut child = Process::new(&exe)
             .args([
                 "--exact",
@@ -107,29 +109,53 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_append() {
             ])
             .env(CHILD_DB, &url)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn child");
         let stdout = child.stdout.take().expect("child stdout");
+        let stderr = child.stderr.take().expect("child stderr");
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+            text
+        });
+        let (first_ack, started) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|line| {
+            let mut acked = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Some(parsed) = (|| {
                     let mut parts = line.strip_prefix("ACK ")?.split(' ');
                     let folio = Folio::parse(parts.next()?).ok()?;
                     let version: u64 = parts.next()?.parse().ok()?;
                     Some((folio, version))
-                })
-                .collect::<Vec<_>>()
+                })() else {
+                    continue;
+                };
+                if acked.is_empty() {
+                    let _ = first_ack.send(());
+                }
+                acked.push(parsed);
+            }
+            acked
         });
+        // The random moment counts from the child's first acknowledged append, so a slow
+        // machine (process start, opening the database) cannot turn every round into a
+        // kill before anything happened.
+        let waited = started.recv_timeout(Duration::from_secs(60));
         let start = Instant::now();
-        std::thread::sleep(kill_after);
+        if waited.is_ok() {
+            std::thread::sleep(kill_after);
+        }
         // SIGKILL: no destructor, no flush, no checkpoint.
         child.kill().expect("kill child");
         let killed_at = start.elapsed();
         let _ = child.wait();
         let acked = reader.join().expect("reader");
+        let child_errors = errors.join().unwrap_or_default();
+        assert!(
+            !acked.is_empty(),
+            "round {round}: the child acknowledged nothing within 60 s; its stderr:\n{child_errors}"
+        );
         acked_total += acked.len();
         rt.block_on(async {
             let store = Store::open(&url).await.expect("reopen after kill");
@@ -149,7 +175,7 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_append() {
             store.close().await;
         });
         eprintln!(
-            "round {round}: killed after {killed_at:?}, {} acknowledged appends checked",
+            "round {round}: killed {killed_at:?} after the first ack, {} acknowledged appends checked",
             acked.len()
         );
     }
