@@ -104,12 +104,25 @@ pub struct ServeArgs {
     /// Dirección de respuesta de los correos.
     #[arg(long, env = "INCIDENCIAS_MAIL_REPLY_TO")]
     pub mail_reply_to: Option<String>,
+    /// Buzón de la mesa de ayuda, leído con IMAP IDLE: imap://usuario:contraseña@host:143/INBOX,
+    /// imap://…?tls=required (STARTTLS) o imaps://usuario:contraseña@host:993/INBOX.
+    #[arg(long, env = "INCIDENCIAS_IMAP_URL", hide_env_values = true)]
+    pub imap_url: Option<String>,
     /// Dirección pública del servicio, para los enlaces de los correos.
     #[arg(long, env = "INCIDENCIAS_PUBLIC_URL")]
     pub public_url: Option<String>,
 }
 
 impl ServeArgs {
+    /// The IMAP mailbox, if configured; a malformed address stops the start-up.
+    fn imap(&self) -> Result<Option<crate::mail::imap::ImapSettings>, StoreError> {
+        self.imap_url
+            .as_deref()
+            .map(crate::mail::imap::ImapSettings::from_url)
+            .transpose()
+            .map_err(|e| StoreError::Invalid(format!("INCIDENCIAS_IMAP_URL: {e}")))
+    }
+
     fn mail(&self, addr: std::net::SocketAddr) -> Option<crate::mail::worker::MailSettings> {
         self.smtp_url
             .as_ref()
@@ -534,6 +547,7 @@ fn init_logs() {
 
 async fn serve_on(store: Store, args: &ServeArgs) -> Result<i32, StoreError> {
     init_logs();
+    args.imap()?;
     store.claim_for_serving()?;
     let listener = listen(&args.bind).await?;
     let addr = listener.local_addr()?;
@@ -564,6 +578,7 @@ async fn serve_until_signal(
         listener,
         args.secure_cookies,
         mail,
+        args.imap()?,
         crate::server::shutdown_signal(),
     )
     .await?;
@@ -573,6 +588,7 @@ async fn serve_until_signal(
 /// A fresh demo database next to the default one (or the SQLite file named by the URL
 /// with `-demo` appended), seeded, then served.
 async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
+    args.imap()?;
     let demo_url = if url == DEFAULT_DATABASE_URL {
         "sqlite://./data/demo.db".to_string()
     } else if url.starts_with("sqlite:") {

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::http::{AppState, router};
+use crate::mail::imap::{ImapPoller, ImapSettings};
 use crate::mail::worker::{MailSettings, OutboxWorker};
 use crate::scheduler::Scheduler;
 use crate::service::Service;
@@ -22,6 +23,7 @@ pub async fn serve(
     listener: TcpListener,
     secure_cookies: bool,
     mail: Option<MailSettings>,
+    imap: Option<ImapSettings>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = Service::new(store.clone(), clock.clone());
@@ -53,6 +55,9 @@ pub async fn serve(
             None
         }
     };
+    let poller = imap.map(|settings| {
+        tokio::spawn(ImapPoller::new(service.clone(), settings).run(stopped.clone()))
+    });
     let app = router(AppState {
         service,
         secure_cookies,
@@ -66,6 +71,9 @@ pub async fn serve(
     let _ = scheduler.await;
     if let Some(m) = mailer {
         let _ = m.await;
+    }
+    if let Some(p) = poller {
+        let _ = p.await;
     }
     store.close().await;
     served

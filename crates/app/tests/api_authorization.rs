@@ -326,6 +326,13 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: "GET",
+            path: "/api/v1/inbound-email",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 403, 403, 403, 401],
+        },
+        Row {
+            method: "GET",
             path: "/api/v1/outbox",
             setup: Setup::None,
             body: none,

@@ -1,5 +1,7 @@
 //! Received email through the MTA-pipe endpoint, on both backends: a reply to the step-2
-//! email acknowledges; a 25 MB message is refused with a clear problem and changes nothing.
+//! email acknowledges; a 25 MB message is refused with a clear problem and changes nothing;
+//! the help desk lists what was received (the triage queue), page by page; an MTA retry of
+//! the same message acts once.
 
 mod common;
 
@@ -59,4 +61,91 @@ async fn a_reply_to_the_step_2_email_acknowledges_and_a_huge_message_is_refused(
     assert_eq!(doc.json["state"], "in_correction");
 }
 
-on_both_backends!(a_reply_to_the_step_2_email_acknowledges_and_a_huge_message_is_refused);
+fn unknown_sender(n: usize) -> Vec<u8> {
+    format!(
+        "From: alguien{n}@ejemplo.com\r\nTo: mesa@ugd.gob.mx\r\nSubject: Consulta {n}\r\n\
+         Message-ID: <consulta-{n}@ejemplo.com>\r\n\r\n¿Cómo hago el trámite?\r\n"
+    )
+    .into_bytes()
+}
+
+async fn received_mail_is_listed_for_the_help_desk_and_a_redelivery_acts_once(url: String) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    let reply = format!(
+        "From: responsable@sepru.gob.mx\r\nTo: mesa@ugd.gob.mx\r\nSubject: RE: [{folio}]\r\n\
+         Message-ID: <r-1@sepru.gob.mx>\r\n\
+         In-Reply-To: <{folio}.3.notification.0@incidencias.gob.mx>\r\n\r\nEnterado.\r\n"
+    )
+    .into_bytes();
+    let first = deliver(&api, reply.clone()).await;
+    assert_eq!(first.json["outcome"], "acknowledged", "{}", first.text);
+    let version = api
+        .get(&format!("/api/v1/incidents/{folio}"), &api.helpdesk)
+        .await
+        .json["version"]
+        .clone();
+    // The MTA retries the same delivery: the same answer, nothing acts again.
+    let again = deliver(&api, reply).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(again.json["outcome"], "acknowledged");
+    let doc = api
+        .get(&format!("/api/v1/incidents/{folio}"), &api.helpdesk)
+        .await;
+    assert_eq!(doc.json["version"], version, "acted once");
+
+    for n in 0..3 {
+        let r = deliver(&api, unknown_sender(n)).await;
+        assert_eq!(r.json["outcome"], "triage", "{}", r.text);
+    }
+    let all = api.get("/api/v1/inbound-email", &api.helpdesk).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let all = all.json.as_array().expect("a list").clone();
+    assert_eq!(all.len(), 4, "one row per distinct message: {all:?}");
+    let triage = api
+        .get(
+            "/api/v1/inbound-email?outcome=triage&limit=2",
+            &api.helpdesk,
+        )
+        .await
+        .json;
+    let page: Vec<&str> = triage
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(page, ["Consulta 2", "Consulta 1"], "newest first");
+    assert_eq!(
+        triage[0]["reason"],
+        "sin folio y de un remitente desconocido"
+    );
+    assert_eq!(triage[0]["sender"], "alguien2@ejemplo.com");
+    let last = triage[1]["id"].as_i64().expect("id");
+    let next = api
+        .get(
+            &format!("/api/v1/inbound-email?outcome=triage&before={last}"),
+            &api.helpdesk,
+        )
+        .await
+        .json;
+    assert_eq!(next.as_array().map(Vec::len), Some(1));
+    assert_eq!(next[0]["subject"], "Consulta 0");
+    let bad = api
+        .get("/api/v1/inbound-email?outcome=spam&limit=0", &api.helpdesk)
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert!(
+        bad.text.contains("debe estar entre 1 y 500"),
+        "{}",
+        bad.text
+    );
+    assert!(bad.text.contains("triage"), "{}", bad.text);
+}
+
+on_both_backends!(
+    a_reply_to_the_step_2_email_acknowledges_and_a_huge_message_is_refused,
+    received_mail_is_listed_for_the_help_desk_and_a_redelivery_acts_once,
+);

@@ -102,6 +102,7 @@ struct Received {
     to: Vec<String>,
     cc: Vec<String>,
     text: String,
+    html: String,
     auto_submitted: String,
 }
 
@@ -127,11 +128,65 @@ fn received(maildir: &Path) -> Vec<Received> {
             to: addrs(m.to()),
             cc: addrs(m.cc()),
             text: m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+            html: m
+                .html_part(0)
+                .and_then(|p| p.text_contents())
+                .unwrap_or_default()
+                .to_string(),
             auto_submitted: m
                 .header_raw("Auto-Submitted")
                 .map(|v| v.trim().to_string())
                 .unwrap_or_default(),
         });
+    }
+    out
+}
+
+/// The signed part of an action link (`…/acciones/<token>`) changes with every key; the
+/// rest of a message is a pure function of the protocol run and the manual clock.
+fn redact_links(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("/acciones/") {
+        let (before, after) = rest.split_at(i + "/acciones/".len());
+        out.push_str(before);
+        out.push_str("[firma]");
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>' | '\''))
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every message of a run, in the order the protocol produced them (our Message-IDs carry
+/// the event's sequence number), as one reviewable text.
+fn transcript(mail: &[Received]) -> String {
+    let order = |m: &Received| {
+        let mut parts = m.message_id.trim_matches(['<', '>']).split('.');
+        let _folio = parts.next();
+        let seq: u64 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(u64::MAX);
+        (seq, m.message_id.clone())
+    };
+    let mut sorted: Vec<&Received> = mail.iter().collect();
+    sorted.sort_by_key(|m| order(m));
+    let mut out = String::new();
+    for (i, m) in sorted.iter().enumerate() {
+        out.push_str(&format!(
+            "══════ {} de {}\nMessage-ID: {}\nSubject: {}\nTo: {}\nCc: {}\n────── texto\n{}\n────── html\n{}\n",
+            i + 1,
+            sorted.len(),
+            m.message_id,
+            m.subject,
+            m.to.join(", "),
+            m.cc.join(", "),
+            redact_links(m.text.trim_end()),
+            redact_links(m.html.trim_end()),
+        ));
     }
     out
 }
@@ -265,6 +320,11 @@ async fn a_whole_protocol_run_mails_every_step_to_the_right_people(url: String) 
         mail.iter().all(|m| m.auto_submitted == "auto-generated"),
         "marked as automatic, so responders do not answer"
     );
+    // The whole run as people read it: reviewed once, then any change to a recipient, a
+    // subject or a word of a body shows up as a diff. Same snapshot on both backends.
+    insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+        insta::assert_snapshot!("whole_protocol_run_messages", transcript(&mail));
+    });
 }
 
 async fn with_smtp_down_for_a_while_every_message_still_arrives_once_in_order(url: String) {

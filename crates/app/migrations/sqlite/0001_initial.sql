@@ -193,7 +193,9 @@ CREATE TABLE inbound_messages (
     folio       TEXT,
     outcome     TEXT NOT NULL CHECK (outcome IN ('acknowledged', 'resolution_notified', 'recorded', 'new_incident', 'triage')),
     reason      TEXT,
-    excerpt     TEXT NOT NULL
+    excerpt     TEXT NOT NULL,
+    raw_sha256  TEXT                            -- the same bytes received twice are one message
 );
+CREATE UNIQUE INDEX inbound_messages_raw ON inbound_messages (raw_sha256);
 CREATE INDEX inbound_messages_folio ON inbound_messages (folio);
 CREATE INDEX inbound_messages_outcome ON inbound_messages (outcome, received_at);

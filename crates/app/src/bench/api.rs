@@ -73,6 +73,7 @@ async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), Store
         listener,
         false,
         None,
+        None,
         std::future::pending(),
     ));
     Ok((addr, token, procedure.id.0, folio))

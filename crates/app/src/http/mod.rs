@@ -100,7 +100,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(i::close))
         .routes(routes!(i::dismiss))
         .routes(routes!(outbox::list))
-        .routes(routes!(outbox::inbound))
+        .routes(routes!(outbox::inbound, outbox::received))
         .split_for_parts();
     routes
         // The pages behind the emails' one-click links (HTML, not part of the API).

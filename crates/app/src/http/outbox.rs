@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::Auth;
-use crate::store::OutboxRow;
+use crate::store::{InboundRow, OutboxRow};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxDoc {
@@ -128,4 +128,95 @@ pub async fn inbound(
         }),
     )
         .into_response())
+}
+
+/// One received email as kept: where it went and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceivedDoc {
+    pub id: i64,
+    pub received_at_ms: i64,
+    pub message_id: Option<String>,
+    pub sender: String,
+    pub subject: String,
+    pub folio: Option<String>,
+    /// `acknowledged`, `resolution_notified`, `recorded`, `new_incident` or `triage`.
+    pub outcome: String,
+    /// Why it went to triage (in Spanish).
+    pub reason: Option<String>,
+    /// What the sender wrote, without the quoted reply (at most 2,000 characters).
+    pub excerpt: String,
+}
+
+impl From<InboundRow> for ReceivedDoc {
+    fn from(r: InboundRow) -> ReceivedDoc {
+        let m = r.record;
+        ReceivedDoc {
+            id: r.id,
+            received_at_ms: m.received_at.as_millisecond(),
+            message_id: m.message_id,
+            sender: m.sender,
+            subject: m.subject,
+            folio: m.folio,
+            outcome: m.outcome,
+            reason: m.reason,
+            excerpt: m.excerpt,
+        }
+    }
+}
+
+const OUTCOMES: [&str; 5] = [
+    "acknowledged",
+    "resolution_notified",
+    "recorded",
+    "new_incident",
+    "triage",
+];
+
+/// Received emails, newest first (help desk and admin): `outcome=triage` is the queue of
+/// what nobody acted on. Filters: `outcome`, `limit` (1 to 500, default 100), `before` (an
+/// id: the page after the last one seen).
+#[utoipa::path(get, path = "/api/v1/inbound-email", tag = "correo",
+    params(("outcome" = Option<String>, Query), ("limit" = Option<i64>, Query), ("before" = Option<i64>, Query)),
+    responses((status = 200, body = Vec<ReceivedDoc>), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn received(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    pairs: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ReceivedDoc>>, ApiError> {
+    caller.require(
+        &[Role::Helpdesk, Role::Admin],
+        "consultar los correos recibidos",
+    )?;
+    let Query(pairs) = pairs.map_err(|_| ApiError::field("query", "parámetros mal codificados"))?;
+    let mut errors = Vec::new();
+    let (mut outcome, mut limit, mut before) = (None, 100, None);
+    for (name, value) in pairs {
+        match name.as_str() {
+            "outcome" if OUTCOMES.contains(&value.as_str()) => outcome = Some(value),
+            "outcome" => errors.push(FieldError::new(
+                "outcome",
+                "debe ser acknowledged, resolution_notified, recorded, new_incident o triage",
+            )),
+            "limit" => match value.parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => limit = n,
+                _ => errors.push(FieldError::new("limit", "debe estar entre 1 y 500")),
+            },
+            "before" => match value.parse::<i64>() {
+                Ok(n) if n > 0 => before = Some(n),
+                _ => errors.push(FieldError::new("before", "debe ser un id positivo")),
+            },
+            other => errors.push(FieldError::new(other, "parámetro desconocido")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let rows = state
+        .service
+        .store
+        .list_inbound(outcome.as_deref(), before, limit)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
 }

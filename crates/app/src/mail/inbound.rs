@@ -173,6 +173,27 @@ pub fn read(raw: &[u8]) -> Result<Inbound, InboundError> {
     })
 }
 
+/// Sender and subject of a message that could not be taken, for the triage queue:
+/// whatever its first 256 KB of headers say, else placeholders.
+pub fn best_effort_headers(raw: &[u8]) -> (String, String) {
+    let head = &raw[..raw.len().min(256 * 1024)];
+    let parsed = MessageParser::default().parse_headers(head);
+    let sender = parsed
+        .as_ref()
+        .and_then(|m| m.from())
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_lowercase())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "(remitente ilegible)".into());
+    let subject = parsed
+        .as_ref()
+        .and_then(|m| m.subject())
+        .map(str::to_string)
+        .unwrap_or_else(|| "(sin asunto)".into());
+    (sender, subject)
+}
+
 fn fold(text: &str) -> String {
     text.to_lowercase()
         .chars()

@@ -50,8 +50,18 @@ fn guess_kind(text: &str) -> IncidentKind {
 }
 
 impl Service {
-    /// Takes one raw RFC 822 message (from the API, the command line or IMAP).
+    /// Takes one raw RFC 822 message (from the API, the command line or IMAP). The same
+    /// bytes received again (an MTA retry, an IMAP session cut before the message was
+    /// flagged) act once: the second time answers what the first did.
     pub async fn ingest(&self, raw: &[u8]) -> Result<InboundOutcome, ServiceError> {
+        let digest = crate::store::chain::sha256_hex(raw);
+        if let Some(seen) = self.store.inbound_by_hash(&digest).await? {
+            return Ok(InboundOutcome {
+                outcome: seen.record.outcome,
+                folio: seen.record.folio,
+                reason: seen.record.reason,
+            });
+        }
         let message = read(raw).map_err(|e| match e {
             InboundError::TooLarge => ServiceError::invalid(
                 "message",
@@ -73,12 +83,45 @@ impl Service {
                 outcome: result.outcome.clone(),
                 reason: result.reason.clone(),
                 excerpt: clean(&message.new_text, 2000),
+                raw_sha256: Some(digest),
             })
             .await?;
         if result.outcome != "triage" {
             tracing::info!(folio = ?result.folio, outcome = %result.outcome, "correo recibido");
         }
         Ok(result)
+    }
+
+    /// For a mailbox that cannot answer back (IMAP): a message that cannot be taken (too
+    /// large, unreadable) is kept in the triage queue with the reason instead of refused,
+    /// so it is seen by the help desk and never read again. Store errors still fail.
+    pub async fn ingest_or_triage(&self, raw: &[u8]) -> Result<InboundOutcome, ServiceError> {
+        match self.ingest(raw).await {
+            Err(ServiceError::Invalid(errors)) => {
+                let reason = errors
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let (sender, subject) = crate::mail::inbound::best_effort_headers(raw);
+                self.store
+                    .record_inbound(crate::store::InboundRecord {
+                        received_at: self.now(),
+                        message_id: None,
+                        sender: header_safe(&sender, 300),
+                        subject: header_safe(&subject, 500),
+                        folio: None,
+                        outcome: "triage".into(),
+                        reason: Some(reason.clone()),
+                        excerpt: String::new(),
+                        raw_sha256: Some(crate::store::chain::sha256_hex(raw)),
+                    })
+                    .await?;
+                tracing::warn!(%sender, %reason, "correo recibido que no se pudo leer; queda en revisión");
+                Ok(outcome("triage", None, Some(&reason)))
+            }
+            other => other,
+        }
     }
 
     async fn route(&self, m: &Inbound) -> Result<InboundOutcome, ServiceError> {

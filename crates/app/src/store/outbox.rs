@@ -245,13 +245,47 @@ pub struct InboundRecord {
     pub outcome: String,
     pub reason: Option<String>,
     pub excerpt: String,
+    /// SHA-256 of the raw bytes: the same message delivered twice (an MTA retry, an IMAP
+    /// session cut between reading and flagging) is one message.
+    pub raw_sha256: Option<String>,
+}
+
+/// One received email as listed for the help desk.
+#[derive(Debug, Clone)]
+pub struct InboundRow {
+    pub id: i64,
+    pub record: InboundRecord,
+}
+
+const INBOUND_COLS: &str =
+    "id, received_at, message_id, sender, subject, folio, outcome, reason, excerpt, raw_sha256";
+
+fn inbound_from(r: &sqlx::any::AnyRow) -> Result<InboundRow, StoreError> {
+    let ms: i64 = r.try_get("received_at").map_err(StoreError::db)?;
+    Ok(InboundRow {
+        id: r.try_get("id").map_err(StoreError::db)?,
+        record: InboundRecord {
+            received_at: Timestamp::from_millisecond(ms)
+                .map_err(|e| StoreError::Corrupt(format!("inbound_messages.received_at: {e}")))?,
+            message_id: r.try_get("message_id").map_err(StoreError::db)?,
+            sender: r.try_get("sender").map_err(StoreError::db)?,
+            subject: r.try_get("subject").map_err(StoreError::db)?,
+            folio: r.try_get("folio").map_err(StoreError::db)?,
+            outcome: r.try_get("outcome").map_err(StoreError::db)?,
+            reason: r.try_get("reason").map_err(StoreError::db)?,
+            excerpt: r.try_get("excerpt").map_err(StoreError::db)?,
+            raw_sha256: r.try_get("raw_sha256").map_err(StoreError::db)?,
+        },
+    })
 }
 
 impl Store {
+    /// Keeps a received message; a second copy of the same bytes is ignored.
     pub async fn record_inbound(&self, r: InboundRecord) -> Result<(), StoreError> {
         self.execute_one(
             "INSERT INTO inbound_messages (received_at, message_id, sender, subject, folio, \
-             outcome, reason, excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             outcome, reason, excerpt, raw_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (raw_sha256) DO NOTHING",
             vec![
                 r.received_at.as_millisecond().into(),
                 r.message_id.into(),
@@ -261,8 +295,45 @@ impl Store {
                 r.outcome.into(),
                 r.reason.into(),
                 r.excerpt.into(),
+                r.raw_sha256.into(),
             ],
         )
         .await
+    }
+
+    /// The message already received with these exact bytes, if any.
+    pub async fn inbound_by_hash(
+        &self,
+        raw_sha256: &str,
+    ) -> Result<Option<InboundRow>, StoreError> {
+        let sql = format!("SELECT {INBOUND_COLS} FROM inbound_messages WHERE raw_sha256 = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(raw_sha256.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        row.as_ref().map(inbound_from).transpose()
+    }
+
+    /// Received messages, newest first, optionally of one outcome; `before` pages by id.
+    pub async fn list_inbound(
+        &self,
+        outcome: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<InboundRow>, StoreError> {
+        let sql = format!(
+            "SELECT {INBOUND_COLS} FROM inbound_messages \
+             WHERE ($2 IS NULL OR outcome = $2) AND ($3 IS NULL OR id < $3) \
+             ORDER BY id DESC LIMIT $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(outcome.map(str::to_string))
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter().map(inbound_from).collect()
     }
 }

@@ -1,0 +1,400 @@
+//! IMAP polling with IDLE (`INCIDENCIAS_IMAP_URL`): every unread message in the help
+//! desk's mailbox is taken exactly as a message piped by the MTA, then flagged `\Seen`.
+//!
+//! Order matters for "nothing lost": the message is recorded first and flagged after, so a
+//! crash or a cut connection in between reads it again; ingest recognises the same bytes
+//! and answers what it did the first time, so it never acts twice. A message that cannot
+//! be read is kept in the triage queue with the reason, not retried forever. Between
+//! batches the session waits in IDLE, so a reply is taken within moments of arriving; the
+//! IDLE is renewed every few minutes (servers drop it after 30) and any failure reconnects
+//! with a growing pause (1 s up to a minute).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use futures_util::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::service::Service;
+
+/// How the mailbox is reached.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub user: String,
+    pub password: String,
+    pub mailbox: String,
+    /// How long one IDLE lasts before it is renewed.
+    pub idle_renewal: Duration,
+}
+
+/// Transport security of the IMAP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// `imap://` on a trusted network (or localhost).
+    Plain,
+    /// `imap://…?tls=required`: STARTTLS, refused if the server does not offer it.
+    StartTls,
+    /// `imaps://`: TLS from the first byte.
+    Tls,
+}
+
+impl fmt::Debug for ImapSettings {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImapSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("user", &self.user)
+            .field("mailbox", &self.mailbox)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decoded(text: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| "la dirección IMAP tiene caracteres mal codificados".to_string())
+}
+
+impl ImapSettings {
+    /// Reads `imap://usuario:contraseña@host:143/INBOX`, `imap://…?tls=required`
+    /// (STARTTLS) or `imaps://usuario:contraseña@host:993/INBOX`. Errors in Spanish.
+    pub fn from_url(text: &str) -> Result<ImapSettings, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("dirección IMAP no válida: {e}"))?;
+        let (mut security, default_port) = match url.scheme() {
+            "imap" => (Security::Plain, 143),
+            "imaps" => (Security::Tls, 993),
+            other => {
+                return Err(format!(
+                    "la dirección IMAP debe empezar con imap:// o imaps://, no {other}://"
+                ));
+            }
+        };
+        let mut idle_renewal = Duration::from_secs(25 * 60);
+        for (name, value) in url.query_pairs() {
+            match (name.as_ref(), value.as_ref()) {
+                ("tls", "required") if security == Security::Plain => security = Security::StartTls,
+                ("tls", "required") => {}
+                ("tls", other) => {
+                    return Err(format!(
+                        "tls={other} no se reconoce en la dirección IMAP; use tls=required"
+                    ));
+                }
+                ("idle", secs) => match secs.parse::<u64>() {
+                    Ok(s) if (1..=1740).contains(&s) => idle_renewal = Duration::from_secs(s),
+                    _ => {
+                        return Err(
+                            "idle debe ser un número de segundos entre 1 y 1740 (29 minutos)"
+                                .into(),
+                        );
+                    }
+                },
+                (other, _) => {
+                    return Err(format!(
+                        "el parámetro {other} no se reconoce en la dirección IMAP"
+                    ));
+                }
+            }
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("la dirección IMAP no indica el servidor")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let user = decoded(url.username())?;
+        if user.is_empty() {
+            return Err(
+                "la dirección IMAP no indica el usuario (imap://usuario:contraseña@…)".into(),
+            );
+        }
+        let password = decoded(url.password().unwrap_or_default())?;
+        let mailbox = decoded(url.path().trim_start_matches('/'))?;
+        Ok(ImapSettings {
+            host,
+            port: url.port().unwrap_or(default_port),
+            security,
+            user,
+            password,
+            mailbox: if mailbox.is_empty() {
+                "INBOX".into()
+            } else {
+                mailbox
+            },
+            idle_renewal,
+        })
+    }
+}
+
+/// Any byte stream the IMAP client can run over: plain TCP or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> Io for T {}
+
+type Session = async_imap::Session<Box<dyn Io>>;
+
+/// Why a session ended early (it is then opened again).
+#[derive(Debug)]
+pub struct Failure(String);
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<async_imap::error::Error> for Failure {
+    fn from(e: async_imap::error::Error) -> Failure {
+        Failure(format!("IMAP: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure(format!("conexión IMAP: {e}"))
+    }
+}
+
+impl From<crate::service::ServiceError> for Failure {
+    fn from(e: crate::service::ServiceError) -> Failure {
+        Failure(format!("al registrar el correo: {e}"))
+    }
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    let roots = tokio_rustls::rustls::RootCertStore::from_iter(
+        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+    );
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| {
+            // The ring provider always supports the default versions; keep a working
+            // TLS 1.3-only config rather than fail if that ever changes.
+            tokio_rustls::rustls::ClientConfig::builder()
+                .with_root_certificates(tokio_rustls::rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        });
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn tls(host: &str, tcp: TcpStream) -> Result<Box<dyn Io>, Failure> {
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| Failure(format!("nombre de servidor no válido para TLS: {host}")))?;
+    let stream = tls_connector().connect(name, tcp).await?;
+    Ok(Box::new(stream))
+}
+
+/// Opens, authenticates and selects the mailbox.
+async fn open(settings: &ImapSettings) -> Result<Session, Failure> {
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(30),
+        TcpStream::connect((settings.host.as_str(), settings.port)),
+    )
+    .await
+    .map_err(|_| Failure("el servidor IMAP no respondió en 30 s".into()))??;
+    let _ = tcp.set_nodelay(true);
+    let client = match settings.security {
+        Security::Tls => {
+            let mut client = async_imap::Client::new(tls(&settings.host, tcp).await?);
+            greeting(&mut client).await?;
+            client
+        }
+        Security::Plain => {
+            let mut client = async_imap::Client::new(Box::new(tcp) as Box<dyn Io>);
+            greeting(&mut client).await?;
+            client
+        }
+        Security::StartTls => {
+            let mut plain = async_imap::Client::new(tcp);
+            greeting(&mut plain).await?;
+            plain
+                .run_command_and_check_ok("STARTTLS", None)
+                .await
+                .map_err(|e| Failure(format!("el servidor IMAP no aceptó STARTTLS: {e}")))?;
+            // No second greeting after STARTTLS (RFC 3501, 6.2.1).
+            async_imap::Client::new(tls(&settings.host, plain.into_inner()).await?)
+        }
+    };
+    let mut session = client
+        .login(&settings.user, &settings.password)
+        .await
+        .map_err(|(e, _)| Failure(format!("el servidor IMAP rechazó el acceso: {e}")))?;
+    session.select(&settings.mailbox).await.map_err(|e| {
+        Failure(format!(
+            "no se pudo abrir el buzón {}: {e}",
+            settings.mailbox
+        ))
+    })?;
+    Ok(session)
+}
+
+async fn greeting<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug>(
+    client: &mut async_imap::Client<T>,
+) -> Result<(), Failure> {
+    client
+        .read_response()
+        .await?
+        .ok_or_else(|| Failure("el servidor IMAP cerró la conexión sin saludar".into()))?;
+    Ok(())
+}
+
+/// The IMAP side of inbound mail, one per serving process.
+pub struct ImapPoller {
+    service: Service,
+    settings: ImapSettings,
+}
+
+impl ImapPoller {
+    pub fn new(service: Service, settings: ImapSettings) -> ImapPoller {
+        ImapPoller { service, settings }
+    }
+
+    /// Takes every unread message now, in arrival order; returns how many.
+    async fn take_unread(&self, session: &mut Session) -> Result<usize, Failure> {
+        let mut uids: Vec<u32> = session.uid_search("UNSEEN").await?.into_iter().collect();
+        uids.sort_unstable();
+        for uid in &uids {
+            let fetched: Vec<_> = session
+                .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                .await?
+                .try_collect()
+                .await?;
+            let Some(raw) = fetched.iter().find_map(|f| f.body().map(<[u8]>::to_vec)) else {
+                // Expunged by someone else in between: nothing to take.
+                continue;
+            };
+            let outcome = self.service.ingest_or_triage(&raw).await?;
+            tracing::debug!(uid, outcome = %outcome.outcome, "correo IMAP tomado");
+            let _: Vec<_> = session
+                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
+                .await?
+                .try_collect()
+                .await?;
+        }
+        Ok(uids.len())
+    }
+
+    /// One session: take what is unread, wait in IDLE, repeat, until `stop`.
+    async fn session(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Failure> {
+        let mut session = open(&self.settings).await?;
+        tracing::info!(
+            host = %self.settings.host,
+            mailbox = %self.settings.mailbox,
+            "buzón IMAP abierto; esperando correos"
+        );
+        loop {
+            self.take_unread(&mut session).await?;
+            let mut idle = session.idle();
+            idle.init().await?;
+            let stopping = {
+                let (wait, _interrupt) = idle.wait_with_timeout(self.settings.idle_renewal);
+                tokio::select! {
+                    answer = wait => {
+                        match answer? {
+                            IdleResponse::NewData(_) | IdleResponse::Timeout
+                            | IdleResponse::ManualInterrupt => false,
+                        }
+                    }
+                    _ = stop.wait_for(|s| *s) => true,
+                }
+            };
+            session = idle.done().await?;
+            if stopping {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs until `stop` turns true, reconnecting after any failure.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match self.session(&mut stop).await {
+                Ok(()) => return,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let pause =
+                        Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60));
+                    tracing::warn!(error = %e, pause_s = pause.as_secs(), "buzón IMAP: se reintentará");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imap_urls_are_read_with_their_security_and_decoded_credentials() {
+        let s = ImapSettings::from_url(
+            "imaps://mesa%40ugd.gob.mx:p%C3%A1ss%2Fw@correo.gob.mx/Recibidos",
+        )
+        .expect("valid");
+        assert_eq!(
+            (
+                s.host.as_str(),
+                s.port,
+                s.security,
+                s.user.as_str(),
+                s.password.as_str()
+            ),
+            (
+                "correo.gob.mx",
+                993,
+                Security::Tls,
+                "mesa@ugd.gob.mx",
+                "páss/w"
+            )
+        );
+        assert_eq!(s.mailbox, "Recibidos");
+        let s = ImapSettings::from_url("imap://mesa:x@127.0.0.1:10143?tls=required&idle=60")
+            .expect("valid");
+        assert_eq!(
+            (s.port, s.security, s.mailbox.as_str()),
+            (10143, Security::StartTls, "INBOX")
+        );
+        assert_eq!(s.idle_renewal, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_imap_urls_are_refused_in_spanish() {
+        for (url, says) in [
+            ("pop3://a:b@h", "imap:// o imaps://"),
+            ("imap://h", "no indica el usuario"),
+            ("imap://a:b@h?tls=maybe", "tls=maybe no se reconoce"),
+            ("imap://a:b@h?idle=0", "idle debe ser"),
+            ("imap://a:b@h?color=azul", "color no se reconoce"),
+            ("no es una dirección", "dirección IMAP no válida"),
+        ] {
+            let err = ImapSettings::from_url(url).expect_err(url);
+            assert!(err.contains(says), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn settings_never_print_the_password() {
+        let s = ImapSettings::from_url("imap://mesa:secreto-largo@h").expect("valid");
+        assert!(!format!("{s:?}").contains("secreto-largo"));
+    }
+}

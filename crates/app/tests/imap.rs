@@ -1,0 +1,273 @@
+//! Inbound email through a real IMAP server (Debian's dovecot, started by `.ci/run`):
+//! the poller takes what is unread, then waits in IDLE and takes a reply within moments of
+//! its arrival; what it took is flagged \Seen; a message it cannot read goes to triage; the
+//! same bytes delivered twice act once; a stop ends it promptly.
+//!
+//! The server is `INCIDENCIAS_TEST_IMAP_URL` (default
+//! `imap://prueba:secreto@127.0.0.1:10143`); it must accept any user name with that
+//! password (each test uses a mailbox of its own). Outside CI, without it these tests say
+//! so loudly and pass; with CI=true they fail.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::api::Api;
+use incidencias::mail::imap::{ImapPoller, ImapSettings};
+use serde_json::json;
+
+const FOLIO: &str = "INC-2026-000001";
+
+fn server_url() -> String {
+    std::env::var("INCIDENCIAS_TEST_IMAP_URL")
+        .unwrap_or_else(|_| "imap://prueba:secreto@127.0.0.1:10143".into())
+}
+
+/// The server's settings with a user of this test's own (a fresh, empty mailbox).
+fn settings_for(test: &str) -> ImapSettings {
+    let mut s = ImapSettings::from_url(&server_url()).expect("INCIDENCIAS_TEST_IMAP_URL");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    s.user = format!("{test}-{nanos}");
+    // Long enough that only IDLE (not a renewal) can explain a prompt pick-up.
+    s.idle_renewal = Duration::from_secs(600);
+    s
+}
+
+type TestSession = async_imap::Session<tokio::net::TcpStream>;
+
+/// The test's own IMAP client (what another mail client, or the MTA's delivery, does).
+/// `None` after a loud notice when no server answers outside CI.
+async fn client(s: &ImapSettings) -> Option<TestSession> {
+    let tcp = match tokio::net::TcpStream::connect((s.host.as_str(), s.port)).await {
+        Ok(t) => t,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "CI=true and no IMAP server at {}:{} ({e}); .ci/run starts dovecot",
+                    s.host, s.port
+                );
+            }
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: IMAP test needs an IMAP server at {}:{} ({e})\n\
+                 *** set INCIDENCIAS_TEST_IMAP_URL or run .ci/run (CI=true makes this a failure)",
+                s.host,
+                s.port
+            );
+            return None;
+        }
+    };
+    let mut c = async_imap::Client::new(tcp);
+    c.read_response()
+        .await
+        .expect("greeting")
+        .expect("greeting present");
+    let mut session = c
+        .login(&s.user, &s.password)
+        .await
+        .map_err(|(e, _)| e)
+        .expect("test login");
+    session.select("INBOX").await.expect("select INBOX");
+    Some(session)
+}
+
+async fn deliver(session: &mut TestSession, raw: &[u8]) {
+    session
+        .append("INBOX", None, None, raw)
+        .await
+        .expect("APPEND");
+}
+
+async fn count(session: &mut TestSession, criterion: &str) -> usize {
+    session
+        .noop()
+        .await
+        .expect("NOOP (refresh the mailbox view)");
+    session.uid_search(criterion).await.expect("SEARCH").len()
+}
+
+/// Waits up to `limit` until `n` messages of the mailbox are flagged \\Seen.
+async fn seen_within(mailbox: &mut TestSession, n: usize, limit: Duration, what: &str) {
+    let start = Instant::now();
+    loop {
+        let seen = count(mailbox, "SEEN").await;
+        if seen == n {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "not within {limit:?}: {what} ({seen} seen)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits up to `limit` for `check`, polling every 50 ms; how long it took.
+async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn acknowledgment() -> Vec<u8> {
+    format!(
+        "From: Responsable <responsable@sepru.gob.mx>\r\n\
+         To: mesa@ugd.gob.mx\r\n\
+         Subject: RE: [{FOLIO}] Notificación de incidencia, severidad Alta\r\n\
+         Message-ID: <acuse-imap-1@sepru.gob.mx>\r\n\
+         In-Reply-To: <{FOLIO}.3.notification.0@incidencias.gob.mx>\r\n\
+         Date: Fri, 27 Nov 2026 03:06:00 -0600\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Enterados, ya estamos trabajando en la corrección.\r\n\
+         \r\n\
+         > Confirme de enterado respondiendo este correo.\r\n"
+    )
+    .into_bytes()
+}
+
+async fn replies_are_taken_promptly_in_idle_flagged_seen_and_never_twice(url: String) {
+    let settings = settings_for("idle");
+    let Some(mut mailbox) = client(&settings).await else {
+        return;
+    };
+    let api = Api::new(&url).await;
+    assert_eq!(api.report().await, FOLIO);
+    api.step(FOLIO, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    let version_notified = api.incident(FOLIO).await["version"].clone();
+
+    // Waiting before the poller starts: not an email at all.
+    deliver(&mut mailbox, b"esto no es un correo\r\n").await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(ImapPoller::new(api.service.clone(), settings.clone()).run(stopped));
+    seen_within(
+        &mut mailbox,
+        1,
+        Duration::from_secs(20),
+        "the unread message is taken",
+    )
+    .await;
+    let triage = api
+        .store
+        .list_inbound(Some("triage"), None, 10)
+        .await
+        .expect("list inbound");
+    assert_eq!(triage.len(), 1, "the unreadable message is in triage");
+    assert!(
+        triage[0]
+            .record
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("no se pudo leer como correo")),
+        "{:?}",
+        triage[0].record.reason
+    );
+    assert_eq!(api.incident(FOLIO).await["version"], version_notified);
+
+    // Now the poller sits in IDLE (renewal in 10 minutes): the reply is taken because the
+    // server told it, within seconds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    deliver(&mut mailbox, &acknowledgment()).await;
+    let took = within(
+        Duration::from_secs(10),
+        "the reply acknowledges",
+        || async { api.incident(FOLIO).await["state"] == "in_correction" },
+    )
+    .await;
+    eprintln!("reply taken {took:?} after delivery");
+    seen_within(
+        &mut mailbox,
+        2,
+        Duration::from_secs(10),
+        "the reply is flagged seen",
+    )
+    .await;
+    assert_eq!(count(&mut mailbox, "UNSEEN").await, 0);
+    let acknowledged = api.incident(FOLIO).await;
+
+    // The same bytes again (a client that re-sent, a delivery retried): taken and flagged,
+    // but nothing acts twice and the record keeps one copy.
+    deliver(&mut mailbox, &acknowledgment()).await;
+    seen_within(
+        &mut mailbox,
+        3,
+        Duration::from_secs(10),
+        "the copy is flagged seen",
+    )
+    .await;
+    let after = api.incident(FOLIO).await;
+    assert_eq!(after["version"], acknowledged["version"], "acted once");
+    let all = api
+        .store
+        .list_inbound(None, None, 10)
+        .await
+        .expect("list inbound");
+    assert_eq!(
+        all.iter()
+            .map(|r| r.record.outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["acknowledged", "triage"],
+        "one record per distinct message, newest first"
+    );
+
+    // A stop ends the session (DONE, LOGOUT) promptly.
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(5), poller)
+        .await
+        .expect("the poller stops within 5 s")
+        .expect("the poller task ended cleanly");
+    let _ = mailbox.logout().await;
+}
+
+async fn a_refused_login_is_retried_and_a_stop_still_ends_it(url: String) {
+    let settings = settings_for("clave");
+    let Some(mut mailbox) = client(&settings).await else {
+        return;
+    };
+    let api = Api::new(&url).await;
+    deliver(&mut mailbox, &acknowledgment()).await;
+    let wrong = ImapSettings {
+        password: "no-es-la-clave".into(),
+        ..settings
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(ImapPoller::new(api.service.clone(), wrong).run(stopped));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !poller.is_finished(),
+        "a refused login does not end the poller"
+    );
+    assert_eq!(count(&mut mailbox, "UNSEEN").await, 1, "nothing taken");
+    let inbound = api
+        .store
+        .list_inbound(None, None, 10)
+        .await
+        .expect("list inbound");
+    assert!(inbound.is_empty(), "nothing recorded: {inbound:?}");
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(5), poller)
+        .await
+        .expect("the poller stops within 5 s while retrying")
+        .expect("ended cleanly");
+    let _ = mailbox.logout().await;
+}
+
+on_both_backends!(
+    replies_are_taken_promptly_in_idle_flagged_seen_and_never_twice,
+    a_refused_login_is_retried_and_a_stop_still_ends_it,
+);
