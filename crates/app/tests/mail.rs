@@ -1,7 +1,8 @@
 //! Outbound email against a real SMTP server process (Python's aiosmtpd writing a
 //! Maildir): the messages of a whole protocol run arrive with the right recipients,
 //! subjects and Spanish bodies; with the server down for a while, every message still
-//! arrives once, per incident in order.
+//! arrives once, per incident in order; text people type cannot add a header or a
+//! recipient.
 //!
 //! The server is `python3 -m aiosmtpd` (`INCIDENCIAS_TEST_PYTHON` names another Python).
 //! Outside CI, without aiosmtpd these tests say so loudly and pass; with CI=true they fail.
@@ -104,6 +105,10 @@ struct Received {
     text: String,
     html: String,
     auto_submitted: String,
+    /// Every header name, as sent.
+    header_names: Vec<String>,
+    /// The envelope recipients, as aiosmtpd's Mailbox records them (`X-RcptTo`).
+    envelope_to: String,
 }
 
 fn received(maildir: &Path) -> Vec<Received> {
@@ -135,6 +140,11 @@ fn received(maildir: &Path) -> Vec<Received> {
                 .to_string(),
             auto_submitted: m
                 .header_raw("Auto-Submitted")
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default(),
+            header_names: m.headers().iter().map(|h| h.name().to_string()).collect(),
+            envelope_to: m
+                .header_raw("X-RcptTo")
                 .map(|v| v.trim().to_string())
                 .unwrap_or_default(),
         });
@@ -386,7 +396,79 @@ async fn with_smtp_down_for_a_while_every_message_still_arrives_once_in_order(ur
     assert_eq!(arrived_ids, expected_ids);
 }
 
+/// Text that people type (a description, a resolution summary) carrying CR/LF and header
+/// lines reaches the SMTP server as text: no added header, no added recipient.
+async fn typed_text_cannot_add_headers_or_recipients(url: String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let Some(smtp) = start_smtp(&dir.path().join("maildir"), port) else {
+        return;
+    };
+    let api = Api::new(&url).await;
+    let injected = "Falla\r\nBcc: intruso@example.com\r\nSubject: Falso\r\n\r\nCuerpo falso";
+    let occurred = api.clock_now() - jiff::SignedDuration::from_mins(5);
+    let created = api
+        .post(
+            "/api/v1/incidents",
+            &api.helpdesk,
+            json!({"procedure_ids": [api.procedure], "kind": "unavailable",
+                   "description": injected, "occurred_at": occurred.to_string(), "channel": "phone"}),
+        )
+        .await;
+    assert_eq!(created.status, axum::http::StatusCode::CREATED, "{}", created.text);
+    let folio = created.field("folio").as_str().expect("folio").to_string();
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    api.step(&folio, "acknowledge", &api.agency, json!({}))
+        .await;
+    api.step(
+        &folio,
+        "resolution",
+        &api.agency,
+        json!({"summary": "Listo\nCc: intruso@example.com\nX-Priority: 1"}),
+    )
+    .await;
+    let sent = worker(&api, smtp.port).drain().await.expect("drain");
+    let mail = received(&smtp.maildir);
+    assert_eq!(mail.len(), sent);
+    assert!(mail.len() >= 4, "reported, notification, ack, resolution: {}", mail.len());
+    for m in &mail {
+        assert!(
+            !m.header_names.iter().any(|h| h.eq_ignore_ascii_case("Bcc")
+                || h.eq_ignore_ascii_case("X-Priority")),
+            "{}: injected header among {:?}",
+            m.subject,
+            m.header_names
+        );
+        assert_eq!(
+            m.header_names
+                .iter()
+                .filter(|h| h.eq_ignore_ascii_case("Subject"))
+                .count(),
+            1,
+            "one Subject: {:?}",
+            m.header_names
+        );
+        assert!(m.subject.starts_with(&format!("[{folio}] ")), "{}", m.subject);
+        assert!(
+            !m.envelope_to.contains("intruso") && !m.cc.iter().any(|c| c.contains("intruso")),
+            "{}: envelope {} cc {:?}",
+            m.subject,
+            m.envelope_to,
+            m.cc
+        );
+        assert!(!m.envelope_to.is_empty(), "aiosmtpd records the envelope");
+    }
+    // The text is still there for the reader, as text.
+    let reported = mail
+        .iter()
+        .find(|m| m.subject.ends_with("Incidencia reportada"))
+        .expect("reported message");
+    assert!(reported.text.contains("Bcc: intruso@example.com"), "{}", reported.text);
+}
+
 on_both_backends!(
+    typed_text_cannot_add_headers_or_recipients,
     a_whole_protocol_run_mails_every_step_to_the_right_people,
     with_smtp_down_for_a_while_every_message_still_arrives_once_in_order,
 );
