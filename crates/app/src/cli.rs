@@ -111,30 +111,55 @@ pub struct ServeArgs {
     /// Dirección pública del servicio, para los enlaces de los correos.
     #[arg(long, env = "INCIDENCIAS_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Certificados de autoridad adicionales (PEM) en los que confiar para SMTP e IMAP,
+    /// además de los públicos (por ejemplo, la autoridad interna de la dependencia).
+    #[arg(long, env = "INCIDENCIAS_TLS_CA_FILE")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
-    /// The IMAP mailbox, if configured; a malformed address stops the start-up.
-    fn imap(&self) -> Result<Option<crate::mail::imap::ImapSettings>, StoreError> {
-        self.imap_url
-            .as_deref()
-            .map(crate::mail::imap::ImapSettings::from_url)
+    fn ca_pem(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tls_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    StoreError::Invalid(format!(
+                        "INCIDENCIAS_TLS_CA_FILE: no se pudo leer {}: {e}",
+                        path.display()
+                    ))
+                })
+            })
             .transpose()
-            .map_err(|e| StoreError::Invalid(format!("INCIDENCIAS_IMAP_URL: {e}")))
     }
 
-    fn mail(&self, addr: std::net::SocketAddr) -> Option<crate::mail::worker::MailSettings> {
-        self.smtp_url
-            .as_ref()
-            .map(|url| crate::mail::worker::MailSettings {
-                smtp_url: url.clone(),
-                from: self.mail_from.clone(),
-                reply_to: self.mail_reply_to.clone(),
-                base_url: self
-                    .public_url
-                    .clone()
-                    .unwrap_or_else(|| format!("http://{addr}")),
-            })
+    /// The IMAP mailbox, if configured; a malformed address stops the start-up.
+    fn imap(&self) -> Result<Option<crate::mail::imap::ImapSettings>, StoreError> {
+        let Some(url) = self.imap_url.as_deref() else {
+            return Ok(None);
+        };
+        let mut settings = crate::mail::imap::ImapSettings::from_url(url)
+            .map_err(|e| StoreError::Invalid(format!("INCIDENCIAS_IMAP_URL: {e}")))?;
+        settings.ca_pem = self.ca_pem()?;
+        Ok(Some(settings))
+    }
+
+    fn mail(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Result<Option<crate::mail::worker::MailSettings>, StoreError> {
+        let Some(url) = &self.smtp_url else {
+            return Ok(None);
+        };
+        Ok(Some(crate::mail::worker::MailSettings {
+            smtp_url: url.clone(),
+            from: self.mail_from.clone(),
+            reply_to: self.mail_reply_to.clone(),
+            base_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
+            ca_pem: self.ca_pem()?,
+        }))
     }
 }
 
@@ -571,7 +596,7 @@ async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     args: &ServeArgs,
 ) -> Result<i32, StoreError> {
-    let mail = args.mail(listener.local_addr()?);
+    let mail = args.mail(listener.local_addr()?)?;
     crate::server::serve(
         store,
         Arc::new(SystemClock),

@@ -201,6 +201,247 @@ fn transcript(mail: &[Received]) -> String {
     out
 }
 
+/// A test certificate authority and a server certificate it signed for 127.0.0.1, made
+/// with the openssl command: (CA PEM, server cert path, server key path).
+fn test_certificates(dir: &Path) -> (Vec<u8>, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Process::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (Debian's openssl package)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Autoridad de pruebas",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write extensions");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (
+        std::fs::read(dir.join("ca.pem")).expect("read CA"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// tests/smtp_tls_server.py: aiosmtpd with TLS (`starttls` or `tls`) and AUTH required.
+fn start_tls_smtp(mode: &str, port: u16, maildir: &Path, cert: &Path, key: &Path) -> Smtp {
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_tls_server.py");
+    let mut child = Process::new(python())
+        .arg(script)
+        .args([mode, &port.to_string()])
+        .args([maildir, cert, key])
+        .args(["mesa@ugd.gob.mx", "clave-de-prueba"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp_tls_server.py");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Smtp {
+                child,
+                port,
+                maildir: maildir.to_path_buf(),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("smtp_tls_server.py did not start on port {port}");
+}
+
+fn worker_with(api: &Api, smtp_url: String, ca_pem: Option<Vec<u8>>) -> OutboxWorker {
+    OutboxWorker::new(
+        api.store.clone(),
+        std::sync::Arc::new(api.clock.clone()),
+        &MailSettings {
+            smtp_url,
+            from: "Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>".into(),
+            reply_to: None,
+            base_url: "https://incidencias.gob.mx".into(),
+            ca_pem,
+        },
+    )
+    .expect("worker")
+}
+
+/// STARTTLS and TLS from the first byte, each with credentials: a server whose authority
+/// is not trusted gets nothing (not even the password), wrong credentials send nothing,
+/// and with the authority from INCIDENCIAS_TLS_CA_FILE every message arrives.
+async fn smtp_over_starttls_and_tls_with_credentials(url: String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Checks aiosmtpd is there (or skips loudly); the plain server is not used further.
+    let Some(_plain) = start_smtp(&dir.path().join("plain"), free_port()) else {
+        return;
+    };
+    let (ca, cert, key) = test_certificates(dir.path());
+    let api = Api::new(&url).await;
+    for (mode, scheme, query) in [("starttls", "smtp", "?tls=required"), ("tls", "smtps", "")] {
+        let port = free_port();
+        let smtp = start_tls_smtp(mode, port, &dir.path().join(mode), &cert, &key);
+        let folio = whole_protocol(&api).await;
+        let pending = |api: &Api| {
+            let store = api.store.clone();
+            async move {
+                store
+                    .list_outbox(Some("pending"), 100)
+                    .await
+                    .expect("outbox")
+            }
+        };
+        let queued = pending(&api).await.len();
+        assert!(
+            queued >= 9,
+            "{mode}: a whole run queues its messages ({queued})"
+        );
+        let good = format!("{scheme}://mesa%40ugd.gob.mx:clave-de-prueba@127.0.0.1:{port}{query}");
+        let bad = format!("{scheme}://mesa%40ugd.gob.mx:otra@127.0.0.1:{port}{query}");
+
+        let sent = worker_with(&api, good.clone(), None)
+            .drain()
+            .await
+            .expect("drain");
+        assert_eq!(sent, 0, "{mode}: an unknown authority gets nothing");
+        assert!(received(&smtp.maildir).is_empty());
+        let rows = pending(&api).await;
+        assert!(
+            rows.iter()
+                .any(|r| r.last_error.as_deref().is_some_and(|e| !e.is_empty())),
+            "{mode}: the failure is kept on the row: {:?}",
+            rows.iter().map(|r| &r.last_error).collect::<Vec<_>>()
+        );
+
+        api.advance(3600);
+        let sent = worker_with(&api, bad, Some(ca.clone()))
+            .drain()
+            .await
+            .expect("drain");
+        assert_eq!(sent, 0, "{mode}: wrong credentials send nothing");
+        assert!(received(&smtp.maildir).is_empty());
+
+        api.advance(3600);
+        let mut delivered = 0;
+        // One message per incident per pass (mail goes out in order per incident).
+        for _ in 0..30 {
+            delivered += worker_with(&api, good.clone(), Some(ca.clone()))
+                .drain()
+                .await
+                .expect("drain");
+            if pending(&api).await.is_empty() {
+                break;
+            }
+        }
+        let mail = received(&smtp.maildir);
+        assert_eq!(mail.len(), delivered, "{mode}");
+        assert_eq!(mail.len(), queued, "{mode}: every queued message arrived");
+        assert!(
+            mail.iter()
+                .all(|m| m.subject.starts_with(&format!("[{folio}] "))),
+            "{mode}"
+        );
+    }
+}
+
+/// A server that accepts connections and never says a word (a hung relay): each message
+/// costs one bounded attempt, kept on its row, and the worker goes on.
+async fn a_server_that_never_answers_costs_one_bounded_attempt(url: String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            match conn {
+                Ok(c) => held.push(c),
+                Err(_) => return,
+            }
+        }
+    });
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    let started = std::time::Instant::now();
+    let sent = worker(&api, port)
+        .with_send_timeout(Duration::from_secs(1))
+        .drain()
+        .await
+        .expect("drain");
+    let took = started.elapsed();
+    assert_eq!(sent, 0);
+    assert!(took < Duration::from_secs(15), "bounded: {took:?}");
+    let rows = api
+        .store
+        .list_outbox(Some("pending"), 10)
+        .await
+        .expect("outbox");
+    let row = rows
+        .iter()
+        .find(|r| r.folio.as_deref() == Some(folio.as_str()))
+        .expect("the message is still queued");
+    assert_eq!(row.attempts, 1);
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("dejó de responder")),
+        "{:?}",
+        row.last_error
+    );
+}
+
 fn worker(api: &Api, port: u16) -> OutboxWorker {
     OutboxWorker::new(
         api.store.clone(),
@@ -210,6 +451,7 @@ fn worker(api: &Api, port: u16) -> OutboxWorker {
             from: "Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>".into(),
             reply_to: Some("mesa@ugd.gob.mx".into()),
             base_url: "https://incidencias.gob.mx".into(),
+            ca_pem: None,
         },
     )
     .expect("worker")
@@ -415,7 +657,12 @@ async fn typed_text_cannot_add_headers_or_recipients(url: String) {
                    "description": injected, "occurred_at": occurred.to_string(), "channel": "phone"}),
         )
         .await;
-    assert_eq!(created.status, axum::http::StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        created.status,
+        axum::http::StatusCode::CREATED,
+        "{}",
+        created.text
+    );
     let folio = created.field("folio").as_str().expect("folio").to_string();
     api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
         .await;
@@ -431,11 +678,16 @@ async fn typed_text_cannot_add_headers_or_recipients(url: String) {
     let sent = worker(&api, smtp.port).drain().await.expect("drain");
     let mail = received(&smtp.maildir);
     assert_eq!(mail.len(), sent);
-    assert!(mail.len() >= 4, "reported, notification, ack, resolution: {}", mail.len());
+    assert!(
+        mail.len() >= 4,
+        "reported, notification, ack, resolution: {}",
+        mail.len()
+    );
     for m in &mail {
         assert!(
-            !m.header_names.iter().any(|h| h.eq_ignore_ascii_case("Bcc")
-                || h.eq_ignore_ascii_case("X-Priority")),
+            !m.header_names
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case("Bcc") || h.eq_ignore_ascii_case("X-Priority")),
             "{}: injected header among {:?}",
             m.subject,
             m.header_names
@@ -449,7 +701,11 @@ async fn typed_text_cannot_add_headers_or_recipients(url: String) {
             "one Subject: {:?}",
             m.header_names
         );
-        assert!(m.subject.starts_with(&format!("[{folio}] ")), "{}", m.subject);
+        assert!(
+            m.subject.starts_with(&format!("[{folio}] ")),
+            "{}",
+            m.subject
+        );
         assert!(
             !m.envelope_to.contains("intruso") && !m.cc.iter().any(|c| c.contains("intruso")),
             "{}: envelope {} cc {:?}",
@@ -464,10 +720,16 @@ async fn typed_text_cannot_add_headers_or_recipients(url: String) {
         .iter()
         .find(|m| m.subject.ends_with("Incidencia reportada"))
         .expect("reported message");
-    assert!(reported.text.contains("Bcc: intruso@example.com"), "{}", reported.text);
+    assert!(
+        reported.text.contains("Bcc: intruso@example.com"),
+        "{}",
+        reported.text
+    );
 }
 
 on_both_backends!(
+    a_server_that_never_answers_costs_one_bounded_attempt,
+    smtp_over_starttls_and_tls_with_credentials,
     typed_text_cannot_add_headers_or_recipients,
     a_whole_protocol_run_mails_every_step_to_the_right_people,
     with_smtp_down_for_a_while_every_message_still_arrives_once_in_order,

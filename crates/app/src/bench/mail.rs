@@ -74,6 +74,7 @@ pub async fn mail_bench(args: MailBench) -> Result<i32, StoreError> {
         from: "Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>".into(),
         reply_to: None,
         base_url: "https://incidencias.gob.mx".into(),
+        ca_pem: None,
     };
     let mut outbox_rates = Vec::new();
     let mut direct_rates = Vec::new();

@@ -32,6 +32,8 @@ pub struct ImapSettings {
     pub mailbox: String,
     /// How long one IDLE lasts before it is renewed.
     pub idle_renewal: Duration,
+    /// Extra trusted certificate authorities (PEM) besides the public roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Transport security of the IMAP connection.
@@ -132,6 +134,7 @@ impl ImapSettings {
                 mailbox
             },
             idle_renewal,
+            ca_pem: None,
         })
     }
 }
@@ -170,10 +173,22 @@ impl From<crate::service::ServiceError> for Failure {
     }
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    let roots = tokio_rustls::rustls::RootCertStore::from_iter(
+/// The public roots plus the extra authorities of `ca_pem`.
+fn tls_connector(ca_pem: Option<&[u8]>) -> Result<tokio_rustls::TlsConnector, Failure> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = tokio_rustls::rustls::RootCertStore::from_iter(
         webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
     );
+    if let Some(pem) = ca_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert
+                .map_err(|_| Failure("los certificados de autoridad no son PEM válidos".into()))?;
+            roots
+                .add(cert)
+                .map_err(|e| Failure(format!("certificado de autoridad no utilizable: {e}")))?;
+        }
+    }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -185,13 +200,16 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
                 .with_root_certificates(tokio_rustls::rustls::RootCertStore::empty())
                 .with_no_client_auth()
         });
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-async fn tls(host: &str, tcp: TcpStream) -> Result<Box<dyn Io>, Failure> {
+async fn tls(settings: &ImapSettings, tcp: TcpStream) -> Result<Box<dyn Io>, Failure> {
+    let host = &settings.host;
     let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|_| Failure(format!("nombre de servidor no válido para TLS: {host}")))?;
-    let stream = tls_connector().connect(name, tcp).await?;
+    let stream = tls_connector(settings.ca_pem.as_deref())?
+        .connect(name, tcp)
+        .await?;
     Ok(Box::new(stream))
 }
 
@@ -206,7 +224,7 @@ async fn open(settings: &ImapSettings) -> Result<Session, Failure> {
     let _ = tcp.set_nodelay(true);
     let client = match settings.security {
         Security::Tls => {
-            let mut client = async_imap::Client::new(tls(&settings.host, tcp).await?);
+            let mut client = async_imap::Client::new(tls(settings, tcp).await?);
             greeting(&mut client).await?;
             client
         }
@@ -223,7 +241,7 @@ async fn open(settings: &ImapSettings) -> Result<Session, Failure> {
                 .await
                 .map_err(|e| Failure(format!("el servidor IMAP no aceptó STARTTLS: {e}")))?;
             // No second greeting after STARTTLS (RFC 3501, 6.2.1).
-            async_imap::Client::new(tls(&settings.host, plain.into_inner()).await?)
+            async_imap::Client::new(tls(settings, plain.into_inner()).await?)
         }
     };
     let mut session = client

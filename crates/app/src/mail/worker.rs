@@ -48,6 +48,40 @@ pub struct MailSettings {
     pub reply_to: Option<String>,
     /// Base of the links in the emails.
     pub base_url: String,
+    /// Extra trusted certificate authorities (PEM), for a server whose certificate an
+    /// internal CA signed; the public roots stay trusted.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// The transport for `settings`: lettre reads the URL; an extra CA replaces the TLS
+/// parameters with ones that also trust it, in the same mode the URL asked for.
+fn transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)
+        .map_err(|e| format!("INCIDENCIAS_SMTP_URL no válida: {e}"))?
+        .timeout(Some(Duration::from_secs(20)));
+    if let Some(pem) = &settings.ca_pem {
+        let url = url::Url::parse(&settings.smtp_url)
+            .map_err(|e| format!("INCIDENCIAS_SMTP_URL no válida: {e}"))?;
+        let host = url.host_str().unwrap_or_default().to_string();
+        let cert = Certificate::from_pem(pem)
+            .map_err(|e| format!("los certificados de autoridad no son PEM válidos: {e}"))?;
+        let params = TlsParameters::builder(host)
+            .add_root_certificate(cert)
+            .build()
+            .map_err(|e| format!("configuración TLS no válida: {e}"))?;
+        let tls = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        builder = match (url.scheme(), tls.as_deref()) {
+            ("smtps", _) => builder.tls(Tls::Wrapper(params)),
+            (_, Some("required")) => builder.tls(Tls::Required(params)),
+            (_, Some("opportunistic")) => builder.tls(Tls::Opportunistic(params)),
+            _ => builder,
+        };
+    }
+    Ok(builder.build())
 }
 
 pub struct OutboxWorker {
@@ -58,7 +92,13 @@ pub struct OutboxWorker {
     reply_to: Option<Mailbox>,
     base_url: String,
     owner: String,
+    /// A hard bound on one message's whole SMTP exchange: a server that stops answering
+    /// (lettre's own timeout does not cover every read) costs one attempt, not the worker.
+    send_timeout: Duration,
 }
+
+/// Default bound on one message's SMTP exchange.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Backoff after the `attempts`-th failure: 2, 4, 8... seconds, at most one hour.
 pub fn backoff(attempts: i64) -> SignedDuration {
@@ -72,10 +112,7 @@ impl OutboxWorker {
         clock: Arc<dyn Clock>,
         settings: &MailSettings,
     ) -> Result<OutboxWorker, String> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)
-            .map_err(|e| format!("INCIDENCIAS_SMTP_URL no válida: {e}"))?
-            .timeout(Some(Duration::from_secs(20)))
-            .build();
+        let transport = transport(settings)?;
         let from: Mailbox = settings
             .from
             .parse()
@@ -95,7 +132,14 @@ impl OutboxWorker {
             reply_to,
             base_url: settings.base_url.clone(),
             owner: format!("mail-{}", std::process::id()),
+            send_timeout: SEND_TIMEOUT,
         })
+    }
+
+    /// Another bound on one message's SMTP exchange than [`SEND_TIMEOUT`].
+    pub fn with_send_timeout(mut self, limit: Duration) -> OutboxWorker {
+        self.send_timeout = limit;
+        self
     }
 
     /// The email a row becomes (public for the benchmark's baseline).
@@ -150,12 +194,15 @@ impl OutboxWorker {
                     continue;
                 }
                 let result = match self.message(&row) {
-                    Ok(m) => self
-                        .transport
-                        .send(m)
+                    Ok(m) => match tokio::time::timeout(self.send_timeout, self.transport.send(m))
                         .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
+                    {
+                        Ok(sent) => sent.map(|_| ()).map_err(|e| e.to_string()),
+                        Err(_) => Err(format!(
+                            "el servidor SMTP dejó de responder ({} s sin terminar el envío)",
+                            self.send_timeout.as_secs()
+                        )),
+                    },
                     Err(e) => Err(e),
                 };
                 let now = self.clock.now();
