@@ -13,82 +13,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::api::Api;
+use common::imap::{TestSession, client, count, deliver, settings_for};
 use incidencias::mail::imap::{ImapPoller, ImapSettings};
 use serde_json::json;
 
 const FOLIO: &str = "INC-2026-000001";
-
-fn server_url() -> String {
-    std::env::var("INCIDENCIAS_TEST_IMAP_URL")
-        .unwrap_or_else(|_| "imap://prueba:secreto@127.0.0.1:10143".into())
-}
-
-/// The server's settings with a user of this test's own (a fresh, empty mailbox).
-fn settings_for(test: &str) -> ImapSettings {
-    let mut s = ImapSettings::from_url(&server_url()).expect("INCIDENCIAS_TEST_IMAP_URL");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    s.user = format!("{test}-{nanos}");
-    // Long enough that only IDLE (not a renewal) can explain a prompt pick-up.
-    s.idle_renewal = Duration::from_secs(600);
-    s
-}
-
-type TestSession = async_imap::Session<tokio::net::TcpStream>;
-
-/// The test's own IMAP client (what another mail client, or the MTA's delivery, does).
-/// `None` after a loud notice when no server answers outside CI.
-async fn client(s: &ImapSettings) -> Option<TestSession> {
-    let tcp = match tokio::net::TcpStream::connect((s.host.as_str(), s.port)).await {
-        Ok(t) => t,
-        Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "CI=true and no IMAP server at {}:{} ({e}); .ci/run starts dovecot",
-                    s.host, s.port
-                );
-            }
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: IMAP test needs an IMAP server at {}:{} ({e})\n\
-                 *** set INCIDENCIAS_TEST_IMAP_URL or run .ci/run (CI=true makes this a failure)",
-                s.host,
-                s.port
-            );
-            return None;
-        }
-    };
-    let mut c = async_imap::Client::new(tcp);
-    c.read_response()
-        .await
-        .expect("greeting")
-        .expect("greeting present");
-    let mut session = c
-        .login(&s.user, &s.password)
-        .await
-        .map_err(|(e, _)| e)
-        .expect("test login");
-    session.select("INBOX").await.expect("select INBOX");
-    Some(session)
-}
-
-async fn deliver(session: &mut TestSession, raw: &[u8]) {
-    session
-        .append("INBOX", None, None, raw)
-        .await
-        .expect("APPEND");
-}
-
-async fn count(session: &mut TestSession, criterion: &str) -> usize {
-    session
-        .noop()
-        .await
-        .expect("NOOP (refresh the mailbox view)");
-    session.uid_search(criterion).await.expect("SEARCH").len()
-}
 
 /// Waits up to `limit` until `n` messages of the mailbox are flagged \\Seen.
 async fn seen_within(mailbox: &mut TestSession, n: usize, limit: Duration, what: &str) {
@@ -271,3 +200,33 @@ on_both_backends!(
     replies_are_taken_promptly_in_idle_flagged_seen_and_never_twice,
     a_refused_login_is_retried_and_a_stop_still_ends_it,
 );
+
+/// A server that accepts the connection and never greets (a hung mailbox host): the
+/// poller does not hang the service's shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_is_obeyed_while_the_server_never_answers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            match conn {
+                Ok(c) => held.push(c),
+                Err(_) => return,
+            }
+        }
+    });
+    let db = common::TestDb::sqlite();
+    let api = Api::new(&db.url).await;
+    let settings = ImapSettings::from_url(&format!("imap://mesa:clave@127.0.0.1:{port}/INBOX"))
+        .expect("settings");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(ImapPoller::new(api.service.clone(), settings).run(stopped));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!poller.is_finished(), "still waiting for the greeting");
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(8), poller)
+        .await
+        .expect("the poller stops within 8 s although the server never answered")
+        .expect("ended cleanly");
+}

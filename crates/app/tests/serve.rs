@@ -1,6 +1,7 @@
 //! The binary as a newcomer and an operator run it: `demo` serves seeded data whose
 //! printed credentials work; `serve` refuses a second server on one SQLite file and
-//! stops cleanly on SIGTERM.
+//! stops cleanly on SIGTERM; the mailbox named by INCIDENCIAS_IMAP_URL is read, and a
+//! malformed one stops the start.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -9,9 +10,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 fn spawn(dir: &std::path::Path, args: &[&str]) -> Child {
+    spawn_with(dir, args, &[])
+}
+
+fn spawn_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_incidencias"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env_remove("INCIDENCIAS_DATABASE_URL")
         .env("INCIDENCIAS_LOG", "warn")
@@ -196,4 +204,92 @@ fn a_second_server_on_one_sqlite_database_is_refused() {
         "{err}"
     );
     assert_eq!(terminate(&mut first), Some(0));
+}
+
+/// The help desk's mailbox configured by INCIDENCIAS_IMAP_URL: a message waiting there is
+/// taken by the running service (listed for the help desk), and SIGTERM still stops it
+/// cleanly while it sits in IDLE.
+#[test]
+fn the_service_reads_the_help_desk_mailbox_named_by_incidencias_imap_url() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let settings = common::imap::settings_for("serve");
+    let Some(mut mailbox) = rt.block_on(common::imap::client(&settings)) else {
+        return;
+    };
+    let message = b"From: Ciudadano <ciudadano@ejemplo.com>\r\nTo: mesa@ugd.gob.mx\r\n\
+                    Subject: No puedo pagar mi derecho\r\nMessage-ID: <c-1@ejemplo.com>\r\n\r\n\
+                    El pago en linea no funciona.\r\n";
+    rt.block_on(common::imap::deliver(&mut mailbox, message));
+    let imap_url = format!(
+        "imap://{}:{}@{}:{}/INBOX",
+        settings.user, settings.password, settings.host, settings.port
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = spawn_with(
+        dir.path(),
+        &["demo", "--bind", "127.0.0.1:0"],
+        &[("INCIDENCIAS_IMAP_URL", imap_url.as_str())],
+    );
+    let lines = read_until(&mut child, |l| l.iter().any(|x| x.starts_with("Ejemplo:")));
+    let url = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("incidencias (demostración) en http://"))
+        .expect("the URL is printed")
+        .to_string();
+    let helpdesk = lines
+        .iter()
+        .find(|l| l.starts_with("mesa@ugd.gob.mx"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .expect("the help desk's token is printed")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let triage = loop {
+        let (status, body) = http(
+            &url,
+            "GET",
+            "/api/v1/inbound-email?outcome=triage",
+            Some(&helpdesk),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let list: Value = serde_json::from_str(&body).expect("json");
+        if list.as_array().is_some_and(|a| !a.is_empty()) {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mailbox was not read in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(triage[0]["subject"], "No puedo pagar mi derecho");
+    assert_eq!(triage[0]["sender"], "ciudadano@ejemplo.com");
+    assert_eq!(
+        terminate(&mut child),
+        Some(0),
+        "stops cleanly while in IDLE"
+    );
+    let seen = rt.block_on(common::imap::count(&mut mailbox, "SEEN"));
+    assert_eq!(seen, 1, "the message was flagged as read");
+}
+
+#[test]
+fn a_malformed_imap_url_stops_the_start_with_a_spanish_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_incidencias"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("INCIDENCIAS_DATABASE_URL")
+        .env("INCIDENCIAS_IMAP_URL", "pop3://mesa:clave@correo.gob.mx")
+        .output()
+        .expect("run serve");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("INCIDENCIAS_IMAP_URL") && err.contains("imap:// o imaps://"),
+        "{err}"
+    );
+    assert!(!err.contains("clave"), "the password is not echoed: {err}");
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.contains("escuchando"), "nothing was served: {out}");
 }

@@ -10,6 +10,7 @@
 //! with a growing pause (1 s up to a minute).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -267,6 +268,22 @@ async fn greeting<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug>(
     Ok(())
 }
 
+/// How long one IMAP exchange (opening, a search, reading one message) may take before
+/// the connection is given up and opened again.
+const EXCHANGE_LIMIT: Duration = Duration::from_secs(120);
+
+/// `work` within [`EXCHANGE_LIMIT`], or a failure naming `what`.
+async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> Result<T, Failure> {
+    tokio::time::timeout(EXCHANGE_LIMIT, work)
+        .await
+        .map_err(|_| {
+            Failure(format!(
+                "el servidor IMAP no respondió en {} s al {what}",
+                EXCHANGE_LIMIT.as_secs()
+            ))
+        })
+}
+
 /// The IMAP side of inbound mail, one per serving process.
 pub struct ImapPoller {
     service: Service,
@@ -280,32 +297,46 @@ impl ImapPoller {
 
     /// Takes every unread message now, in arrival order; returns how many.
     async fn take_unread(&self, session: &mut Session) -> Result<usize, Failure> {
-        let mut uids: Vec<u32> = session.uid_search("UNSEEN").await?.into_iter().collect();
+        let mut uids: Vec<u32> = bounded("buscar correos no leídos", session.uid_search("UNSEEN"))
+            .await??
+            .into_iter()
+            .collect();
         uids.sort_unstable();
         for uid in &uids {
-            let fetched: Vec<_> = session
-                .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-                .await?
-                .try_collect()
-                .await?;
+            let fetched: Vec<_> = bounded("leer un correo", async {
+                session
+                    .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await??;
             let Some(raw) = fetched.iter().find_map(|f| f.body().map(<[u8]>::to_vec)) else {
                 // Expunged by someone else in between: nothing to take.
                 continue;
             };
             let outcome = self.service.ingest_or_triage(&raw).await?;
             tracing::debug!(uid, outcome = %outcome.outcome, "correo IMAP tomado");
-            let _: Vec<_> = session
-                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
-                .await?
-                .try_collect()
-                .await?;
+            let _: Vec<_> = bounded("marcar un correo como leído", async {
+                session
+                    .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await??;
         }
         Ok(uids.len())
     }
 
     /// One session: take what is unread, wait in IDLE, repeat, until `stop`.
-    async fn session(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Failure> {
-        let mut session = open(&self.settings).await?;
+    async fn session(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+        opened: &mut bool,
+    ) -> Result<(), Failure> {
+        let mut session = bounded("abrir el buzón", open(&self.settings)).await??;
+        *opened = true;
         tracing::info!(
             host = %self.settings.host,
             mailbox = %self.settings.mailbox,
@@ -314,7 +345,7 @@ impl ImapPoller {
         loop {
             self.take_unread(&mut session).await?;
             let mut idle = session.idle();
-            idle.init().await?;
+            bounded("iniciar IDLE", idle.init()).await??;
             let stopping = {
                 let (wait, _interrupt) = idle.wait_with_timeout(self.settings.idle_renewal);
                 tokio::select! {
@@ -327,7 +358,7 @@ impl ImapPoller {
                     _ = stop.wait_for(|s| *s) => true,
                 }
             };
-            session = idle.done().await?;
+            session = bounded("terminar IDLE", idle.done()).await??;
             if stopping {
                 let _ = session.logout().await;
                 return Ok(());
@@ -335,17 +366,38 @@ impl ImapPoller {
         }
     }
 
-    /// Runs until `stop` turns true, reconnecting after any failure.
+    /// Runs until `stop` turns true, reconnecting after any failure. A stop is obeyed at
+    /// any moment: a session in IDLE leaves it and logs out; one stuck elsewhere (a server
+    /// that stopped answering) gets five seconds, then is dropped: what it had taken is
+    /// recorded, and what it had not flagged is read again (and recognised) next time.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut failures = 0u32;
         loop {
             if *stop.borrow() {
                 return;
             }
-            match self.session(&mut stop).await {
+            let mut opened = false;
+            let mut inner_stop = stop.clone();
+            let result = {
+                let session = self.session(&mut inner_stop, &mut opened);
+                tokio::pin!(session);
+                tokio::select! {
+                    r = &mut session => r,
+                    () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), &mut session).await;
+                        return;
+                    }
+                }
+            };
+            match result {
                 Ok(()) => return,
                 Err(e) => {
-                    failures = failures.saturating_add(1);
+                    // A session that worked for a while starts the pauses over.
+                    failures = if opened {
+                        1
+                    } else {
+                        failures.saturating_add(1)
+                    };
                     let pause =
                         Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60));
                     tracing::warn!(error = %e, pause_s = pause.as_secs(), "buzón IMAP: se reintentará");

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod imap;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
