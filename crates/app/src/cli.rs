@@ -119,17 +119,30 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     fn ca_pem(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.tls_ca_file
-            .as_ref()
-            .map(|path| {
-                std::fs::read(path).map_err(|e| {
-                    StoreError::Invalid(format!(
-                        "INCIDENCIAS_TLS_CA_FILE: no se pudo leer {}: {e}",
-                        path.display()
-                    ))
-                })
-            })
-            .transpose()
+        let Some(path) = &self.tls_ca_file else {
+            return Ok(None);
+        };
+        let invalid = |e: String| {
+            StoreError::Invalid(format!("INCIDENCIAS_TLS_CA_FILE ({}): {e}", path.display()))
+        };
+        let pem = std::fs::read(path).map_err(|e| invalid(format!("no se pudo leer: {e}")))?;
+        crate::mail::ca_certificates(&pem).map_err(invalid)?;
+        Ok(Some(pem))
+    }
+
+    /// Every mail setting checked before anything is served: a mistake stops the start
+    /// with its reason instead of leaving mail silently off.
+    fn check_mail(&self) -> Result<(), StoreError> {
+        self.imap()?;
+        if let Some(settings) = self.mail(
+            "127.0.0.1:8080"
+                .parse()
+                .map_err(|_| StoreError::Invalid("dirección interna no válida".into()))?,
+        )? {
+            crate::mail::worker::check_settings(&settings)
+                .map_err(|e| StoreError::Invalid(format!("correo: {e}")))?;
+        }
+        Ok(())
     }
 
     /// The IMAP mailbox, if configured; a malformed address stops the start-up.
@@ -567,12 +580,17 @@ async fn create_user(
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INCIDENCIAS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // async-imap traces every command, LOGIN with its password included: never below warn.
+    let filter = match "async_imap=warn".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    };
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }
 
 async fn serve_on(store: Store, args: &ServeArgs) -> Result<i32, StoreError> {
     init_logs();
-    args.imap()?;
+    args.check_mail()?;
     store.claim_for_serving()?;
     let listener = listen(&args.bind).await?;
     let addr = listener.local_addr()?;
@@ -613,7 +631,7 @@ async fn serve_until_signal(
 /// A fresh demo database next to the default one (or the SQLite file named by the URL
 /// with `-demo` appended), seeded, then served.
 async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
-    args.imap()?;
+    args.check_mail()?;
     let demo_url = if url == DEFAULT_DATABASE_URL {
         "sqlite://./data/demo.db".to_string()
     } else if url.starts_with("sqlite:") {

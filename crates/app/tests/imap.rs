@@ -196,7 +196,65 @@ async fn a_refused_login_is_retried_and_a_stop_still_ends_it(url: String) {
     let _ = mailbox.logout().await;
 }
 
+/// An 11 MB message is not downloaded into the service: its header goes to triage with
+/// the reason, it is flagged, and the message after it is taken as usual.
+async fn an_oversized_message_goes_to_triage_and_the_next_one_is_taken(url: String) {
+    let settings = settings_for("grande");
+    let Some(mut mailbox) = client(&settings).await else {
+        return;
+    };
+    let api = Api::new(&url).await;
+    let mut huge = b"From: Ciudadano <ciudadano@ejemplo.com>\r\nTo: mesa@ugd.gob.mx\r\n\
+                     Subject: Anexos del expediente\r\n\r\n"
+        .to_vec();
+    for _ in 0..(11 * 1024 * 1024 / 76) {
+        huge.extend_from_slice(&[b'A'; 74]);
+        huge.extend_from_slice(b"\r\n");
+    }
+    deliver(&mut mailbox, &huge).await;
+    deliver(
+        &mut mailbox,
+        b"From: otra@ejemplo.com\r\nTo: mesa@ugd.gob.mx\r\nSubject: Consulta\r\n\r\nHola\r\n",
+    )
+    .await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(ImapPoller::new(api.service.clone(), settings).run(stopped));
+    seen_within(
+        &mut mailbox,
+        2,
+        Duration::from_secs(30),
+        "both messages are taken",
+    )
+    .await;
+    let triage = api
+        .store
+        .list_inbound(Some("triage"), None, 10)
+        .await
+        .expect("list inbound");
+    assert_eq!(triage.len(), 2, "{triage:?}");
+    let big = triage
+        .iter()
+        .find(|r| r.record.subject == "Anexos del expediente")
+        .expect("the oversized message is listed by its subject");
+    assert_eq!(big.record.sender, "ciudadano@ejemplo.com");
+    assert!(
+        big.record
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("excede el máximo de 10 MB")),
+        "{:?}",
+        big.record.reason
+    );
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(5), poller)
+        .await
+        .expect("stops")
+        .expect("ended cleanly");
+    let _ = mailbox.logout().await;
+}
+
 on_both_backends!(
+    an_oversized_message_goes_to_triage_and_the_next_one_is_taken,
     replies_are_taken_promptly_in_idle_flagged_seen_and_never_twice,
     a_refused_login_is_retried_and_a_stop_still_ends_it,
 );

@@ -299,7 +299,47 @@ async fn malformed_input_changes_nothing(url: String) {
     }
 }
 
+/// The same message taken eight times at once (two instances reading one mailbox, the
+/// MTA pipe and IMAP both delivering): one action, one record, every answer the same.
+async fn the_same_message_taken_concurrently_acts_once(url: String) {
+    let (api, before) = notified(&url).await;
+    let ack = read("01-outlook-ack.eml");
+    let new_report = read("27-header-injection-new-incident.eml");
+    for (raw, outcome) in [(ack, "acknowledged"), (new_report, "new_incident")] {
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (service, raw) = (api.service.clone(), raw.clone());
+            tasks.push(tokio::spawn(async move { service.ingest(&raw).await }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.expect("task").expect("ingest"));
+        }
+        assert!(
+            answers
+                .iter()
+                .all(|a| a == &answers[0] && a.outcome == outcome),
+            "{outcome}: {answers:?}"
+        );
+    }
+    let after = api.incident(FOLIO).await;
+    assert_eq!(after["state"], "in_correction");
+    assert_eq!(
+        after["version"].as_u64(),
+        before["version"].as_u64().map(|v| v + 1),
+        "acknowledged once"
+    );
+    assert_eq!(api.total().await, 2, "one new incident, not eight");
+    let received = api
+        .store
+        .list_inbound(None, None, 100)
+        .await
+        .expect("list inbound");
+    assert_eq!(received.len(), 2, "one record per message: {received:?}");
+}
+
 on_both_backends!(
+    the_same_message_taken_concurrently_acts_once,
     corpus_outcomes,
     oversized_message_is_refused,
     malformed_input_changes_nothing

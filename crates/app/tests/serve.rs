@@ -293,3 +293,27 @@ fn a_malformed_imap_url_stops_the_start_with_a_spanish_message() {
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(!out.contains("escuchando"), "nothing was served: {out}");
 }
+
+#[test]
+fn a_ca_file_without_certificates_stops_the_start_with_a_spanish_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = dir.path().join("autoridad.pem");
+    std::fs::write(&ca, "esto no es un certificado\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_incidencias"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("INCIDENCIAS_DATABASE_URL")
+        .env("INCIDENCIAS_SMTP_URL", "smtp://127.0.0.1:2525?tls=required")
+        .env("INCIDENCIAS_TLS_CA_FILE", &ca)
+        .output()
+        .expect("run serve");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("INCIDENCIAS_TLS_CA_FILE")
+            && err.contains("autoridad.pem")
+            && err.contains("no contiene ningún certificado PEM"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("escuchando"));
+}

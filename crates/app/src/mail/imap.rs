@@ -82,7 +82,7 @@ impl ImapSettings {
                 ));
             }
         };
-        let mut idle_renewal = Duration::from_secs(25 * 60);
+        let mut idle_renewal = Duration::from_secs(10 * 60);
         for (name, value) in url.query_pairs() {
             match (name.as_ref(), value.as_ref()) {
                 ("tls", "required") if security == Security::Plain => security = Security::StartTls,
@@ -176,15 +176,11 @@ impl From<crate::service::ServiceError> for Failure {
 
 /// The public roots plus the extra authorities of `ca_pem`.
 fn tls_connector(ca_pem: Option<&[u8]>) -> Result<tokio_rustls::TlsConnector, Failure> {
-    use tokio_rustls::rustls::pki_types::CertificateDer;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
     let mut roots = tokio_rustls::rustls::RootCertStore::from_iter(
         webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
     );
     if let Some(pem) = ca_pem {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert
-                .map_err(|_| Failure("los certificados de autoridad no son PEM válidos".into()))?;
+        for cert in super::ca_certificates(pem).map_err(Failure)? {
             roots
                 .add(cert)
                 .map_err(|e| Failure(format!("certificado de autoridad no utilizable: {e}")))?;
@@ -193,14 +189,9 @@ fn tls_connector(ca_pem: Option<&[u8]>) -> Result<tokio_rustls::TlsConnector, Fa
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .unwrap_or_else(|_| {
-            // The ring provider always supports the default versions; keep a working
-            // TLS 1.3-only config rather than fail if that ever changes.
-            tokio_rustls::rustls::ClientConfig::builder()
-                .with_root_certificates(tokio_rustls::rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        });
+        .map_err(|e| Failure(format!("configuración TLS no válida: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
@@ -288,48 +279,139 @@ async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> Result<T, Fail
 pub struct ImapPoller {
     service: Service,
     settings: ImapSettings,
+    /// Messages (by UID) whose processing failed for a passing reason, and how often: after
+    /// [`MAX_TRIES`] they go to triage instead of holding up the mailbox.
+    failed: std::sync::Mutex<std::collections::HashMap<u32, u32>>,
 }
+
+/// How often a message may fail for a passing reason before it is put in triage.
+const MAX_TRIES: u32 = 3;
+
+/// How often a server without IDLE is asked for new mail.
+const POLL_WITHOUT_IDLE: Duration = Duration::from_secs(60);
 
 impl ImapPoller {
     pub fn new(service: Service, settings: ImapSettings) -> ImapPoller {
-        ImapPoller { service, settings }
-    }
-
-    /// Takes every unread message now, in arrival order; returns how many.
-    async fn take_unread(&self, session: &mut Session) -> Result<usize, Failure> {
-        let mut uids: Vec<u32> = bounded("buscar correos no leídos", session.uid_search("UNSEEN"))
-            .await??
-            .into_iter()
-            .collect();
-        uids.sort_unstable();
-        for uid in &uids {
-            let fetched: Vec<_> = bounded("leer un correo", async {
-                session
-                    .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-                    .await?
-                    .try_collect()
-                    .await
-            })
-            .await??;
-            let Some(raw) = fetched.iter().find_map(|f| f.body().map(<[u8]>::to_vec)) else {
-                // Expunged by someone else in between: nothing to take.
-                continue;
-            };
-            let outcome = self.service.ingest_or_triage(&raw).await?;
-            tracing::debug!(uid, outcome = %outcome.outcome, "correo IMAP tomado");
-            let _: Vec<_> = bounded("marcar un correo como leído", async {
-                session
-                    .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
-                    .await?
-                    .try_collect()
-                    .await
-            })
-            .await??;
+        ImapPoller {
+            service,
+            settings,
+            failed: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
-        Ok(uids.len())
     }
 
-    /// One session: take what is unread, wait in IDLE, repeat, until `stop`.
+    /// Failures so far of `uid`, this one counted.
+    fn count_failure(&self, uid: u32) -> u32 {
+        match self.failed.lock() {
+            Ok(mut failed) => {
+                let n = failed.entry(uid).or_insert(0);
+                *n += 1;
+                *n
+            }
+            Err(_) => MAX_TRIES,
+        }
+    }
+
+    /// One message: its bytes (or, over the size limit, its header only) through ingest.
+    async fn take(&self, session: &mut Session, uid: u32) -> Result<bool, Failure> {
+        let uid_text = uid.to_string();
+        let sizes: Vec<_> = bounded("medir un correo", async {
+            session
+                .uid_fetch(&uid_text, "RFC822.SIZE")
+                .await?
+                .try_collect()
+                .await
+        })
+        .await??;
+        let Some(size) = sizes.iter().find_map(|f| f.size) else {
+            // Expunged by someone else in between: nothing to take.
+            return Ok(false);
+        };
+        let limit = crate::mail::inbound::MAX_MESSAGE_BYTES;
+        let part = if size as usize > limit {
+            "BODY.PEEK[HEADER]"
+        } else {
+            "BODY.PEEK[]"
+        };
+        let fetched: Vec<_> = bounded("leer un correo", async {
+            session
+                .uid_fetch(&uid_text, part)
+                .await?
+                .try_collect()
+                .await
+        })
+        .await??;
+        let Some(raw) = fetched
+            .iter()
+            .find_map(|f| f.header().or_else(|| f.body()).map(<[u8]>::to_vec))
+        else {
+            return Ok(false);
+        };
+        let taken = if size as usize > limit {
+            let reason = format!(
+                "el mensaje mide {:.1} MB y excede el máximo de {} MB; quedó en el buzón sin procesar",
+                f64::from(size) / 1_048_576.0,
+                limit / 1_048_576
+            );
+            self.service.triage_unprocessable(&raw, &reason).await
+        } else {
+            match self.service.ingest_or_triage(&raw).await {
+                Err(crate::service::ServiceError::Unavailable) => {
+                    return Err(Failure("la base de datos no está disponible".into()));
+                }
+                Err(e) if self.count_failure(uid) >= MAX_TRIES => {
+                    let reason = format!("no se pudo procesar tras {MAX_TRIES} intentos: {e}");
+                    self.service.triage_unprocessable(&raw, &reason).await
+                }
+                other => other,
+            }
+        };
+        let outcome = taken?;
+        tracing::debug!(uid, outcome = %outcome.outcome, "correo IMAP tomado");
+        let _: Vec<_> = bounded("marcar un correo como leído", async {
+            session
+                .uid_store(&uid_text, "+FLAGS.SILENT (\\Seen)")
+                .await?
+                .try_collect()
+                .await
+        })
+        .await??;
+        Ok(true)
+    }
+
+    /// Takes every unread message now, in arrival order, until none is left (mail that
+    /// arrives meanwhile is announced while we work, not in the IDLE that follows).
+    async fn take_unread(&self, session: &mut Session) -> Result<usize, Failure> {
+        let mut taken = 0;
+        loop {
+            // What the server announced so far is covered by the search below.
+            while session.unsolicited_responses.try_recv().is_ok() {}
+            let mut uids: Vec<u32> =
+                bounded("buscar correos no leídos", session.uid_search("UNSEEN"))
+                    .await??
+                    .into_iter()
+                    .collect();
+            uids.sort_unstable();
+            for uid in &uids {
+                if self.take(session, *uid).await? {
+                    taken += 1;
+                }
+            }
+            let mut announced = false;
+            while let Ok(response) = session.unsolicited_responses.try_recv() {
+                announced |= matches!(
+                    response,
+                    async_imap::types::UnsolicitedResponse::Exists(_)
+                        | async_imap::types::UnsolicitedResponse::Recent(_)
+                );
+            }
+            if !announced || uids.is_empty() {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// One session: take what is unread, wait in IDLE (or, on a server without it, a
+    /// minute), repeat, until `stop`.
     async fn session(
         &self,
         stop: &mut watch::Receiver<bool>,
@@ -337,13 +419,29 @@ impl ImapPoller {
     ) -> Result<(), Failure> {
         let mut session = bounded("abrir el buzón", open(&self.settings)).await??;
         *opened = true;
+        let idle_supported = bounded("consultar las capacidades", session.capabilities())
+            .await??
+            .has_str("IDLE");
         tracing::info!(
             host = %self.settings.host,
             mailbox = %self.settings.mailbox,
+            idle = idle_supported,
             "buzón IMAP abierto; esperando correos"
         );
         loop {
             self.take_unread(&mut session).await?;
+            if !idle_supported {
+                let stopping = tokio::select! {
+                    () = tokio::time::sleep(POLL_WITHOUT_IDLE) => false,
+                    _ = stop.wait_for(|s| *s) => true,
+                };
+                if stopping {
+                    let _ = session.logout().await;
+                    return Ok(());
+                }
+                bounded("consultar el buzón", session.noop()).await??;
+                continue;
+            }
             let mut idle = session.idle();
             bounded("iniciar IDLE", idle.init()).await??;
             let stopping = {
@@ -355,6 +453,8 @@ impl ImapPoller {
                             | IdleResponse::ManualInterrupt => false,
                         }
                     }
+                    // Keep-alives reset the inactivity timeout above: renew on the clock too.
+                    () = tokio::time::sleep(self.settings.idle_renewal) => false,
                     _ = stop.wait_for(|s| *s) => true,
                 }
             };

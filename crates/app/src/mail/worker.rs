@@ -53,6 +53,29 @@ pub struct MailSettings {
     pub ca_pem: Option<Vec<u8>>,
 }
 
+/// Checks `settings` (URL, CA file, From, Reply-To) without connecting.
+pub fn check_settings(settings: &MailSettings) -> Result<(), String> {
+    transport(settings)?;
+    addresses(settings)?;
+    Ok(())
+}
+
+/// From and Reply-To of `settings`, parsed.
+fn addresses(settings: &MailSettings) -> Result<(Mailbox, Option<Mailbox>), String> {
+    let from: Mailbox = settings
+        .from
+        .parse()
+        .map_err(|e| format!("remitente no válido «{}»: {e}", settings.from))?;
+    let reply_to = match &settings.reply_to {
+        Some(r) => Some(
+            r.parse()
+                .map_err(|e| format!("Reply-To no válido «{r}»: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok((from, reply_to))
+}
+
 /// The transport for `settings`: lettre reads the URL; an extra CA replaces the TLS
 /// parameters with ones that also trust it, in the same mode the URL asked for.
 fn transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
@@ -64,6 +87,7 @@ fn transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executo
         let url = url::Url::parse(&settings.smtp_url)
             .map_err(|e| format!("INCIDENCIAS_SMTP_URL no válida: {e}"))?;
         let host = url.host_str().unwrap_or_default().to_string();
+        super::ca_certificates(pem)?;
         let cert = Certificate::from_pem(pem)
             .map_err(|e| format!("los certificados de autoridad no son PEM válidos: {e}"))?;
         let params = TlsParameters::builder(host)
@@ -87,7 +111,10 @@ fn transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executo
 pub struct OutboxWorker {
     store: Store,
     clock: Arc<dyn Clock>,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Replaced after a timed-out send: its pooled connection may still owe a reply, and
+    /// reusing it could pair answers with the wrong commands.
+    transport: std::sync::Mutex<AsyncSmtpTransport<Tokio1Executor>>,
+    settings: MailSettings,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     base_url: String,
@@ -113,21 +140,12 @@ impl OutboxWorker {
         settings: &MailSettings,
     ) -> Result<OutboxWorker, String> {
         let transport = transport(settings)?;
-        let from: Mailbox = settings
-            .from
-            .parse()
-            .map_err(|e| format!("remitente no válido «{}»: {e}", settings.from))?;
-        let reply_to = match &settings.reply_to {
-            Some(r) => Some(
-                r.parse()
-                    .map_err(|e| format!("Reply-To no válido «{r}»: {e}"))?,
-            ),
-            None => None,
-        };
+        let (from, reply_to) = addresses(settings)?;
         Ok(OutboxWorker {
             store,
             clock,
-            transport,
+            transport: std::sync::Mutex::new(transport),
+            settings: settings.clone(),
             from,
             reply_to,
             base_url: settings.base_url.clone(),
@@ -171,39 +189,78 @@ impl OutboxWorker {
             .map_err(|e| format!("no se pudo armar el correo: {e}"))
     }
 
+    fn current_transport(&self) -> Option<AsyncSmtpTransport<Tokio1Executor>> {
+        self.transport.lock().ok().map(|t| t.clone())
+    }
+
+    /// A fresh transport (new connections) in place of one whose connection hung.
+    fn renew_transport(&self) {
+        match transport(&self.settings) {
+            Ok(fresh) => {
+                if let Ok(mut t) = self.transport.lock() {
+                    *t = fresh;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "no se pudo renovar la conexión SMTP"),
+        }
+    }
+
+    /// How long claimed rows stay ours: room for a minute of sending plus one send that
+    /// runs into the time limit, so no row is claimed by another instance while we work.
+    fn lease(&self) -> Duration {
+        self.send_timeout * 2 + Duration::from_secs(60)
+    }
+
     /// Sends everything due now; returns how many were sent.
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut sent = 0;
         loop {
             let now = self.clock.now();
+            let lease = self.lease();
             let rows = self
                 .store
-                .claim_outbox(&self.owner, now, now + SignedDuration::from_secs(60), 100)
+                .claim_outbox(
+                    &self.owner,
+                    now,
+                    now + SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_mins(3)),
+                    100,
+                )
                 .await?;
             if rows.is_empty() {
                 return Ok(sent);
             }
+            let claimed = std::time::Instant::now();
+            let mut hung = false;
             // An incident whose earlier mail failed keeps its later mail back: per incident,
             // messages arrive in order.
             let mut blocked: HashSet<String> = HashSet::new();
             let mut progressed = false;
             for row in rows {
                 let folio = row.folio.clone().unwrap_or_default();
-                if blocked.contains(&folio) {
+                // Rows go back to the queue, not to another sender, when this batch could
+                // outlive its lease, when the server hung, or behind a failed row.
+                let out_of_time =
+                    claimed.elapsed() + self.send_timeout + Duration::from_secs(10) > lease;
+                if hung || out_of_time || blocked.contains(&folio) {
                     self.store.outbox_release(row.id).await?;
                     continue;
                 }
-                let result = match self.message(&row) {
-                    Ok(m) => match tokio::time::timeout(self.send_timeout, self.transport.send(m))
-                        .await
-                    {
-                        Ok(sent) => sent.map(|_| ()).map_err(|e| e.to_string()),
-                        Err(_) => Err(format!(
-                            "el servidor SMTP dejó de responder ({} s sin terminar el envío)",
-                            self.send_timeout.as_secs()
-                        )),
-                    },
-                    Err(e) => Err(e),
+                let result = match (self.message(&row), self.current_transport()) {
+                    (Ok(m), Some(transport)) => {
+                        match tokio::time::timeout(self.send_timeout, transport.send(m)).await {
+                            Ok(sent) => sent.map(|_| ()).map_err(|e| e.to_string()),
+                            Err(_) => {
+                                hung = true;
+                                self.renew_transport();
+                                Err(format!(
+                                    "el servidor SMTP dejó de responder ({} s sin terminar el envío)",
+                                    self.send_timeout.as_secs()
+                                ))
+                            }
+                        }
+                    }
+                    (Ok(_), None) => Err("la conexión SMTP no está disponible".into()),
+                    (Err(e), _) => Err(e),
                 };
                 let now = self.clock.now();
                 match result {
@@ -227,7 +284,7 @@ impl OutboxWorker {
                     }
                 }
             }
-            if !progressed {
+            if !progressed || hung {
                 return Ok(sent);
             }
         }

@@ -4,7 +4,7 @@
 
 use incidencias_core::{Channel, Command, Email, Folio, IncidentKind, IncidentState, Role};
 
-use super::{Caller, NewIncidentInput, Service, ServiceError};
+use super::{Caller, IdemRequest, NewIncidentInput, Service, ServiceError};
 use crate::mail::inbound::{Inbound, InboundError, intents, read};
 use crate::mail::render::header_safe;
 
@@ -34,6 +34,34 @@ fn clean(text: &str, max: usize) -> String {
         .collect::<String>()
         .trim()
         .to_string()
+}
+
+/// Failures that the same message would meet again.
+fn is_permanent(e: &ServiceError) -> bool {
+    !matches!(
+        e,
+        ServiceError::Unavailable | ServiceError::Internal(_) | ServiceError::Conflict(_)
+    )
+}
+
+/// A failure as the triage queue shows it (in Spanish).
+fn reason_of(e: &ServiceError) -> String {
+    match e {
+        ServiceError::Invalid(errors) => errors
+            .iter()
+            .map(|e| e.message.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => format!("no se pudo procesar: {other}"),
+    }
+}
+
+/// The idempotency key of what a received message does: one message, one action.
+fn once(digest: &str) -> Option<IdemRequest> {
+    Some(IdemRequest {
+        key: format!("correo:{digest}"),
+        request_hash: digest.to_string(),
+    })
 }
 
 fn guess_kind(text: &str) -> IncidentKind {
@@ -72,7 +100,7 @@ impl Service {
                 "no se pudo leer como correo: faltan los encabezados o el remitente",
             ),
         })?;
-        let result = self.route(&message).await?;
+        let result = self.route(&message, &digest).await?;
         self.store
             .record_inbound(crate::store::InboundRecord {
                 received_at: self.now(),
@@ -92,39 +120,46 @@ impl Service {
         Ok(result)
     }
 
-    /// For a mailbox that cannot answer back (IMAP): a message that cannot be taken (too
-    /// large, unreadable) is kept in the triage queue with the reason instead of refused,
-    /// so it is seen by the help desk and never read again. Store errors still fail.
+    /// For a mailbox that cannot answer back (IMAP): a message that cannot be taken for a
+    /// reason that will not change (too large, unreadable, refused by the protocol) is kept
+    /// in the triage queue with the reason instead of refused, so the help desk sees it and
+    /// it is never read again. Passing failures (the database) still fail, to be retried.
     pub async fn ingest_or_triage(&self, raw: &[u8]) -> Result<InboundOutcome, ServiceError> {
         match self.ingest(raw).await {
-            Err(ServiceError::Invalid(errors)) => {
-                let reason = errors
-                    .iter()
-                    .map(|e| e.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let (sender, subject) = crate::mail::inbound::best_effort_headers(raw);
-                self.store
-                    .record_inbound(crate::store::InboundRecord {
-                        received_at: self.now(),
-                        message_id: None,
-                        sender: header_safe(&sender, 300),
-                        subject: header_safe(&subject, 500),
-                        folio: None,
-                        outcome: "triage".into(),
-                        reason: Some(reason.clone()),
-                        excerpt: String::new(),
-                        raw_sha256: Some(crate::store::chain::sha256_hex(raw)),
-                    })
-                    .await?;
-                tracing::warn!(%sender, %reason, "correo recibido que no se pudo leer; queda en revisión");
-                Ok(outcome("triage", None, Some(&reason)))
-            }
+            Err(e) if is_permanent(&e) => self.triage_unprocessable(raw, &reason_of(&e)).await,
             other => other,
         }
     }
 
-    async fn route(&self, m: &Inbound) -> Result<InboundOutcome, ServiceError> {
+    /// Keeps a message that could not be processed in the triage queue, with `reason`.
+    pub async fn triage_unprocessable(
+        &self,
+        raw: &[u8],
+        reason: &str,
+    ) -> Result<InboundOutcome, ServiceError> {
+        let (sender, subject) = crate::mail::inbound::best_effort_headers(raw);
+        self.store
+            .record_inbound(crate::store::InboundRecord {
+                received_at: self.now(),
+                message_id: None,
+                sender: header_safe(&sender, 300),
+                subject: header_safe(&subject, 500),
+                folio: None,
+                outcome: "triage".into(),
+                reason: Some(reason.to_string()),
+                excerpt: String::new(),
+                raw_sha256: Some(crate::store::chain::sha256_hex(raw)),
+            })
+            .await?;
+        tracing::warn!(%sender, %reason, "correo recibido que no se pudo procesar; queda en revisión");
+        Ok(outcome("triage", None, Some(reason)))
+    }
+
+    /// Routes a message; whatever it does to an incident carries the message's hash as its
+    /// idempotency key, stored in the same transaction as the change: the same message
+    /// taken twice (concurrently, or again after a crash before it was recorded here)
+    /// replays the first answer instead of acting again.
+    async fn route(&self, m: &Inbound, digest: &str) -> Result<InboundOutcome, ServiceError> {
         let folio_text = m.folio.as_deref();
         if m.auto_reply {
             return Ok(outcome("triage", folio_text, Some("respuesta automática")));
@@ -135,7 +170,7 @@ impl Service {
         }
         .filter(|u| u.active && u.role == Role::Agency);
         let Some(folio_text) = folio_text else {
-            return self.new_report(m, user).await;
+            return self.new_report(m, user, digest).await;
         };
         let Ok(folio) = Folio::parse(folio_text) else {
             return Ok(outcome("triage", Some(folio_text), Some("folio no válido")));
@@ -166,6 +201,16 @@ impl Service {
         }
         let caller = Caller { user };
         let (ack, resolved) = intents(&m.new_text);
+        // This very message may have acted already (taken concurrently, or before a crash
+        // kept it from being recorded): its answer stands, whatever the state is now.
+        if (ack || resolved) && self.replay(&caller, &once(digest)).await?.is_some() {
+            let done = if ack {
+                "acknowledged"
+            } else {
+                "resolution_notified"
+            };
+            return Ok(outcome(done, Some(folio_text), None));
+        }
         let (command, done) = match (ack, resolved) {
             (true, true) => {
                 return Ok(outcome(
@@ -185,7 +230,7 @@ impl Service {
             ),
             _ => return Ok(outcome("recorded", Some(folio_text), None)),
         };
-        match self.act(&caller, folio, command, None).await {
+        match self.act(&caller, folio, command, once(digest)).await {
             Ok(_) => Ok(outcome(done, Some(folio_text), None)),
             Err(
                 e @ (ServiceError::InvalidTransition { .. }
@@ -202,6 +247,7 @@ impl Service {
         &self,
         m: &Inbound,
         user: Option<crate::store::User>,
+        digest: &str,
     ) -> Result<InboundOutcome, ServiceError> {
         let Some(user) = user else {
             return Ok(outcome(
@@ -237,7 +283,7 @@ impl Service {
                     occurred_at: self.now(),
                     channel: Channel::Email,
                 },
-                None,
+                once(digest),
             )
             .await?;
         let folio = serde_json::from_str::<serde_json::Value>(&reply.body)
