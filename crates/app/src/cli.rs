@@ -578,14 +578,26 @@ async fn create_user(
 }
 
 fn init_logs() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("INCIDENCIAS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // async-imap traces every command, LOGIN with its password included: never below warn.
-    let filter = match "async_imap=warn".parse() {
-        Ok(quiet) => filter.add_directive(quiet),
-        Err(_) => filter,
-    };
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    // async-imap traces every command, LOGIN with its password included: whatever
+    // INCIDENCIAS_LOG asks, nothing of it below warn (a second filter, not a directive a
+    // more specific one could override).
+    let quiet = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_target("async_imap", tracing_subscriber::filter::LevelFilter::WARN);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(filter)
+                .with_filter(quiet),
+        )
+        .try_init();
 }
 
 async fn serve_on(store: Store, args: &ServeArgs) -> Result<i32, StoreError> {

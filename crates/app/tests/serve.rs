@@ -19,10 +19,10 @@ fn spawn(dir: &std::path::Path, args: &[&str]) -> Child {
 fn spawn_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_incidencias"))
         .args(args)
-        .envs(env.iter().copied())
         .current_dir(dir)
         .env_remove("INCIDENCIAS_DATABASE_URL")
         .env("INCIDENCIAS_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -225,12 +225,47 @@ fn the_service_reads_the_help_desk_mailbox_named_by_incidencias_imap_url() {
         settings.user, settings.password, settings.host, settings.port
     );
     let dir = tempfile::tempdir().expect("temp dir");
+    // The most talkative logging there is, async-imap's own stream included: the IMAP
+    // password (sent in LOGIN) must still not appear.
     let mut child = spawn_with(
         dir.path(),
         &["demo", "--bind", "127.0.0.1:0"],
-        &[("INCIDENCIAS_IMAP_URL", imap_url.as_str())],
+        &[
+            ("INCIDENCIAS_IMAP_URL", imap_url.as_str()),
+            ("INCIDENCIAS_LOG", "trace,async_imap::imap_stream=trace"),
+        ],
     );
-    let lines = read_until(&mut child, |l| l.iter().any(|x| x.starts_with("Ejemplo:")));
+    // Logs go to stderr: read all of it, to the end (a full pipe would stall the child).
+    let stderr = child.stderr.take().expect("stderr");
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let stdout = child.stdout.take().expect("stdout");
+    let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut o) = output.lock() {
+                    o.push(line);
+                }
+            }
+        })
+    };
+    let started = Instant::now();
+    let lines = loop {
+        let lines = output.lock().map(|o| o.clone()).unwrap_or_default();
+        if lines.iter().any(|x| x.starts_with("Ejemplo:")) {
+            break lines;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "demo did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let url = lines
         .iter()
         .find_map(|l| l.strip_prefix("incidencias (demostración) en http://"))
@@ -268,6 +303,13 @@ fn the_service_reads_the_help_desk_mailbox_named_by_incidencias_imap_url() {
         terminate(&mut child),
         Some(0),
         "stops cleanly while in IDLE"
+    );
+    reader.join().expect("stdout reader");
+    let logs = logs.join().expect("stderr reader");
+    assert!(logs.contains("buzón IMAP abierto"), "trace logging was on");
+    assert!(
+        !logs.contains(settings.password.as_str()),
+        "the IMAP password never reaches the logs"
     );
     let seen = rt.block_on(common::imap::count(&mut mailbox, "SEEN"));
     assert_eq!(seen, 1, "the message was flagged as read");

@@ -206,7 +206,7 @@ async fn tls(settings: &ImapSettings, tcp: TcpStream) -> Result<Box<dyn Io>, Fai
 }
 
 /// Opens, authenticates and selects the mailbox.
-async fn open(settings: &ImapSettings) -> Result<Session, Failure> {
+async fn open(settings: &ImapSettings) -> Result<(Session, Option<u32>), Failure> {
     let tcp = tokio::time::timeout(
         Duration::from_secs(30),
         TcpStream::connect((settings.host.as_str(), settings.port)),
@@ -240,13 +240,13 @@ async fn open(settings: &ImapSettings) -> Result<Session, Failure> {
         .login(&settings.user, &settings.password)
         .await
         .map_err(|(e, _)| Failure(format!("el servidor IMAP rechazó el acceso: {e}")))?;
-    session.select(&settings.mailbox).await.map_err(|e| {
+    let mailbox = session.select(&settings.mailbox).await.map_err(|e| {
         Failure(format!(
             "no se pudo abrir el buzón {}: {e}",
             settings.mailbox
         ))
     })?;
-    Ok(session)
+    Ok((session, mailbox.uid_validity))
 }
 
 async fn greeting<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug>(
@@ -282,9 +282,19 @@ pub struct ImapPoller {
     /// Messages (by UID) whose processing failed for a passing reason, and how often: after
     /// [`MAX_TRIES`] they go to triage instead of holding up the mailbox.
     failed: std::sync::Mutex<std::collections::HashMap<u32, u32>>,
+    /// The mailbox's UIDVALIDITY when the counts above were made.
+    uid_validity: std::sync::Mutex<Option<u32>>,
 }
 
-/// How often a message may fail for a passing reason before it is put in triage.
+/// Why one message was not taken.
+enum Taking {
+    /// The database did not answer: try again later, the message is not at fault.
+    Database(Failure),
+    /// Something about this message or its fetching.
+    Message(Failure),
+}
+
+/// How often a message may fail before it is put in triage.
 const MAX_TRIES: u32 = 3;
 
 /// How often a server without IDLE is asked for new mail.
@@ -296,6 +306,7 @@ impl ImapPoller {
             service,
             settings,
             failed: std::sync::Mutex::new(std::collections::HashMap::new()),
+            uid_validity: std::sync::Mutex::new(None),
         }
     }
 
@@ -311,8 +322,102 @@ impl ImapPoller {
         }
     }
 
-    /// One message: its bytes (or, over the size limit, its header only) through ingest.
+    fn failures_of(&self, uid: u32) -> u32 {
+        self.failed
+            .lock()
+            .map(|f| f.get(&uid).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Forgets the counts (another mailbox, or a new UIDVALIDITY: the numbers are others).
+    fn forget_failures(&self) {
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.clear();
+        }
+    }
+
+    /// One message, with its failures counted: a message that fails [`MAX_TRIES`] times
+    /// for a reason of its own (the server will not hand it over, it cannot be processed)
+    /// goes to triage instead of holding up the mailbox. A database that does not answer
+    /// is not the message's fault and is not counted.
     async fn take(&self, session: &mut Session, uid: u32) -> Result<bool, Failure> {
+        if self.failures_of(uid) >= MAX_TRIES {
+            return self.give_up(session, uid).await;
+        }
+        let failure = match self.try_take(session, uid).await {
+            Ok(true) => return Ok(true),
+            Ok(false) => Failure("el servidor IMAP no entregó el correo".into()),
+            Err(Taking::Database(e)) => return Err(e),
+            Err(Taking::Message(e)) => e,
+        };
+        let n = self.count_failure(uid);
+        tracing::warn!(uid, intento = n, error = %failure, "buzón IMAP: un correo no se pudo tomar");
+        if n >= MAX_TRIES {
+            self.give_up(session, uid).await
+        } else {
+            Err(failure)
+        }
+    }
+
+    /// Puts a message that could not be taken in triage (with its header, if the server
+    /// still hands that over) and flags it.
+    async fn give_up(&self, session: &mut Session, uid: u32) -> Result<bool, Failure> {
+        let uid_text = uid.to_string();
+        let header = bounded("leer el encabezado de un correo", async {
+            session
+                .uid_fetch(&uid_text, "BODY.PEEK[HEADER]")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|f| f.iter().find_map(|f| f.header().map(<[u8]>::to_vec)));
+        let raw = header.unwrap_or_else(|| {
+            format!(
+                "Subject: (correo {uid} del buzón {}, ilegible)\r\n\r\n",
+                self.settings.mailbox
+            )
+            .into_bytes()
+        });
+        let reason = format!(
+            "no se pudo tomar tras {MAX_TRIES} intentos; el original quedó en el buzón {}",
+            self.settings.mailbox
+        );
+        self.service.triage_unprocessable(&raw, &reason).await?;
+        self.flag_seen(session, uid).await?;
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.remove(&uid);
+        }
+        Ok(true)
+    }
+
+    async fn flag_seen(&self, session: &mut Session, uid: u32) -> Result<(), Failure> {
+        let _: Vec<_> = bounded("marcar un correo como leído", async {
+            session
+                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
+                .await?
+                .try_collect()
+                .await
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// Whether a failed processing was the database's doing (then it is not counted).
+    async fn database_failing(&self, e: &crate::service::ServiceError) -> bool {
+        use crate::service::ServiceError;
+        match e {
+            ServiceError::Unavailable | ServiceError::Conflict(_) => true,
+            ServiceError::Internal(_) => !self.service.ready().await,
+            _ => false,
+        }
+    }
+
+    /// One message: its bytes (or, over the size limit, its header only) through ingest;
+    /// `Ok(false)` when the server handed nothing over.
+    async fn try_take(&self, session: &mut Session, uid: u32) -> Result<bool, Taking> {
         let uid_text = uid.to_string();
         let sizes: Vec<_> = bounded("medir un correo", async {
             session
@@ -321,13 +426,15 @@ impl ImapPoller {
                 .try_collect()
                 .await
         })
-        .await??;
+        .await
+        .map_err(Taking::Message)?
+        .map_err(|e| Taking::Message(e.into()))?;
         let Some(size) = sizes.iter().find_map(|f| f.size) else {
-            // Expunged by someone else in between: nothing to take.
             return Ok(false);
         };
         let limit = crate::mail::inbound::MAX_MESSAGE_BYTES;
-        let part = if size as usize > limit {
+        let oversized = size as usize > limit;
+        let part = if oversized {
             "BODY.PEEK[HEADER]"
         } else {
             "BODY.PEEK[]"
@@ -339,14 +446,16 @@ impl ImapPoller {
                 .try_collect()
                 .await
         })
-        .await??;
+        .await
+        .map_err(Taking::Message)?
+        .map_err(|e| Taking::Message(e.into()))?;
         let Some(raw) = fetched
             .iter()
             .find_map(|f| f.header().or_else(|| f.body()).map(<[u8]>::to_vec))
         else {
             return Ok(false);
         };
-        let taken = if size as usize > limit {
+        let taken = if oversized {
             let reason = format!(
                 "el mensaje mide {:.1} MB y excede el máximo de {} MB; quedó en el buzón sin procesar",
                 f64::from(size) / 1_048_576.0,
@@ -354,27 +463,19 @@ impl ImapPoller {
             );
             self.service.triage_unprocessable(&raw, &reason).await
         } else {
-            match self.service.ingest_or_triage(&raw).await {
-                Err(crate::service::ServiceError::Unavailable) => {
-                    return Err(Failure("la base de datos no está disponible".into()));
-                }
-                Err(e) if self.count_failure(uid) >= MAX_TRIES => {
-                    let reason = format!("no se pudo procesar tras {MAX_TRIES} intentos: {e}");
-                    self.service.triage_unprocessable(&raw, &reason).await
-                }
-                other => other,
-            }
+            self.service.ingest_or_triage(&raw).await
         };
-        let outcome = taken?;
+        let outcome = match taken {
+            Ok(outcome) => outcome,
+            Err(e) if self.database_failing(&e).await => {
+                return Err(Taking::Database(e.into()));
+            }
+            Err(e) => return Err(Taking::Message(e.into())),
+        };
         tracing::debug!(uid, outcome = %outcome.outcome, "correo IMAP tomado");
-        let _: Vec<_> = bounded("marcar un correo como leído", async {
-            session
-                .uid_store(&uid_text, "+FLAGS.SILENT (\\Seen)")
-                .await?
-                .try_collect()
-                .await
-        })
-        .await??;
+        self.flag_seen(session, uid)
+            .await
+            .map_err(Taking::Message)?;
         Ok(true)
     }
 
@@ -415,10 +516,21 @@ impl ImapPoller {
     async fn session(
         &self,
         stop: &mut watch::Receiver<bool>,
-        opened: &mut bool,
+        opened: &mut Option<std::time::Instant>,
     ) -> Result<(), Failure> {
-        let mut session = bounded("abrir el buzón", open(&self.settings)).await??;
-        *opened = true;
+        let (mut session, validity) = bounded("abrir el buzón", open(&self.settings)).await??;
+        *opened = Some(std::time::Instant::now());
+        let renumbered = match self.uid_validity.lock() {
+            Ok(mut known) => {
+                let changed = known.is_some_and(|k| Some(k) != validity);
+                *known = validity;
+                changed
+            }
+            Err(_) => false,
+        };
+        if renumbered {
+            self.forget_failures();
+        }
         let idle_supported = bounded("consultar las capacidades", session.capabilities())
             .await??
             .has_str("IDLE");
@@ -442,8 +554,23 @@ impl ImapPoller {
                 bounded("consultar el buzón", session.noop()).await??;
                 continue;
             }
+            let announcements = session.unsolicited_responses.clone();
             let mut idle = session.idle();
             bounded("iniciar IDLE", idle.init()).await??;
+            // Mail announced between the last search and the server's "+ idling" lands in
+            // the channel, not in the wait below: take it now.
+            let mut pending = false;
+            while let Ok(response) = announcements.try_recv() {
+                pending |= matches!(
+                    response,
+                    async_imap::types::UnsolicitedResponse::Exists(_)
+                        | async_imap::types::UnsolicitedResponse::Recent(_)
+                );
+            }
+            if pending {
+                session = bounded("terminar IDLE", idle.done()).await??;
+                continue;
+            }
             let stopping = {
                 let (wait, _interrupt) = idle.wait_with_timeout(self.settings.idle_renewal);
                 tokio::select! {
@@ -476,7 +603,7 @@ impl ImapPoller {
             if *stop.borrow() {
                 return;
             }
-            let mut opened = false;
+            let mut opened = None;
             let mut inner_stop = stop.clone();
             let result = {
                 let session = self.session(&mut inner_stop, &mut opened);
@@ -492,8 +619,13 @@ impl ImapPoller {
             match result {
                 Ok(()) => return,
                 Err(e) => {
-                    // A session that worked for a while starts the pauses over.
-                    failures = if opened {
+                    // A session that worked for a minute starts the pauses over; one that
+                    // fails right after opening (a refused IDLE, a database that does not
+                    // answer) keeps them growing, so the server is not hammered.
+                    let lasted = opened.is_some_and(|at: std::time::Instant| {
+                        at.elapsed() >= Duration::from_secs(60)
+                    });
+                    failures = if lasted {
                         1
                     } else {
                         failures.saturating_add(1)

@@ -149,7 +149,12 @@ impl OutboxWorker {
             from,
             reply_to,
             base_url: settings.base_url.clone(),
-            owner: format!("mail-{}", std::process::id()),
+            // Unique per worker, also where every instance is process 1 (containers).
+            owner: format!("mail-{}-{:016x}", std::process::id(), {
+                let mut bytes = [0u8; 8];
+                let _ = getrandom::fill(&mut bytes);
+                u64::from_le_bytes(bytes)
+            }),
             send_timeout: SEND_TIMEOUT,
         })
     }
@@ -215,6 +220,8 @@ impl OutboxWorker {
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut sent = 0;
         loop {
+            // Counted from before the claim: the claim's own wait is part of the lease.
+            let claimed = std::time::Instant::now();
             let now = self.clock.now();
             let lease = self.lease();
             let rows = self
@@ -229,7 +236,6 @@ impl OutboxWorker {
             if rows.is_empty() {
                 return Ok(sent);
             }
-            let claimed = std::time::Instant::now();
             let mut hung = false;
             // An incident whose earlier mail failed keeps its later mail back: per incident,
             // messages arrive in order.
@@ -242,7 +248,7 @@ impl OutboxWorker {
                 let out_of_time =
                     claimed.elapsed() + self.send_timeout + Duration::from_secs(10) > lease;
                 if hung || out_of_time || blocked.contains(&folio) {
-                    self.store.outbox_release(row.id).await?;
+                    self.store.outbox_release(row.id, &self.owner).await?;
                     continue;
                 }
                 let result = match (self.message(&row), self.current_transport()) {
@@ -276,6 +282,7 @@ impl OutboxWorker {
                         self.store
                             .outbox_failed(
                                 row.id,
+                                &self.owner,
                                 now + backoff(attempts),
                                 e,
                                 attempts >= MAX_ATTEMPTS,

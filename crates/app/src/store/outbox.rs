@@ -119,20 +119,24 @@ impl Store {
         .await
     }
 
-    /// A failed attempt: retried at `next_attempt_at`, or dead when `dead`.
+    /// A failed attempt by `owner`: retried at `next_attempt_at`, or dead when `dead`.
+    /// Nothing changes if the row is no longer `owner`'s (its lease ran out and another
+    /// worker took it).
     pub async fn outbox_failed(
         &self,
         id: i64,
+        owner: &str,
         next_attempt_at: Timestamp,
         error: String,
         dead: bool,
     ) -> Result<(), StoreError> {
         let sql = if dead {
             "UPDATE outbox SET state = 'dead', next_attempt_at = $2, lease_owner = NULL, \
-             lease_until = NULL, attempts = attempts + 1, last_error = $3 WHERE id = $1"
+             lease_until = NULL, attempts = attempts + 1, last_error = $3 \
+             WHERE id = $1 AND lease_owner = $4"
         } else {
             "UPDATE outbox SET next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, \
-             attempts = attempts + 1, last_error = $3 WHERE id = $1"
+             attempts = attempts + 1, last_error = $3 WHERE id = $1 AND lease_owner = $4"
         };
         self.execute_one(
             sql,
@@ -140,16 +144,19 @@ impl Store {
                 id.into(),
                 next_attempt_at.as_millisecond().into(),
                 error.into(),
+                owner.to_string().into(),
             ],
         )
         .await
     }
 
-    /// Gives a claimed row back untouched (its incident's earlier mail failed: order).
-    pub async fn outbox_release(&self, id: i64) -> Result<(), StoreError> {
+    /// Gives a row claimed by `owner` back untouched (its incident's earlier mail failed:
+    /// order; or the batch ran out of time).
+    pub async fn outbox_release(&self, id: i64, owner: &str) -> Result<(), StoreError> {
         self.execute_one(
-            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE id = $1",
-            vec![id.into()],
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2",
+            vec![id.into(), owner.to_string().into()],
         )
         .await
     }
