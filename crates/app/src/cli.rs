@@ -130,50 +130,43 @@ impl ServeArgs {
         Ok(Some(pem))
     }
 
-    /// Every mail setting checked before anything is served: a mistake stops the start
-    /// with its reason instead of leaving mail silently off.
-    fn check_mail(&self) -> Result<(), StoreError> {
-        self.imap()?;
-        if let Some(settings) = self.mail(
-            "127.0.0.1:8080"
-                .parse()
-                .map_err(|_| StoreError::Invalid("dirección interna no válida".into()))?,
-        )? {
-            crate::mail::worker::check_settings(&settings)
-                .map_err(|e| StoreError::Invalid(format!("correo: {e}")))?;
-        }
-        Ok(())
-    }
-
-    /// The IMAP mailbox, if configured; a malformed address stops the start-up.
-    fn imap(&self) -> Result<Option<crate::mail::imap::ImapSettings>, StoreError> {
-        let Some(url) = self.imap_url.as_deref() else {
-            return Ok(None);
+    /// Every mail setting, read and checked once before anything is served: a mistake
+    /// stops the start with its reason instead of leaving mail silently off. Without
+    /// INCIDENCIAS_PUBLIC_URL the links' base is filled in once the address is bound.
+    fn mail_config(&self) -> Result<MailConfig, StoreError> {
+        let ca_pem = self.ca_pem()?;
+        let imap = match self.imap_url.as_deref() {
+            Some(url) => {
+                let mut settings = crate::mail::imap::ImapSettings::from_url(url)
+                    .map_err(|e| StoreError::Invalid(format!("INCIDENCIAS_IMAP_URL: {e}")))?;
+                settings.ca_pem = ca_pem.clone();
+                Some(settings)
+            }
+            None => None,
         };
-        let mut settings = crate::mail::imap::ImapSettings::from_url(url)
-            .map_err(|e| StoreError::Invalid(format!("INCIDENCIAS_IMAP_URL: {e}")))?;
-        settings.ca_pem = self.ca_pem()?;
-        Ok(Some(settings))
-    }
-
-    fn mail(
-        &self,
-        addr: std::net::SocketAddr,
-    ) -> Result<Option<crate::mail::worker::MailSettings>, StoreError> {
-        let Some(url) = &self.smtp_url else {
-            return Ok(None);
+        let smtp = match &self.smtp_url {
+            Some(url) => {
+                let settings = crate::mail::worker::MailSettings {
+                    smtp_url: url.clone(),
+                    from: self.mail_from.clone(),
+                    reply_to: self.mail_reply_to.clone(),
+                    base_url: self.public_url.clone().unwrap_or_default(),
+                    ca_pem,
+                };
+                crate::mail::worker::check_settings(&settings)
+                    .map_err(|e| StoreError::Invalid(format!("correo: {e}")))?;
+                Some(settings)
+            }
+            None => None,
         };
-        Ok(Some(crate::mail::worker::MailSettings {
-            smtp_url: url.clone(),
-            from: self.mail_from.clone(),
-            reply_to: self.mail_reply_to.clone(),
-            base_url: self
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{addr}")),
-            ca_pem: self.ca_pem()?,
-        }))
+        Ok(MailConfig { smtp, imap })
     }
+}
+
+/// The mail settings of `serve` and `demo`, checked.
+struct MailConfig {
+    smtp: Option<crate::mail::worker::MailSettings>,
+    imap: Option<crate::mail::imap::ImapSettings>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -602,7 +595,7 @@ fn init_logs() {
 
 async fn serve_on(store: Store, args: &ServeArgs) -> Result<i32, StoreError> {
     init_logs();
-    args.check_mail()?;
+    let mail = args.mail_config()?;
     store.claim_for_serving()?;
     let listener = listen(&args.bind).await?;
     let addr = listener.local_addr()?;
@@ -611,7 +604,7 @@ async fn serve_on(store: Store, args: &ServeArgs) -> Result<i32, StoreError> {
         store.display_name()
     );
     tracing::info!(%addr, base = store.display_name(), "incidencias escuchando");
-    serve_until_signal(store, listener, args).await
+    serve_until_signal(store, listener, args, mail).await
 }
 
 async fn listen(bind: &str) -> Result<tokio::net::TcpListener, StoreError> {
@@ -625,15 +618,22 @@ async fn serve_until_signal(
     store: Store,
     listener: tokio::net::TcpListener,
     args: &ServeArgs,
+    mail: MailConfig,
 ) -> Result<i32, StoreError> {
-    let mail = args.mail(listener.local_addr()?)?;
+    let addr = listener.local_addr()?;
+    let smtp = mail.smtp.map(|mut settings| {
+        if settings.base_url.is_empty() {
+            settings.base_url = format!("http://{addr}");
+        }
+        settings
+    });
     crate::server::serve(
         store,
         Arc::new(SystemClock),
         listener,
         args.secure_cookies,
-        mail,
-        args.imap()?,
+        smtp,
+        mail.imap,
         crate::server::shutdown_signal(),
     )
     .await?;
@@ -643,7 +643,7 @@ async fn serve_until_signal(
 /// A fresh demo database next to the default one (or the SQLite file named by the URL
 /// with `-demo` appended), seeded, then served.
 async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
-    args.check_mail()?;
+    let mail = args.mail_config()?;
     let demo_url = if url == DEFAULT_DATABASE_URL {
         "sqlite://./data/demo.db".to_string()
     } else if url.starts_with("sqlite:") {
@@ -700,5 +700,5 @@ async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
     println!();
     println!("Ejemplo: curl -H 'Authorization: Bearer <token>' http://{addr}/api/v1/incidents");
     init_logs();
-    serve_until_signal(store, listener, args).await
+    serve_until_signal(store, listener, args, mail).await
 }

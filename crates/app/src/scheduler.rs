@@ -113,7 +113,9 @@ impl Scheduler {
 
     /// Fires everything due now; returns when to look again (`None`: no timer at all).
     pub async fn tick(&self) -> Result<Option<Timestamp>, ServiceError> {
-        let org = Arc::new(OrgChart::load(&self.service.store).await?);
+        // Loaded once per tick, and only when something is due: most wake-ups (every write
+        // wakes the scheduler) find nothing and need no org chart.
+        let mut org: Option<Arc<OrgChart>> = None;
         loop {
             let now = self.service.now();
             let lease_until = now.checked_add(self.lease).unwrap_or(Timestamp::MAX);
@@ -125,6 +127,12 @@ impl Scheduler {
             if claimed.is_empty() {
                 break;
             }
+            let org = match &org {
+                Some(org) => org.clone(),
+                None => org
+                    .insert(Arc::new(OrgChart::load(&self.service.store).await?))
+                    .clone(),
+            };
             let mut tasks = JoinSet::new();
             for (folio, _) in claimed {
                 while tasks.len() >= self.parallel {

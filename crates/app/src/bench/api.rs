@@ -11,7 +11,7 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::load::{self, Load, RequestFn};
-use super::{Scratch, median};
+use super::{Scratch, invalid, median};
 use crate::clock::SystemClock;
 use crate::service::{Caller, NewIncidentInput, Service};
 use crate::store::{Store, StoreError};
@@ -27,10 +27,6 @@ pub struct ApiBench {
     /// Conexiones concurrentes.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
-}
-
-fn invalid(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(e.to_string())
 }
 
 /// A served API over a fresh SQLite database with one agency, one procedure, a help desk

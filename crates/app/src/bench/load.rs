@@ -15,6 +15,7 @@ pub struct Load {
     pub requests: u64,
     pub errors: u64,
     pub elapsed: Duration,
+    /// Sorted, shortest first.
     pub latencies: Vec<Duration>,
 }
 
@@ -24,13 +25,7 @@ impl Load {
     }
 
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        let mut l = self.latencies.clone();
-        l.sort();
-        if l.is_empty() {
-            return 0.0;
-        }
-        let i = ((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1;
-        l[i].as_secs_f64() * 1000.0
+        super::percentile_ms(&self.latencies, p)
     }
 }
 
@@ -87,6 +82,7 @@ pub async fn run(
             errors += e;
         }
     }
+    all.sort();
     Load {
         requests: all.len() as u64,
         errors,

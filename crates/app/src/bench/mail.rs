@@ -9,7 +9,7 @@ use clap::Args;
 use jiff::Timestamp;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{Scratch, median};
+use super::{Scratch, invalid, median};
 use crate::clock::SystemClock;
 use crate::mail::worker::{MailSettings, OutboxWorker};
 use crate::store::{Store, StoreError};
@@ -24,10 +24,6 @@ pub struct MailBench {
     pub messages: usize,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-}
-
-fn invalid(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(e.to_string())
 }
 
 /// A store whose outbox holds `n` notification emails, one incident each.

@@ -68,18 +68,25 @@ struct Sample {
 
 fn sample(count: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Sample {
     latencies.sort();
-    let pct = |p: f64| {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1000.0
-    };
     Sample {
         per_second: count as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        p50_ms: percentile_ms(&latencies, 0.50),
+        p99_ms: percentile_ms(&latencies, 0.99),
     }
+}
+
+/// The `p` percentile (0 to 1) of `sorted` latencies, in milliseconds; 0 when empty.
+pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Any failure of a benchmark's own setup, as a store error the command reports.
+pub(crate) fn invalid(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(e.to_string())
 }
 
 pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
@@ -272,7 +279,7 @@ async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sample, Store
                             let command = Command::Report(NewReport { folio, ..report });
                             decide(None, &actor, &command, now, &policy)
                         },
-                        |_| Effects::default(),
+                        |_, _| Effects::default(),
                     )
                     .await?;
                 latencies.push(t.elapsed());

@@ -18,7 +18,7 @@ use incidencias_core::{
 };
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Scratch, median};
+use super::{Scratch, invalid, median};
 use crate::clock::{Clock, ManualClock};
 use crate::scheduler::{Fired, Scheduler, fire_incident};
 use crate::service::{OrgChart, Service};
@@ -46,10 +46,6 @@ impl Clock for ReplayClock {
             SignedDuration::try_from(self.start.elapsed()).unwrap_or(SignedDuration::ZERO);
         Timestamp::from_millisecond((self.origin + elapsed).as_millisecond()).unwrap_or(self.origin)
     }
-}
-
-fn invalid(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(e.to_string())
 }
 
 /// Process CPU time (user + system) so far, from /proc (Linux); `None` elsewhere.
@@ -150,7 +146,7 @@ async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result
                             )?);
                             Ok(events)
                         },
-                        |stored| Effects {
+                        |stored, _| Effects {
                             next_due: next_due(&stored.incident, &org.ladder(&stored.incident)),
                             ..Effects::default()
                         },

@@ -52,7 +52,7 @@ fn parse_or<T>(
         .ok()
 }
 
-fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
+pub(super) fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
     if errors.is_empty() {
         Ok(())
     } else {

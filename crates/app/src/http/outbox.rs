@@ -48,6 +48,30 @@ impl From<OutboxRow> for OutboxDoc {
     }
 }
 
+/// The query of a list: `limit` (1 to 500, default 100) read here, every other name handed
+/// to `other`, which records its own errors and answers false for a name it does not know.
+/// All errors are reported together.
+fn list_query(
+    pairs: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+    mut other: impl FnMut(&str, String, &mut Vec<FieldError>) -> bool,
+) -> Result<i64, ApiError> {
+    let Query(pairs) = pairs.map_err(|_| ApiError::field("query", "parámetros mal codificados"))?;
+    let mut errors = Vec::new();
+    let mut limit = 100;
+    for (name, value) in pairs {
+        if name == "limit" {
+            match value.parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => limit = n,
+                _ => errors.push(FieldError::new("limit", "debe estar entre 1 y 500")),
+            }
+        } else if !other(&name, value, &mut errors) {
+            errors.push(FieldError::new(&name, "parámetro desconocido"));
+        }
+    }
+    super::incidents::done(errors)?;
+    Ok(limit)
+}
+
 /// Queued, sent and dead emails, newest first (help desk and admin). Filters: `state`
 /// (`pending`, `sent`, `dead`), `limit` (1 to 500, default 100).
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "correo",
@@ -63,25 +87,18 @@ pub async fn list(
         &[Role::Helpdesk, Role::Admin],
         "consultar la bandeja de salida",
     )?;
-    let Query(pairs) = pairs.map_err(|_| ApiError::field("query", "parámetros mal codificados"))?;
-    let mut errors = Vec::new();
-    let (mut filter, mut limit) = (None, 100);
-    for (name, value) in pairs {
-        match name.as_str() {
-            "state" if matches!(value.as_str(), "pending" | "sent" | "dead") => {
-                filter = Some(value)
-            }
-            "state" => errors.push(FieldError::new("state", "debe ser pending, sent o dead")),
-            "limit" => match value.parse::<i64>() {
-                Ok(n) if (1..=500).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new("limit", "debe estar entre 1 y 500")),
-            },
-            other => errors.push(FieldError::new(other, "parámetro desconocido")),
+    let mut filter = None;
+    let limit = list_query(pairs, |name, value, errors| match name {
+        "state" if matches!(value.as_str(), "pending" | "sent" | "dead") => {
+            filter = Some(value);
+            true
         }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::fields(errors));
-    }
+        "state" => {
+            errors.push(FieldError::new("state", "debe ser pending, sent o dead"));
+            true
+        }
+        _ => false,
+    })?;
     let rows = state
         .service
         .store
@@ -188,30 +205,22 @@ pub async fn received(
         &[Role::Helpdesk, Role::Admin],
         "consultar los correos recibidos",
     )?;
-    let Query(pairs) = pairs.map_err(|_| ApiError::field("query", "parámetros mal codificados"))?;
-    let mut errors = Vec::new();
-    let (mut outcome, mut limit, mut before) = (None, 100, None);
-    for (name, value) in pairs {
-        match name.as_str() {
+    let (mut outcome, mut before) = (None, None);
+    let limit = list_query(pairs, |name, value, errors| {
+        match name {
             "outcome" if OUTCOMES.contains(&value.as_str()) => outcome = Some(value),
             "outcome" => errors.push(FieldError::new(
                 "outcome",
                 "debe ser acknowledged, resolution_notified, recorded, new_incident o triage",
             )),
-            "limit" => match value.parse::<i64>() {
-                Ok(n) if (1..=500).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new("limit", "debe estar entre 1 y 500")),
-            },
             "before" => match value.parse::<i64>() {
                 Ok(n) if n > 0 => before = Some(n),
                 _ => errors.push(FieldError::new("before", "debe ser un id positivo")),
             },
-            other => errors.push(FieldError::new(other, "parámetro desconocido")),
+            _ => return false,
         }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::fields(errors));
-    }
+        true
+    })?;
     let rows = state
         .service
         .store

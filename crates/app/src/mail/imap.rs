@@ -275,6 +275,39 @@ async fn bounded<T>(what: &str, work: impl Future<Output = T>) -> Result<T, Fail
         })
 }
 
+/// `UID FETCH uid query`, bounded; `what` names it in a failure.
+async fn fetch(
+    session: &mut Session,
+    uid: u32,
+    query: &str,
+    what: &str,
+) -> Result<Vec<async_imap::types::Fetch>, Failure> {
+    Ok(bounded(what, async {
+        session
+            .uid_fetch(uid.to_string(), query)
+            .await?
+            .try_collect()
+            .await
+    })
+    .await??)
+}
+
+/// Empties the channel of what the server said on its own (`next` takes one response
+/// from it); whether it announced mail.
+fn announced_mail(
+    mut next: impl FnMut() -> Option<async_imap::types::UnsolicitedResponse>,
+) -> bool {
+    let mut announced = false;
+    while let Some(response) = next() {
+        announced |= matches!(
+            response,
+            async_imap::types::UnsolicitedResponse::Exists(_)
+                | async_imap::types::UnsolicitedResponse::Recent(_)
+        );
+    }
+    announced
+}
+
 /// The IMAP side of inbound mail, one per serving process.
 pub struct ImapPoller {
     service: Service,
@@ -362,17 +395,14 @@ impl ImapPoller {
     /// Puts a message that could not be taken in triage (with its header, if the server
     /// still hands that over) and flags it.
     async fn give_up(&self, session: &mut Session, uid: u32) -> Result<bool, Failure> {
-        let uid_text = uid.to_string();
-        let header = bounded("leer el encabezado de un correo", async {
-            session
-                .uid_fetch(&uid_text, "BODY.PEEK[HEADER]")
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
+        let header = fetch(
+            session,
+            uid,
+            "BODY.PEEK[HEADER]",
+            "leer el encabezado de un correo",
+        )
         .await
         .ok()
-        .and_then(Result::ok)
         .and_then(|f| f.iter().find_map(|f| f.header().map(<[u8]>::to_vec)));
         let raw = header.unwrap_or_else(|| {
             format!(
@@ -418,17 +448,9 @@ impl ImapPoller {
     /// One message: its bytes (or, over the size limit, its header only) through ingest;
     /// `Ok(false)` when the server handed nothing over.
     async fn try_take(&self, session: &mut Session, uid: u32) -> Result<bool, Taking> {
-        let uid_text = uid.to_string();
-        let sizes: Vec<_> = bounded("medir un correo", async {
-            session
-                .uid_fetch(&uid_text, "RFC822.SIZE")
-                .await?
-                .try_collect()
-                .await
-        })
-        .await
-        .map_err(Taking::Message)?
-        .map_err(|e| Taking::Message(e.into()))?;
+        let sizes = fetch(session, uid, "RFC822.SIZE", "medir un correo")
+            .await
+            .map_err(Taking::Message)?;
         let Some(size) = sizes.iter().find_map(|f| f.size) else {
             return Ok(false);
         };
@@ -439,16 +461,9 @@ impl ImapPoller {
         } else {
             "BODY.PEEK[]"
         };
-        let fetched: Vec<_> = bounded("leer un correo", async {
-            session
-                .uid_fetch(&uid_text, part)
-                .await?
-                .try_collect()
-                .await
-        })
-        .await
-        .map_err(Taking::Message)?
-        .map_err(|e| Taking::Message(e.into()))?;
+        let fetched = fetch(session, uid, part, "leer un correo")
+            .await
+            .map_err(Taking::Message)?;
         let Some(raw) = fetched
             .iter()
             .find_map(|f| f.header().or_else(|| f.body()).map(<[u8]>::to_vec))
@@ -485,7 +500,7 @@ impl ImapPoller {
         let mut taken = 0;
         loop {
             // What the server announced so far is covered by the search below.
-            while session.unsolicited_responses.try_recv().is_ok() {}
+            announced_mail(|| session.unsolicited_responses.try_recv().ok());
             let mut uids: Vec<u32> =
                 bounded("buscar correos no leídos", session.uid_search("UNSEEN"))
                     .await??
@@ -497,15 +512,8 @@ impl ImapPoller {
                     taken += 1;
                 }
             }
-            let mut announced = false;
-            while let Ok(response) = session.unsolicited_responses.try_recv() {
-                announced |= matches!(
-                    response,
-                    async_imap::types::UnsolicitedResponse::Exists(_)
-                        | async_imap::types::UnsolicitedResponse::Recent(_)
-                );
-            }
-            if !announced || uids.is_empty() {
+            if !announced_mail(|| session.unsolicited_responses.try_recv().ok()) || uids.is_empty()
+            {
                 return Ok(taken);
             }
         }
@@ -559,15 +567,7 @@ impl ImapPoller {
             bounded("iniciar IDLE", idle.init()).await??;
             // Mail announced between the last search and the server's "+ idling" lands in
             // the channel, not in the wait below: take it now.
-            let mut pending = false;
-            while let Ok(response) = announcements.try_recv() {
-                pending |= matches!(
-                    response,
-                    async_imap::types::UnsolicitedResponse::Exists(_)
-                        | async_imap::types::UnsolicitedResponse::Recent(_)
-                );
-            }
-            if pending {
+            if announced_mail(|| announcements.try_recv().ok()) {
                 session = bounded("terminar IDLE", idle.done()).await??;
                 continue;
             }

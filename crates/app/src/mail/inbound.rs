@@ -138,11 +138,7 @@ pub fn read(raw: &[u8]) -> Result<Inbound, InboundError> {
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(InboundError::Unreadable)?;
-    let sender = message
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_lowercase())
+    let sender = sender_of(&message)
         .filter(|a| a.contains('@'))
         .ok_or(InboundError::Unreadable)?;
     let subject = message.subject().unwrap_or_default().to_string();
@@ -173,6 +169,15 @@ pub fn read(raw: &[u8]) -> Result<Inbound, InboundError> {
     })
 }
 
+/// The first From address, trimmed and in lower case.
+fn sender_of(message: &mail_parser::Message<'_>) -> Option<String> {
+    message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_lowercase())
+}
+
 /// Sender and subject of a message that could not be taken, for the triage queue:
 /// whatever its first 256 KB of headers say, else placeholders.
 pub fn best_effort_headers(raw: &[u8]) -> (String, String) {
@@ -180,10 +185,7 @@ pub fn best_effort_headers(raw: &[u8]) -> (String, String) {
     let parsed = MessageParser::default().parse_headers(head);
     let sender = parsed
         .as_ref()
-        .and_then(|m| m.from())
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_lowercase())
+        .and_then(sender_of)
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "(remitente ilegible)".into());
     let subject = parsed

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -117,7 +117,6 @@ pub struct OutboxWorker {
     settings: MailSettings,
     from: Mailbox,
     reply_to: Option<Mailbox>,
-    base_url: String,
     owner: String,
     /// A hard bound on one message's whole SMTP exchange: a server that stops answering
     /// (lettre's own timeout does not cover every read) costs one attempt, not the worker.
@@ -148,7 +147,6 @@ impl OutboxWorker {
             settings: settings.clone(),
             from,
             reply_to,
-            base_url: settings.base_url.clone(),
             // Unique per worker, also where every instance is process 1 (containers).
             owner: format!("mail-{}-{:016x}", std::process::id(), {
                 let mut bytes = [0u8; 8];
@@ -171,7 +169,7 @@ impl OutboxWorker {
     }
 
     fn message(&self, row: &OutboxRow) -> Result<Message, String> {
-        let r = render(&row.kind, &row.payload, &self.base_url);
+        let r = render(&row.kind, &row.payload, &self.settings.base_url);
         let mut b = Message::builder()
             .from(self.from.clone())
             .subject(r.subject)
@@ -327,9 +325,4 @@ impl OutboxWorker {
             }
         }
     }
-}
-
-/// Milliseconds helper for tests and the API: when a row is next tried.
-pub fn next_attempt(row: &OutboxRow) -> Option<Timestamp> {
-    Timestamp::from_millisecond(row.next_attempt_at).ok()
 }

@@ -82,7 +82,16 @@ impl Service {
     /// bytes received again (an MTA retry, an IMAP session cut before the message was
     /// flagged) act once: the second time answers what the first did.
     pub async fn ingest(&self, raw: &[u8]) -> Result<InboundOutcome, ServiceError> {
-        let digest = crate::store::chain::sha256_hex(raw);
+        self.ingest_hashed(raw, crate::store::chain::sha256_hex(raw))
+            .await
+    }
+
+    /// [`Service::ingest`] of `raw` whose SHA-256 is `digest`.
+    async fn ingest_hashed(
+        &self,
+        raw: &[u8],
+        digest: String,
+    ) -> Result<InboundOutcome, ServiceError> {
         if let Some(seen) = self.store.inbound_by_hash(&digest).await? {
             return Ok(InboundOutcome {
                 outcome: seen.record.outcome,
@@ -125,8 +134,9 @@ impl Service {
     /// in the triage queue with the reason instead of refused, so the help desk sees it and
     /// it is never read again. Passing failures (the database) still fail, to be retried.
     pub async fn ingest_or_triage(&self, raw: &[u8]) -> Result<InboundOutcome, ServiceError> {
-        match self.ingest(raw).await {
-            Err(e) if is_permanent(&e) => self.triage_unprocessable(raw, &reason_of(&e)).await,
+        let digest = crate::store::chain::sha256_hex(raw);
+        match self.ingest_hashed(raw, digest.clone()).await {
+            Err(e) if is_permanent(&e) => self.triage_hashed(raw, digest, &reason_of(&e)).await,
             other => other,
         }
     }
@@ -135,6 +145,17 @@ impl Service {
     pub async fn triage_unprocessable(
         &self,
         raw: &[u8],
+        reason: &str,
+    ) -> Result<InboundOutcome, ServiceError> {
+        self.triage_hashed(raw, crate::store::chain::sha256_hex(raw), reason)
+            .await
+    }
+
+    /// [`Service::triage_unprocessable`] of `raw` whose SHA-256 is `digest`.
+    async fn triage_hashed(
+        &self,
+        raw: &[u8],
+        digest: String,
         reason: &str,
     ) -> Result<InboundOutcome, ServiceError> {
         let (sender, subject) = crate::mail::inbound::best_effort_headers(raw);
@@ -148,7 +169,7 @@ impl Service {
                 outcome: "triage".into(),
                 reason: Some(reason.to_string()),
                 excerpt: String::new(),
-                raw_sha256: Some(crate::store::chain::sha256_hex(raw)),
+                raw_sha256: Some(digest),
             })
             .await?;
         tracing::warn!(%sender, %reason, "correo recibido que no se pudo procesar; queda en revisión");

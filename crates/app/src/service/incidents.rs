@@ -1,6 +1,6 @@
 //! The protocol's use-cases: report, every action on an incident, reads, the public status.
 
-use incidencias_core::escalation::{Ladder, next_due};
+use incidencias_core::escalation::next_due;
 use incidencias_core::{
     Channel, Command, Folio, Incident, IncidentKind, IncidentState, NewReport, ProcedureId, Role,
     Severity, SloPolicy, decide, policy_in_force, procedure_status,
@@ -56,11 +56,6 @@ impl Service {
         Ok(policy_in_force(&policies, now)
             .cloned()
             .unwrap_or_else(SloPolicy::seed))
-    }
-
-    /// Who is above whom for this incident (see [`super::OrgChart`]).
-    pub async fn ladder_for(&self, incident: &Incident) -> Result<Ladder, ServiceError> {
-        Ok(self.org_chart().await?.ladder(incident))
     }
 
     /// The stored first answer for this key, or a refusal if the key came with another
@@ -140,9 +135,8 @@ impl Service {
         let policy = self.policy_now(now).await?;
         let actor = caller.actor();
         let org = self.org_chart().await.ok();
-        // The report's events, handed from the decision to the effects (both closures run
-        // here, one after the other).
-        let reported_events = std::sync::Mutex::new(None::<Vec<incidencias_core::Event>>);
+        // The reply, rendered once where the effects need it (for the idempotency record).
+        let mut body = String::new();
         let created = self
             .store
             .create_incident(
@@ -158,25 +152,16 @@ impl Service {
                         occurred_at: input.occurred_at,
                         channel: input.channel,
                     });
-                    let events = decide(None, &actor, &command, now, &policy)?;
-                    if let Ok(mut slot) = reported_events.lock() {
-                        *slot = Some(events.clone());
-                    }
-                    Ok(events)
+                    decide(None, &actor, &command, now, &policy)
                 },
-                |stored| {
-                    let body = render(&stored.incident, now);
-                    let events = reported_events
-                        .lock()
-                        .ok()
-                        .and_then(|mut slot| slot.take())
-                        .unwrap_or_default();
+                |stored, events| {
+                    body = render(&stored.incident, now);
                     Effects {
                         next_due: None,
                         outbox: org
                             .as_ref()
                             .map(|org| {
-                                crate::mail::messages_for(org, &stored.incident, &events, None)
+                                crate::mail::messages_for(org, &stored.incident, events, None)
                             })
                             .unwrap_or_default(),
                         idempotency: Self::record(caller, &idem, 201, &body),
@@ -186,9 +171,9 @@ impl Service {
             )
             .await;
         match created {
-            Ok(stored) => Ok(Reply {
+            Ok(_) => Ok(Reply {
                 status: 201,
-                body: render(&stored.incident, now),
+                body,
                 replayed: false,
             }),
             // A concurrent request with the same key won the race: its answer is ours.

@@ -151,7 +151,8 @@ const EVENT_COLS: &str = "folio, seq, at, actor, kind, payload, prev_hash, hash"
 impl Store {
     /// Step 1: takes the next folio of `year`, asks `make` for the report's events (the
     /// caller runs `decide` there, with the folio) and `effects_of` for what goes with
-    /// them (it sees the new incident, folio included), and stores it all durably. A refusal from
+    /// them (it sees the new incident, folio included, and its events), and stores it all
+    /// durably. A refusal from
     /// `make` stores nothing (the folio number is then skipped: folios are unique and never
     /// reused, not gapless). Everything but the INSERTs happens here, on the caller's task,
     /// so the single SQLite writer only writes.
@@ -164,7 +165,7 @@ impl Store {
     ) -> Result<StoredIncident, StoreError>
     where
         F: FnOnce(Folio) -> Result<Vec<Event>, DecideError>,
-        G: FnOnce(&StoredIncident) -> Effects,
+        G: FnOnce(&StoredIncident, &[Event]) -> Effects,
     {
         let folio = self.folios.take(self, year).await?;
         let events = make(folio)?;
@@ -177,7 +178,7 @@ impl Store {
             incident,
             last_hash,
         };
-        let effects = effects_of(&result);
+        let effects = effects_of(&result, &events);
         let mut script = Script::new();
         push_new_incident(&mut script, &result, &stored, &events, now)?;
         push_effects(&mut script, folio, &stored, &effects, now, true)?;
@@ -678,13 +679,9 @@ fn push_effects(
     match effects.next_due {
         // A new incident has no timer row to delete.
         None if created => {}
-        None => script.push(
-            "DELETE FROM timers WHERE folio = $1",
-            vec![folio.to_string().into()],
-        ),
+        None => script.push(super::timers::CLEAR_TIMER, vec![folio.to_string().into()]),
         Some(due) => script.push(
-            "INSERT INTO timers (folio, due_at) VALUES ($1, $2) ON CONFLICT (folio) \
-             DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
+            super::timers::SET_TIMER,
             vec![folio.to_string().into(), due.as_millisecond().into()],
         ),
     }

@@ -181,16 +181,12 @@ impl Store {
         &self,
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
-        let row = sqlx::query(
+        self.earliest(
             "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 \
              THEN lease_until ELSE next_attempt_at END) FROM outbox WHERE state = 'pending'",
+            now,
         )
-        .bind(now.as_millisecond())
-        .fetch_one(&self.pool)
         .await
-        .map_err(StoreError::db)?;
-        let ms: Option<i64> = row.try_get(0).map_err(StoreError::db)?;
-        Ok(ms.and_then(|m| Timestamp::from_millisecond(m).ok()))
     }
 
     /// The newest rows first, optionally of one state.

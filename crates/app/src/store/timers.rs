@@ -7,6 +7,14 @@ use sqlx::Row;
 
 use super::{Backend, Store, StoreError};
 
+/// An incident's timer set to `$2` (epoch ms) for folio `$1`, its lease freed.
+pub(super) const SET_TIMER: &str = "INSERT INTO timers (folio, due_at) VALUES ($1, $2) \
+     ON CONFLICT (folio) DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, \
+     lease_until = NULL";
+
+/// An incident's timer (folio `$1`) removed: nothing left to fire.
+pub(super) const CLEAR_TIMER: &str = "DELETE FROM timers WHERE folio = $1";
+
 impl Store {
     /// Leases up to `limit` timers due at `now` whose lease is free or expired, to `owner`
     /// until `lease_until`, earliest first. On PostgreSQL rows another instance is claiming
@@ -70,14 +78,25 @@ impl Store {
     /// When the scheduler must look again: the earliest due instant of a free timer, or the
     /// end of a lease that might have to be taken over.
     pub async fn next_timer(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
-        let row = sqlx::query(
+        self.earliest(
             "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 \
              THEN lease_until ELSE due_at END) FROM timers",
+            now,
         )
-        .bind(now.as_millisecond())
-        .fetch_one(&self.pool)
         .await
-        .map_err(StoreError::db)?;
+    }
+
+    /// The instant a `SELECT MIN(…)` over epoch milliseconds answers, given `now` as `$1`.
+    pub(super) async fn earliest(
+        &self,
+        sql: &'static str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(now.as_millisecond())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
         let ms: Option<i64> = row.try_get(0).map_err(StoreError::db)?;
         Ok(ms.and_then(|m| Timestamp::from_millisecond(m).ok()))
     }
@@ -108,18 +127,19 @@ impl Store {
                     return Ok(());
                 }
                 match due {
-                    Some(d) => sqlx::query(
-                        "INSERT INTO timers (folio, due_at) VALUES ($1, $2) ON CONFLICT (folio) \
-                         DO UPDATE SET due_at = excluded.due_at, lease_owner = NULL, lease_until = NULL",
-                    )
-                    .bind(folio.to_string())
-                    .bind(d.as_millisecond())
-                    .execute(&mut *conn)
-                    .await,
-                    None => sqlx::query("DELETE FROM timers WHERE folio = $1")
-                        .bind(folio.to_string())
-                        .execute(&mut *conn)
-                        .await,
+                    Some(d) => {
+                        sqlx::query(SET_TIMER)
+                            .bind(folio.to_string())
+                            .bind(d.as_millisecond())
+                            .execute(&mut *conn)
+                            .await
+                    }
+                    None => {
+                        sqlx::query(CLEAR_TIMER)
+                            .bind(folio.to_string())
+                            .execute(&mut *conn)
+                            .await
+                    }
                 }
                 .map_err(StoreError::db)?;
                 Ok(())

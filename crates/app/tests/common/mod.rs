@@ -347,7 +347,7 @@ pub async fn create(
                     &SloPolicy::seed(),
                 )
             },
-            |_| Default::default(),
+            |_, _| Default::default(),
         )
         .await
         .expect("create incident")
