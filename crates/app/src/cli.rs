@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::clock::SystemClock;
 use crate::service::{NewUserInput, Service, ServiceError};
-use crate::store::{DEFAULT_DATABASE_URL, Store, StoreError, User, open::OpenMode};
+use crate::store::{DEFAULT_DATABASE_URL, Store, StoreError, open::OpenMode};
 
 /// Servicio del Protocolo de tratamiento de incidencias de los trámites digitales
 /// publicados en gob.mx: registra cada incidencia, lleva sus tiempos (SLO) y escala
@@ -306,7 +306,7 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
             use std::io::Read;
             let mut raw = Vec::new();
             std::io::stdin()
-                .take(crate::mail::inbound::MAX_MESSAGE_BYTES as u64 + 1)
+                .take(crate::service::MAX_MESSAGE_BYTES as u64 + 1)
                 .read_to_end(&mut raw)?;
             let store = Store::open(url).await?;
             let service = Service::new(store.clone(), Arc::new(SystemClock));
@@ -323,11 +323,20 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
         }
         Command::Outbox { command } => {
             let store = Store::open(url).await?;
+            let service = Service::new(store.clone(), Arc::new(SystemClock));
+            let operator = crate::service::Caller::operator();
             let result = match command {
                 OutboxCommand::List { state, limit } => {
-                    let rows = store
-                        .list_outbox(state.as_deref(), limit.clamp(1, 10_000))
-                        .await;
+                    let state = match state.as_deref().map(crate::service::OutboxState::parse) {
+                        Some(None) => {
+                            return Err(StoreError::Invalid(
+                                "--state debe ser pending, sent o dead".into(),
+                            ));
+                        }
+                        Some(s) => s,
+                        None => None,
+                    };
+                    let rows = service.outbox(&operator, state, limit).await;
                     rows.map(|rows| {
                         for r in rows {
                             println!(
@@ -343,13 +352,13 @@ async fn execute(url: &str, command: Command) -> Result<i32, StoreError> {
                         }
                     })
                 }
-                OutboxCommand::Retry { id } => store
-                    .retry_outbox(id, now)
+                OutboxCommand::Retry { id } => service
+                    .retry_outbox(&operator, id)
                     .await
                     .map(|n| println!("{n} correos de nuevo en cola.")),
             };
             store.close().await;
-            result?;
+            result.map_err(|e| StoreError::Invalid(service_message(e)))?;
             Ok(0)
         }
         Command::Token { command } => {
@@ -505,9 +514,7 @@ async fn create_user(
     agency: Option<String>,
     reports_to: Option<String>,
     password: Option<String>,
-) -> Result<User, ServiceError> {
-    let role = incidencias_core::Role::parse(&role)
-        .map_err(|e| ServiceError::invalid("role", e.to_string()))?;
+) -> Result<crate::documents::UserDoc, ServiceError> {
     let agency_id = match agency {
         None => None,
         Some(a) => match a.trim().parse::<i64>() {
@@ -515,8 +522,7 @@ async fn create_user(
             Err(_) => {
                 let acronym = a.trim().to_uppercase();
                 let found = service
-                    .store
-                    .agencies()
+                    .agencies(&crate::service::Caller::operator())
                     .await?
                     .into_iter()
                     .find(|x| x.acronym == acronym);
@@ -528,8 +534,7 @@ async fn create_user(
                                 format!("no existe la dependencia {acronym}"),
                             )
                         })?
-                        .id
-                        .0,
+                        .id,
                 )
             }
         },
@@ -543,17 +548,17 @@ async fn create_user(
                     .map_err(|e| ServiceError::invalid("reports_to", e.to_string()))?;
                 Some(
                     service
-                        .store
-                        .user_by_email(&email)
+                        .users(&crate::service::Caller::operator())
                         .await?
+                        .into_iter()
+                        .find(|u| u.email == email.as_str())
                         .ok_or_else(|| {
                             ServiceError::invalid(
                                 "reports_to",
                                 format!("no existe el usuario {email}"),
                             )
                         })?
-                        .id
-                        .0,
+                        .id,
                 )
             }
         },
@@ -690,12 +695,7 @@ async fn demo(url: &str, args: &ServeArgs) -> Result<i32, StoreError> {
     println!();
     println!("{:<36} {:<10} token de API", "usuario", "rol");
     for u in &seeded.users {
-        println!(
-            "{:<36} {:<10} {}",
-            u.user.email.as_str(),
-            u.user.role.as_str(),
-            u.token
-        );
+        println!("{:<36} {:<10} {}", u.user.email, u.user.role, u.token);
     }
     println!();
     println!("Ejemplo: curl -H 'Authorization: Bearer <token>' http://{addr}/api/v1/incidents");

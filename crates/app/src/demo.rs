@@ -11,18 +11,19 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::clock::ManualClock;
 use crate::documents::ReportFormBody;
+use crate::documents::UserDoc;
 use crate::service::{
     Caller, NewAgencyInput, NewIncidentInput, NewProcedureInput, NewUserInput, Service,
     ServiceError,
 };
-use crate::store::{Store, User};
+use crate::store::Store;
 
 /// The password of every demo user (printed by `demo`; never use it elsewhere).
 pub const DEMO_PASSWORD: &str = "demo-incidencias-2026";
 
 /// A demo account and its credentials.
 pub struct DemoUser {
-    pub user: User,
+    pub user: UserDoc,
     pub token: String,
 }
 
@@ -34,6 +35,13 @@ pub struct Demo {
 
 fn mins(m: i64) -> SignedDuration {
     SignedDuration::from_mins(m)
+}
+
+/// A seeded account: as listed, and as it acts.
+#[derive(Clone)]
+struct Account {
+    doc: UserDoc,
+    caller: Caller,
 }
 
 struct Seeder {
@@ -48,18 +56,21 @@ impl Seeder {
         name: &str,
         role: Role,
         agency: Option<i64>,
-        reports_to: Option<&User>,
-    ) -> Result<User, ServiceError> {
-        self.service
+        reports_to: Option<&Account>,
+    ) -> Result<Account, ServiceError> {
+        let doc = self
+            .service
             .create_user_unchecked(NewUserInput {
                 name: name.into(),
                 email: email.into(),
-                role,
+                role: role.as_str().into(),
                 agency_id: agency,
-                reports_to: reports_to.map(|u| u.id.0),
+                reports_to: reports_to.map(|u| u.doc.id),
                 password: Some(DEMO_PASSWORD.into()),
             })
-            .await
+            .await?;
+        let caller = self.service.caller(doc.id).await?;
+        Ok(Account { doc, caller })
     }
 
     fn at(&self, t: Timestamp) {
@@ -74,8 +85,8 @@ impl Seeder {
     }
 }
 
-fn caller(user: &User) -> Caller {
-    Caller { user: user.clone() }
+fn caller(account: &Account) -> Caller {
+    account.caller.clone()
 }
 
 fn form(restored: Timestamp, detected: Timestamp) -> ReportFormBody {
@@ -206,7 +217,7 @@ pub async fn seed(store: &Store, now: Timestamp) -> Result<Demo, ServiceError> {
                 },
             )
             .await?;
-        let a = Some(agency.id.0);
+        let a = Some(agency.id);
         let sub = s
             .user(
                 &format!("subsecretaria@{domain}"),
@@ -253,13 +264,13 @@ pub async fn seed(store: &Store, now: Timestamp) -> Result<Demo, ServiceError> {
                     NewProcedureInput {
                         homoclave: format!("{acronym}-0{}-00{}{modality}", n + 1, k + 1),
                         name: (*pname).into(),
-                        agency_id: agency.id.0,
+                        agency_id: agency.id,
                         url: format!(
                             "https://www.gob.mx/tramites/{}-{}",
                             acronym.to_lowercase(),
                             k + 1
                         ),
-                        responsible_id: resp.id.0,
+                        responsible_id: resp.doc.id,
                     },
                 )
                 .await?;
@@ -337,7 +348,7 @@ pub async fn seed(store: &Store, now: Timestamp) -> Result<Demo, ServiceError> {
             .report(
                 reporter,
                 NewIncidentInput {
-                    procedure_ids: vec![ProcedureId(procedure.0)],
+                    procedure_ids: vec![ProcedureId(procedure)],
                     kind: kinds[i % 4],
                     description: descriptions[i % 4].into(),
                     occurred_at: t0 - mins(6 + (i as i64 % 4) * 7),
@@ -509,8 +520,11 @@ pub async fn seed(store: &Store, now: Timestamp) -> Result<Demo, ServiceError> {
     s.at(now);
     let mut demo_users = Vec::new();
     for user in users {
-        let token = s.service.create_token(user.email.as_str()).await?;
-        demo_users.push(DemoUser { user, token });
+        let token = s.service.create_token(&user.doc.email).await?;
+        demo_users.push(DemoUser {
+            user: user.doc,
+            token,
+        });
     }
     Ok(Demo {
         users: demo_users,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod demo;
 pub mod documents;
+pub mod encoding;
 pub mod http;
 pub mod links;
 pub mod mail;

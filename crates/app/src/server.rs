@@ -32,7 +32,7 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(supervise(service.clone(), stopped.clone()));
     let mailer = match mail {
-        Some(settings) => match OutboxWorker::new(store.clone(), clock, &settings) {
+        Some(settings) => match OutboxWorker::new(service.clone(), &settings) {
             Ok(worker) => {
                 let mut stop = stopped.clone();
                 Some(tokio::spawn(worker.run(

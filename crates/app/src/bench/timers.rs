@@ -20,7 +20,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{Scratch, invalid, median};
 use crate::clock::{Clock, ManualClock};
-use crate::scheduler::{Fired, Scheduler, fire_incident};
+use crate::scheduler::{Fired, Scheduler};
 use crate::service::{OrgChart, Service};
 use crate::store::{Effects, Store, StoreError};
 
@@ -108,8 +108,8 @@ async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result
     for t in 0..64 {
         let (store, org, actor, policy) =
             (store.clone(), org.clone(), actor.clone(), policy.clone());
-        let procedure = ProcedureId(procedure.id.0);
-        let agency_id = agency.id;
+        let procedure = ProcedureId(procedure.id);
+        let agency_id = incidencias_core::AgencyId(agency.id);
         tasks.spawn(async move {
             for i in (t * per_task)..((t + 1) * per_task).min(n) {
                 let offset_ms = (i as i64) * spread_s * 1000 / (n as i64);
@@ -291,9 +291,8 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
             if !incidencias_core::escalation::due_actions(&incident, &ladder, clock.now())
                 .is_empty()
             {
-                fire_incident(&service, &org, incident.folio, Some(observer.clone()))
-                    .await
-                    .map_err(invalid)?;
+                let fired = service.fire(incident.folio).await.map_err(invalid)?;
+                fired.iter().for_each(|f| observer(f));
             }
         }
         // Every deadline has passed and been scanned after: done.

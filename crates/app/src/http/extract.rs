@@ -9,9 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::encoding::sha256_hex;
 use crate::service::{Caller, IdemRequest, ServiceError};
-use crate::store::TokenKind;
-use crate::store::chain::sha256_hex;
 
 /// Name of the session cookie the login endpoint sets.
 pub const SESSION_COOKIE: &str = "incidencias_sesion";
@@ -79,9 +78,7 @@ impl FromRequestParts<AppState> for Auth {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or(ServiceError::Unauthenticated)?;
-            return Ok(Auth(
-                state.service.authenticate(token, TokenKind::Api).await?,
-            ));
+            return Ok(Auth(state.service.authenticate_token(token).await?));
         }
         if let Some(session) = cookie(parts, SESSION_COOKIE) {
             if !same_origin(parts) {
@@ -90,12 +87,7 @@ impl FromRequestParts<AppState> for Auth {
                 )
                 .into());
             }
-            return Ok(Auth(
-                state
-                    .service
-                    .authenticate(session, TokenKind::Session)
-                    .await?,
-            ));
+            return Ok(Auth(state.service.authenticate_session(session).await?));
         }
         Err(ServiceError::Unauthenticated.into())
     }

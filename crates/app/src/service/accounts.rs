@@ -4,7 +4,7 @@ use incidencias_core::Email;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Caller, Service, ServiceError};
-use crate::store::chain::sha256_hex;
+use crate::encoding::sha256_hex;
 use crate::store::{TokenKind, User};
 
 /// How long a browser session lasts.
@@ -36,6 +36,25 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("el usuario {email}")))
     }
 
+    /// An account as a caller, without credentials: for the front ends that are trusted
+    /// by construction (the command line, the demo, the benchmarks, tests), never for a
+    /// request.
+    pub async fn caller(&self, user_id: i64) -> Result<Caller, ServiceError> {
+        match self.store.user(incidencias_core::UserId(user_id)).await? {
+            Some(u) if u.active => Ok(Caller::from(&u)),
+            _ => Err(ServiceError::NotFound(format!("el usuario {user_id}"))),
+        }
+    }
+
+    /// The caller's own account.
+    pub async fn me(&self, caller: &Caller) -> Result<crate::documents::UserDoc, ServiceError> {
+        self.store
+            .user(caller.id)
+            .await?
+            .map(Into::into)
+            .ok_or(ServiceError::Unauthenticated)
+    }
+
     /// A new API token for the user with this address; the token is returned once.
     pub async fn create_token(&self, email: &str) -> Result<String, ServiceError> {
         let user = self.account(email).await?;
@@ -61,11 +80,19 @@ impl Service {
             .await?)
     }
 
-    pub async fn authenticate(
-        &self,
-        secret: &str,
-        kind: TokenKind,
-    ) -> Result<Caller, ServiceError> {
+    /// The caller behind an API token (`Authorization: Bearer`).
+    pub async fn authenticate_token(&self, secret: &str) -> Result<Caller, ServiceError> {
+        self.authenticate(secret, TokenKind::Api).await
+    }
+
+    /// The caller behind a session cookie.
+    pub async fn authenticate_session(&self, secret: &str) -> Result<Caller, ServiceError> {
+        self.authenticate(secret, TokenKind::Session).await
+    }
+
+    /// The account whose token of `kind` is `secret`, from [`super::CREDENTIAL_CACHE`] when
+    /// checked recently.
+    async fn authenticate(&self, secret: &str, kind: TokenKind) -> Result<Caller, ServiceError> {
         let hash = sha256_hex(secret.as_bytes());
         let key = format!("{kind:?}:{hash}");
         if let Ok(cache) = self.credentials.lock()
@@ -76,7 +103,7 @@ impl Service {
         }
         let user = self.store.user_by_token(&hash, kind, self.now()).await?;
         let caller = user
-            .map(|user| Caller { user })
+            .map(|user| Caller::from(&user))
             .ok_or(ServiceError::Unauthenticated)?;
         if let Ok(mut cache) = self.credentials.lock() {
             if cache.len() > 10_000 {

@@ -238,10 +238,21 @@ impl Store {
         Ok(result)
     }
 
-    /// The incident as of its latest write (from this process's cache when it has it).
+    /// The incident as of its latest write, from this process's cache when the database
+    /// still holds the version kept there. The check is one indexed read of the row's
+    /// version, so a write by another process (`incidencias mail ingest` beside `serve`,
+    /// say) is seen at once; what the cache saves is reading and parsing the body.
     pub async fn load(&self, folio: Folio) -> Result<Option<StoredIncident>, StoreError> {
         if let Some(hit) = self.cache.get(folio) {
-            return Ok(Some(hit));
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM incidents WHERE folio = $1")
+                    .bind(folio.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(StoreError::db)?;
+            if current.is_some() && current == i64::try_from(hit.incident.version).ok() {
+                return Ok(Some(hit));
+            }
         }
         self.load_fresh(folio).await
     }

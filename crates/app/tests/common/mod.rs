@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod imap;
+pub mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
