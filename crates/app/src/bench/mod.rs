@@ -280,6 +280,7 @@ async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sample, Store
                         move |folio| {
                             let command = Command::Report(NewReport { folio, ..report });
                             decide(None, &actor, &command, now, &policy)
+                                .map_err(|e| StoreError::Invalid(e.to_string()))
                         },
                         |_, _| Effects::default(),
                     )

@@ -130,21 +130,20 @@ async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result
                                 occurred_at: notified - SignedDuration::from_mins(2),
                                 channel: Channel::Monitor,
                             });
-                            let mut events = decide(None, &actor, &report, notified, &policy)?;
+                            let refused = StoreError::Invalid;
+                            let mut events = decide(None, &actor, &report, notified, &policy)
+                                .map_err(|e| refused(e.to_string()))?;
                             let state = incidencias_core::Incident::replay(&events)
-                                .map_err(|_| incidencias_core::DecideError::NotYourAgency)?;
+                                .map_err(|e| refused(e.to_string()))?;
                             let notify = Command::Notify {
                                 severity: Severity::Critical,
                                 disable_button: true,
                             };
-                            events.extend(decide(
-                                Some(&state),
-                                &actor,
-                                &notify,
-                                notified,
-                                &policy,
-                            )?);
-                            Ok(events)
+                            events.extend(
+                                decide(Some(&state), &actor, &notify, notified, &policy)
+                                    .map_err(|e| refused(e.to_string()))?,
+                            );
+                            Ok::<_, StoreError>(events)
                         },
                         |stored, _| Effects {
                             next_due: next_due(&stored.incident, &org.ladder(&stored.incident)),
@@ -281,7 +280,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         let scan_at = clock.now();
         let (open, _) = store
             .list_incidents(crate::store::ListQuery {
-                state: Some("awaiting_ack"),
+                state: Some(incidencias_core::IncidentState::AwaitingAck),
                 limit: u64::MAX >> 1,
                 ..Default::default()
             })

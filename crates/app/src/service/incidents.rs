@@ -148,7 +148,7 @@ impl Service {
                         occurred_at: input.occurred_at,
                         channel: input.channel,
                     });
-                    decide(None, &actor, &command, now, &policy)
+                    decide(None, &actor, &command, now, &policy).map_err(Creating::Refused)
                 },
                 |stored, events| {
                     body = render(&stored.incident, now);
@@ -176,11 +176,12 @@ impl Service {
                 replayed: false,
             }),
             // A concurrent request with the same key won the race: its answer is ours.
-            Err(StoreError::Conflict) if idem.is_some() => self
+            Err(Creating::Store(StoreError::Conflict)) if idem.is_some() => self
                 .replay(caller, &idem)
                 .await?
                 .ok_or_else(|| ServiceError::Conflict(StoreError::Conflict.to_string())),
-            Err(e) => Err(e.into()),
+            Err(Creating::Store(e)) => Err(e.into()),
+            Err(Creating::Refused(e)) => Err(e.into()),
         }
     }
 
@@ -424,9 +425,9 @@ impl Service {
         let (rows, total) = self
             .store
             .list_incidents(crate::store::ListQuery {
-                state: filter.state.map(|s| s.as_str()),
+                state: filter.state,
                 agency_id: agency,
-                severity: filter.severity.map(|s| s.as_str()),
+                severity: filter.severity,
                 breached: filter.breached.map(|b| (b, now)),
                 offset: u64::from(page - 1) * u64::from(per_page),
                 limit: u64::from(per_page),
@@ -476,6 +477,18 @@ pub(super) enum Plan<T> {
         used_link: Option<String>,
         answer: T,
     },
+}
+
+/// Why step 1 stored nothing: the store failed, or the protocol refused the report.
+enum Creating {
+    Store(StoreError),
+    Refused(incidencias_core::DecideError),
+}
+
+impl From<StoreError> for Creating {
+    fn from(e: StoreError) -> Creating {
+        Creating::Store(e)
+    }
 }
 
 /// How the use-case loop ended.

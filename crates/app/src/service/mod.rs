@@ -1,5 +1,9 @@
-//! Use-cases: load -> core::decide -> store (events, projection, timer, idempotency record)
-//! in one transaction. Handlers call only this; nothing here knows HTTP.
+//! THE door: every use-case of every front end (the JSON API, the pages, the command line,
+//! email replies, the scheduler, the mail workers): load -> core::decide -> store (events,
+//! projection, timer, outbox, idempotency record) in one transaction. The store is private
+//! here; answers are the service's own documents. Nothing here knows a front end: the one
+//! HTTP-shaped thing is [`Reply::status`], kept because an idempotent replay must give back
+//! the first answer exactly as it was (201 for a creation, 200 for an action).
 
 mod accounts;
 mod catalog;
@@ -179,7 +183,6 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Conflict => ServiceError::Conflict(e.to_string()),
             StoreError::Duplicate(what) => ServiceError::Conflict(duplicate_message(&what)),
-            StoreError::Rejected(d) => d.into(),
             StoreError::NotFound(what) => ServiceError::NotFound(what),
             StoreError::Invalid(msg) => ServiceError::invalid("body", msg),
             StoreError::WriterStopped => ServiceError::Unavailable,
