@@ -273,7 +273,8 @@ fn killed_in_the_middle_of_a_batch_and_restarted_never_fires_twice() {
         }
         assert_eq!(per_folio.len(), 1000, "every incident fired");
         // And nothing is left due at the last run's instant.
-        let org = incidencias::service::OrgChart::load(&store)
+        let org = Service::new(store.clone(), Arc::new(ManualClock::new(common::api::t0())))
+            .org_chart()
             .await
             .expect("org");
         for folio in store.folios().await.expect("folios") {

@@ -21,7 +21,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Scratch, invalid, median};
 use crate::clock::{Clock, ManualClock};
 use crate::scheduler::{Fired, Scheduler};
-use crate::service::{OrgChart, Service};
+use crate::service::Service;
 use crate::store::{Effects, Store, StoreError};
 
 #[derive(Debug, Args)]
@@ -97,7 +97,7 @@ async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result
     // Acknowledgment of a critical incident in 800 s: the warning comes at 600 s.
     let mut policy = SloPolicy::seed();
     policy.targets.ack.critical = 800;
-    let org = Arc::new(OrgChart::load(&store).await?);
+    let org = service.org_chart().await.map_err(invalid)?;
     let actor = Actor::User {
         id: helpdesk.id,
         role: Role::Helpdesk,
@@ -271,7 +271,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         start: Instant::now(),
     });
     let service = Service::new(store.clone(), clock.clone());
-    let org = OrgChart::load(&store).await?;
+    let org = service.org_chart().await.map_err(invalid)?;
     let (log, observer) = recorder();
     let mut scans = 0;
     let last_deadline = epoch + SignedDuration::from_secs(args.spread_s);

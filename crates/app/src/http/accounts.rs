@@ -40,7 +40,7 @@ pub async fn login(
         outcome.session,
         if state.secure_cookies { "; Secure" } else { "" }
     );
-    let mut response = Json(UserDoc::from(outcome.user)).into_response();
+    let mut response = Json(outcome.user).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }

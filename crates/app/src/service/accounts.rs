@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{Caller, Service, ServiceError};
 use crate::encoding::sha256_hex;
-use crate::store::{TokenKind, User};
+use crate::store::TokenKind;
 
 /// How long a browser session lasts.
 pub const SESSION_HOURS: i64 = 12;
@@ -19,7 +19,8 @@ pub fn new_secret() -> Result<String, ServiceError> {
 }
 
 pub struct LoginOutcome {
-    pub user: User,
+    /// The account signed in.
+    pub user: crate::documents::UserDoc,
     /// The session secret for the cookie.
     pub session: String,
     pub expires_at: Timestamp,
@@ -170,7 +171,7 @@ impl Service {
                     )
                     .await?;
                 Ok(LoginOutcome {
-                    user,
+                    user: user.into(),
                     session,
                     expires_at,
                 })
