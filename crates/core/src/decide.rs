@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use crate::command::{Command, DecideError, FieldError, NewReport};
 use crate::escalation::{ActionKind, Ladder, due_actions, manual_target};
-use crate::event::{Actor, ButtonCause, Change, Event};
+use crate::event::{Actor, BannerCause, ButtonCause, Change, Event};
 use crate::incident::{Incident, IncidentState, ReportFormState};
 use crate::portal::closing_conditions_unmet;
 use crate::report_form::{FormField, IncidentReport, check};
@@ -76,7 +76,11 @@ pub fn decide(
         .into_iter()
         .map(|change| Event {
             at: now,
-            actor: actor.clone(),
+            actor: if change.is_automatic() {
+                Actor::System
+            } else {
+                actor.clone()
+            },
             change,
         })
         .collect())
@@ -221,6 +225,7 @@ fn changes(
             Ok(vec![Change::BannerSet {
                 shown: *shown,
                 message: message.filter(|_| *shown),
+                cause: BannerCause::Agency,
             }])
         }
         Command::SetButton { enabled } => {
@@ -375,12 +380,39 @@ fn changes(
             Ok(vec![Change::Closed])
         }
         Command::Dismiss { reason } => {
+            // Once acknowledged the incident is real: it ends only by the closing rule
+            // (PROTOCOL.md, "Dismissal").
+            if !matches!(state, S::Reported | S::AwaitingAck) {
+                return refuse(
+                    "la dependencia ya confirmó de enterado: la incidencia solo termina con su cierre",
+                );
+            }
             let mut errors = Vec::new();
             required_text(&mut errors, "reason", reason, MAX_SHORT_TEXT_CHARS);
             fields(errors)?;
-            Ok(vec![Change::Dismissed {
+            // After notification the portal is restored with it, each change only if this
+            // incident made it (recorded as automatic, cause `dismissal`), before the
+            // dismissal itself so that no state ever shows a dismissed report holding the
+            // portal.
+            let mut out = Vec::new();
+            if !incident.portal.button_enabled {
+                out.push(Change::ButtonSet {
+                    enabled: true,
+                    cause: ButtonCause::Dismissal,
+                });
+            }
+            if incident.portal.banner_shown {
+                out.push(Change::BannerSet {
+                    shown: false,
+                    message: None,
+                    cause: BannerCause::Dismissal,
+                });
+            }
+            out.push(Change::Dismissed {
                 reason: reason.trim().to_string(),
-            }])
+                notified: state == S::AwaitingAck,
+            });
+            Ok(out)
         }
     }
 }

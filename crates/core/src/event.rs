@@ -24,7 +24,8 @@ pub enum Actor {
         /// Set for agency users: the only agency whose incidents they may touch.
         agency: Option<AgencyId>,
     },
-    /// The scheduler: it only fires planned actions ([`crate::Command::Fire`]).
+    /// The system itself: the scheduler firing planned actions ([`crate::Command::Fire`]),
+    /// and the automatic consequences of a person's command (see [`Change::is_automatic`]).
     System,
 }
 
@@ -60,6 +61,21 @@ pub enum ButtonCause {
     Validation,
     /// A validator switched it by hand.
     Manual,
+    /// Enabled again when a notified report was dismissed as not an incident.
+    Dismissal,
+}
+
+/// Why the banner changed: the agency's own report (steps 2 and 5) or an automatic
+/// restoration of the portal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BannerCause {
+    /// The agency reported it shown or removed. The default, so that events stored before
+    /// the cause existed read as what they were.
+    #[default]
+    Agency,
+    /// Removed when a notified report was dismissed as not an incident.
+    Dismissal,
 }
 
 /// What an event changed: one variant per step, exception and scheduler firing.
@@ -109,6 +125,10 @@ pub enum Change {
         /// The agency's own text, only when shown; `None` means the default one
         /// ([`crate::portal::DEFAULT_BANNER_MESSAGE`]).
         message: Option<String>,
+        /// The agency's report, or an automatic restoration (then the actor is
+        /// [`Actor::System`]).
+        #[serde(default)]
+        cause: BannerCause,
     },
     /// Step 3. `round` is the validation round this notice opens (1, 2, ...).
     ResolutionNotified {
@@ -184,10 +204,33 @@ pub enum Change {
     Dismissed {
         /// The help desk's reason, trimmed.
         reason: String,
+        /// The report had been notified (step 2): the responsibles and CEDN must hear of
+        /// the dismissal, and the portal is restored by the automatic `button_set` /
+        /// `banner_set` events decided with it. False for a report dismissed before
+        /// notification (nobody outside the help desk knew of it).
+        #[serde(default)]
+        notified: bool,
     },
 }
 
 impl Change {
+    /// Whether the change is an automatic consequence of another one rather than what the
+    /// actor asked for: such events are recorded with [`Actor::System`] as their actor
+    /// (their cause says why), so the record never shows a person doing what the system
+    /// did on someone's behalf.
+    pub fn is_automatic(&self) -> bool {
+        matches!(
+            self,
+            Change::ButtonSet {
+                cause: ButtonCause::Dismissal,
+                ..
+            } | Change::BannerSet {
+                cause: BannerCause::Dismissal,
+                ..
+            }
+        )
+    }
+
     /// The stored `kind` name (equal to the serde tag).
     pub fn kind(&self) -> &'static str {
         match self {

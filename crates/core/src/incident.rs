@@ -314,7 +314,7 @@ impl Incident {
                 s.acknowledged_at = Some(at);
                 s.stop(ClockId::ACK, at);
             }
-            Change::BannerSet { shown, message } => {
+            Change::BannerSet { shown, message, .. } => {
                 s.portal.banner_shown = *shown;
                 s.portal.banner_message = if *shown { message.clone() } else { None };
             }
@@ -422,7 +422,7 @@ impl Incident {
                 s.closed_at = Some(at);
                 s.stop_all(at);
             }
-            Change::Dismissed { reason } => {
+            Change::Dismissed { reason, .. } => {
                 s.state = IncidentState::Dismissed;
                 s.closed_at = Some(at);
                 s.dismissal_reason = Some(reason.clone());
@@ -515,6 +515,14 @@ impl Incident {
                     "closed while the closing rule fails: {:?}",
                     closing_conditions_unmet(self)
                 ));
+            }
+        }
+        if self.state == IncidentState::Dismissed {
+            if self.acknowledged_at.is_some() {
+                out.push("dismissed after the agency acknowledged".to_string());
+            }
+            if !self.portal.button_enabled || self.portal.banner_shown {
+                out.push("dismissed without restoring the portal".to_string());
             }
         }
         if self.state.is_terminal() && self.clocks.iter().any(|c| !c.is_stopped()) {

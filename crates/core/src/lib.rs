@@ -28,7 +28,7 @@ pub mod types;
 pub use command::{Command, DecideError, FieldError, NewReport};
 pub use decide::decide;
 pub use escalation::{ActionKey, ActionKind, DueAction, Ladder, due_actions, next_due, planned};
-pub use event::{Actor, ButtonCause, Change, Event};
+pub use event::{Actor, BannerCause, ButtonCause, Change, Event};
 pub use incident::{Incident, IncidentState, ReplayError, ReportFormState};
 pub use portal::{ClosingCondition, PortalState, closing_conditions_unmet, procedure_status};
 pub use report_form::{FormField, FormIssue, IncidentReport};

@@ -449,3 +449,105 @@ fn form_instants_are_kept_at_millisecond_precision_so_the_notice_instant_is_not_
     );
     assert_eq!(run.inc().report_form.state, ReportFormState::Accepted);
 }
+
+#[test]
+fn dismissal_only_while_reported_or_awaiting_ack() {
+    let mut run = Run::notified(Severity::High);
+    run.ok(&agency(), Command::Acknowledge, at(6 * MIN));
+    let err = run
+        .exec(
+            &helpdesk(),
+            Command::Dismiss {
+                reason: "Falsa alarma".into(),
+            },
+            at(7 * MIN),
+        )
+        .expect_err("acknowledged: the incident is real");
+    assert!(
+        matches!(
+            err,
+            DecideError::InvalidTransition {
+                state: Some(IncidentState::InCorrection),
+                command: "dismiss",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(run.inc().state, IncidentState::InCorrection);
+}
+
+#[test]
+fn dismissal_after_notification_restores_the_portal_as_automatic_changes() {
+    use incidencias_core::{Actor, BannerCause, ButtonCause};
+    let mut run = Run::notified(Severity::High);
+    run.ok(
+        &agency(),
+        Command::SetBanner {
+            shown: true,
+            message: None,
+        },
+        at(6 * MIN),
+    );
+    let events = run.ok(
+        &helpdesk(),
+        Command::Dismiss {
+            reason: "Falsa alarma del monitoreo".into(),
+        },
+        at(7 * MIN),
+    );
+    let record: Vec<(Actor, Change)> = events
+        .iter()
+        .map(|e| (e.actor.clone(), e.change.clone()))
+        .collect();
+    assert_eq!(
+        record,
+        vec![
+            (
+                Actor::System,
+                Change::ButtonSet {
+                    enabled: true,
+                    cause: ButtonCause::Dismissal,
+                }
+            ),
+            (
+                Actor::System,
+                Change::BannerSet {
+                    shown: false,
+                    message: None,
+                    cause: BannerCause::Dismissal,
+                }
+            ),
+            (
+                helpdesk(),
+                Change::Dismissed {
+                    reason: "Falsa alarma del monitoreo".into(),
+                    notified: true,
+                }
+            ),
+        ]
+    );
+    let inc = run.inc();
+    assert_eq!(inc.state, IncidentState::Dismissed);
+    assert!(inc.portal.button_enabled && !inc.portal.banner_shown);
+
+    // Before notification nothing was changed on the portal and nobody outside the help
+    // desk knew: the dismissal alone.
+    let mut early = Run::new();
+    early.ok(&helpdesk(), report(0), at(0));
+    let events = early.ok(
+        &helpdesk(),
+        Command::Dismiss {
+            reason: "Duplicado".into(),
+        },
+        at(60),
+    );
+    assert_eq!(events.len(), 1);
+    assert!(matches!(
+        events[0].change,
+        Change::Dismissed {
+            notified: false,
+            ..
+        }
+    ));
+}

@@ -1229,8 +1229,9 @@ fn random_command_sequences_never_panic_and_keep_every_invariant_after_every_eve
 // Regression tests for the bugs the properties found (fixed in src)
 // ---------------------------------------------------------------------------------------
 
-/// Dismissing while CEDN holds a resolution notice leaves that round without a verdict;
-/// the invariants accept it for a dismissed incident.
+/// Dismissing while CEDN holds a resolution notice used to leave that round without a
+/// verdict; now a dismissal after acknowledgment (here implied by the resolution notice) is
+/// refused, and the refusal leaves every invariant holding.
 #[test]
 fn dismissing_while_awaiting_validation_breaks_an_invariant() {
     let mut run = common::Run::notified(Severity::High);
@@ -1241,15 +1242,19 @@ fn dismissing_while_awaiting_validation_breaks_an_invariant() {
         },
         common::at(10 * common::MIN),
     );
-    run.ok(
+    let refused = run.exec(
         &helpdesk(),
         Command::Dismiss {
             reason: "Duplicado".into(),
         },
         common::at(11 * common::MIN),
     );
+    assert!(
+        matches!(refused, Err(DecideError::InvalidTransition { .. })),
+        "{refused:?}"
+    );
     let inc = run.inc();
-    assert_eq!(inc.state, IncidentState::Dismissed);
+    assert_eq!(inc.state, IncidentState::AwaitingValidation);
     assert_eq!(
         inc.invariant_violations(common::at(12 * common::MIN)),
         Vec::<String>::new()
