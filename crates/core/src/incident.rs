@@ -371,18 +371,29 @@ impl Incident {
             Change::ReportFormSubmitted { form } => {
                 s.report_form.state = ReportFormState::Submitted;
                 s.report_form.form = Some(form.clone());
+                // The form is in the help desk's court until reviewed: `report_form`
+                // measures the agency's delivery only (PROTOCOL.md, "Clock rules").
+                if let Some(c) = s.clock_mut(ClockId::REPORT_FORM) {
+                    c.pause(at);
+                }
             }
             Change::ReportFormReviewed {
                 complete, missing, ..
             } => {
                 if *complete {
+                    // Stopped while paused: met iff the accepted form was delivered within
+                    // the target, counting the agency's time only.
                     s.report_form.state = ReportFormState::Accepted;
                     s.report_form.requested.clear();
                     s.stop(ClockId::REPORT_FORM, at);
                 } else {
-                    // The report_form clock keeps running (PROTOCOL.md, decision).
+                    // Back in the agency's court: the clock runs again from the request
+                    // (PROTOCOL.md, decision).
                     s.report_form.state = ReportFormState::Incomplete;
                     s.report_form.requested = missing.clone();
+                    if let Some(c) = s.clock_mut(ClockId::REPORT_FORM) {
+                        c.resume(at);
+                    }
                 }
             }
             Change::SeverityChanged { to, .. } => {
@@ -542,6 +553,13 @@ impl Incident {
         // gets a verdict, which is the truth, so the check is for open incidents only.
         if !self.state.is_terminal() && awaiting != open_round {
             out.push("awaiting_validation iff the last round has no verdict".to_string());
+        }
+        if self.report_form.state == ReportFormState::Submitted
+            && self
+                .clock(ClockId::REPORT_FORM)
+                .is_some_and(Clock::is_running)
+        {
+            out.push("report_form clock runs while the help desk reviews the form".to_string());
         }
         if self
             .clock(ClockId::RESOLUTION)

@@ -27,7 +27,8 @@ pub enum ClockName {
     Resolution,
     /// Step 4: resolution notice -> CEDN's verdict, one clock per round.
     Validation,
-    /// Step 6: first resolution notice -> form accepted as complete.
+    /// Step 6: the agency's delivery of the form, from the first resolution notice;
+    /// paused while a delivered form awaits the help desk's review.
     ReportForm,
 }
 
@@ -128,7 +129,7 @@ pub enum ClockState {
     /// Counting: the step is in its party's court and not done.
     Running,
     /// Not counting while the step is out of its party's court (`resolution` while CEDN
-    /// validates).
+    /// validates, `report_form` while the help desk reviews a delivered form).
     Paused,
     /// Stopped before its running time reached the target.
     Met,
