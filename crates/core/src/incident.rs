@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Change, Event};
 use crate::portal::{PortalState, closing_conditions_unmet};
-use crate::report_form::{FormContext, IncidentReport};
+use crate::report_form::{FormContext, FormField, IncidentReport};
 use crate::slo::{Clock, ClockId, ClockName, ClockState, SloPolicy};
 use crate::types::{AgencyId, Channel, Folio, IncidentKind, ProcedureId, Severity};
 
@@ -92,7 +92,8 @@ impl fmt::Display for IncidentState {
 pub enum ReportFormState {
     /// Before the first resolution notice.
     NotDue,
-    /// Owed by the agency: the first resolution notice was sent, no form delivered yet.
+    /// Owed by the agency: the first resolution notice was sent and no form delivered yet,
+    /// or a validation failed after the form was accepted (it is owed again).
     Due,
     /// Delivered; waiting for the help desk's review.
     Submitted,
@@ -122,7 +123,9 @@ pub struct ReportFormStatus {
     pub state: ReportFormState,
     /// The latest form the agency sent.
     pub form: Option<IncidentReport>,
-    /// Fields named in the help desk's latest request for complementary information.
+    /// Fields named in the help desk's latest request for complementary information, or,
+    /// when a failed validation sent an accepted form back, the fields to revise
+    /// (`restored_at`, `root_cause`).
     pub requested: Vec<String>,
 }
 
@@ -332,9 +335,19 @@ impl Incident {
                 };
                 s.clocks
                     .push(Clock::start(ClockId::validation(*round), validation, at));
-                if s.report_form.state == ReportFormState::NotDue {
-                    s.report_form.state = ReportFormState::Due;
-                    s.clocks.push(Clock::start(ClockId::REPORT_FORM, form, at));
+                match s.report_form.state {
+                    ReportFormState::NotDue => {
+                        s.report_form.state = ReportFormState::Due;
+                        s.clocks.push(Clock::start(ClockId::REPORT_FORM, form, at));
+                    }
+                    // Sent back by a failed validation: the clock runs again from this
+                    // notice (no-op when it already runs).
+                    ReportFormState::Submitted | ReportFormState::Accepted => {}
+                    _ => {
+                        if let Some(c) = s.clock_mut(ClockId::REPORT_FORM) {
+                            c.resume(at);
+                        }
+                    }
                 }
                 s.rounds.push(ValidationRound {
                     round: *round,
@@ -365,6 +378,20 @@ impl Incident {
                     s.state = IncidentState::InCorrection;
                     if let Some(c) = s.clock_mut(ClockId::RESOLUTION) {
                         c.resume(at);
+                    }
+                    // An accepted form described a restoration that did not hold: it is
+                    // owed again, naming what changed; its clock stays paused until the
+                    // next resolution notice (PROTOCOL.md, "Clock rules"). A form still
+                    // under review is left to the help desk's review.
+                    if s.report_form.state == ReportFormState::Accepted {
+                        s.report_form.state = ReportFormState::Due;
+                        s.report_form.requested = vec![
+                            FormField::RestoredAt.as_str().to_string(),
+                            FormField::RootCause.as_str().to_string(),
+                        ];
+                        if let Some(c) = s.clock_mut(ClockId::REPORT_FORM) {
+                            c.reopen();
+                        }
                     }
                 }
             }
@@ -553,6 +580,13 @@ impl Incident {
         // gets a verdict, which is the truth, so the check is for open incidents only.
         if !self.state.is_terminal() && awaiting != open_round {
             out.push("awaiting_validation iff the last round has no verdict".to_string());
+        }
+        if !self.state.is_terminal()
+            && self.clock(ClockId::REPORT_FORM).is_some_and(|c| {
+                c.is_stopped() != (self.report_form.state == ReportFormState::Accepted)
+            })
+        {
+            out.push("report_form clock stopped iff the form is accepted".to_string());
         }
         if self.report_form.state == ReportFormState::Submitted
             && self

@@ -313,6 +313,14 @@ impl Clock {
         self.stopped_at = Some(at);
     }
 
+    /// Undoes a stop, leaving the clock paused with the running time it had (a later
+    /// [`Clock::resume`] counts on from there). For a step that turns out not to be done
+    /// after all: the accepted report form sent back by a failed validation. A breach
+    /// stays recorded.
+    pub fn reopen(&mut self) {
+        self.stopped_at = None;
+    }
+
     /// New target from the same start (severity change). Settles first: an overrun that
     /// already happened stays.
     pub fn retarget(&mut self, target_s: u32, at: Timestamp) {

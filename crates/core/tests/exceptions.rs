@@ -556,3 +556,80 @@ fn dismissal_after_notification_restores_the_portal_as_automatic_changes() {
         }
     ));
 }
+
+#[test]
+fn exception_persistence_after_the_form_was_accepted_sends_the_form_back_to_due() {
+    let mut run = awaiting_validation(Severity::High); // resolution notice at +30 min
+    run.ok(
+        &agency(),
+        Command::SubmitReportForm(complete_form()),
+        at(HOUR),
+    );
+    run.ok(
+        &helpdesk(),
+        Command::ReviewReportForm {
+            complete: true,
+            missing: vec![],
+            message: None,
+        },
+        at(2 * HOUR),
+    );
+    assert_eq!(run.inc().report_form.state, ReportFormState::Accepted);
+    run.ok(
+        &validator(),
+        Command::RecordValidation {
+            passed: false,
+            observations: vec!["El pago en línea sigue fallando".into()],
+        },
+        at(3 * HOUR),
+    );
+    let inc = run.inc();
+    assert_eq!(inc.report_form.state, ReportFormState::Due);
+    assert_eq!(inc.report_form.requested, ["restored_at", "root_cause"]);
+    assert!(
+        inc.report_form.form.is_some(),
+        "kept as the basis to revise"
+    );
+    let form_clock = inc.clock(ClockId::REPORT_FORM).expect("form clock");
+    assert_eq!(
+        (
+            form_clock.state(at(5 * HOUR)),
+            form_clock.elapsed_s(at(5 * HOUR))
+        ),
+        (ClockState::Paused, 30 * MIN),
+        "not running until the next resolution notice"
+    );
+    // The next resolution notice: the clock runs again from there.
+    run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Pasarela de pago corregida".into(),
+        },
+        at(5 * HOUR),
+    );
+    let form_clock = run.inc().clock(ClockId::REPORT_FORM).expect("form clock");
+    assert_eq!(
+        (
+            form_clock.state(at(6 * HOUR)),
+            form_clock.elapsed_s(at(6 * HOUR))
+        ),
+        (ClockState::Running, 30 * MIN + HOUR)
+    );
+    // Closing needs the revised form accepted again.
+    run.ok(
+        &validator(),
+        Command::RecordValidation {
+            passed: true,
+            observations: vec![],
+        },
+        at(6 * HOUR),
+    );
+    let err = run
+        .exec(&helpdesk(), Command::Close, at(6 * HOUR))
+        .expect_err("form owed again");
+    assert!(
+        matches!(err, DecideError::ClosingRuleNotMet(ref u)
+            if u.contains(&incidencias_core::ClosingCondition::ReportFormAccepted)),
+        "{err:?}"
+    );
+}
