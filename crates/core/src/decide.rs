@@ -364,6 +364,7 @@ fn changes(
                     };
                     Change::Escalated {
                         clock: Some(key.clock),
+                        side: key.clock.name.side(),
                         level: key.level,
                         to: *to,
                         cc: action.cc,
@@ -506,7 +507,7 @@ fn decide_manual_escalation(
 ) -> Result<Vec<Change>, DecideError> {
     let mut errors = Vec::new();
     required_text(&mut errors, "reason", reason, MAX_SHORT_TEXT_CHARS);
-    let Some((level, to, cc)) = manual_target(incident, ladder) else {
+    let Some((side, level, to, cc)) = manual_target(incident, ladder) else {
         errors.push(FieldError::new(
             "reports_to",
             "el responsable del trámite no tiene registrado un nivel jerárquico superior",
@@ -516,6 +517,7 @@ fn decide_manual_escalation(
     fields(errors)?;
     Ok(vec![Change::Escalated {
         clock: None,
+        side,
         level,
         to,
         cc,

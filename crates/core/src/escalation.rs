@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Change;
-use crate::incident::Incident;
+use crate::incident::{Incident, IncidentState};
 use crate::slo::{Clock, ClockId};
 use crate::types::{Folio, UserId};
 
@@ -29,6 +29,44 @@ pub struct Ladder {
     pub agency: Vec<UserId>,
     /// The central side, for `validation`.
     pub central: Vec<UserId>,
+}
+
+/// Which escalation ladder: the agency's (responsible and their superiors) or the central
+/// one (CEDN's validator and theirs). Levels are counted per side: a central escalation
+/// never moves the agency's level (PROTOCOL.md, "Escalation").
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The agency's ladder: `ack`, `resolution`, `report_form`. The default, so that
+    /// escalations stored before the side was recorded (all on this ladder) read right.
+    #[default]
+    Agency,
+    /// The central ladder: `validation`.
+    Central,
+}
+
+impl Side {
+    /// The API / code name (`snake_case`), equal to the serde form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Agency => "agency",
+            Side::Central => "central",
+        }
+    }
+
+    /// The side that owns the step the incident waits for in `state`: CEDN's while a
+    /// resolution notice awaits its verdict, the agency's otherwise (before notification
+    /// too: the help desk's only ladder to reach is the agency's). A manual escalation
+    /// goes up this side.
+    pub fn owning(state: IncidentState) -> Side {
+        if state == IncidentState::AwaitingValidation {
+            Side::Central
+        } else {
+            Side::Agency
+        }
+    }
 }
 
 /// Longest chain [`Ladder::chain`] will follow: org charts deeper than this are a data
@@ -53,12 +91,26 @@ impl Ladder {
         chain
     }
 
-    fn side(&self, clock: ClockId) -> &[UserId] {
-        if clock.name.agency_side() {
-            &self.agency
-        } else {
-            &self.central
+    /// The chain of `side`.
+    pub fn of(&self, side: Side) -> &[UserId] {
+        match side {
+            Side::Agency => &self.agency,
+            Side::Central => &self.central,
         }
+    }
+
+    /// Who is copied on an escalation up `side`: whoever must act there (level 0) and, on
+    /// the central side, also the procedure's responsible (the seed's "copia al
+    /// responsable del trámite"), without repeats.
+    pub fn cc(&self, side: Side) -> Vec<UserId> {
+        let mut cc: Vec<UserId> = self.of(side).first().copied().into_iter().collect();
+        if side == Side::Central
+            && let Some(responsible) = self.agency.first()
+            && !cc.contains(responsible)
+        {
+            cc.push(*responsible);
+        }
+        cc
     }
 }
 
@@ -162,7 +214,8 @@ pub fn planned(incident: &Incident, ladder: &Ladder) -> Vec<DueAction> {
         return out;
     };
     for clock in incident.clocks.iter().filter(|c| escalates(c)) {
-        let chain = ladder.side(clock.id);
+        let side = clock.id.name.side();
+        let chain = ladder.of(side);
         let key = |kind, level| ActionKey {
             folio: incident.folio,
             clock: clock.id,
@@ -208,7 +261,7 @@ pub fn planned(incident: &Incident, ladder: &Ladder) -> Vec<DueAction> {
                 key: key(ActionKind::Escalation, level),
                 due_at,
                 to: vec![*to],
-                cc: chain.first().map(|r| vec![*r]).unwrap_or_default(),
+                cc: ladder.cc(side),
             });
         }
     }
@@ -254,13 +307,22 @@ fn warning_ms(target_ms: i64, ratio: f64) -> i64 {
     (target_ms as f64 * ratio).floor() as i64
 }
 
-/// The recipients of a manual escalation: one level above the incident's current level
-/// on the agency's ladder, capped at its top (a second manual escalation at the top goes to
-/// the top again), cc the responsible. `None` if the responsible has no superior.
-pub fn manual_target(incident: &Incident, ladder: &Ladder) -> Option<(u32, UserId, Vec<UserId>)> {
-    let top = ladder.agency.len().checked_sub(1).filter(|t| *t >= 1)?;
-    let level = (incident.escalation_level as usize + 1).min(top);
-    let to = *ladder.agency.get(level)?;
-    let cc = ladder.agency.first().map(|r| vec![*r]).unwrap_or_default();
-    Some((u32::try_from(level).unwrap_or(u32::MAX), to, cc))
+/// A manual escalation's side and recipients: one level above the incident's current
+/// level on the side that owns the step it waits for ([`Side::owning`]), capped at that
+/// ladder's top, cc as [`Ladder::cc`]. `None` if there is no one above level 0 there.
+pub fn manual_target(
+    incident: &Incident,
+    ladder: &Ladder,
+) -> Option<(Side, u32, UserId, Vec<UserId>)> {
+    let side = Side::owning(incident.state);
+    let chain = ladder.of(side);
+    let top = chain.len().checked_sub(1).filter(|t| *t >= 1)?;
+    let level = (incident.escalation_level_of(side) as usize + 1).min(top);
+    let to = *chain.get(level)?;
+    Some((
+        side,
+        u32::try_from(level).unwrap_or(u32::MAX),
+        to,
+        ladder.cc(side),
+    ))
 }

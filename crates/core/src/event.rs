@@ -7,6 +7,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::escalation::Side;
 use crate::report_form::IncidentReport;
 use crate::slo::{ClockId, SloPolicy};
 use crate::types::{AgencyId, Channel, Folio, IncidentKind, ProcedureId, Role, Severity, UserId};
@@ -188,11 +189,16 @@ pub enum Change {
     Escalated {
         /// The breached clock, or `None` when by hand.
         clock: Option<ClockId>,
-        /// The ladder level reached: 1 is the immediate superior.
+        /// The ladder climbed: the clock's side, or for a manual escalation the side that
+        /// owned the step the incident waited for.
+        #[serde(default)]
+        side: Side,
+        /// The level reached on that side's ladder: 1 is the immediate superior.
         level: u32,
         /// The superior at that level.
         to: UserId,
-        /// Copied: whoever must act (level 0 of the same side).
+        /// Copied: whoever must act (level 0 of the same side) and, on the central side,
+        /// the procedure's responsible too.
         cc: Vec<UserId>,
         /// The help desk's reason, for a manual escalation only.
         reason: Option<String>,

@@ -9,6 +9,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::escalation::Side;
 use crate::event::{Change, Event};
 use crate::portal::{PortalState, closing_conditions_unmet};
 use crate::report_form::{FormContext, FormField, IncidentReport};
@@ -183,8 +184,13 @@ pub struct Incident {
     pub report_form: ReportFormStatus,
     /// Every clock ever started, in start order (validation rounds in round order).
     pub clocks: Vec<Clock>,
-    /// Highest escalation level reached, automatic or manual.
+    /// Highest escalation level reached on either side, automatic or manual: the
+    /// incident's overall level, as the API shows it.
     pub escalation_level: u32,
+    /// Highest level reached on the agency's ladder (see [`Side`]).
+    pub agency_escalation_level: u32,
+    /// Highest level reached on the central (CEDN) ladder.
+    pub central_escalation_level: u32,
     /// Number of escalations the help desk made by hand.
     pub manual_escalations: u32,
     /// When it was closed or dismissed.
@@ -274,6 +280,8 @@ impl Incident {
                     },
                     clocks: vec![report],
                     escalation_level: 0,
+                    agency_escalation_level: 0,
+                    central_escalation_level: 0,
                     manual_escalations: 0,
                     closed_at: None,
                     dismissal_reason: None,
@@ -445,7 +453,9 @@ impl Incident {
                 }
                 None => return Err(fail("reloj desconocido")),
             },
-            Change::Escalated { clock, level, .. } => {
+            Change::Escalated {
+                clock, side, level, ..
+            } => {
                 match clock {
                     Some(id) => match s.clock_mut(*id) {
                         Some(c) => c.escalation_level = c.escalation_level.max(*level),
@@ -453,6 +463,11 @@ impl Incident {
                     },
                     None => s.manual_escalations += 1,
                 }
+                let side_level = match side {
+                    Side::Agency => &mut s.agency_escalation_level,
+                    Side::Central => &mut s.central_escalation_level,
+                };
+                *side_level = (*side_level).max(*level);
                 s.escalation_level = s.escalation_level.max(*level);
             }
             Change::Closed => {
@@ -470,6 +485,14 @@ impl Incident {
         s.last_event_at = at;
         s.version += 1;
         Ok(s)
+    }
+
+    /// Highest escalation level reached on `side`'s ladder.
+    pub fn escalation_level_of(&self, side: Side) -> u32 {
+        match side {
+            Side::Agency => self.agency_escalation_level,
+            Side::Central => self.central_escalation_level,
+        }
     }
 
     /// The clock `id`, if it has started.
@@ -580,6 +603,13 @@ impl Incident {
         // gets a verdict, which is the truth, so the check is for open incidents only.
         if !self.state.is_terminal() && awaiting != open_round {
             out.push("awaiting_validation iff the last round has no verdict".to_string());
+        }
+        if self.escalation_level
+            != self
+                .agency_escalation_level
+                .max(self.central_escalation_level)
+        {
+            out.push("overall escalation level is not the higher side's".to_string());
         }
         if !self.state.is_terminal()
             && self.clock(ClockId::REPORT_FORM).is_some_and(|c| {

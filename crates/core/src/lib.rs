@@ -27,7 +27,9 @@ pub mod types;
 
 pub use command::{Command, DecideError, FieldError, NewReport};
 pub use decide::decide;
-pub use escalation::{ActionKey, ActionKind, DueAction, Ladder, due_actions, next_due, planned};
+pub use escalation::{
+    ActionKey, ActionKind, DueAction, Ladder, Side, due_actions, next_due, planned,
+};
 pub use event::{Actor, BannerCause, ButtonCause, Change, Event};
 pub use incident::{Incident, IncidentState, ReplayError, ReportFormState};
 pub use portal::{ClosingCondition, PortalState, closing_conditions_unmet, procedure_status};

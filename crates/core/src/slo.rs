@@ -13,6 +13,7 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::escalation::Side;
 use crate::types::{ParseError, Severity};
 
 /// The five measured steps of the protocol.
@@ -69,6 +70,15 @@ impl ClockName {
     /// to exist, at the report itself.
     pub fn agency_side(self) -> bool {
         !matches!(self, ClockName::Validation)
+    }
+
+    /// The escalation ladder a breach of this clock climbs.
+    pub fn side(self) -> Side {
+        if self.agency_side() {
+            Side::Agency
+        } else {
+            Side::Central
+        }
     }
 }
 

@@ -178,10 +178,11 @@ fn validation_breach_escalates_on_the_central_side() {
                 ActionKind::Escalation,
                 1,
                 vec![CEDN_LEAD],
-                vec![VALIDATOR_ID]
+                vec![VALIDATOR_ID, RESPONSIBLE]
             ),
         ],
-        "the central ladder has one level above the validator"
+        "the central ladder has one level above the validator; cc the validator and the \
+         procedure's responsible"
     );
     assert!(
         !fired.iter().any(|(k, ..)| k.clock == ClockId::RESOLUTION),
@@ -285,4 +286,127 @@ fn ladder_chain_follows_reports_to_and_survives_cycles() {
         .to_string(),
         "INC-2026-000123/validation#2/escalation/1"
     );
+}
+
+#[test]
+fn escalation_levels_are_counted_per_side() {
+    use incidencias_core::{Change, Side};
+    let mut run = Run::notified(Severity::Critical);
+    run.ok(&agency(), Command::Acknowledge, at(6 * MIN));
+    run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Corregido".into(),
+        },
+        at(20 * MIN),
+    );
+    // CEDN is late (20 min): the central side escalates to the validator's superior, cc
+    // the validator and the procedure's responsible.
+    let due = due_actions(run.inc(), &ladder(), at(40 * MIN));
+    let escalation = due
+        .iter()
+        .find(|a| a.key.kind == ActionKind::Escalation)
+        .expect("central escalation due")
+        .key;
+    let events = run.ok(
+        &Actor::System,
+        Command::Fire {
+            key: escalation,
+            ladder: ladder(),
+        },
+        at(40 * MIN),
+    );
+    assert_eq!(
+        events[0].change,
+        Change::Escalated {
+            clock: Some(ClockId::validation(1)),
+            side: Side::Central,
+            level: 1,
+            to: CEDN_LEAD,
+            cc: vec![VALIDATOR_ID, RESPONSIBLE],
+            reason: None,
+        }
+    );
+    let inc = run.inc();
+    assert_eq!(
+        (
+            inc.agency_escalation_level,
+            inc.central_escalation_level,
+            inc.escalation_level
+        ),
+        (0, 1, 1)
+    );
+    // Persistence: back with the agency. A manual escalation now goes to the agency's
+    // immediate superior: the central level does not count on the agency's ladder.
+    run.ok(
+        &validator(),
+        Command::RecordValidation {
+            passed: false,
+            observations: vec!["Persiste".into()],
+        },
+        at(41 * MIN),
+    );
+    let events = run.ok(
+        &helpdesk(),
+        Command::Escalate {
+            reason: "Sin avance".into(),
+            ladder: ladder(),
+        },
+        at(42 * MIN),
+    );
+    assert!(
+        matches!(
+            events[0].change,
+            Change::Escalated {
+                side: Side::Agency,
+                level: 1,
+                to: SUPERIOR_1,
+                ..
+            }
+        ),
+        "{:?}",
+        events[0].change
+    );
+    let inc = run.inc();
+    assert_eq!(
+        (
+            inc.agency_escalation_level,
+            inc.central_escalation_level,
+            inc.escalation_level
+        ),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn manual_escalation_while_cedn_validates_goes_up_the_central_side() {
+    use incidencias_core::{Change, Side};
+    let mut run = Run::notified(Severity::High);
+    run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Corregido".into(),
+        },
+        at(10 * MIN),
+    );
+    let events = run.ok(
+        &helpdesk(),
+        Command::Escalate {
+            reason: "CEDN no ha validado".into(),
+            ladder: ladder(),
+        },
+        at(11 * MIN),
+    );
+    assert_eq!(
+        events[0].change,
+        Change::Escalated {
+            clock: None,
+            side: Side::Central,
+            level: 1,
+            to: CEDN_LEAD,
+            cc: vec![VALIDATOR_ID, RESPONSIBLE],
+            reason: Some("CEDN no ha validado".into()),
+        }
+    );
+    assert_eq!(run.inc().agency_escalation_level, 0);
 }

@@ -195,6 +195,7 @@ fn exception_escalation_by_hand_goes_to_superior_cc_responsible_and_climbs() {
         events[0].change,
         Change::Escalated {
             clock: None,
+            side: incidencias_core::Side::Agency,
             level: 1,
             to: SUPERIOR_1,
             cc: vec![RESPONSIBLE],

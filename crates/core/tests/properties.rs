@@ -874,12 +874,35 @@ impl Sim<'_> {
             if event.at != to_millis(self.now) {
                 self.coverage.borrow_mut().clamped_events += 1;
             }
+            let levels_before = self
+                .state
+                .as_ref()
+                .map(|i| (i.agency_escalation_level, i.central_escalation_level));
             let next = Incident::apply(self.state.take(), event).map_err(|e| {
                 fail(format!(
                     "a decided event does not apply: {e} ({:?})",
                     event.change
                 ))
             })?;
+            // Levels are counted per side: an escalation moves only its own side's level.
+            if let (Some((agency_before, central_before)), Change::Escalated { side, .. }) =
+                (levels_before, &event.change)
+            {
+                let unmoved = match side {
+                    incidencias_core::Side::Agency => {
+                        (next.central_escalation_level, central_before)
+                    }
+                    incidencias_core::Side::Central => {
+                        (next.agency_escalation_level, agency_before)
+                    }
+                };
+                if unmoved.0 != unmoved.1 {
+                    return Err(fail(format!(
+                        "an escalation on the {} side moved the other side's level",
+                        side.as_str()
+                    )));
+                }
+            }
             self.state = Some(next);
             self.history.push(event.clone());
             self.record(event);
