@@ -4,7 +4,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 
-use crate::escalation::{ActionKey, Ladder};
+use crate::escalation::{ActionKey, Ladder, Side};
 use crate::incident::IncidentState;
 use crate::portal::ClosingCondition;
 use crate::report_form::IncidentReport;
@@ -241,6 +241,16 @@ pub enum DecideError {
     /// Closing (step 7) while conditions of the closing rule do not hold; lists them.
     #[error("no es posible cerrar la incidencia: {}", join(.0))]
     ClosingRuleNotMet(Vec<ClosingCondition>),
+    /// A manual escalation with no one above on the ladder it climbs: `level` 0 when the
+    /// first person of that side has no superior recorded, otherwise the top level already
+    /// reached (the same top official is never escalated to twice). The API answers 409.
+    #[error("{}", no_superior(*.side, *.level))]
+    NoSuperior {
+        /// The ladder that would have been climbed.
+        side: Side,
+        /// The level already reached on it (0: nobody above at all).
+        level: u32,
+    },
     /// The scheduler asked for an action that is not due (already executed, not yet due,
     /// or no longer applicable).
     #[error("la acción programada {key} no está pendiente")]
@@ -248,6 +258,24 @@ pub enum DecideError {
         /// The key the scheduler fired.
         key: ActionKey,
     },
+}
+
+fn no_superior(side: Side, level: u32) -> String {
+    let (first, ladder) = match side {
+        Side::Agency => ("el responsable del trámite", "de la dependencia"),
+        Side::Central => ("el validador de CEDN", "de CEDN"),
+    };
+    if level == 0 {
+        format!(
+            "no es posible escalar la incidencia: {first} no tiene registrado un nivel \
+             jerárquico superior"
+        )
+    } else {
+        format!(
+            "no es posible escalar la incidencia: ya se escaló al nivel más alto de la \
+             cadena jerárquica {ladder} (nivel {level})"
+        )
+    }
 }
 
 fn state_label(state: Option<IncidentState>) -> &'static str {

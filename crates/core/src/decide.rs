@@ -505,15 +505,11 @@ fn decide_manual_escalation(
     reason: &str,
     ladder: &Ladder,
 ) -> Result<Vec<Change>, DecideError> {
+    // Nobody to escalate to is about the incident's state (409), checked before the
+    // fields (422), as the API orders its answers.
+    let (side, level, to, cc) = manual_target(incident, ladder)?;
     let mut errors = Vec::new();
     required_text(&mut errors, "reason", reason, MAX_SHORT_TEXT_CHARS);
-    let Some((side, level, to, cc)) = manual_target(incident, ladder) else {
-        errors.push(FieldError::new(
-            "reports_to",
-            "el responsable del trámite no tiene registrado un nivel jerárquico superior",
-        ));
-        return Err(DecideError::InvalidFields(errors));
-    };
     fields(errors)?;
     Ok(vec![Change::Escalated {
         clock: None,

@@ -15,6 +15,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::command::DecideError;
 use crate::event::Change;
 use crate::incident::{Incident, IncidentState};
 use crate::slo::{Clock, ClockId};
@@ -308,21 +309,23 @@ fn warning_ms(target_ms: i64, ratio: f64) -> i64 {
 }
 
 /// A manual escalation's side and recipients: one level above the incident's current
-/// level on the side that owns the step it waits for ([`Side::owning`]), capped at that
-/// ladder's top, cc as [`Ladder::cc`]. `None` if there is no one above level 0 there.
+/// level on the side that owns the step it waits for ([`Side::owning`]), cc as
+/// [`Ladder::cc`]. Refused ([`DecideError::NoSuperior`]) when nobody is above that level:
+/// no superior recorded at all, or the top already reached (escalating to the same top
+/// official again would only repeat the last notice).
 pub fn manual_target(
     incident: &Incident,
     ladder: &Ladder,
-) -> Option<(Side, u32, UserId, Vec<UserId>)> {
+) -> Result<(Side, u32, UserId, Vec<UserId>), DecideError> {
     let side = Side::owning(incident.state);
-    let chain = ladder.of(side);
-    let top = chain.len().checked_sub(1).filter(|t| *t >= 1)?;
-    let level = (incident.escalation_level_of(side) as usize + 1).min(top);
-    let to = *chain.get(level)?;
-    Some((
-        side,
-        u32::try_from(level).unwrap_or(u32::MAX),
-        to,
-        ladder.cc(side),
-    ))
+    let current = incident.escalation_level_of(side);
+    let level = current.saturating_add(1);
+    let to = *ladder
+        .of(side)
+        .get(level as usize)
+        .ok_or(DecideError::NoSuperior {
+            side,
+            level: current,
+        })?;
+    Ok((side, level, to, ladder.cc(side)))
 }

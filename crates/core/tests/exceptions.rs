@@ -208,15 +208,40 @@ fn exception_escalation_by_hand_goes_to_superior_cc_responsible_and_climbs() {
         IncidentState::AwaitingAck,
         "state unchanged"
     );
-    for (minute, expected) in [(7, SUPERIOR_2), (8, SUPERIOR_3), (9, SUPERIOR_3)] {
+    for (minute, expected) in [(7, SUPERIOR_2), (8, SUPERIOR_3)] {
         let events = run.ok(&helpdesk(), escalate("Sin respuesta"), at(minute * MIN));
         assert!(
             matches!(events[0].change, Change::Escalated { to, .. } if to == expected),
             "minute {minute}"
         );
     }
-    assert_eq!(run.inc().escalation_level, 3, "capped at the ladder's top");
-    assert_eq!(run.inc().manual_escalations, 4);
+    assert_eq!(run.inc().escalation_level, 3, "the ladder's top");
+    assert_eq!(run.inc().manual_escalations, 3);
+}
+
+#[test]
+fn exception_escalation_by_hand_at_the_top_of_the_ladder_is_refused() {
+    let mut run = Run::notified(Severity::Medium);
+    let escalate = || Command::Escalate {
+        reason: "Sin respuesta".into(),
+        ladder: ladder(),
+    };
+    for minute in 6..9 {
+        run.ok(&helpdesk(), escalate(), at(minute * MIN));
+    }
+    assert_eq!(run.inc().agency_escalation_level, 3);
+    let err = run
+        .exec(&helpdesk(), escalate(), at(9 * MIN))
+        .expect_err("never the same top official again");
+    assert_eq!(
+        err,
+        DecideError::NoSuperior {
+            side: incidencias_core::Side::Agency,
+            level: 3
+        }
+    );
+    assert!(err.to_string().contains("nivel más alto"), "{err}");
+    assert_eq!(run.inc().manual_escalations, 3, "nothing recorded");
 }
 
 #[test]
@@ -234,7 +259,18 @@ fn exception_escalation_without_superior_is_refused_with_the_reason() {
             at(6 * MIN),
         )
         .expect_err("no superior");
-    assert!(matches!(err, DecideError::InvalidFields(ref f) if f[0].field == "reports_to"));
+    assert_eq!(
+        err,
+        DecideError::NoSuperior {
+            side: incidencias_core::Side::Agency,
+            level: 0
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("no tiene registrado un nivel jerárquico superior"),
+        "{err}"
+    );
 }
 
 #[test]

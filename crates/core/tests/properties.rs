@@ -696,6 +696,7 @@ struct Sim<'a> {
     state: Option<Incident>,
     now: Timestamp,
     fired: HashSet<ActionKey>,
+    escalated: HashSet<(Option<ClockId>, incidencias_core::Side, u32)>,
     breached: HashSet<ClockId>,
     elapsed: HashMap<ClockId, i64>,
     coverage: &'a RefCell<Coverage>,
@@ -884,6 +885,17 @@ impl Sim<'_> {
                     event.change
                 ))
             })?;
+            // Never the same official twice for the same clock (or by hand) and level.
+            if let Change::Escalated {
+                clock, side, level, ..
+            } = &event.change
+                && !self.escalated.insert((*clock, *side, *level))
+            {
+                return Err(fail(format!(
+                    "escalated twice to level {level} on the {} side ({clock:?})",
+                    side.as_str()
+                )));
+            }
             // Levels are counted per side: an escalation moves only its own side's level.
             if let (Some((agency_before, central_before)), Change::Escalated { side, .. }) =
                 (levels_before, &event.change)
@@ -1193,6 +1205,7 @@ fn run_scenario(scenario: &Scenario, coverage: &RefCell<Coverage>) -> Result<(),
         state: None,
         now: add_millis(t0(), scenario.start_offset_ms),
         fired: HashSet::new(),
+        escalated: HashSet::new(),
         breached: HashSet::new(),
         elapsed: HashMap::new(),
         coverage,
