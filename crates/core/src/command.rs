@@ -37,7 +37,8 @@ pub enum Command {
     /// Step 1 (help desk or the agency itself).
     Report(NewReport),
     /// Step 2: severity set, responsible notified; the portal button is disabled unless
-    /// `disable_button` is false.
+    /// `disable_button` is false, which only a `slow` incident may ask (otherwise
+    /// [`DecideError::InvalidFields`] on `disable_button`).
     Notify {
         /// The severity the help desk sets; it fixes the clocks' targets.
         severity: Severity,

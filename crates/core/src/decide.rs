@@ -13,7 +13,7 @@ use crate::incident::{Incident, IncidentState, ReportFormState};
 use crate::portal::closing_conditions_unmet;
 use crate::report_form::{FormField, IncidentReport, check};
 use crate::slo::{SloPolicy, to_millis};
-use crate::types::Role;
+use crate::types::{IncidentKind, Role};
 
 /// Longest free text accepted in a description, summary, observation or form field.
 pub const MAX_TEXT_CHARS: usize = 10_000;
@@ -182,6 +182,19 @@ fn changes(
                         .map(|(f, m)| FieldError::new(format!("policy.{f}"), m))
                         .collect(),
                 ));
+            }
+            // PROTOCOL.md, "Portal state": only a slow procedure is still usable enough to
+            // keep its entry button.
+            if !*disable_button && incident.kind != IncidentKind::Slow {
+                return Err(DecideError::InvalidFields(vec![FieldError::new(
+                    "disable_button",
+                    format!(
+                        "solo una incidencia de tipo «{}» puede conservar habilitado el \
+                         botón del trámite; esta es de tipo «{}»",
+                        IncidentKind::Slow.label(),
+                        incident.kind.label()
+                    ),
+                )]));
             }
             let mut out = vec![Change::Notified {
                 severity: *severity,

@@ -1008,6 +1008,20 @@ impl Sim<'_> {
                 "notify under an invalid policy gave {result:?}"
             )));
         }
+        if let Command::Notify {
+            disable_button: false,
+            ..
+        } = command
+            && inc.state == IncidentState::Reported
+            && inc.kind != IncidentKind::Slow
+            && !bad_policy
+            && !matches!(result, Err(DecideError::InvalidFields(f)) if f.iter().any(|f| f.field == "disable_button"))
+        {
+            return Err(fail(format!(
+                "a {} incident kept its button: {result:?}",
+                inc.kind
+            )));
+        }
         if let Command::Fire { key, ladder } = command
             && *actor == Actor::System
         {
@@ -1150,7 +1164,8 @@ fn progress(
     match inc.state {
         S::Reported => Command::Notify {
             severity,
-            disable_button,
+            // Only a slow incident may keep the button (refusals come from `Notify` steps).
+            disable_button: disable_button || inc.kind != IncidentKind::Slow,
         },
         S::AwaitingAck => match choice % 4 {
             0 if !inc.portal.banner_shown => banner(true),

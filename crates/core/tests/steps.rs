@@ -136,10 +136,19 @@ fn step_2_ack_target_low_is_1_hour() {
     assert_ack_target(Severity::Low, 3600);
 }
 
+/// A step-1 report of a `slow` incident.
+fn slow_report() -> Command {
+    let Command::Report(mut r) = report(0) else {
+        unreachable!("report() builds a report");
+    };
+    r.kind = incidencias_core::IncidentKind::Slow;
+    Command::Report(r)
+}
+
 #[test]
 fn step_2_slow_incident_may_keep_the_portal_button() {
     let mut run = Run::new();
-    run.ok(&helpdesk(), report(0), at(0));
+    run.ok(&helpdesk(), slow_report(), at(0));
     run.ok(
         &helpdesk(),
         Command::Notify {
@@ -149,6 +158,32 @@ fn step_2_slow_incident_may_keep_the_portal_button() {
         at(60),
     );
     assert!(run.inc().portal.button_enabled);
+}
+
+#[test]
+fn step_2_only_a_slow_incident_may_keep_the_portal_button() {
+    let mut run = Run::new();
+    run.ok(&helpdesk(), report(0), at(0)); // unavailable
+    let err = run
+        .exec(
+            &helpdesk(),
+            Command::Notify {
+                severity: Severity::Low,
+                disable_button: false,
+            },
+            at(60),
+        )
+        .expect_err("an unavailable procedure cannot keep its button");
+    let DecideError::InvalidFields(fields) = &err else {
+        panic!("expected invalid fields: {err:?}");
+    };
+    assert_eq!(fields[0].field, "disable_button");
+    assert!(
+        fields[0].message.contains("Tiempos de respuesta lentos"),
+        "{}",
+        fields[0].message
+    );
+    assert_eq!(run.inc().state, IncidentState::Reported, "nothing recorded");
 }
 
 #[test]
