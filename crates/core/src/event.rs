@@ -52,7 +52,8 @@ pub struct Event {
 }
 
 /// Why the portal button changed. All button changes are CEDN's actions in the protocol;
-/// the cause says whether it was the automatic one of a step or a validator's own.
+/// the cause says whether it was the automatic one of a step (recorded with
+/// [`Actor::System`] as actor) or a validator's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ButtonCause {
@@ -225,16 +226,13 @@ impl Change {
     /// (their cause says why), so the record never shows a person doing what the system
     /// did on someone's behalf.
     pub fn is_automatic(&self) -> bool {
-        matches!(
-            self,
-            Change::ButtonSet {
-                cause: ButtonCause::Dismissal,
-                ..
-            } | Change::BannerSet {
-                cause: BannerCause::Dismissal,
-                ..
-            }
-        )
+        match self {
+            // Every button change but a validator's own is a step's consequence, made on
+            // CEDN's behalf (PROTOCOL.md, "Portal state").
+            Change::ButtonSet { cause, .. } => *cause != ButtonCause::Manual,
+            Change::BannerSet { cause, .. } => *cause != BannerCause::Agency,
+            _ => false,
+        }
     }
 
     /// The stored `kind` name (equal to the serde tag).

@@ -885,6 +885,24 @@ impl Sim<'_> {
                     event.change
                 ))
             })?;
+            // Automatic portal changes are the system's; a person's own are theirs.
+            let automatic = match &event.change {
+                Change::ButtonSet { cause, .. } => {
+                    Some(*cause != incidencias_core::ButtonCause::Manual)
+                }
+                Change::BannerSet { cause, .. } => {
+                    Some(*cause != incidencias_core::BannerCause::Agency)
+                }
+                _ => None,
+            };
+            if let Some(automatic) = automatic
+                && automatic != (event.actor == Actor::System)
+            {
+                return Err(fail(format!(
+                    "{:?} recorded with actor {:?}",
+                    event.change, event.actor
+                )));
+            }
             // Never the same official twice for the same clock (or by hand) and level.
             if let Change::Escalated {
                 clock, side, level, ..

@@ -570,3 +570,36 @@ fn step_7_close_before_validation_names_every_unmet_condition() {
     };
     assert_eq!(unmet.len(), 3, "validation, button, form: {unmet:?}");
 }
+
+#[test]
+fn automatic_button_changes_are_recorded_as_the_system_with_a_cause() {
+    use incidencias_core::{Actor, ButtonCause, Change};
+    let button_events = |run: &Run| -> Vec<(Actor, bool, ButtonCause)> {
+        run.events
+            .iter()
+            .filter_map(|e| match e.change {
+                Change::ButtonSet { enabled, cause } => Some((e.actor.clone(), enabled, cause)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut run = validated(Severity::High);
+    assert_eq!(
+        button_events(&run),
+        vec![
+            (Actor::System, false, ButtonCause::Notification),
+            (Actor::System, true, ButtonCause::Validation),
+        ],
+        "the help desk notified and CEDN validated; the button changes were automatic"
+    );
+    // A validator's own switch is theirs.
+    run.ok(
+        &validator(),
+        Command::SetButton { enabled: false },
+        at(HOUR),
+    );
+    assert_eq!(
+        button_events(&run)[2],
+        (validator(), false, ButtonCause::Manual)
+    );
+}
