@@ -242,6 +242,11 @@ fn changes(
             }])
         }
         Command::SetButton { enabled } => {
+            // Before notification the report is not public (and may be a false alarm):
+            // the button is CEDN's step-2 action, like the banner is the agency's.
+            if state == S::Reported {
+                return refuse(NOT_NOTIFIED);
+            }
             if incident.portal.button_enabled == *enabled {
                 return refuse(if *enabled {
                     "el botón del trámite ya está habilitado"

@@ -102,20 +102,23 @@ pub struct ProcedureStatus {
     pub banner_shown: bool,
     /// The banner's text while shown: the agency's own or [`DEFAULT_BANNER_MESSAGE`].
     pub banner_message: Option<String>,
-    /// The open incident that determines the status, if any (the most recently reported).
+    /// The open, notified incident that determines the status, if any (the most recently
+    /// reported).
     pub incident: Option<crate::types::Folio>,
     /// When that incident was reported.
     pub since: Option<jiff::Timestamp>,
 }
 
 /// Combines the incidents of one procedure into its public status. Only open incidents
-/// count: closed ones have, by the closing rule, the button enabled and no banner, and a
-/// dismissed report never was an incident. The button is disabled if any open incident
-/// disabled it; the banner is shown if any shows it.
+/// that have been notified count: closed ones have, by the closing rule, the button
+/// enabled and no banner, a dismissed report never was an incident, and a report not yet
+/// notified may still be dismissed as a false alarm, so it is not published (PROTOCOL.md,
+/// "Portal state"). The button is disabled if any of them disabled it; the banner is shown
+/// if any shows it.
 pub fn procedure_status<'a>(incidents: impl IntoIterator<Item = &'a Incident>) -> ProcedureStatus {
     let open: Vec<&Incident> = incidents
         .into_iter()
-        .filter(|i| !i.state.is_terminal())
+        .filter(|i| !i.state.is_terminal() && i.notified_at.is_some())
         .collect();
     let latest = open
         .iter()

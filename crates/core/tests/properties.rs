@@ -1068,6 +1068,17 @@ impl Sim<'_> {
                 "invariants broken: {violations:?}\nstate: {inc:#?}"
             )));
         }
+        // Public only once notified, and never after it ended.
+        let public = incidencias_core::procedure_status([inc]);
+        let shown = inc.notified_at.is_some() && !inc.state.is_terminal();
+        if public.incident.is_some() != shown
+            || (!shown && (!public.button_enabled || public.banner_shown))
+        {
+            return Err(fail(format!(
+                "public status {public:?} for a {} incident",
+                inc.state
+            )));
+        }
         if inc.state == IncidentState::Closed {
             let ok = inc.validation_passed()
                 && inc.portal.button_enabled

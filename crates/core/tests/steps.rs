@@ -603,3 +603,40 @@ fn automatic_button_changes_are_recorded_as_the_system_with_a_cause() {
         (validator(), false, ButtonCause::Manual)
     );
 }
+
+#[test]
+fn public_status_shows_an_incident_only_once_notified() {
+    use incidencias_core::procedure_status;
+    let mut run = Run::new();
+    run.ok(&helpdesk(), report(0), at(0));
+    let status = procedure_status([run.inc()]);
+    assert_eq!(
+        (status.incident, status.button_enabled, status.banner_shown),
+        (None, true, false),
+        "a report that may still be dismissed is not published"
+    );
+    // Nor can CEDN switch the button of a report not yet notified.
+    let err = run
+        .exec(&validator(), Command::SetButton { enabled: false }, at(60))
+        .expect_err("not notified");
+    assert!(matches!(
+        err,
+        DecideError::InvalidTransition {
+            state: Some(IncidentState::Reported),
+            ..
+        }
+    ));
+    run.ok(
+        &helpdesk(),
+        Command::Notify {
+            severity: Severity::High,
+            disable_button: true,
+        },
+        at(2 * MIN),
+    );
+    let status = procedure_status([run.inc()]);
+    assert_eq!(
+        (status.incident, status.since, status.button_enabled),
+        (Some(folio()), Some(at(0)), false)
+    );
+}
