@@ -73,8 +73,15 @@ pub enum Command {
         /// CEDN's observations; at least one is required when not passed.
         observations: Vec<String>,
     },
-    /// Step 6.
+    /// Step 6: the agency delivers the form. Only a form [`crate::report_form::check`]
+    /// finds complete can be delivered (otherwise [`DecideError::InvalidFields`] naming
+    /// every missing or contradictory field); delivering pauses the `report_form` clock
+    /// until the help desk's review.
     SubmitReportForm(IncidentReport),
+    /// Step 6, not yet: the agency saves its work on the form without delivering it. Any
+    /// partial form may be saved (within the size limits); the form becomes `draft`, the
+    /// clock is not affected and nobody is told.
+    SaveReportFormDraft(IncidentReport),
     /// Step 6 or the incomplete-form exception. `missing` empty on an incomplete verdict
     /// means "the fields the system finds missing".
     ReviewReportForm {
@@ -130,6 +137,7 @@ impl Command {
             Command::NotifyResolution { .. } => "resolution",
             Command::RecordValidation { .. } => "validation",
             Command::SubmitReportForm(_) => "report_form",
+            Command::SaveReportFormDraft(_) => "report_form_draft",
             Command::ReviewReportForm { .. } => "report_form_review",
             Command::ChangeSeverity { .. } => "severity",
             Command::Escalate { .. } => "escalate",
@@ -150,6 +158,7 @@ impl Command {
             Command::NotifyResolution { .. } => "enviar el aviso de resolución",
             Command::RecordValidation { .. } => "registrar la validación",
             Command::SubmitReportForm(_) => "entregar el formato de incidencias",
+            Command::SaveReportFormDraft(_) => "guardar el borrador del formato de incidencias",
             Command::ReviewReportForm { .. } => "revisar el formato de incidencias",
             Command::ChangeSeverity { .. } => "cambiar la severidad",
             Command::Escalate { .. } => "escalar la incidencia",
@@ -166,7 +175,8 @@ impl Command {
             Command::Acknowledge
             | Command::SetBanner { .. }
             | Command::NotifyResolution { .. }
-            | Command::SubmitReportForm(_) => &[Role::Agency],
+            | Command::SubmitReportForm(_)
+            | Command::SaveReportFormDraft(_) => &[Role::Agency],
             Command::SetButton { .. } | Command::RecordValidation { .. } => &[Role::Validator],
             Command::Notify { .. }
             | Command::ReviewReportForm { .. }

@@ -318,12 +318,18 @@ fn changes(
             }
             Ok(out)
         }
-        Command::SubmitReportForm(form) => {
+        Command::SubmitReportForm(form) | Command::SaveReportFormDraft(form) => {
+            let deliver = matches!(command, Command::SubmitReportForm(_));
             match incident.report_form.state {
                 ReportFormState::NotDue => {
                     return refuse("el formato se entrega después del aviso de resolución");
                 }
                 ReportFormState::Accepted => return refuse("el formato ya fue aceptado"),
+                // Re-delivering replaces the form under review; a draft would take back a
+                // delivery the help desk may be reading.
+                ReportFormState::Submitted if !deliver => {
+                    return refuse("el formato entregado está en revisión de la mesa de ayuda");
+                }
                 _ => {}
             }
             fields(form_limits(form))?;
@@ -333,6 +339,22 @@ fn changes(
                 restored_at: form.restored_at.map(to_millis),
                 ..form.clone()
             };
+            if !deliver {
+                return Ok(vec![Change::ReportFormDraftSaved { form }]);
+            }
+            // Delivering means complete by the annex's rules: every field the system finds
+            // missing or contradictory is named at once.
+            fields(
+                check(&form, &incident.form_context())
+                    .iter()
+                    .map(|i| {
+                        FieldError::new(
+                            i.field.as_str(),
+                            format!("el formato no está completo: {i}"),
+                        )
+                    })
+                    .collect(),
+            )?;
             Ok(vec![Change::ReportFormSubmitted { form }])
         }
         Command::ReviewReportForm {
@@ -582,8 +604,8 @@ fn list_len(errors: &mut Vec<FieldError>, field: &str, len: usize) {
     }
 }
 
-/// Size checks of a submitted form (completeness is judged at review, not here: a partial
-/// form may be saved).
+/// Size checks of a form, draft or delivered (completeness is checked only on delivery: a
+/// partial form may be saved as a draft).
 fn form_limits(form: &IncidentReport) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let texts = [

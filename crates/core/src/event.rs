@@ -148,10 +148,17 @@ pub enum Change {
         /// CEDN's observations, trimmed; at least one when not passed.
         observations: Vec<String>,
     },
-    /// Step 6: the agency delivered the form. It may be incomplete: completeness is judged
-    /// at review.
+    /// Step 6: the agency delivered the form, complete by the system's checks at the
+    /// time (the help desk may still find it insufficient at review). Events stored before
+    /// drafts existed may hold an incomplete form.
     ReportFormSubmitted {
         /// The form as delivered (instants in whole milliseconds); replaces any earlier one.
+        form: IncidentReport,
+    },
+    /// The agency saved a draft of the form, not delivered: no clock effect, no email.
+    ReportFormDraftSaved {
+        /// The form as saved (instants in whole milliseconds), possibly partial; replaces
+        /// any earlier one.
         form: IncidentReport,
     },
     /// Accepted when `complete`; otherwise a request for the `missing` fields.
@@ -246,6 +253,7 @@ impl Change {
             Change::ResolutionNotified { .. } => "resolution_notified",
             Change::ValidationRecorded { .. } => "validation_recorded",
             Change::ReportFormSubmitted { .. } => "report_form_submitted",
+            Change::ReportFormDraftSaved { .. } => "report_form_draft_saved",
             Change::ReportFormReviewed { .. } => "report_form_reviewed",
             Change::SeverityChanged { .. } => "severity_changed",
             Change::WarningIssued { .. } => "warning_issued",

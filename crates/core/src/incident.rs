@@ -96,6 +96,8 @@ pub enum ReportFormState {
     /// Owed by the agency: the first resolution notice was sent and no form delivered yet,
     /// or a validation failed after the form was accepted (it is owed again).
     Due,
+    /// Saved by the agency but not delivered: still owed, the clock unaffected.
+    Draft,
     /// Delivered; waiting for the help desk's review.
     Submitted,
     /// The help desk asked for complementary information.
@@ -110,6 +112,7 @@ impl ReportFormState {
         match self {
             ReportFormState::NotDue => "not_due",
             ReportFormState::Due => "due",
+            ReportFormState::Draft => "draft",
             ReportFormState::Submitted => "submitted",
             ReportFormState::Incomplete => "incomplete",
             ReportFormState::Accepted => "accepted",
@@ -411,6 +414,12 @@ impl Incident {
                 if let Some(c) = s.clock_mut(ClockId::REPORT_FORM) {
                     c.pause(at);
                 }
+            }
+            Change::ReportFormDraftSaved { form } => {
+                // The help desk's latest request stays in `requested`: the agency is
+                // answering it.
+                s.report_form.state = ReportFormState::Draft;
+                s.report_form.form = Some(form.clone());
             }
             Change::ReportFormReviewed {
                 complete, missing, ..

@@ -1,9 +1,10 @@
 //! The incident report form (step 6, *Formato de incidencias*) and its completeness rules.
 //!
-//! The agency may save an incomplete form (every field is optional on input); completeness
-//! is judged by [`check`], which names each missing or contradictory field. The help desk
-//! can only accept a form that `check` finds complete, and its request for complementary
-//! information names the fields.
+//! The agency may save an incomplete form as a draft (every field is optional on input);
+//! completeness is judged by [`check`], which names each missing or contradictory field.
+//! Only a form `check` finds complete can be delivered or accepted; the help desk may still
+//! find a delivered form insufficient, and its request for complementary information names
+//! the fields.
 
 use std::fmt;
 

@@ -31,6 +31,7 @@ fn commands() -> Vec<Command> {
             observations: vec![],
         },
         Command::SubmitReportForm(complete_form()),
+        Command::SaveReportFormDraft(complete_form()),
         Command::ReviewReportForm {
             complete: true,
             missing: vec![],

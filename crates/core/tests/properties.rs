@@ -417,6 +417,7 @@ enum CommandSpec {
         observations: Vec<String>,
     },
     SubmitReportForm(Box<FormSpec>),
+    SaveReportFormDraft(Box<FormSpec>),
     ReviewReportForm {
         complete: bool,
         missing: Vec<String>,
@@ -494,6 +495,7 @@ fn command_spec() -> impl Strategy<Value = CommandSpec> {
                 observations
             }),
         3 => form_spec().prop_map(|f| CommandSpec::SubmitReportForm(Box::new(f))),
+        1 => form_spec().prop_map(|f| CommandSpec::SaveReportFormDraft(Box::new(f))),
         3 => (
             any::<bool>(),
             prop::collection::vec(missing_field_name(), 0..3),
@@ -746,6 +748,9 @@ impl Sim<'_> {
             CommandSpec::SubmitReportForm(f) => {
                 Command::SubmitReportForm(build_form(f, inc, self.now))
             }
+            CommandSpec::SaveReportFormDraft(f) => {
+                Command::SaveReportFormDraft(build_form(f, inc, self.now))
+            }
             CommandSpec::ReviewReportForm {
                 complete,
                 missing,
@@ -879,12 +884,27 @@ impl Sim<'_> {
                 .state
                 .as_ref()
                 .map(|i| (i.agency_escalation_level, i.central_escalation_level));
+            let before = self.state.clone();
             let next = Incident::apply(self.state.take(), event).map_err(|e| {
                 fail(format!(
                     "a decided event does not apply: {e} ({:?})",
                     event.change
                 ))
             })?;
+            // Only a complete form is delivered; a draft never moves the clock.
+            if let (Change::ReportFormSubmitted { form }, Some(before)) =
+                (&event.change, before.as_ref())
+                && !check(form, &before.form_context()).is_empty()
+            {
+                return Err(fail(format!("an incomplete form was delivered: {form:?}")));
+            }
+            if let (Change::ReportFormDraftSaved { .. }, Some(before)) =
+                (&event.change, before.as_ref())
+                && before.clock(ClockId::REPORT_FORM).map(Clock::is_running)
+                    != next.clock(ClockId::REPORT_FORM).map(Clock::is_running)
+            {
+                return Err(fail("saving a draft moved the report_form clock".into()));
+            }
             // Automatic portal changes are the system's; a person's own are theirs.
             let automatic = match &event.change {
                 Change::ButtonSet { cause, .. } => {

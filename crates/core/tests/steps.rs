@@ -640,3 +640,79 @@ fn public_status_shows_an_incident_only_once_notified() {
         (Some(folio()), Some(at(0)), false)
     );
 }
+
+#[test]
+fn report_form_draft_is_saved_without_clock_effect_and_only_a_complete_form_is_delivered() {
+    use incidencias_core::{Change, IncidentReport};
+    let mut run = validated(Severity::High); // resolution notice at +30 min
+    let partial = IncidentReport {
+        root_cause: String::new(),
+        preventive_actions: "  ".into(),
+        ..complete_form()
+    };
+    // A partial form cannot be delivered: every missing field is named at once.
+    let err = run
+        .exec(
+            &agency(),
+            Command::SubmitReportForm(partial.clone()),
+            at(HOUR),
+        )
+        .expect_err("incomplete delivery");
+    let DecideError::InvalidFields(fields) = err else {
+        panic!("expected invalid fields");
+    };
+    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(names, ["root_cause", "preventive_actions"]);
+    assert_eq!(run.inc().report_form.state, ReportFormState::Due);
+    // It can be saved as a draft: kept, not delivered, the clock still running.
+    let events = run.ok(
+        &agency(),
+        Command::SaveReportFormDraft(partial.clone()),
+        at(HOUR),
+    );
+    assert!(matches!(
+        events[0].change,
+        Change::ReportFormDraftSaved { .. }
+    ));
+    let inc = run.inc();
+    assert_eq!(inc.report_form.state, ReportFormState::Draft);
+    assert_eq!(inc.report_form.state.as_str(), "draft");
+    assert_eq!(inc.report_form.form.as_ref(), Some(&partial));
+    assert_eq!(
+        clock(&run, ClockId::REPORT_FORM, at(2 * HOUR)),
+        (86_400, ClockState::Running, 2 * HOUR - 30 * MIN)
+    );
+    // A draft is not for review.
+    let err = run
+        .exec(
+            &helpdesk(),
+            Command::ReviewReportForm {
+                complete: true,
+                missing: vec![],
+                message: None,
+            },
+            at(2 * HOUR),
+        )
+        .expect_err("nothing delivered");
+    assert!(matches!(err, DecideError::InvalidTransition { .. }));
+    // Delivered complete: submitted, the clock paused.
+    run.ok(
+        &agency(),
+        Command::SubmitReportForm(complete_form()),
+        at(2 * HOUR),
+    );
+    assert_eq!(run.inc().report_form.state, ReportFormState::Submitted);
+    assert_eq!(
+        clock(&run, ClockId::REPORT_FORM, at(3 * HOUR)).1,
+        ClockState::Paused
+    );
+    // While under review, a draft would take the delivery back: refused.
+    let err = run
+        .exec(
+            &agency(),
+            Command::SaveReportFormDraft(partial),
+            at(3 * HOUR),
+        )
+        .expect_err("under review");
+    assert!(matches!(err, DecideError::InvalidTransition { .. }));
+}
