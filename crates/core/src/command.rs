@@ -56,6 +56,12 @@ pub enum Command {
         /// removing.
         message: Option<String>,
     },
+    /// The closing rule's alternative to the banner: the help desk records why the banner
+    /// was not shown during the incident (API: `POST .../banner-exemption`).
+    ExemptBanner {
+        /// Why not; required.
+        reason: String,
+    },
     /// Steps 2 (4) and 4, or by hand: CEDN switches the portal button.
     SetButton {
         /// The state wanted; asking for the current one is refused.
@@ -133,6 +139,7 @@ impl Command {
             Command::Notify { .. } => "notify",
             Command::Acknowledge => "acknowledge",
             Command::SetBanner { .. } => "banner",
+            Command::ExemptBanner { .. } => "banner_exemption",
             Command::SetButton { .. } => "button",
             Command::NotifyResolution { .. } => "resolution",
             Command::RecordValidation { .. } => "validation",
@@ -154,6 +161,7 @@ impl Command {
             Command::Notify { .. } => "notificar la incidencia",
             Command::Acknowledge => "confirmar de enterado",
             Command::SetBanner { .. } => "cambiar la cortinilla",
+            Command::ExemptBanner { .. } => "registrar por qué no se desplegó la cortinilla",
             Command::SetButton { .. } => "cambiar el botón del trámite",
             Command::NotifyResolution { .. } => "enviar el aviso de resolución",
             Command::RecordValidation { .. } => "registrar la validación",
@@ -183,6 +191,7 @@ impl Command {
             | Command::ChangeSeverity { .. }
             | Command::Escalate { .. }
             | Command::Close
+            | Command::ExemptBanner { .. }
             | Command::Dismiss { .. } => &[Role::Helpdesk],
             Command::Fire { .. } => &[],
         }

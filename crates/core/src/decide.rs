@@ -241,6 +241,25 @@ fn changes(
                 cause: BannerCause::Agency,
             }])
         }
+        Command::ExemptBanner { reason } => {
+            if state == S::Reported {
+                return refuse(NOT_NOTIFIED);
+            }
+            // An exemption next to a banner that was shown would contradict the record;
+            // a second one would only overwrite the first reason.
+            if incident.banner_first_shown_at.is_some() {
+                return refuse("la cortinilla sí se desplegó durante la incidencia");
+            }
+            if incident.banner_exemption.is_some() {
+                return refuse("ya se registró por qué no se desplegó la cortinilla");
+            }
+            let mut errors = Vec::new();
+            required_text(&mut errors, "reason", reason, MAX_SHORT_TEXT_CHARS);
+            fields(errors)?;
+            Ok(vec![Change::BannerExempted {
+                reason: reason.trim().to_string(),
+            }])
+        }
         Command::SetButton { enabled } => {
             // Before notification the report is not public (and may be a false alarm):
             // the button is CEDN's step-2 action, like the banner is the agency's.

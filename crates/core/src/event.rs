@@ -132,6 +132,12 @@ pub enum Change {
         #[serde(default)]
         cause: BannerCause,
     },
+    /// The help desk recorded why the banner was not shown during the incident (an
+    /// alternative to it in the closing rule).
+    BannerExempted {
+        /// The help desk's reason, trimmed.
+        reason: String,
+    },
     /// Step 3. `round` is the validation round this notice opens (1, 2, ...).
     ResolutionNotified {
         /// The round opened.
@@ -250,6 +256,7 @@ impl Change {
             Change::ButtonSet { .. } => "button_set",
             Change::Acknowledged => "acknowledged",
             Change::BannerSet { .. } => "banner_set",
+            Change::BannerExempted { .. } => "banner_exempted",
             Change::ResolutionNotified { .. } => "resolution_notified",
             Change::ValidationRecorded { .. } => "validation_recorded",
             Change::ReportFormSubmitted { .. } => "report_form_submitted",

@@ -183,6 +183,11 @@ pub struct Incident {
     pub rounds: Vec<ValidationRound>,
     /// The portal button and banner as this incident left them.
     pub portal: PortalState,
+    /// When the agency first reported the banner shown (step 2 (3)); `None` if it never
+    /// was. The closing rule needs it, or a recorded exemption.
+    pub banner_first_shown_at: Option<Timestamp>,
+    /// Why the banner was not shown, as the help desk recorded it.
+    pub banner_exemption: Option<String>,
     /// The report form (step 6).
     pub report_form: ReportFormStatus,
     /// Every clock ever started, in start order (validation rounds in round order).
@@ -276,6 +281,8 @@ impl Incident {
                     acknowledged_at: None,
                     rounds: Vec::new(),
                     portal: PortalState::default(),
+                    banner_first_shown_at: None,
+                    banner_exemption: None,
                     report_form: ReportFormStatus {
                         state: ReportFormState::NotDue,
                         form: None,
@@ -328,7 +335,11 @@ impl Incident {
                 s.acknowledged_at = Some(at);
                 s.stop(ClockId::ACK, at);
             }
+            Change::BannerExempted { reason } => s.banner_exemption = Some(reason.clone()),
             Change::BannerSet { shown, message, .. } => {
+                if *shown && s.banner_first_shown_at.is_none() {
+                    s.banner_first_shown_at = Some(at);
+                }
                 s.portal.banner_shown = *shown;
                 s.portal.banner_message = if *shown { message.clone() } else { None };
             }

@@ -41,6 +41,8 @@ pub enum ClosingCondition {
     ValidationPassed,
     /// The portal button is enabled again.
     ButtonEnabled,
+    /// The banner was shown during the incident, or the help desk recorded why not.
+    BannerShownOrExempted,
     /// The agency removed the banner (step 5).
     BannerRemoved,
     /// The help desk accepted the report form (step 6).
@@ -53,6 +55,7 @@ impl ClosingCondition {
         match self {
             ClosingCondition::ValidationPassed => "validation_passed",
             ClosingCondition::ButtonEnabled => "button_enabled",
+            ClosingCondition::BannerShownOrExempted => "banner_shown_or_exempted",
             ClosingCondition::BannerRemoved => "banner_removed",
             ClosingCondition::ReportFormAccepted => "report_form_accepted",
         }
@@ -63,6 +66,9 @@ impl ClosingCondition {
         match self {
             ClosingCondition::ValidationPassed => "CEDN no ha validado la corrección",
             ClosingCondition::ButtonEnabled => "el botón del trámite sigue deshabilitado",
+            ClosingCondition::BannerShownOrExempted => {
+                "la cortinilla no se desplegó y no se registró por qué"
+            }
             ClosingCondition::BannerRemoved => "la cortinilla sigue desplegada",
             ClosingCondition::ReportFormAccepted => "el formato de incidencias no ha sido aceptado",
         }
@@ -83,6 +89,9 @@ pub fn closing_conditions_unmet(incident: &Incident) -> Vec<ClosingCondition> {
     }
     if !incident.portal.button_enabled {
         unmet.push(ClosingCondition::ButtonEnabled);
+    }
+    if incident.banner_first_shown_at.is_none() && incident.banner_exemption.is_none() {
+        unmet.push(ClosingCondition::BannerShownOrExempted);
     }
     if incident.portal.banner_shown {
         unmet.push(ClosingCondition::BannerRemoved);

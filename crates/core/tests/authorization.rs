@@ -23,6 +23,7 @@ fn commands() -> Vec<Command> {
             message: None,
         },
         Command::SetButton { enabled: false },
+        Command::ExemptBanner { reason: "x".into() },
         Command::NotifyResolution {
             summary: "x".into(),
         },

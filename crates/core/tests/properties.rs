@@ -409,6 +409,9 @@ enum CommandSpec {
     SetButton {
         enabled: bool,
     },
+    ExemptBanner {
+        reason: String,
+    },
     NotifyResolution {
         summary: String,
     },
@@ -482,6 +485,7 @@ fn command_spec() -> impl Strategy<Value = CommandSpec> {
         3 => (any::<bool>(), prop::option::of(short_text()))
             .prop_map(|(shown, message)| CommandSpec::SetBanner { shown, message }),
         2 => any::<bool>().prop_map(|enabled| CommandSpec::SetButton { enabled }),
+        1 => short_text().prop_map(|reason| CommandSpec::ExemptBanner { reason }),
         3 => long_text().prop_map(|summary| CommandSpec::NotifyResolution { summary }),
         3 => (
             prop::bool::weighted(0.6),
@@ -735,6 +739,9 @@ impl Sim<'_> {
                 message: message.clone(),
             },
             CommandSpec::SetButton { enabled } => Command::SetButton { enabled: *enabled },
+            CommandSpec::ExemptBanner { reason } => Command::ExemptBanner {
+                reason: reason.clone(),
+            },
             CommandSpec::NotifyResolution { summary } => Command::NotifyResolution {
                 summary: summary.clone(),
             },
@@ -1102,6 +1109,7 @@ impl Sim<'_> {
         if inc.state == IncidentState::Closed {
             let ok = inc.validation_passed()
                 && inc.portal.button_enabled
+                && (inc.banner_first_shown_at.is_some() || inc.banner_exemption.is_some())
                 && !inc.portal.banner_shown
                 && inc.report_form.state == incidencias_core::ReportFormState::Accepted;
             if !ok {
@@ -1247,6 +1255,13 @@ fn progress(
                 Command::SetButton { enabled: true }
             } else if inc.portal.banner_shown {
                 banner(false)
+            } else if inc.banner_first_shown_at.is_none()
+                && inc.banner_exemption.is_none()
+                && choice.is_multiple_of(2)
+            {
+                Command::ExemptBanner {
+                    reason: "La dependencia no pudo desplegarla".into(),
+                }
             } else if matches!(inc.report_form.state, F::Due | F::Incomplete) {
                 form_ok()
             } else if inc.report_form.state == F::Submitted {

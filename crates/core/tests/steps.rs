@@ -568,7 +568,16 @@ fn step_7_close_before_validation_names_every_unmet_condition() {
     let DecideError::ClosingRuleNotMet(unmet) = err else {
         panic!("expected closing rule error");
     };
-    assert_eq!(unmet.len(), 3, "validation, button, form: {unmet:?}");
+    use incidencias_core::ClosingCondition as C;
+    assert_eq!(
+        unmet,
+        [
+            C::ValidationPassed,
+            C::ButtonEnabled,
+            C::BannerShownOrExempted,
+            C::ReportFormAccepted
+        ]
+    );
 }
 
 #[test]
@@ -714,5 +723,85 @@ fn report_form_draft_is_saved_without_clock_effect_and_only_a_complete_form_is_d
             at(3 * HOUR),
         )
         .expect_err("under review");
+    assert!(matches!(err, DecideError::InvalidTransition { .. }));
+}
+
+#[test]
+fn closing_requires_the_banner_shown_or_an_exemption_recorded() {
+    use incidencias_core::ClosingCondition as C;
+    // Validated, form accepted, button enabled, but the banner never shown.
+    let mut run = Run::notified(Severity::Medium);
+    run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Corregido".into(),
+        },
+        at(30 * MIN),
+    );
+    run.ok(
+        &validator(),
+        Command::RecordValidation {
+            passed: true,
+            observations: vec![],
+        },
+        at(40 * MIN),
+    );
+    run.ok(
+        &agency(),
+        Command::SubmitReportForm(complete_form()),
+        at(50 * MIN),
+    );
+    run.ok(
+        &helpdesk(),
+        Command::ReviewReportForm {
+            complete: true,
+            missing: vec![],
+            message: None,
+        },
+        at(55 * MIN),
+    );
+    let err = run
+        .exec(&helpdesk(), Command::Close, at(HOUR))
+        .expect_err("banner never shown, no reason recorded");
+    assert_eq!(
+        err,
+        DecideError::ClosingRuleNotMet(vec![C::BannerShownOrExempted])
+    );
+    assert_eq!(
+        C::BannerShownOrExempted.as_str(),
+        "banner_shown_or_exempted"
+    );
+    let err = run
+        .exec(
+            &helpdesk(),
+            Command::ExemptBanner { reason: " ".into() },
+            at(HOUR),
+        )
+        .expect_err("reason required");
+    assert!(matches!(err, DecideError::InvalidFields(ref f) if f[0].field == "reason"));
+    run.ok(
+        &helpdesk(),
+        Command::ExemptBanner {
+            reason: "El trámite no tiene página propia donde desplegarla".into(),
+        },
+        at(HOUR),
+    );
+    assert_eq!(
+        run.inc().banner_exemption.as_deref(),
+        Some("El trámite no tiene página propia donde desplegarla")
+    );
+    run.ok(&helpdesk(), Command::Close, at(HOUR));
+    assert_eq!(run.inc().state, IncidentState::Closed);
+
+    // With the banner shown, an exemption is refused: the record says it was shown.
+    let mut shown = validated(Severity::Medium);
+    assert_eq!(shown.inc().banner_first_shown_at, Some(at(7 * MIN)));
+    let err = shown
+        .exec(
+            &helpdesk(),
+            Command::ExemptBanner { reason: "x".into() },
+            at(HOUR),
+        )
+        .expect_err("it was shown");
     assert!(matches!(err, DecideError::InvalidTransition { .. }));
 }
