@@ -1348,7 +1348,7 @@ fn random_command_sequences_never_panic_and_keep_every_invariant_after_every_eve
 /// verdict; now a dismissal after acknowledgment (here implied by the resolution notice) is
 /// refused, and the refusal leaves every invariant holding.
 #[test]
-fn dismissing_while_awaiting_validation_breaks_an_invariant() {
+fn dismissing_while_awaiting_validation_is_refused_and_keeps_every_invariant() {
     let mut run = common::Run::notified(Severity::High);
     run.ok(
         &agency(),
