@@ -151,6 +151,10 @@ pub struct ValidationRound {
 }
 
 /// The aggregate. Public fields for reading (API documents, pages); only `apply` writes.
+///
+/// Fields added after the first release carry `#[serde(default)]` so that a stored
+/// projection from before still reads; replaying the events (the record) gives their
+/// true values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     /// Its human identifier.
@@ -185,8 +189,10 @@ pub struct Incident {
     pub portal: PortalState,
     /// When the agency first reported the banner shown (step 2 (3)); `None` if it never
     /// was. The closing rule needs it, or a recorded exemption.
+    #[serde(default)]
     pub banner_first_shown_at: Option<Timestamp>,
     /// Why the banner was not shown, as the help desk recorded it.
+    #[serde(default)]
     pub banner_exemption: Option<String>,
     /// The report form (step 6).
     pub report_form: ReportFormStatus,
@@ -196,8 +202,10 @@ pub struct Incident {
     /// incident's overall level, as the API shows it.
     pub escalation_level: u32,
     /// Highest level reached on the agency's ladder (see [`Side`]).
+    #[serde(default)]
     pub agency_escalation_level: u32,
     /// Highest level reached on the central (CEDN) ladder.
+    #[serde(default)]
     pub central_escalation_level: u32,
     /// Number of escalations the help desk made by hand.
     pub manual_escalations: u32,

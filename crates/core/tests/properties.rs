@@ -1877,3 +1877,36 @@ fn generated_policies_are_valid() {
     }
     assert!(!bad_policy().problems().is_empty());
 }
+
+/// A projection stored before the per-side levels and the banner fields existed still
+/// reads (with their defaults); replaying its events gives their true values.
+#[test]
+fn incident_projection_stored_before_the_new_fields_still_reads() {
+    let mut run = common::Run::notified(Severity::High);
+    run.ok(
+        &agency(),
+        Command::SetBanner {
+            shown: true,
+            message: None,
+        },
+        common::at(6 * common::MIN),
+    );
+    let mut json = serde_json::to_value(run.inc()).expect("serializes");
+    let object = json.as_object_mut().expect("an object");
+    for field in [
+        "agency_escalation_level",
+        "central_escalation_level",
+        "banner_first_shown_at",
+        "banner_exemption",
+    ] {
+        assert!(object.remove(field).is_some(), "{field} exists");
+    }
+    let old: Incident = serde_json::from_value(json).expect("old projection reads");
+    assert_eq!(old.banner_first_shown_at, None);
+    assert_eq!(
+        Incident::replay(&run.events)
+            .expect("replays")
+            .banner_first_shown_at,
+        Some(common::at(6 * common::MIN))
+    );
+}
