@@ -5,7 +5,11 @@
 //! event), under the seed policy or short random policies, and checks after every event
 //! the protocol's invariants: closed implies the closing rule, elapsed time never negative
 //! nor decreasing, a breached clock stays breached, replay equals the folded state, events
-//! survive the JSON round trip, no escalation key fires twice.
+//! survive the JSON round trip, no escalation key fires twice, no escalation reaches the
+//! same level twice nor moves the other side's level, automatic portal changes are the
+//! system's, only a slow incident keeps its button, only a complete form is delivered and a
+//! draft never moves the clock, and the public status shows an incident iff it is notified
+//! and open.
 //!
 //! The others check that the parsers of `types.rs` never panic, accept exactly what they
 //! display, and keep header-breaking characters out of email addresses; and that the
