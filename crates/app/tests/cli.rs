@@ -280,6 +280,29 @@ fn a_short_link_secret_stops_the_start_without_echoing_it() {
 }
 
 #[test]
+fn a_log_filter_that_does_not_parse_stops_the_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Process::new(env!("CARGO_BIN_EXE_incidencias"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("INCIDENCIAS_DATABASE_URL")
+        .env("INCIDENCIAS_LOG", "incidencias=muchisimo")
+        .output()
+        .expect("run serve");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("INCIDENCIAS_LOG «incidencias=muchisimo» no es un filtro válido"),
+        "{err}"
+    );
+    assert!(!text(&out.stdout).contains("escuchando"));
+    assert!(
+        !dir.path().join("data").exists(),
+        "checked before anything was created"
+    );
+}
+
+#[test]
 fn demo_help_names_the_database_the_demo_really_uses() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = incidencias_in(dir.path(), "sqlite://x.db", &["demo", "--help"]);
