@@ -508,6 +508,10 @@ fn import_of_a_bad_file_answers_in_spanish_and_leaves_no_database_behind() {
         text(&out.stderr)
     );
     assert!(!target.exists());
+    assert!(
+        !dir.path().join("nueva").exists(),
+        "nor the folder made for it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

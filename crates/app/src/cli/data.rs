@@ -109,16 +109,24 @@ pub async fn import(url: &str, path: Option<&Path>) -> Result<i32, CliError> {
     let text = read_input(path).map_err(|e| CliError::Refused(format!("{name}: {e}")))?;
     check_json_lines(&text).map_err(|e| CliError::Refused(format!("{name}: {e}")))?;
     let file = sqlite_file(url);
+    // What this import creates, to be taken back if the store refuses the file after all:
+    // the database and, when it was missing, its folder.
+    let created = file.as_deref().filter(|f| !Path::new(f).exists()).map(|f| {
+        let folder = Path::new(f)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf);
+        (f, folder)
+    });
     let _claim = match &file {
         Some(f) => Some(try_lock_serving(f)?.ok_or_else(|| refused_while_serving(f, "importar"))?),
         None => None,
     };
-    let created = file.as_deref().filter(|f| !Path::new(f).exists());
     let result = import_into(url, &text).await;
     if result.is_err()
-        && let Some(f) = created
+        && let Some((f, folder)) = created
     {
-        remove_database(f);
+        remove_database(f, folder.as_deref());
     }
     let s = result.map_err(|e| match e {
         CliError::Store(e) => CliError::Refused(format!("{name}: {e}")),
@@ -172,10 +180,15 @@ fn check_json_lines(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Removes a SQLite database this command created (and its companions), best effort.
-fn remove_database(path: &str) {
+/// Removes a SQLite database this command created (its companions and the folder it
+/// made for it too), best effort.
+fn remove_database(path: &str, folder: Option<&Path>) {
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    if let Some(folder) = folder {
+        // Only succeeds on an empty folder: nothing else in it is ever removed.
+        let _ = std::fs::remove_dir(folder);
     }
 }
 
