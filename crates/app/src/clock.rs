@@ -1,5 +1,8 @@
-//! The app's only source of "now". Production reads the system clock; tests hold a
-//! `ManualClock` and move it, so deadlines can be tested without waiting.
+//! Where every use-case reads "now": the service's clock. Production reads the system
+//! clock; tests hold a `ManualClock` and move it, so deadlines can be tested without
+//! waiting. The system clock is read directly only where no use-case runs: stamping the
+//! seed policy of a database being created (`store::open`), the command line's export and
+//! import, and the demo's anchor instant.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -315,3 +315,37 @@ impl PublicStatusDoc {
         }
     }
 }
+
+/// One event of an incident's record, with its place in the hash chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventDoc {
+    pub seq: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    #[schema(value_type = Object)]
+    pub actor: serde_json::Value,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<crate::store::StoredEvent> for EventDoc {
+    fn from(e: crate::store::StoredEvent) -> EventDoc {
+        EventDoc {
+            seq: e.seq,
+            at: Timestamp::from_millisecond(e.at).unwrap_or(Timestamp::UNIX_EPOCH),
+            actor: serde_json::from_str(&e.actor).unwrap_or(serde_json::Value::Null),
+            kind: e.kind,
+            data: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+mod catalog;
+pub use catalog::{AgencyDoc, ProcedureDoc, UserDoc};
+mod mail;
+pub use mail::{InboundDoc, OutboxDoc, ReceivedDoc};

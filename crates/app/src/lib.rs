@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod documents;
+pub mod encoding;
 pub mod http;
 pub mod links;
 pub mod mail;

@@ -11,7 +11,7 @@ use incidencias_core::{Folio, UserId};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
-use crate::store::chain::hex;
+use crate::encoding::hex;
 
 /// What a link does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

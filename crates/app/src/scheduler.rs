@@ -3,10 +3,10 @@
 //! Every append stores the incident's next due instant in `timers` (same transaction). The
 //! scheduler sleeps until the earliest one, or until a write offers an earlier one
 //! ([`crate::service::TimerWake`]); it never polls faster than that. When it wakes it
-//! leases the due timers, and for each incident asks the core which actions are due
-//! (`escalation::due_actions`), decides them as `Command::Fire`, and appends all their
-//! events with their notifications (outbox rows) and the next due instant in one
-//! transaction. The events' keys are unique in `fired_actions` and the events' own
+//! leases the due timers and, for each incident, asks the service to fire what is due
+//! ([`Service::fire`]: the core's `escalation::due_actions`, decided as `Command::Fire` and
+//! appended with their notifications and the next due instant in one transaction, through
+//! the same use-case loop as every request). The events' keys are unique in `fired_actions` and the events' own
 //! `(folio, seq)` key makes a stale append fail, so no crash, restart or second instance
 //! can fire an action twice. After downtime, everything overdue is due at once and fires in
 //! due order.
@@ -15,21 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use incidencias_core::escalation::{ActionKey, ActionKind, DueAction, due_actions, next_due};
-use incidencias_core::{Actor, Command, Folio, Incident, SloPolicy, decide};
 use jiff::{SignedDuration, Timestamp};
 use tokio::task::JoinSet;
 
-use crate::service::{OrgChart, Service, ServiceError};
-use crate::store::{Effects, NewOutboxMessage, StoreError};
-
-/// One executed action, for observers (tests, the benchmark).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fired {
-    pub key: ActionKey,
-    pub due_at: Timestamp,
-    pub fired_at: Timestamp,
-}
+pub use crate::service::Fired;
+use crate::service::{Service, ServiceError};
 
 pub type Observer = Arc<dyn Fn(&Fired) + Send + Sync>;
 
@@ -51,7 +41,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(service: Service) -> Scheduler {
-        let multi_instance = service.store.backend() == crate::store::Backend::Postgres;
+        let multi_instance = service.shared_database();
         Scheduler {
             owner: format!(
                 "{}-{}",
@@ -91,64 +81,52 @@ impl Scheduler {
 
     /// Gives a timer to open incidents that lack one (after an import, say). Run at start.
     pub async fn reconcile(&self) -> Result<usize, ServiceError> {
-        let missing = self.service.store.incidents_without_timer().await?;
-        if missing.is_empty() {
-            return Ok(0);
-        }
-        let org = OrgChart::load(&self.service.store).await?;
-        let mut set = 0;
-        for folio in missing {
-            if let Some(stored) = self.service.store.load_fresh(folio).await?
-                && let Some(due) = next_due(&stored.incident, &org.ladder(&stored.incident))
-            {
-                self.service
-                    .store
-                    .set_timer(folio, Some(due), stored.incident.version)
-                    .await?;
-                set += 1;
-            }
-        }
-        Ok(set)
+        self.service.reconcile_timers().await
     }
 
     /// Fires everything due now; returns when to look again (`None`: no timer at all).
     pub async fn tick(&self) -> Result<Option<Timestamp>, ServiceError> {
-        // Loaded once per tick, and only when something is due: most wake-ups (every write
-        // wakes the scheduler) find nothing and need no org chart.
-        let mut org: Option<Arc<OrgChart>> = None;
         loop {
-            let now = self.service.now();
-            let lease_until = now.checked_add(self.lease).unwrap_or(Timestamp::MAX);
+            let lease_until = self
+                .service
+                .now()
+                .checked_add(self.lease)
+                .unwrap_or(Timestamp::MAX);
             let claimed = self
                 .service
-                .store
-                .claim_due_timers(&self.owner, now, lease_until, self.batch)
+                .claim_due_timers(&self.owner, lease_until, self.batch)
                 .await?;
             if claimed.is_empty() {
                 break;
             }
-            let org = match &org {
-                Some(org) => org.clone(),
-                None => org
-                    .insert(Arc::new(OrgChart::load(&self.service.store).await?))
-                    .clone(),
-            };
             let mut tasks = JoinSet::new();
-            for (folio, _) in claimed {
+            for folio in claimed {
                 while tasks.len() >= self.parallel {
                     if let Some(r) = tasks.join_next().await {
-                        log_failure(r);
+                        self.observe(r);
                     }
                 }
-                let (service, org, observer) =
-                    (self.service.clone(), org.clone(), self.observer.clone());
-                tasks.spawn(async move { fire_incident(&service, &org, folio, observer).await });
+                let service = self.service.clone();
+                tasks.spawn(async move { service.fire(folio).await });
             }
             while let Some(r) = tasks.join_next().await {
-                log_failure(r);
+                self.observe(r);
             }
         }
-        Ok(self.service.store.next_timer(self.service.now()).await?)
+        self.service.next_timer().await
+    }
+
+    /// Reports a firing to the observer, or logs its failure.
+    fn observe(&self, r: Result<Result<Vec<Fired>, ServiceError>, tokio::task::JoinError>) {
+        match r {
+            Ok(Ok(fired)) => {
+                if let Some(observe) = &self.observer {
+                    fired.iter().for_each(|f| observe(f));
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "no se pudo disparar un temporizador"),
+            Err(e) => tracing::error!(error = %e, "tarea de temporizador interrumpida"),
+        }
     }
 
     /// Runs until `shutdown` completes.
@@ -194,134 +172,4 @@ impl Scheduler {
             }
         }
     }
-}
-
-fn log_failure(r: Result<Result<usize, ServiceError>, tokio::task::JoinError>) {
-    match r {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "no se pudo disparar un temporizador"),
-        Err(e) => tracing::error!(error = %e, "tarea de temporizador interrumpida"),
-    }
-}
-
-/// The notification an action sends (none for a breach: its escalation says it).
-fn notification(
-    org: &OrgChart,
-    incident: &Incident,
-    action: &DueAction,
-) -> Option<NewOutboxMessage> {
-    let kind = match action.key.kind {
-        ActionKind::Warning => "slo_warning",
-        ActionKind::Escalation => "escalation",
-        ActionKind::Breach => return None,
-    };
-    let emails = |ids: &[incidencias_core::UserId]| -> Vec<String> {
-        ids.iter().filter_map(|id| org.email(*id)).collect()
-    };
-    Some(NewOutboxMessage {
-        kind: kind.into(),
-        to: emails(&action.to),
-        cc: emails(&action.cc),
-        payload: serde_json::json!({
-            "folio": incident.folio.to_string(),
-            "clock": action.key.clock.to_string(),
-            "level": action.key.level,
-            "due_at": action.due_at.to_string(),
-            // The deadline itself (a warning comes before it).
-            "target_at": incident
-                .clock(action.key.clock)
-                .and_then(|c| c.instant_at_elapsed(c.target_ms()))
-                .map(|t| t.to_string()),
-            "severity": incident.severity.map(|s| s.as_str()),
-            "procedures": org.procedures_of(incident),
-        }),
-    })
-}
-
-/// Fires what is due on one incident, in one append. Returns how many actions fired.
-pub async fn fire_incident(
-    service: &Service,
-    org: &OrgChart,
-    folio: Folio,
-    observer: Option<Observer>,
-) -> Result<usize, ServiceError> {
-    for _ in 0..5 {
-        let Some(prior) = service.store.load_fresh(folio).await? else {
-            service.store.set_timer(folio, None, 0).await?;
-            return Ok(0);
-        };
-        let now = service.now();
-        let ladder = org.ladder(&prior.incident);
-        let due = due_actions(&prior.incident, &ladder, now);
-        if due.is_empty() {
-            service
-                .store
-                .set_timer(
-                    folio,
-                    next_due(&prior.incident, &ladder),
-                    prior.incident.version,
-                )
-                .await?;
-            return Ok(0);
-        }
-        let policy = prior
-            .incident
-            .policy
-            .clone()
-            .unwrap_or_else(SloPolicy::seed);
-        let mut state = prior.incident.clone();
-        let mut events = Vec::new();
-        let mut outbox = Vec::new();
-        let mut fired = Vec::new();
-        for action in due {
-            let command = Command::Fire {
-                key: action.key,
-                ladder: ladder.clone(),
-            };
-            // Deciding on the evolving state: an action the previous one made moot is
-            // refused here and simply not fired.
-            let Ok(new) = decide(Some(&state), &Actor::System, &command, now, &policy) else {
-                continue;
-            };
-            for e in &new {
-                state = Incident::apply(Some(state), e)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            }
-            events.extend(new);
-            outbox.extend(notification(org, &state, &action));
-            fired.push(Fired {
-                key: action.key,
-                due_at: action.due_at,
-                fired_at: now,
-            });
-        }
-        if events.is_empty() {
-            service
-                .store
-                .set_timer(folio, next_due(&state, &ladder), prior.incident.version)
-                .await?;
-            return Ok(0);
-        }
-        let effects = Effects {
-            next_due: next_due(&state, &ladder),
-            outbox,
-            idempotency: None,
-            used_link: None,
-        };
-        match service.store.append(&prior, events, effects, now).await {
-            Ok(_) => {
-                service.mail_wake.notify_one();
-                if let Some(observe) = &observer {
-                    fired.iter().for_each(|f| observe(f));
-                }
-                return Ok(fired.len());
-            }
-            // Another instance or a person changed the incident first: look again.
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ServiceError::Conflict(format!(
-        "{folio}: demasiados cambios simultáneos al disparar sus temporizadores"
-    )))
 }

@@ -57,14 +57,14 @@ pub async fn serve(
             settings.base_url = base_url;
             // Checked when the Config was built; a failure here is a bug worth a log line,
             // not a reason to refuse the API.
-            match OutboxWorker::new(store.clone(), clock.clone(), &settings) {
+            match OutboxWorker::new(service.clone(), &settings) {
                 Ok(_) => {
-                    let (store, wake) = (store.clone(), service.mail_wake.clone());
+                    let (service, wake) = (service.clone(), service.mail_wake.clone());
                     workers.push(tokio::spawn(supervise(
                         "la bandeja de salida",
                         stopped.clone(),
                         move |stop| {
-                            let worker = OutboxWorker::new(store.clone(), clock.clone(), &settings);
+                            let worker = OutboxWorker::new(service.clone(), &settings);
                             let wake = wake.clone();
                             async move {
                                 match worker {

@@ -164,7 +164,7 @@ fn rows() -> Vec<Row> {
                     .users
                     .iter()
                     .find(|u| u.email.as_str() == "responsable@sepru.gob.mx")
-                    .map(|u| u.id.0);
+                    .map(|u| u.id);
                 Some(
                     json!({"homoclave": format!("SEPRU-09-00{n}"), "name": "Nuevo", "agency_id": api.agency_id,
                               "url": "https://www.gob.mx/nuevo", "responsible_id": responsible}),

@@ -425,6 +425,35 @@ async fn invalid_values_are_explained_in_spanish(url: String) {
     }
 }
 
+/// serde stops at the first missing field; the answer names every one, so a person fixes
+/// the form once. The same for the catalogue, where the service checks the fields.
+async fn every_missing_field_is_named_at_once(url: String) {
+    let api = Api::new(&url).await;
+    let before = api.total().await;
+    let a = post_report(&api, json!({"description": "Sólo la descripción"})).await;
+    a.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields");
+    let mut fields = a.error_fields();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["channel", "kind", "occurred_at", "procedure_ids"],
+        "{}",
+        a.text
+    );
+    assert_eq!(api.total().await, before, "nothing created");
+
+    let a = api
+        .post(
+            "/api/v1/users",
+            &api.admin,
+            json!({"name": "", "email": "no-es-correo", "role": "jefe"}),
+        )
+        .await;
+    let mut fields = a.error_fields();
+    fields.sort();
+    assert_eq!(fields, ["email", "name", "role"], "{}", a.text);
+}
+
 async fn missing_required_fields_are_422_naming_the_field(url: String) {
     let api = Api::new(&url).await;
     let folio = api.report().await;
@@ -1007,6 +1036,7 @@ on_both_backends!(
 );
 
 on_both_backends!(trailing_data_after_the_json_body_is_400);
+on_both_backends!(every_missing_field_is_named_at_once);
 on_both_backends!(unknown_field_is_named_exactly);
 on_both_backends!(method_not_allowed_problem_says_405);
 on_both_backends!(invalid_values_are_explained_in_spanish);

@@ -93,7 +93,11 @@ async fn replies_are_taken_promptly_in_idle_flagged_seen_and_never_twice(url: St
     .await;
     let triage = api
         .store
-        .list_inbound(Some("triage"), None, 10)
+        .list_inbound(
+            Some(incidencias::store::InboundDisposition::Triage),
+            None,
+            10,
+        )
         .await
         .expect("list inbound");
     assert_eq!(triage.len(), 1, "the unreadable message is in triage");
@@ -228,7 +232,11 @@ async fn an_oversized_message_goes_to_triage_and_the_next_one_is_taken(url: Stri
     .await;
     let triage = api
         .store
-        .list_inbound(Some("triage"), None, 10)
+        .list_inbound(
+            Some(incidencias::store::InboundDisposition::Triage),
+            None,
+            10,
+        )
         .await
         .expect("list inbound");
     assert_eq!(triage.len(), 2, "{triage:?}");

@@ -171,7 +171,7 @@ async fn corpus_outcomes(url: String) {
         match api.service.ingest(&raw).await {
             Ok(result) => {
                 let mut problems = Vec::new();
-                if result.outcome != e.outcome {
+                if result.outcome.as_str() != e.outcome {
                     problems.push(format!(
                         "outcome {:?}, expected {:?} (reason: {:?})",
                         result.outcome, e.outcome, result.reason
@@ -284,7 +284,8 @@ async fn malformed_input_changes_nothing(url: String) {
         match api.service.ingest(&raw).await {
             Err(ServiceError::Invalid(_)) => {}
             Ok(o) => assert_eq!(
-                o.outcome, "triage",
+                o.outcome.as_str(),
+                "triage",
                 "{name}: malformed input is refused or goes to triage: {o:?}"
             ),
             Err(other) => panic!("{name}: malformed input is refused as invalid, got {other:?}"),
@@ -318,7 +319,7 @@ async fn the_same_message_taken_concurrently_acts_once(url: String) {
         assert!(
             answers
                 .iter()
-                .all(|a| a == &answers[0] && a.outcome == outcome),
+                .all(|a| a == &answers[0] && a.outcome.as_str() == outcome),
             "{outcome}: {answers:?}"
         );
     }

@@ -85,7 +85,7 @@ async fn opening_shows_a_page_and_only_the_button_acts_once(url: String) {
         .iter()
         .find(|u| u.email.as_str() == "responsable@sepru.gob.mx")
         .expect("responsible");
-    assert_eq!(actor["id"], responsible.id.0, "acted as the recipient");
+    assert_eq!(actor["id"], responsible.id, "acted as the recipient");
 
     let again = press(&api, &ack, "").await;
     assert_eq!(again.status, StatusCode::CONFLICT);
@@ -134,7 +134,7 @@ async fn forged_expired_and_other_recipient_links_are_refused_and_change_nothing
         .token(
             incidencias_core::Folio::parse(&folio).expect("folio"),
             LinkAction::Acknowledge,
-            other.id,
+            incidencias_core::UserId(other.id),
         )
         .expect("token");
     let refused = press(&api, &foreign, "").await;

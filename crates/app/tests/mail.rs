@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use common::api::Api;
 use incidencias::mail::worker::{MailSettings, OutboxWorker};
+use incidencias::store::OutboxState;
 use mail_parser::MessageParser;
 use serde_json::json;
 
@@ -308,8 +309,7 @@ fn start_tls_smtp(mode: &str, port: u16, maildir: &Path, cert: &Path, key: &Path
 
 fn worker_with(api: &Api, smtp_url: String, ca_pem: Option<Vec<u8>>) -> OutboxWorker {
     OutboxWorker::new(
-        api.store.clone(),
-        std::sync::Arc::new(api.clock.clone()),
+        api.service.clone(),
         &MailSettings {
             smtp_url,
             from: "Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>".into(),
@@ -340,7 +340,7 @@ async fn smtp_over_starttls_and_tls_with_credentials(url: String) {
             let store = api.store.clone();
             async move {
                 store
-                    .list_outbox(Some("pending"), 100)
+                    .list_outbox(Some(OutboxState::Pending), 100)
                     .await
                     .expect("outbox")
             }
@@ -425,7 +425,7 @@ async fn a_server_that_never_answers_costs_one_bounded_attempt(url: String) {
     assert!(took < Duration::from_secs(15), "bounded: {took:?}");
     let rows = api
         .store
-        .list_outbox(Some("pending"), 10)
+        .list_outbox(Some(OutboxState::Pending), 10)
         .await
         .expect("outbox");
     let row = rows
@@ -444,8 +444,7 @@ async fn a_server_that_never_answers_costs_one_bounded_attempt(url: String) {
 
 fn worker(api: &Api, port: u16) -> OutboxWorker {
     OutboxWorker::new(
-        api.store.clone(),
-        std::sync::Arc::new(api.clock.clone()),
+        api.service.clone(),
         &MailSettings {
             smtp_url: format!("smtp://127.0.0.1:{port}"),
             from: "Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>".into(),
@@ -606,7 +605,10 @@ async fn with_smtp_down_for_a_while_every_message_still_arrives_once_in_order(ur
         .into_iter()
         .filter(|r| r.folio.as_deref() == Some(folio.as_str()))
         .collect::<Vec<_>>();
-    assert!(queued.iter().all(|r| r.state == "sent"), "{queued:?}");
+    assert!(
+        queued.iter().all(|r| r.state == OutboxState::Sent),
+        "{queued:?}"
+    );
     let mail = received(&smtp.maildir);
     assert_eq!(mail.len(), total);
     assert_eq!(mail.len(), queued.len(), "none missing, none twice");

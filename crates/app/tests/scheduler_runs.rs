@@ -20,14 +20,12 @@ use incidencias_core::{Channel, Command, Folio, IncidentKind, ProcedureId, Sever
 use jiff::{SignedDuration, Timestamp};
 
 fn caller(api: &Api, email: &str) -> Caller {
-    Caller {
-        user: api
-            .users
-            .iter()
-            .find(|u| u.email.as_str() == email)
-            .cloned()
-            .unwrap_or_else(|| panic!("user {email}")),
-    }
+    let i = api
+        .users
+        .iter()
+        .position(|u| u.email == email)
+        .unwrap_or_else(|| panic!("user {email}"));
+    api.callers[i].clone()
 }
 
 /// Reports and notifies `n` critical incidents through `service`, 16 at a time.
@@ -275,7 +273,8 @@ fn killed_in_the_middle_of_a_batch_and_restarted_never_fires_twice() {
         }
         assert_eq!(per_folio.len(), 1000, "every incident fired");
         // And nothing is left due at the last run's instant.
-        let org = incidencias::service::OrgChart::load(&store)
+        let org = Service::new(store.clone(), Arc::new(ManualClock::new(common::api::t0())))
+            .org_chart()
             .await
             .expect("org");
         for folio in store.folios().await.expect("folios") {

@@ -14,12 +14,19 @@ use crate::types::{AgencyId, Channel, Folio, IncidentKind, ProcedureId, Role, Se
 /// which must belong to it) and assigns the folio before deciding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReport {
+    /// The new incident's folio, assigned by the app.
     pub folio: Folio,
+    /// The agency that owns every affected procedure.
     pub agency_id: AgencyId,
+    /// The affected procedures: at least one, none repeated.
     pub procedure_ids: Vec<ProcedureId>,
+    /// Which of the four failures it is.
     pub kind: IncidentKind,
+    /// What the reporter saw; required.
     pub description: String,
+    /// When the failure happened, not after the report: the `report` clock starts here.
     pub occurred_at: Timestamp,
+    /// How the report reached the help desk.
     pub channel: Channel,
 }
 
@@ -32,27 +39,37 @@ pub enum Command {
     /// Step 2: severity set, responsible notified; the portal button is disabled unless
     /// `disable_button` is false.
     Notify {
+        /// The severity the help desk sets; it fixes the clocks' targets.
         severity: Severity,
+        /// Step 2 (4): whether the portal button is disabled now, on CEDN's behalf (cause
+        /// `notification`).
         disable_button: bool,
     },
     /// Step 2 (1): the responsible confirms.
     Acknowledge,
     /// Steps 2 (3) and 5: the agency shows or removes the banner.
     SetBanner {
+        /// Shown (step 2) or removed (step 5).
         shown: bool,
+        /// The agency's own text; blank or `None` means the default one. Dropped when
+        /// removing.
         message: Option<String>,
     },
     /// Steps 2 (4) and 4, or by hand: CEDN switches the portal button.
     SetButton {
+        /// The state wanted; asking for the current one is refused.
         enabled: bool,
     },
     /// Step 3: the resolution notice. From `awaiting_ack` it also acknowledges.
     NotifyResolution {
+        /// The agency's account of the correction; required.
         summary: String,
     },
     /// Steps 4 and 5, or the persistence exception when not passed.
     RecordValidation {
+        /// Whether the procedures meet the norms and standards again.
         passed: bool,
+        /// CEDN's observations; at least one is required when not passed.
         observations: Vec<String>,
     },
     /// Step 6.
@@ -60,27 +77,42 @@ pub enum Command {
     /// Step 6 or the incomplete-form exception. `missing` empty on an incomplete verdict
     /// means "the fields the system finds missing".
     ReviewReportForm {
+        /// Accept the form. Refused while [`crate::report_form::check`] finds an issue.
         complete: bool,
+        /// API names of the fields to complete or correct (see
+        /// [`crate::report_form::FormField`]).
         missing: Vec<String>,
+        /// An optional note to the agency.
         message: Option<String>,
     },
+    /// Severity change after notification: the clocks not yet stopped get the new
+    /// severity's targets, counted from their original starts.
     ChangeSeverity {
+        /// The new severity; must differ from the current one.
         severity: Severity,
+        /// Why; required.
         reason: String,
     },
     /// The escalation exception, by hand; `ladder` says who is above whom.
     Escalate {
+        /// Why; required.
         reason: String,
+        /// The incident's ladder as the org chart stands now.
         ladder: Ladder,
     },
     /// The scheduler executes one planned action; refused unless it is due now.
     Fire {
+        /// The planned action, as [`crate::escalation::planned`] keyed it.
         key: ActionKey,
+        /// The ladder the action's recipients are taken from.
         ladder: Ladder,
     },
     /// Step 7.
     Close,
+    /// The help desk sets aside a report that is not an incident (duplicate, false alarm).
+    /// The record is kept.
     Dismiss {
+        /// Why; required.
         reason: String,
     },
 }
@@ -150,11 +182,14 @@ impl Command {
 /// Spanish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
+    /// The field's API name, e.g. `occurred_at` or `report_form.root_cause`.
     pub field: String,
+    /// What is wrong with it, in Spanish.
     pub message: String,
 }
 
 impl FieldError {
+    /// An error on `field` (its API name) with a Spanish `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
         FieldError {
             field: field.into(),
@@ -176,29 +211,43 @@ pub enum DecideError {
     /// The command does not apply to the incident's current state (`None`: no incident yet).
     #[error("no es posible {action} en el estado «{}»: {reason}", state_label(*.state))]
     InvalidTransition {
+        /// The incident's state when refused.
         state: Option<IncidentState>,
+        /// The command's [`Command::name`].
         command: &'static str,
+        /// The command's [`Command::label`].
         action: &'static str,
+        /// Why not now, in Spanish.
         reason: &'static str,
     },
+    /// The actor's role may not ask for this command (see [`Command::allowed_roles`]).
     #[error("su rol no permite {action}")]
     RoleNotAllowed {
+        /// The actor's role; `None` for the scheduler.
         role: Option<Role>,
+        /// The command's [`Command::name`].
         command: &'static str,
+        /// The command's [`Command::label`].
         action: &'static str,
     },
     /// An agency user acting on another agency's incident. The API answers 404: an agency
     /// never learns that another agency's folios exist.
     #[error("la incidencia no corresponde a su dependencia")]
     NotYourAgency,
+    /// The input fails its checks (or the SLO policy in force is unusable); every
+    /// offending field is listed.
     #[error("datos no válidos: {}", join(.0))]
     InvalidFields(Vec<FieldError>),
+    /// Closing (step 7) while conditions of the closing rule do not hold; lists them.
     #[error("no es posible cerrar la incidencia: {}", join(.0))]
     ClosingRuleNotMet(Vec<ClosingCondition>),
     /// The scheduler asked for an action that is not due (already executed, not yet due,
     /// or no longer applicable).
     #[error("la acción programada {key} no está pendiente")]
-    NotDue { key: ActionKey },
+    NotDue {
+        /// The key the scheduler fired.
+        key: ActionKey,
+    },
 }
 
 fn state_label(state: Option<IncidentState>) -> &'static str {

@@ -25,7 +25,9 @@ use crate::types::{Folio, UserId};
 /// who acts for CEDN and `central[n]` its level-n superior.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ladder {
+    /// The agency side, for `ack`, `resolution` and `report_form`.
     pub agency: Vec<UserId>,
+    /// The central side, for `validation`.
     pub central: Vec<UserId>,
 }
 
@@ -60,6 +62,7 @@ impl Ladder {
     }
 }
 
+/// What a planned action does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionKind {
@@ -73,6 +76,7 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// The API / code name (`snake_case`), as in the key's text form.
     pub fn as_str(self) -> &'static str {
         match self {
             ActionKind::Warning => "warning",
@@ -85,9 +89,13 @@ impl ActionKind {
 /// The identity of one firing. Warnings and breaches have level 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ActionKey {
+    /// The incident.
     pub folio: Folio,
+    /// The clock whose running time makes it due.
     pub clock: ClockId,
+    /// What it does.
     pub kind: ActionKind,
+    /// The ladder level an escalation reaches (1, 2, ...); 0 otherwise.
     pub level: u32,
 }
 
@@ -132,9 +140,14 @@ impl fmt::Display for ActionKey {
 /// One planned action: when it is due and who hears of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DueAction {
+    /// Its identity.
     pub key: ActionKey,
+    /// When it is due, possibly already past.
     pub due_at: Timestamp,
+    /// A warning: whoever must act; an escalation: the superior at its level; a breach:
+    /// nobody.
     pub to: Vec<UserId>,
+    /// An escalation: whoever must act; otherwise nobody.
     pub cc: Vec<UserId>,
 }
 

@@ -29,11 +29,15 @@ pub enum IncidentState {
     AwaitingValidation,
     /// Steps 4 and 5: validation passed.
     Validated,
+    /// Step 7: closed by the help desk once the closing rule held. Terminal.
     Closed,
+    /// Set aside by the help desk as not an incident (duplicate, false alarm). Terminal; the
+    /// record is kept.
     Dismissed,
 }
 
 impl IncidentState {
+    /// Every state, in protocol order.
     pub const ALL: [IncidentState; 7] = [
         IncidentState::Reported,
         IncidentState::AwaitingAck,
@@ -44,6 +48,7 @@ impl IncidentState {
         IncidentState::Dismissed,
     ];
 
+    /// The API / code name (`snake_case`), equal to the serde form.
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentState::Reported => "reported",
@@ -56,6 +61,7 @@ impl IncidentState {
         }
     }
 
+    /// The Spanish label shown to users.
     pub fn label(self) -> &'static str {
         match self {
             IncidentState::Reported => "Reportada",
@@ -86,14 +92,18 @@ impl fmt::Display for IncidentState {
 pub enum ReportFormState {
     /// Before the first resolution notice.
     NotDue,
+    /// Owed by the agency: the first resolution notice was sent, no form delivered yet.
     Due,
+    /// Delivered; waiting for the help desk's review.
     Submitted,
     /// The help desk asked for complementary information.
     Incomplete,
+    /// Accepted as complete by the help desk: the closing rule's form condition holds.
     Accepted,
 }
 
 impl ReportFormState {
+    /// The API / code name (`snake_case`), equal to the serde form.
     pub fn as_str(self) -> &'static str {
         match self {
             ReportFormState::NotDue => "not_due",
@@ -105,8 +115,10 @@ impl ReportFormState {
     }
 }
 
+/// The report form's progress (step 6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportFormStatus {
+    /// Where the form is.
     pub state: ReportFormState,
     /// The latest form the agency sent.
     pub form: Option<IncidentReport>,
@@ -117,41 +129,64 @@ pub struct ReportFormStatus {
 /// The outcome of one validation round (step 4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidationRound {
+    /// 1, 2, ...: one round per resolution notice.
     pub round: u32,
+    /// The resolution notice (step 3) that opened the round.
     pub notified_at: Timestamp,
+    /// The agency's account of the correction.
     pub summary: String,
     /// `None` while waiting for CEDN.
     pub passed: Option<bool>,
+    /// CEDN's observations; a failed round has at least one.
     pub observations: Vec<String>,
+    /// When CEDN gave its verdict; `None` while waiting.
     pub decided_at: Option<Timestamp>,
 }
 
 /// The aggregate. Public fields for reading (API documents, pages); only `apply` writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
+    /// Its human identifier.
     pub folio: Folio,
+    /// The agency that owns the affected procedures.
     pub agency_id: AgencyId,
+    /// The affected procedures, as reported.
     pub procedure_ids: Vec<ProcedureId>,
+    /// Which of the four failures it is.
     pub kind: IncidentKind,
+    /// What the reporter saw.
     pub description: String,
+    /// How the report (step 1) arrived.
     pub channel: Channel,
+    /// When the failure happened: the `report` clock's start.
     pub occurred_at: Timestamp,
+    /// When it was registered (step 1): the `report` clock's stop.
     pub reported_at: Timestamp,
+    /// Where it is in the protocol.
     pub state: IncidentState,
+    /// Set at notification (step 2), changed only by a severity change; `None` before.
     pub severity: Option<Severity>,
     /// The policy version in force at notification, kept for the incident's whole life.
     pub policy: Option<SloPolicy>,
+    /// When the help desk notified it (step 2): the `ack` and `resolution` clocks' start.
     pub notified_at: Option<Timestamp>,
+    /// When the responsible acknowledged it, directly or by a resolution notice.
     pub acknowledged_at: Option<Timestamp>,
+    /// The validation rounds, in order: one per resolution notice.
     pub rounds: Vec<ValidationRound>,
+    /// The portal button and banner as this incident left them.
     pub portal: PortalState,
+    /// The report form (step 6).
     pub report_form: ReportFormStatus,
     /// Every clock ever started, in start order (validation rounds in round order).
     pub clocks: Vec<Clock>,
     /// Highest escalation level reached, automatic or manual.
     pub escalation_level: u32,
+    /// Number of escalations the help desk made by hand.
     pub manual_escalations: u32,
+    /// When it was closed or dismissed.
     pub closed_at: Option<Timestamp>,
+    /// The help desk's reason, when dismissed.
     pub dismissal_reason: Option<String>,
     /// Instant of the latest event: commands are never decided before it.
     pub last_event_at: Timestamp,
@@ -164,8 +199,11 @@ pub struct Incident {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("evento «{kind}» no aplicable en la posición {position} del historial: {reason}")]
 pub struct ReplayError {
+    /// The offending event's `kind` ("ninguno" for an empty stream).
     pub kind: &'static str,
+    /// How many events were applied before it (its 0-based index in the stream).
     pub position: u64,
+    /// What does not fit, in Spanish.
     pub reason: &'static str,
 }
 
@@ -396,6 +434,7 @@ impl Incident {
         Ok(s)
     }
 
+    /// The clock `id`, if it has started.
     pub fn clock(&self, id: ClockId) -> Option<&Clock> {
         self.clocks.iter().find(|c| c.id == id)
     }
@@ -428,6 +467,7 @@ impl Incident {
         u32::try_from(self.rounds.len()).unwrap_or(u32::MAX)
     }
 
+    /// The latest validation round, if a resolution notice was sent.
     pub fn current_round(&self) -> Option<&ValidationRound> {
         self.rounds.last()
     }
@@ -442,6 +482,7 @@ impl Incident {
         self.rounds.first().map(|r| r.notified_at)
     }
 
+    /// The latest resolution notice instant.
     pub fn last_resolution_at(&self) -> Option<Timestamp> {
         self.rounds.last().map(|r| r.notified_at)
     }

@@ -13,6 +13,8 @@
 //! - [`portal`]: button, banner, the public status of a procedure and the closing rule.
 //! - [`report_form`]: the incident report form and its completeness rules.
 
+#![warn(missing_docs)]
+
 pub mod command;
 pub mod decide;
 pub mod escalation;

@@ -10,7 +10,10 @@ use crate::incident::{Incident, ReportFormState};
 /// when the failure happened) and the banner hidden.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortalState {
+    /// The portal's entry button: disabled at step 2 (unless kept), enabled again at
+    /// step 4; a validator may switch it by hand.
     pub button_enabled: bool,
+    /// The agency's maintenance banner: shown at step 2 (3), removed at step 5.
     pub banner_shown: bool,
     /// The maintenance notice the agency shows, if it gave one.
     pub banner_message: Option<String>,
@@ -34,13 +37,18 @@ pub const DEFAULT_BANNER_MESSAGE: &str = "Este trámite presenta una falla y se 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClosingCondition {
+    /// CEDN passed the latest validation round (step 4).
     ValidationPassed,
+    /// The portal button is enabled again.
     ButtonEnabled,
+    /// The agency removed the banner (step 5).
     BannerRemoved,
+    /// The help desk accepted the report form (step 6).
     ReportFormAccepted,
 }
 
 impl ClosingCondition {
+    /// The API / code name (`snake_case`), equal to the serde form.
     pub fn as_str(self) -> &'static str {
         match self {
             ClosingCondition::ValidationPassed => "validation_passed",
@@ -88,11 +96,15 @@ pub fn closing_conditions_unmet(incident: &Incident) -> Vec<ClosingCondition> {
 /// What the portal shows for one procedure, given the incidents that touch it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcedureStatus {
+    /// False when any open incident disabled the button.
     pub button_enabled: bool,
+    /// True when any open incident shows the banner.
     pub banner_shown: bool,
+    /// The banner's text while shown: the agency's own or [`DEFAULT_BANNER_MESSAGE`].
     pub banner_message: Option<String>,
     /// The open incident that determines the status, if any (the most recently reported).
     pub incident: Option<crate::types::Folio>,
+    /// When that incident was reported.
     pub since: Option<jiff::Timestamp>,
 }
 

@@ -17,16 +17,26 @@ use crate::types::ParseError;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IncidentReport {
+    /// When the agency detected the failure; not before it occurred.
     pub detected_at: Option<Timestamp>,
+    /// When service was restored; not before detection, nor after the latest resolution
+    /// notice.
     pub restored_at: Option<Timestamp>,
+    /// Description of the failure observed.
     pub symptoms: String,
+    /// Users or transactions affected, estimated.
     pub impact: String,
+    /// The root cause.
     pub root_cause: String,
     /// One entry per action applied.
     pub actions_taken: Vec<String>,
+    /// Verification and validation done by the agency.
     pub verification: String,
+    /// Actions to prevent a recurrence.
     pub preventive_actions: String,
+    /// Name of who prepared the form.
     pub prepared_by_name: String,
+    /// Position (*cargo*) of who prepared the form.
     pub prepared_by_position: String,
     /// Optional evidence: file names or links.
     pub attachments: Vec<String>,
@@ -35,20 +45,32 @@ pub struct IncidentReport {
 /// The form's fields, in the order the form shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FormField {
+    /// [`IncidentReport::detected_at`].
     DetectedAt,
+    /// [`IncidentReport::restored_at`].
     RestoredAt,
+    /// [`IncidentReport::symptoms`].
     Symptoms,
+    /// [`IncidentReport::impact`].
     Impact,
+    /// [`IncidentReport::root_cause`].
     RootCause,
+    /// [`IncidentReport::actions_taken`].
     ActionsTaken,
+    /// [`IncidentReport::verification`].
     Verification,
+    /// [`IncidentReport::preventive_actions`].
     PreventiveActions,
+    /// [`IncidentReport::prepared_by_name`].
     PreparedByName,
+    /// [`IncidentReport::prepared_by_position`].
     PreparedByPosition,
+    /// [`IncidentReport::attachments`]; the only optional one.
     Attachments,
 }
 
 impl FormField {
+    /// Every field, in form order.
     pub const ALL: [FormField; 11] = [
         FormField::DetectedAt,
         FormField::RestoredAt,
@@ -63,6 +85,7 @@ impl FormField {
         FormField::Attachments,
     ];
 
+    /// The API name, equal to the [`IncidentReport`] field's name.
     pub fn as_str(self) -> &'static str {
         match self {
             FormField::DetectedAt => "detected_at",
@@ -96,10 +119,12 @@ impl FormField {
         }
     }
 
+    /// Whether [`check`] requires it: all but the attachments.
     pub fn required(self) -> bool {
         !matches!(self, FormField::Attachments)
     }
 
+    /// Parses an API name, ignoring surrounding spaces.
     pub fn parse(input: &str) -> Result<FormField, ParseError> {
         FormField::ALL
             .into_iter()
@@ -121,14 +146,18 @@ impl fmt::Display for FormField {
 /// What is wrong with one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FormProblem {
+    /// Required, and absent or blank.
     Missing,
     /// The value contradicts the record; the text says how, in Spanish.
     Contradictory(&'static str),
 }
 
+/// One problem [`check`] found. Its `Display` is Spanish, for the agency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FormIssue {
+    /// The field.
     pub field: FormField,
+    /// What is wrong with it.
     pub problem: FormProblem,
 }
 
@@ -144,6 +173,7 @@ impl fmt::Display for FormIssue {
 /// What the record says, against which the form's instants are checked.
 #[derive(Debug, Clone, Copy)]
 pub struct FormContext {
+    /// When the failure occurred: detection cannot be earlier.
     pub occurred_at: Timestamp,
     /// The latest resolution notice: service must have been restored by then.
     pub last_resolution_at: Option<Timestamp>,

@@ -32,6 +32,7 @@ pub enum ClockName {
 }
 
 impl ClockName {
+    /// Every clock, in step order.
     pub const ALL: [ClockName; 5] = [
         ClockName::Report,
         ClockName::Ack,
@@ -40,6 +41,7 @@ impl ClockName {
         ClockName::ReportForm,
     ];
 
+    /// The API / code name (`snake_case`), equal to the serde form.
     pub fn as_str(self) -> &'static str {
         match self {
             ClockName::Report => "report",
@@ -79,20 +81,28 @@ impl fmt::Display for ClockName {
 /// per resolution notice) and 0 for the others, which exist once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ClockId {
+    /// Which step it measures.
     pub name: ClockName,
+    /// The validation round, or 0.
     pub round: u32,
 }
 
 impl ClockId {
+    /// The incident's `report` clock (step 1).
     pub const REPORT: ClockId = ClockId::single(ClockName::Report);
+    /// The incident's `ack` clock (step 2).
     pub const ACK: ClockId = ClockId::single(ClockName::Ack);
+    /// The incident's `resolution` clock (step 3).
     pub const RESOLUTION: ClockId = ClockId::single(ClockName::Resolution);
+    /// The incident's `report_form` clock (step 6).
     pub const REPORT_FORM: ClockId = ClockId::single(ClockName::ReportForm);
 
+    /// The id of a clock that exists once per incident (round 0).
     pub const fn single(name: ClockName) -> ClockId {
         ClockId { name, round: 0 }
     }
 
+    /// The validation clock of `round` (1, 2, ...).
     pub const fn validation(round: u32) -> ClockId {
         ClockId {
             name: ClockName::Validation,
@@ -115,13 +125,19 @@ impl fmt::Display for ClockId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClockState {
+    /// Counting: the step is in its party's court and not done.
     Running,
+    /// Not counting while the step is out of its party's court (`resolution` while CEDN
+    /// validates).
     Paused,
+    /// Stopped before its running time reached the target.
     Met,
+    /// Its running time reached the target. Final, even if the step is done later.
     Breached,
 }
 
 impl ClockState {
+    /// The API / code name (`snake_case`), equal to the serde form.
     pub fn as_str(self) -> &'static str {
         match self {
             ClockState::Running => "running",
@@ -137,8 +153,12 @@ impl ClockState {
 /// which keep `breached_at` true to the running time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clock {
+    /// Which clock of the incident.
     pub id: ClockId,
+    /// The target in seconds, for the incident's current severity (for `report`, the most
+    /// lenient one until notification).
     pub target_s: u32,
+    /// When it started (for `report`, when the failure occurred).
     pub started_at: Timestamp,
     /// Running time of the finished segments (before the last pause), in milliseconds.
     pub accumulated_ms: i64,
@@ -147,6 +167,7 @@ pub struct Clock {
     pub segments: Vec<(Timestamp, Timestamp)>,
     /// Start of the current running segment; `None` while paused or stopped.
     pub running_since: Option<Timestamp>,
+    /// When the step was done or the incident ended; `None` until then.
     pub stopped_at: Option<Timestamp>,
     /// The instant the running time reached the target, once the clock has been observed
     /// past it (by any event of the incident, or by the scheduler's breach). Never unset.
@@ -154,11 +175,14 @@ pub struct Clock {
     /// Escalation bookkeeping, so a firing cannot happen twice: the warning was issued,
     /// the breach was recorded as its own event, the highest escalation level reached.
     pub warned: bool,
+    /// A `clock_breached` event was appended for it.
     pub breach_recorded: bool,
+    /// The highest automatic escalation level reached on it (0: none).
     pub escalation_level: u32,
 }
 
 impl Clock {
+    /// A clock running from `at` towards `target_s` seconds.
     pub fn start(id: ClockId, target_s: u32, at: Timestamp) -> Clock {
         Clock {
             id,
@@ -175,6 +199,7 @@ impl Clock {
         }
     }
 
+    /// The target in milliseconds, the unit of running time.
     pub fn target_ms(&self) -> i64 {
         i64::from(self.target_s) * 1000
     }
@@ -188,18 +213,22 @@ impl Clock {
         self.accumulated_ms.saturating_add(current)
     }
 
+    /// Running time at `now` in whole seconds, rounded down.
     pub fn elapsed_s(&self, now: Timestamp) -> i64 {
         self.elapsed_ms(now) / 1000
     }
 
+    /// Counting now: neither paused nor stopped.
     pub fn is_running(&self) -> bool {
         self.running_since.is_some()
     }
 
+    /// Stopped for good: the step is done or the incident ended.
     pub fn is_stopped(&self) -> bool {
         self.stopped_at.is_some()
     }
 
+    /// The state at `now`: breached wins over met, paused and running.
     pub fn state(&self, now: Timestamp) -> ClockState {
         if self.breached_at.is_some() || self.elapsed_ms(now) >= self.target_ms() {
             ClockState::Breached
@@ -254,6 +283,7 @@ impl Clock {
         }
     }
 
+    /// Stops counting at `at`, keeping the running time; settles first.
     pub fn pause(&mut self, at: Timestamp) {
         self.settle(at);
         if let Some(since) = self.running_since.take() {
@@ -265,6 +295,7 @@ impl Clock {
         }
     }
 
+    /// Counts again from `at`. No-op when running or stopped.
     pub fn resume(&mut self, at: Timestamp) {
         if self.stopped_at.is_none() && self.running_since.is_none() {
             self.running_since = Some(at);
@@ -315,13 +346,18 @@ pub fn to_millis(t: Timestamp) -> Timestamp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeverityTargets {
+    /// Seconds for [`Severity::Critical`].
     pub critical: u32,
+    /// Seconds for [`Severity::High`].
     pub high: u32,
+    /// Seconds for [`Severity::Medium`].
     pub medium: u32,
+    /// Seconds for [`Severity::Low`].
     pub low: u32,
 }
 
 impl SeverityTargets {
+    /// The same target for every severity.
     pub const fn all(seconds: u32) -> SeverityTargets {
         SeverityTargets {
             critical: seconds,
@@ -331,6 +367,7 @@ impl SeverityTargets {
         }
     }
 
+    /// The target for `severity`, in seconds.
     pub fn get(&self, severity: Severity) -> u32 {
         match severity {
             Severity::Critical => self.critical,
@@ -350,14 +387,20 @@ impl SeverityTargets {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Targets {
+    /// Step 1: failure to report.
     pub report: SeverityTargets,
+    /// Step 2: notification to acknowledgment.
     pub ack: SeverityTargets,
+    /// Step 3: notification to resolution notice, in the agency's court.
     pub resolution: SeverityTargets,
+    /// Step 4: resolution notice to CEDN's verdict, per round.
     pub validation: SeverityTargets,
+    /// Step 6: first resolution notice to the form accepted.
     pub report_form: SeverityTargets,
 }
 
 impl Targets {
+    /// The targets of clock `name`.
     pub fn for_clock(&self, name: ClockName) -> &SeverityTargets {
         match name {
             ClockName::Report => &self.report,
@@ -401,8 +444,11 @@ pub const SEED_TARGETS: Targets = Targets {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SloPolicy {
+    /// The version number; the higher wins when two take effect at the same instant.
     pub version: u32,
+    /// From when it is in force (see [`policy_in_force`]).
     pub effective_from: Timestamp,
+    /// The target of every clock, by severity.
     pub targets: Targets,
     /// Share of a target at which the one who must act is warned (0 < ratio < 1).
     pub warning_ratio: f64,
@@ -426,6 +472,7 @@ impl SloPolicy {
         }
     }
 
+    /// The target of clock `name` at `severity`, in seconds.
     pub fn target_s(&self, name: ClockName, severity: Severity) -> u32 {
         self.targets.for_clock(name).get(severity)
     }

@@ -53,6 +53,8 @@ macro_rules! text_enum {
                 match self { $($ty::$variant => $label),+ }
             }
 
+            /// Parses the API name, ignoring surrounding spaces; the Spanish labels and
+            /// any other text are refused.
             pub fn parse(input: &str) -> Result<Self, ParseError> {
                 match input.trim() {
                     $($text => Ok($ty::$variant),)+
@@ -93,9 +95,13 @@ macro_rules! text_enum {
 /// severe, so `Critical < Low` in `Ord`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
+    /// *Crítica*. Seed targets: ack 15 min, resolution 1 h 30 min, validation 20 min.
     Critical,
+    /// *Alta*. Seed targets: ack 30 min, resolution 4 h, validation 1 h.
     High,
+    /// *Media*. Seed targets: ack 1 h, resolution 8 h, validation 2 h.
     Medium,
+    /// *Baja*. Seed targets: ack 1 h, resolution 24 h, validation 8 h.
     Low,
 }
 
@@ -109,9 +115,14 @@ text_enum!(Severity, "severidad", "debe ser critical, high, medium o low", {
 /// The four failures the seed's definition of *incidencia* names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IncidentKind {
+    /// *No disponible*: the procedure cannot be reached at all.
     Unavailable,
+    /// *Intermitencia*: it works and fails by turns.
     Intermittent,
+    /// *Tiempos de respuesta lentos*: it works, but answers slowly. PROTOCOL.md lets only
+    /// this kind keep the portal button at notification; [`crate::decide()`] does not check.
     Slow,
+    /// *No permite la correcta finalización*: it can be started but not completed.
     CannotComplete,
 }
 
@@ -126,10 +137,15 @@ text_enum!(IncidentKind, "tipo de incidencia",
 /// How the report of step 1 reached the help desk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Channel {
+    /// An email to the help desk.
     Email,
+    /// A phone call to the help desk.
     Phone,
+    /// A web page (*Portal web*).
     Web,
+    /// The HTTP API, from another system.
     Api,
+    /// Automatic monitoring: a failing probe.
     Monitor,
 }
 
@@ -144,9 +160,15 @@ text_enum!(Channel, "canal", "debe ser email, phone, web, api o monitor", {
 /// What a user may do. Agency users additionally belong to one agency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// Administration: accounts, catalogue, SLO policy. Takes no step of the protocol.
     Admin,
+    /// *Mesa de ayuda gob.mx*: registers, notifies, reviews the form, changes severity,
+    /// escalates, closes and dismisses.
     Helpdesk,
+    /// CEDN: validates norms and standards (step 4) and switches the portal button.
     Validator,
+    /// *Dependencia*: agency staff, the procedures' responsibles among them; report,
+    /// acknowledge, show the banner, correct, deliver the form. Own agency only.
     Agency,
 }
 
@@ -205,14 +227,18 @@ impl Folio {
             .then_some(Folio { year, number })
     }
 
+    /// The four-digit year.
     pub fn year(self) -> u16 {
         self.year
     }
 
+    /// The six-digit sequence number (1..=999999).
     pub fn number(self) -> u32 {
         self.number
     }
 
+    /// Parses `INC-YYYY-NNNNNN`; the prefix may be in any case, surrounding spaces are
+    /// ignored.
     pub fn parse(input: &str) -> Result<Folio, ParseError> {
         const WHAT: &str = "folio";
         let text = input.trim();
@@ -263,6 +289,7 @@ impl fmt::Display for Folio {
 pub struct Homoclave(String);
 
 impl Homoclave {
+    /// Parses a homoclave, ignoring surrounding spaces; kept in uppercase.
     pub fn parse(input: &str) -> Result<Homoclave, ParseError> {
         const WHAT: &str = "homoclave";
         const SHAPE: &str = "debe tener la forma SIGLAS-NN-NNN o SIGLAS-NN-NNN-L";
@@ -291,6 +318,7 @@ impl Homoclave {
         }
     }
 
+    /// The canonical text, in uppercase.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -309,6 +337,7 @@ impl fmt::Display for Homoclave {
 pub struct Email(String);
 
 impl Email {
+    /// Checks an address, ignoring surrounding spaces, and lowercases it.
     pub fn parse(input: &str) -> Result<Email, ParseError> {
         const WHAT: &str = "correo electrónico";
         let text = input.trim();
@@ -365,6 +394,7 @@ impl Email {
         )))
     }
 
+    /// The whole address, in lowercase.
     pub fn as_str(&self) -> &str {
         &self.0
     }

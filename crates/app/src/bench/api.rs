@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use super::load::{self, Load, RequestFn};
 use super::{Scratch, invalid, median};
 use crate::clock::SystemClock;
-use crate::service::{Caller, NewIncidentInput, Service};
+use crate::service::{NewIncidentInput, Service};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
@@ -45,9 +45,9 @@ async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), Store
         .map_err(invalid)?;
     let created = service
         .report(
-            &Caller { user: helpdesk },
+            &helpdesk,
             NewIncidentInput {
-                procedure_ids: vec![procedure.id],
+                procedure_ids: vec![incidencias_core::ProcedureId(procedure.id)],
                 kind: incidencias_core::IncidentKind::Unavailable,
                 description: "Lectura de referencia".into(),
                 occurred_at: Timestamp::now(),
@@ -70,7 +70,7 @@ async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), Store
         listener,
         std::future::pending(),
     ));
-    Ok((addr, token, procedure.id.0, folio))
+    Ok((addr, token, procedure.id, folio))
 }
 
 /// The baseline: axum answering a constant JSON body, nothing else.

@@ -12,6 +12,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use super::{Scratch, invalid, median};
 use crate::clock::SystemClock;
 use crate::mail::worker::{MailSettings, OutboxWorker};
+use crate::service::Service;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
@@ -79,9 +80,17 @@ pub async fn mail_bench(args: MailBench) -> Result<i32, StoreError> {
         // Baseline: the same rendered messages, sent by lettre in a tight loop.
         let scratch = Scratch::new("mail-direct")?;
         let store = queued(&scratch.url(), args.messages).await?;
-        let rows = store.list_outbox(None, args.messages as i64).await?;
-        let worker =
-            OutboxWorker::new(store.clone(), Arc::new(SystemClock), &settings).map_err(invalid)?;
+        let service = Service::new(store.clone(), Arc::new(SystemClock));
+        let rows = service
+            .claim_mail(
+                "baseline",
+                jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+                args.messages as i64,
+                &settings.base_url,
+            )
+            .await
+            .map_err(invalid)?;
+        let worker = OutboxWorker::new(service, &settings).map_err(invalid)?;
         let messages: Vec<_> = rows
             .iter()
             .map(|r| worker.message_for(r))
@@ -100,10 +109,13 @@ pub async fn mail_bench(args: MailBench) -> Result<i32, StoreError> {
         // The outbox worker: claim, render, send, mark sent (durably) per message.
         let scratch = Scratch::new("mail-outbox")?;
         let store = queued(&scratch.url(), args.messages).await?;
-        let worker =
-            OutboxWorker::new(store.clone(), Arc::new(SystemClock), &settings).map_err(invalid)?;
+        let worker = OutboxWorker::new(
+            Service::new(store.clone(), Arc::new(SystemClock)),
+            &settings,
+        )
+        .map_err(invalid)?;
         let start = Instant::now();
-        let sent = worker.drain().await?;
+        let sent = worker.drain().await.map_err(invalid)?;
         outbox_rates.push(sent as f64 / start.elapsed().as_secs_f64());
         store.close().await;
     }

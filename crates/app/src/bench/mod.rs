@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use incidencias_core::{
-    Actor, AgencyId, Channel, Command, IncidentKind, NewReport, Role, SloPolicy, decide,
+    Actor, AgencyId, Channel, Command, IncidentKind, NewReport, ProcedureId, Role, SloPolicy,
+    decide,
 };
 use jiff::Timestamp;
 use sqlx::any::AnyConnectOptions;
@@ -161,31 +162,30 @@ async fn raw_inserts(seconds: u64) -> Result<Sample, StoreError> {
 /// What every benchmark needs in its catalogue: an agency, its responsible (who reports to
 /// a chief, so escalations have somewhere to go), the help desk and one procedure.
 pub(crate) struct BenchCatalogue {
-    pub agency: crate::store::Agency,
-    pub responsible: crate::store::User,
-    pub helpdesk: crate::store::User,
-    pub procedure: crate::store::Procedure,
+    pub agency: crate::documents::AgencyDoc,
+    pub responsible: crate::service::Caller,
+    pub helpdesk: crate::service::Caller,
+    pub procedure: crate::documents::ProcedureDoc,
 }
 
 pub(crate) async fn bench_catalogue(
     service: &crate::service::Service,
 ) -> Result<BenchCatalogue, StoreError> {
-    use crate::service::{Caller, NewAgencyInput, NewProcedureInput, NewUserInput};
+    use crate::service::{NewAgencyInput, NewProcedureInput, NewUserInput};
     let invalid = |e: crate::service::ServiceError| StoreError::Invalid(e.to_string());
-    let user = |email: &str, role, agency: Option<i64>, boss: Option<i64>| NewUserInput {
+    let user = |email: &str, role: Role, agency: Option<i64>, boss: Option<i64>| NewUserInput {
         name: "Bench".into(),
         email: email.into(),
-        role,
+        role: role.as_str().into(),
         agency_id: agency,
         reports_to: boss,
         password: None,
     };
-    let admin = Caller {
-        user: service
-            .create_user_unchecked(user("admin@bench.gob.mx", Role::Admin, None, None))
-            .await
-            .map_err(invalid)?,
-    };
+    let admin = service
+        .create_user_unchecked(user("admin@bench.gob.mx", Role::Admin, None, None))
+        .await
+        .map_err(invalid)?;
+    let admin = service.caller(admin.id).await.map_err(invalid)?;
     let agency = service
         .create_agency(
             &admin,
@@ -197,32 +197,34 @@ pub(crate) async fn bench_catalogue(
         )
         .await
         .map_err(invalid)?;
-    let a = Some(agency.id.0);
+    let a = Some(agency.id);
     let chief = service
         .create_user_unchecked(user("jefa@bench.gob.mx", Role::Agency, a, None))
         .await
         .map_err(invalid)?;
     let responsible = service
-        .create_user_unchecked(user("resp@bench.gob.mx", Role::Agency, a, Some(chief.id.0)))
+        .create_user_unchecked(user("resp@bench.gob.mx", Role::Agency, a, Some(chief.id)))
         .await
         .map_err(invalid)?;
     let helpdesk = service
         .create_user_unchecked(user("mesa@bench.gob.mx", Role::Helpdesk, None, None))
         .await
         .map_err(invalid)?;
+    let helpdesk = service.caller(helpdesk.id).await.map_err(invalid)?;
     let procedure = service
         .create_procedure(
             &admin,
             NewProcedureInput {
                 homoclave: "BENCH-01-001".into(),
                 name: "Trámite de prueba".into(),
-                agency_id: agency.id.0,
+                agency_id: agency.id,
                 url: "https://www.gob.mx/tramites/prueba".into(),
-                responsible_id: responsible.id.0,
+                responsible_id: responsible.id,
             },
         )
         .await
         .map_err(invalid)?;
+    let responsible = service.caller(responsible.id).await.map_err(invalid)?;
     Ok(BenchCatalogue {
         agency,
         responsible,
@@ -239,8 +241,8 @@ async fn seeded(url: &str) -> Result<(Store, NewReport, Actor), StoreError> {
     let c = bench_catalogue(&service).await?;
     let report = NewReport {
         folio: incidencias_core::Folio::new(2026, 1).ok_or(StoreError::Invalid("folio".into()))?,
-        agency_id: c.agency.id,
-        procedure_ids: vec![c.procedure.id],
+        agency_id: AgencyId(c.agency.id),
+        procedure_ids: vec![ProcedureId(c.procedure.id)],
         kind: IncidentKind::Unavailable,
         description: "El trámite no responde al enviar la solicitud".into(),
         occurred_at: now,
@@ -249,7 +251,7 @@ async fn seeded(url: &str) -> Result<(Store, NewReport, Actor), StoreError> {
     let actor = Actor::User {
         id: c.responsible.id,
         role: Role::Agency,
-        agency: Some(AgencyId(c.agency.id.0)),
+        agency: Some(AgencyId(c.agency.id)),
     };
     Ok((store, report, actor))
 }
@@ -278,6 +280,7 @@ async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sample, Store
                         move |folio| {
                             let command = Command::Report(NewReport { folio, ..report });
                             decide(None, &actor, &command, now, &policy)
+                                .map_err(|e| StoreError::Invalid(e.to_string()))
                         },
                         |_, _| Effects::default(),
                     )

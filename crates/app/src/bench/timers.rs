@@ -20,8 +20,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{Scratch, invalid, median};
 use crate::clock::{Clock, ManualClock};
-use crate::scheduler::{Fired, Scheduler, fire_incident};
-use crate::service::{OrgChart, Service};
+use crate::scheduler::{Fired, Scheduler};
+use crate::service::Service;
 use crate::store::{Effects, Store, StoreError};
 
 #[derive(Debug, Args)]
@@ -97,7 +97,7 @@ async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result
     // Acknowledgment of a critical incident in 800 s: the warning comes at 600 s.
     let mut policy = SloPolicy::seed();
     policy.targets.ack.critical = 800;
-    let org = Arc::new(OrgChart::load(&store).await?);
+    let org = service.org_chart().await.map_err(invalid)?;
     let actor = Actor::User {
         id: helpdesk.id,
         role: Role::Helpdesk,
@@ -108,8 +108,8 @@ async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result
     for t in 0..64 {
         let (store, org, actor, policy) =
             (store.clone(), org.clone(), actor.clone(), policy.clone());
-        let procedure = ProcedureId(procedure.id.0);
-        let agency_id = agency.id;
+        let procedure = ProcedureId(procedure.id);
+        let agency_id = incidencias_core::AgencyId(agency.id);
         tasks.spawn(async move {
             for i in (t * per_task)..((t + 1) * per_task).min(n) {
                 let offset_ms = (i as i64) * spread_s * 1000 / (n as i64);
@@ -130,21 +130,20 @@ async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result
                                 occurred_at: notified - SignedDuration::from_mins(2),
                                 channel: Channel::Monitor,
                             });
-                            let mut events = decide(None, &actor, &report, notified, &policy)?;
+                            let refused = StoreError::Invalid;
+                            let mut events = decide(None, &actor, &report, notified, &policy)
+                                .map_err(|e| refused(e.to_string()))?;
                             let state = incidencias_core::Incident::replay(&events)
-                                .map_err(|_| incidencias_core::DecideError::NotYourAgency)?;
+                                .map_err(|e| refused(e.to_string()))?;
                             let notify = Command::Notify {
                                 severity: Severity::Critical,
                                 disable_button: true,
                             };
-                            events.extend(decide(
-                                Some(&state),
-                                &actor,
-                                &notify,
-                                notified,
-                                &policy,
-                            )?);
-                            Ok(events)
+                            events.extend(
+                                decide(Some(&state), &actor, &notify, notified, &policy)
+                                    .map_err(|e| refused(e.to_string()))?,
+                            );
+                            Ok::<_, StoreError>(events)
                         },
                         |stored, _| Effects {
                             next_due: next_due(&stored.incident, &org.ladder(&stored.incident)),
@@ -272,7 +271,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         start: Instant::now(),
     });
     let service = Service::new(store.clone(), clock.clone());
-    let org = OrgChart::load(&store).await?;
+    let org = service.org_chart().await.map_err(invalid)?;
     let (log, observer) = recorder();
     let mut scans = 0;
     let last_deadline = epoch + SignedDuration::from_secs(args.spread_s);
@@ -281,7 +280,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         let scan_at = clock.now();
         let (open, _) = store
             .list_incidents(crate::store::ListQuery {
-                state: Some("awaiting_ack"),
+                state: Some(incidencias_core::IncidentState::AwaitingAck),
                 limit: u64::MAX >> 1,
                 ..Default::default()
             })
@@ -291,9 +290,8 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
             if !incidencias_core::escalation::due_actions(&incident, &ladder, clock.now())
                 .is_empty()
             {
-                fire_incident(&service, &org, incident.folio, Some(observer.clone()))
-                    .await
-                    .map_err(invalid)?;
+                let fired = service.fire(incident.folio).await.map_err(invalid)?;
+                fired.iter().for_each(|f| observer(f));
             }
         }
         // Every deadline has passed and been scanned after: done.

@@ -1,12 +1,13 @@
 //! `user create`, `token create`, `token revoke`: accounts, through the service.
 
-use incidencias_core::{Email, Role};
+use incidencias_core::Email;
 
 use super::{CliError, NewUserArgs, service};
 use crate::config::GlobalArgs;
-use crate::service::{NewUserInput, Service, ServiceError};
+use crate::documents::UserDoc;
+use crate::service::{Caller, NewUserInput, Service, ServiceError};
+use crate::store::Store;
 use crate::store::open::OpenMode;
-use crate::store::{Store, User};
 
 /// The flag of each field the service may complain about, for `user create`.
 const USER_FLAGS: &[(&str, &str)] = &[
@@ -29,9 +30,7 @@ pub async fn create_user(global: &GlobalArgs, args: NewUserArgs) -> Result<i32, 
     let user = result.map_err(|e| CliError::with_flags(e, USER_FLAGS))?;
     println!(
         "Usuario {} creado (id {}, rol {}).",
-        user.email,
-        user.id,
-        user.role.as_str()
+        user.email, user.id, user.role
     );
     Ok(0)
 }
@@ -57,8 +56,7 @@ pub async fn revoke_tokens(global: &GlobalArgs, email: &str) -> Result<i32, CliE
 
 /// The flags as the service's input: the agency by acronym or id, the superior by email
 /// or id (what an operator has at hand), the rest as typed.
-async fn create(service: &Service, args: NewUserArgs) -> Result<User, ServiceError> {
-    let role = Role::parse(&args.role).map_err(|e| ServiceError::invalid("role", e.to_string()))?;
+async fn create(service: &Service, args: NewUserArgs) -> Result<UserDoc, ServiceError> {
     let agency_id = match args.agency {
         None => None,
         Some(a) => Some(agency_id(service, a.trim()).await?),
@@ -71,7 +69,7 @@ async fn create(service: &Service, args: NewUserArgs) -> Result<User, ServiceErr
         .create_user_unchecked(NewUserInput {
             name: args.name,
             email: args.email,
-            role,
+            role: args.role,
             agency_id,
             reports_to,
             password: args.password,
@@ -85,12 +83,11 @@ async fn agency_id(service: &Service, text: &str) -> Result<i64, ServiceError> {
     }
     let acronym = text.to_uppercase();
     service
-        .store
-        .agencies()
+        .agencies(&Caller::operator())
         .await?
         .into_iter()
         .find(|a| a.acronym == acronym)
-        .map(|a| a.id.0)
+        .map(|a| a.id)
         .ok_or_else(|| {
             ServiceError::invalid("agency", format!("no existe la dependencia {acronym}"))
         })
@@ -103,9 +100,10 @@ async fn user_id(service: &Service, text: &str) -> Result<i64, ServiceError> {
     let email =
         Email::parse(text).map_err(|e| ServiceError::invalid("reports_to", e.to_string()))?;
     service
-        .store
-        .user_by_email(&email)
+        .users(&Caller::operator())
         .await?
-        .map(|u| u.id.0)
+        .into_iter()
+        .find(|u| u.email == email.as_str())
+        .map(|u| u.id)
         .ok_or_else(|| ServiceError::invalid("reports_to", format!("no existe el usuario {email}")))
 }

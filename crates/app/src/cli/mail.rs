@@ -4,6 +4,7 @@ use std::io::Read;
 
 use super::{CliError, OutboxState, service};
 use crate::config::GlobalArgs;
+use crate::service::Caller;
 use crate::store::Store;
 use crate::store::open::OpenMode;
 
@@ -12,7 +13,7 @@ pub async fn ingest(global: &GlobalArgs) -> Result<i32, CliError> {
     let mut raw = Vec::new();
     // One byte more than allowed, so the service can tell an oversized message.
     std::io::stdin()
-        .take(crate::mail::inbound::MAX_MESSAGE_BYTES as u64 + 1)
+        .take(crate::service::MAX_MESSAGE_BYTES as u64 + 1)
         .read_to_end(&mut raw)?;
     let store = Store::open_with(global.database_url(), OpenMode::ExistingWritable).await?;
     let result = service(&store, global).ingest(&raw).await;
@@ -27,17 +28,24 @@ pub async fn ingest(global: &GlobalArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// The flags of the fields the outbox commands take.
+const OUTBOX_FLAGS: &[(&str, &str)] = &[("state", "--state"), ("limit", "--limit"), ("id", "--id")];
+
 pub async fn outbox_list(
-    url: &str,
+    global: &GlobalArgs,
     state: Option<OutboxState>,
     limit: i64,
 ) -> Result<i32, CliError> {
-    let store = Store::open_with(url, OpenMode::Existing).await?;
-    let rows = store
-        .list_outbox(state.map(OutboxState::as_str), limit)
+    let store = Store::open_with(global.database_url(), OpenMode::Existing).await?;
+    let rows = service(&store, global)
+        .outbox(
+            &Caller::operator(),
+            state.map(OutboxState::into_service),
+            limit,
+        )
         .await;
     store.close().await;
-    for r in rows? {
+    for r in rows.map_err(|e| CliError::with_flags(e, OUTBOX_FLAGS))? {
         println!(
             "{:>6}  {:<8} {:<16} {:<24} {} intentos  {}{}",
             r.id,
@@ -52,10 +60,13 @@ pub async fn outbox_list(
     Ok(0)
 }
 
-pub async fn outbox_retry(url: &str, id: Option<i64>) -> Result<i32, CliError> {
-    let store = Store::open_with(url, OpenMode::ExistingWritable).await?;
-    let result = store.retry_outbox(id, jiff::Timestamp::now()).await;
+pub async fn outbox_retry(global: &GlobalArgs, id: Option<i64>) -> Result<i32, CliError> {
+    let store = Store::open_with(global.database_url(), OpenMode::ExistingWritable).await?;
+    let result = service(&store, global)
+        .retry_outbox(&Caller::operator(), id)
+        .await;
     store.close().await;
-    println!("{} correos de nuevo en cola.", result?);
+    let n = result.map_err(|e| CliError::with_flags(e, OUTBOX_FLAGS))?;
+    println!("{n} correos de nuevo en cola.");
     Ok(0)
 }

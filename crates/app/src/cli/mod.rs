@@ -147,7 +147,7 @@ pub enum OutboxCommand {
         /// (sin entregar tras todos los intentos).
         #[arg(long, value_enum, value_name = "ESTADO")]
         state: Option<OutboxState>,
-        /// Cuántos correos mostrar, de 1 a 10000.
+        /// Cuántos correos mostrar, de 1 a 500.
         #[arg(long, default_value_t = 50, value_parser = limit, value_name = "N")]
         limit: i64,
     },
@@ -160,7 +160,8 @@ pub enum OutboxCommand {
     },
 }
 
-/// The states of an outbox row, as the store names them.
+/// The states of an outbox row, as the command line names them (clap needs its own
+/// enum to list and check them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutboxState {
     /// Por enviar.
@@ -172,17 +173,17 @@ pub enum OutboxState {
 }
 
 impl OutboxState {
-    pub fn as_str(self) -> &'static str {
+    fn into_service(self) -> crate::service::OutboxState {
         match self {
-            OutboxState::Pending => "pending",
-            OutboxState::Sent => "sent",
-            OutboxState::Dead => "dead",
+            OutboxState::Pending => crate::service::OutboxState::Pending,
+            OutboxState::Sent => crate::service::OutboxState::Sent,
+            OutboxState::Dead => crate::service::OutboxState::Dead,
         }
     }
 }
 
-/// Most rows one `outbox list` prints: more is a query for the database, not a terminal.
-const MAX_LIMIT: i64 = 10_000;
+/// Most rows one `outbox list` prints: the service's bound for every list.
+const MAX_LIMIT: i64 = crate::service::MAX_LIST;
 
 fn limit(text: &str) -> Result<i64, String> {
     match text.trim().parse::<i64>() {
@@ -275,10 +276,10 @@ async fn execute(global: &GlobalArgs, command: Command) -> Result<i32, CliError>
         } => mail::ingest(global).await,
         Command::Outbox {
             command: OutboxCommand::List { state, limit },
-        } => mail::outbox_list(url, state, limit).await,
+        } => mail::outbox_list(global, state, limit).await,
         Command::Outbox {
             command: OutboxCommand::Retry { id },
-        } => mail::outbox_retry(url, id).await,
+        } => mail::outbox_retry(global, id).await,
         Command::Audit {
             command: AuditCommand::Verify,
         } => data::audit_verify(url).await,

@@ -75,12 +75,7 @@ pub async fn demo(global: &GlobalArgs, args: &ServeArgs) -> Result<i32, CliError
     println!();
     println!("{:<36} {:<10} token de API", "usuario", "rol");
     for u in &seeded.users {
-        println!(
-            "{:<36} {:<10} {}",
-            u.user.email.as_str(),
-            u.user.role.as_str(),
-            u.token
-        );
+        println!("{:<36} {:<10} {}", u.user.email, u.user.role, u.token);
     }
     println!();
     println!("Ejemplo: curl -H 'Authorization: Bearer <token>' http://{addr}/api/v1/incidents");

@@ -15,15 +15,16 @@ use incidencias_core::{Command, Folio, Role};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::clock::ManualClock;
+use crate::documents::UserDoc;
 use crate::service::{Caller, NewUserInput, Service, ServiceError};
-use crate::store::{Store, User};
+use crate::store::Store;
 
 /// The password of every demo user (printed by `demo`; never use it elsewhere).
 pub const DEMO_PASSWORD: &str = "demo-incidencias-2026";
 
 /// A demo account and its credentials.
 pub struct DemoUser {
-    pub user: User,
+    pub user: UserDoc,
     pub token: String,
 }
 
@@ -35,6 +36,13 @@ pub struct Demo {
 
 fn mins(m: i64) -> SignedDuration {
     SignedDuration::from_mins(m)
+}
+
+/// A seeded account: as listed, and as it acts.
+#[derive(Clone)]
+struct Account {
+    doc: UserDoc,
+    caller: Caller,
 }
 
 struct Seeder {
@@ -49,18 +57,21 @@ impl Seeder {
         name: &str,
         role: Role,
         agency: Option<i64>,
-        reports_to: Option<&User>,
-    ) -> Result<User, ServiceError> {
-        self.service
+        reports_to: Option<&Account>,
+    ) -> Result<Account, ServiceError> {
+        let doc = self
+            .service
             .create_user_unchecked(NewUserInput {
                 name: name.into(),
                 email: email.into(),
-                role,
+                role: role.as_str().into(),
                 agency_id: agency,
-                reports_to: reports_to.map(|u| u.id.0),
+                reports_to: reports_to.map(|u| u.doc.id),
                 password: Some(DEMO_PASSWORD.into()),
             })
-            .await
+            .await?;
+        let caller = self.service.caller(doc.id).await?;
+        Ok(Account { doc, caller })
     }
 
     fn at(&self, t: Timestamp) {
@@ -75,8 +86,8 @@ impl Seeder {
     }
 }
 
-fn caller(user: &User) -> Caller {
-    Caller { user: user.clone() }
+fn caller(account: &Account) -> Caller {
+    account.caller.clone()
 }
 
 /// Seeds `store` (fresh, migrated) and returns the accounts to print. `now` anchors the
@@ -105,8 +116,11 @@ pub async fn seed(
     s.at(now);
     let mut demo_users = Vec::new();
     for user in users {
-        let token = s.service.create_token(user.email.as_str()).await?;
-        demo_users.push(DemoUser { user, token });
+        let token = s.service.create_token(&user.doc.email).await?;
+        demo_users.push(DemoUser {
+            user: user.doc,
+            token,
+        });
     }
     Ok(Demo {
         users: demo_users,

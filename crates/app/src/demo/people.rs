@@ -3,23 +3,22 @@
 
 use incidencias_core::{ProcedureId, Role};
 
-use super::Seeder;
+use super::{Account, Seeder};
 use crate::service::{Caller, NewAgencyInput, NewProcedureInput, ServiceError};
-use crate::store::User;
 
 /// The central side's people, the ones the incidents' steps need by name.
 pub(super) struct Central {
-    pub(super) admin: User,
-    pub(super) mesa: User,
-    pub(super) cedn: User,
+    pub(super) admin: Account,
+    pub(super) mesa: Account,
+    pub(super) cedn: Account,
     /// Everyone created, in creation order (the order `demo` prints them in).
-    pub(super) all: Vec<User>,
+    pub(super) all: Vec<Account>,
 }
 
 /// One agency's side: its responsible (who acts on its incidents) and its procedures.
 pub(super) struct AgencySide {
-    pub(super) responsible: User,
-    pub(super) people: Vec<User>,
+    pub(super) responsible: Account,
+    pub(super) people: Vec<Account>,
     pub(super) procedures: Vec<ProcedureId>,
 }
 
@@ -142,10 +141,10 @@ impl Seeder {
                 },
             )
             .await?;
-        let people = self.agency_ladder(agency.id.0, domain).await?;
+        let people = self.agency_ladder(agency.id, domain).await?;
         let responsible = people[3].clone();
         let procedures = self
-            .procedures(admin, n, acronym, agency.id.0, &responsible)
+            .procedures(admin, n, acronym, agency.id, &responsible)
             .await?;
         Ok(AgencySide {
             responsible,
@@ -156,7 +155,7 @@ impl Seeder {
 
     /// An agency's people: its responsible for procedures and three levels above, so an
     /// unanswered incident has somewhere to escalate to. Returned top down.
-    async fn agency_ladder(&self, agency: i64, domain: &str) -> Result<Vec<User>, ServiceError> {
+    async fn agency_ladder(&self, agency: i64, domain: &str) -> Result<Vec<Account>, ServiceError> {
         let a = Some(agency);
         let sub = self
             .user(
@@ -205,7 +204,7 @@ impl Seeder {
         n: usize,
         acronym: &str,
         agency: i64,
-        responsible: &User,
+        responsible: &Account,
     ) -> Result<Vec<ProcedureId>, ServiceError> {
         let mut ids = Vec::new();
         for (k, name) in PROCEDURE_NAMES[n].iter().enumerate() {
@@ -223,11 +222,11 @@ impl Seeder {
                             acronym.to_lowercase(),
                             k + 1
                         ),
-                        responsible_id: responsible.id.0,
+                        responsible_id: responsible.doc.id,
                     },
                 )
                 .await?;
-            ids.push(p.id);
+            ids.push(ProcedureId(p.id));
         }
         Ok(ids)
     }

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::catalog::UserDoc;
 use super::error::{ApiError, Problem};
 use super::extract::{Auth, Body, SESSION_COOKIE, cookie};
+use crate::documents::UserDoc;
 
 const TAG: &str = "cuentas";
 
@@ -40,7 +40,7 @@ pub async fn login(
         outcome.session,
         if state.secure_cookies { "; Secure" } else { "" }
     );
-    let mut response = Json(UserDoc::from(outcome.user)).into_response();
+    let mut response = Json(outcome.user).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -66,6 +66,9 @@ pub async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Respo
 #[utoipa::path(get, path = "/api/v1/me", tag = TAG,
     responses((status = 200, body = UserDoc), (status = 401, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn me(Auth(caller): Auth) -> Json<UserDoc> {
-    Json(caller.user.into())
+pub async fn me(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<UserDoc>, ApiError> {
+    Ok(Json(state.service.me(&caller).await?))
 }

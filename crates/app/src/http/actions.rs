@@ -8,8 +8,8 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
+use crate::encoding::escape_html;
 use crate::links::LinkAction;
-use crate::mail::render::escape_html;
 use crate::service::LinkRefusal;
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {

@@ -1,5 +1,7 @@
-//! The one mapping from errors to HTTP: RFC 9457 `application/problem+json` with a stable
-//! machine `code`. Status codes are chosen here and nowhere else.
+//! The one mapping from errors to HTTP for the JSON API: RFC 9457
+//! `application/problem+json` with a stable machine `code`. The API's status codes are
+//! chosen here and nowhere else; the one-click pages (`actions.rs`) answer HTML, not
+//! problem documents, and map a link's refusals to their pages in one function there.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

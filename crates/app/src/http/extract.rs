@@ -9,9 +9,8 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::encoding::sha256_hex;
 use crate::service::{Caller, IdemRequest, ServiceError};
-use crate::store::TokenKind;
-use crate::store::chain::sha256_hex;
 
 /// Name of the session cookie the login endpoint sets.
 pub const SESSION_COOKIE: &str = "incidencias_sesion";
@@ -79,9 +78,7 @@ impl FromRequestParts<AppState> for Auth {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or(ServiceError::Unauthenticated)?;
-            return Ok(Auth(
-                state.service.authenticate(token, TokenKind::Api).await?,
-            ));
+            return Ok(Auth(state.service.authenticate_token(token).await?));
         }
         if let Some(session) = cookie(parts, SESSION_COOKIE) {
             if !same_origin(parts) {
@@ -90,12 +87,7 @@ impl FromRequestParts<AppState> for Auth {
                 )
                 .into());
             }
-            return Ok(Auth(
-                state
-                    .service
-                    .authenticate(session, TokenKind::Session)
-                    .await?,
-            ));
+            return Ok(Auth(state.service.authenticate_session(session).await?));
         }
         Err(ServiceError::Unauthenticated.into())
     }
@@ -108,7 +100,7 @@ pub struct Body<T> {
     pub idem: Option<IdemRequest>,
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+impl<T: DeserializeOwned + utoipa::PartialSchema> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &AppState) -> Result<Body<T>, ApiError> {
@@ -137,7 +129,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         }
         let text: &[u8] = if blank { b"{}" } else { &bytes };
         let mut de = serde_json::Deserializer::from_slice(text);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+        let value = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| with_missing_fields::<T>(json_error(e), text))?;
         // Anything after the JSON value is a malformed body, not something to ignore.
         de.end().map_err(|e| {
             ApiError::Malformed(format!(
@@ -170,6 +163,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         };
         Ok(Body { value, idem })
     }
+}
+
+/// serde stops at the first problem; a person fixing a form wants them all. To a refused
+/// body's error this adds every other required field (by the body's OpenAPI schema) that
+/// the JSON object lacks, so four missing fields are answered at once.
+fn with_missing_fields<T: utoipa::PartialSchema>(error: ApiError, text: &[u8]) -> ApiError {
+    use utoipa::openapi::{RefOr, Schema};
+    let ApiError::Service(ServiceError::Invalid(mut errors)) = error else {
+        return error;
+    };
+    let Ok(serde_json::Value::Object(given)) = serde_json::from_slice(text) else {
+        return ApiError::fields(errors);
+    };
+    if let RefOr::T(Schema::Object(schema)) = T::schema() {
+        for name in &schema.required {
+            if !given.contains_key(name) && !errors.iter().any(|e| &e.field == name) {
+                errors.push(FieldError::new(name, "es obligatorio"));
+            }
+        }
+    }
+    ApiError::fields(errors)
 }
 
 /// serde_json's errors, for people: syntax errors are 400; a well-formed body with wrong

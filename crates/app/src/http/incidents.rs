@@ -16,9 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{Auth, Body};
+use crate::documents::EventDoc;
 use crate::documents::{IncidentDoc, ReportFormBody};
 use crate::service::{IncidentFilter, NewIncidentInput, Reply};
-use crate::store::StoredEvent;
 
 const TAG: &str = "incidencias";
 
@@ -506,32 +506,6 @@ pub async fn get(
     Ok(Json(state.service.incident(&caller, folio(&f)?).await?))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventDoc {
-    pub seq: i64,
-    #[schema(value_type = String, format = DateTime)]
-    pub at: Timestamp,
-    #[schema(value_type = Object)]
-    pub actor: serde_json::Value,
-    pub kind: String,
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-fn event_doc(e: StoredEvent) -> EventDoc {
-    EventDoc {
-        seq: e.seq,
-        at: Timestamp::from_millisecond(e.at).unwrap_or(Timestamp::UNIX_EPOCH),
-        actor: serde_json::from_str(&e.actor).unwrap_or(serde_json::Value::Null),
-        kind: e.kind,
-        data: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
-        prev_hash: e.prev_hash,
-        hash: e.hash,
-    }
-}
-
 /// The incident's record: every event with its hash chain.
 #[utoipa::path(get, path = "/api/v1/incidents/{folio}/events", tag = TAG,
     params(("folio" = String, Path)),
@@ -543,5 +517,5 @@ pub async fn events(
     Path(f): Path<String>,
 ) -> Result<Json<Vec<EventDoc>>, ApiError> {
     let events = state.service.events(&caller, folio(&f)?).await?;
-    Ok(Json(events.into_iter().map(event_doc).collect()))
+    Ok(Json(events))
 }

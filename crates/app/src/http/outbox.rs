@@ -2,53 +2,15 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use incidencias_core::{FieldError, Role};
-use serde::Serialize;
-use utoipa::ToSchema;
+use incidencias_core::FieldError;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::Auth;
-use crate::store::{InboundRow, OutboxRow};
+use crate::documents::{InboundDoc, OutboxDoc, ReceivedDoc};
+use crate::service::{InboundDisposition, MAX_LIST, OutboxState};
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OutboxDoc {
-    pub id: i64,
-    pub folio: Option<String>,
-    /// Template name.
-    pub kind: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    /// `pending`, `sent` or `dead`.
-    pub state: String,
-    pub attempts: i64,
-    pub message_id: String,
-    pub last_error: Option<String>,
-    pub created_at_ms: i64,
-    pub next_attempt_at_ms: i64,
-    pub sent_at_ms: Option<i64>,
-}
-
-impl From<OutboxRow> for OutboxDoc {
-    fn from(r: OutboxRow) -> OutboxDoc {
-        OutboxDoc {
-            id: r.id,
-            folio: r.folio,
-            kind: r.kind,
-            to: r.to,
-            cc: r.cc,
-            state: r.state,
-            attempts: r.attempts,
-            message_id: r.message_id,
-            last_error: r.last_error,
-            created_at_ms: r.created_at,
-            next_attempt_at_ms: r.next_attempt_at,
-            sent_at_ms: r.sent_at,
-        }
-    }
-}
-
-/// The query of a list: `limit` (1 to 500, default 100) read here, every other name handed
+/// The query of a list: `limit` (default 100) read here, every other name handed
 /// to `other`, which records its own errors and answers false for a name it does not know.
 /// All errors are reported together.
 fn list_query(
@@ -61,8 +23,11 @@ fn list_query(
     for (name, value) in pairs {
         if name == "limit" {
             match value.parse::<i64>() {
-                Ok(n) if (1..=500).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new("limit", "debe estar entre 1 y 500")),
+                Ok(n) if (1..=MAX_LIST).contains(&n) => limit = n,
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    format!("debe estar entre 1 y {MAX_LIST}"),
+                )),
             }
         } else if !other(&name, value, &mut errors) {
             errors.push(FieldError::new(&name, "parámetro desconocido"));
@@ -83,14 +48,10 @@ pub async fn list(
     Auth(caller): Auth,
     pairs: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<OutboxDoc>>, ApiError> {
-    caller.require(
-        &[Role::Helpdesk, Role::Admin],
-        "consultar la bandeja de salida",
-    )?;
     let mut filter = None;
     let limit = list_query(pairs, |name, value, errors| match name {
-        "state" if matches!(value.as_str(), "pending" | "sent" | "dead") => {
-            filter = Some(value);
+        "state" if OutboxState::parse(&value).is_some() => {
+            filter = OutboxState::parse(&value);
             true
         }
         "state" => {
@@ -99,21 +60,7 @@ pub async fn list(
         }
         _ => false,
     })?;
-    let rows = state
-        .service
-        .store
-        .list_outbox(filter.as_deref(), limit)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    Ok(Json(rows.into_iter().map(Into::into).collect()))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InboundDoc {
-    /// `acknowledged`, `resolution_notified`, `recorded`, `new_incident` or `triage`.
-    pub outcome: String,
-    pub folio: Option<String>,
-    pub reason: Option<String>,
+    Ok(Json(state.service.outbox(&caller, filter, limit).await?))
 }
 
 /// Takes one received email as raw RFC 822 (for an MTA pipe; help desk or admin token).
@@ -130,64 +77,13 @@ pub async fn inbound(
     request: axum::extract::Request,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    caller.require(&[Role::Helpdesk, Role::Admin], "entregar correos recibidos")?;
-    let limit = crate::mail::inbound::MAX_MESSAGE_BYTES;
+    let limit = crate::service::MAX_MESSAGE_BYTES;
     let raw = axum::body::to_bytes(request.into_body(), limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
-    let result = state.service.ingest(&raw).await?;
-    Ok((
-        axum::http::StatusCode::ACCEPTED,
-        Json(InboundDoc {
-            outcome: result.outcome,
-            folio: result.folio,
-            reason: result.reason,
-        }),
-    )
-        .into_response())
+    let result: InboundDoc = state.service.deliver(&caller, &raw).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(result)).into_response())
 }
-
-/// One received email as kept: where it went and why.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReceivedDoc {
-    pub id: i64,
-    pub received_at_ms: i64,
-    pub message_id: Option<String>,
-    pub sender: String,
-    pub subject: String,
-    pub folio: Option<String>,
-    /// `acknowledged`, `resolution_notified`, `recorded`, `new_incident` or `triage`.
-    pub outcome: String,
-    /// Why it went to triage (in Spanish).
-    pub reason: Option<String>,
-    /// What the sender wrote, without the quoted reply (at most 2,000 characters).
-    pub excerpt: String,
-}
-
-impl From<InboundRow> for ReceivedDoc {
-    fn from(r: InboundRow) -> ReceivedDoc {
-        let m = r.record;
-        ReceivedDoc {
-            id: r.id,
-            received_at_ms: m.received_at.as_millisecond(),
-            message_id: m.message_id,
-            sender: m.sender,
-            subject: m.subject,
-            folio: m.folio,
-            outcome: m.outcome,
-            reason: m.reason,
-            excerpt: m.excerpt,
-        }
-    }
-}
-
-const OUTCOMES: [&str; 5] = [
-    "acknowledged",
-    "resolution_notified",
-    "recorded",
-    "new_incident",
-    "triage",
-];
 
 /// Received emails, newest first (help desk and admin): `outcome=triage` is the queue of
 /// what nobody acted on. Filters: `outcome`, `limit` (1 to 500, default 100), `before` (an
@@ -201,14 +97,12 @@ pub async fn received(
     Auth(caller): Auth,
     pairs: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ReceivedDoc>>, ApiError> {
-    caller.require(
-        &[Role::Helpdesk, Role::Admin],
-        "consultar los correos recibidos",
-    )?;
     let (mut outcome, mut before) = (None, None);
     let limit = list_query(pairs, |name, value, errors| {
         match name {
-            "outcome" if OUTCOMES.contains(&value.as_str()) => outcome = Some(value),
+            "outcome" if InboundDisposition::parse(&value).is_some() => {
+                outcome = InboundDisposition::parse(&value)
+            }
             "outcome" => errors.push(FieldError::new(
                 "outcome",
                 "debe ser acknowledged, resolution_notified, recorded, new_incident o triage",
@@ -221,11 +115,10 @@ pub async fn received(
         }
         true
     })?;
-    let rows = state
-        .service
-        .store
-        .list_inbound(outcome.as_deref(), before, limit)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    Ok(Json(rows.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        state
+            .service
+            .received(&caller, outcome, before, limit)
+            .await?,
+    ))
 }

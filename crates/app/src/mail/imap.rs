@@ -454,7 +454,7 @@ impl ImapPoller {
         let Some(size) = sizes.iter().find_map(|f| f.size) else {
             return Ok(false);
         };
-        let limit = crate::mail::inbound::MAX_MESSAGE_BYTES;
+        let limit = crate::service::MAX_MESSAGE_BYTES;
         let oversized = size as usize > limit;
         let part = if oversized {
             "BODY.PEEK[HEADER]"

@@ -1,13 +1,10 @@
-//! Email, the protocol's medium: what each step sends ([`messages`]), how it reads
-//! ([`render`]), and the outbox worker that delivers it through SMTP ([`worker`]).
+//! Email transports: the outbox worker that delivers queued mail through SMTP
+//! ([`worker`]) and the IMAP poller that takes the help desk's mailbox ([`imap`]). What is
+//! sent, to whom and how it reads is the service's (`service::notify`); what received mail
+//! means too (`service::inbound`).
 
 pub mod imap;
-pub mod inbound;
-pub mod messages;
-pub mod render;
 pub mod worker;
-
-pub use messages::messages_for;
 
 /// The certificates of a PEM file of extra trusted authorities (`INCIDENCIAS_TLS_CA_FILE`):
 /// at least one, all readable, or a Spanish error.

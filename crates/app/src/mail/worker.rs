@@ -12,9 +12,7 @@ use jiff::SignedDuration;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::render::render;
-use crate::clock::Clock;
-use crate::store::{OutboxRow, Store, StoreError};
+use crate::service::{OutgoingMail, Service, ServiceError};
 
 /// `Auto-Submitted: auto-generated` (RFC 3834): tells mail systems these messages come
 /// from a program, so vacation responders do not answer them (and loops cannot start).
@@ -109,8 +107,7 @@ fn transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executo
 }
 
 pub struct OutboxWorker {
-    store: Store,
-    clock: Arc<dyn Clock>,
+    service: Service,
     /// Replaced after a timed-out send: its pooled connection may still owe a reply, and
     /// reusing it could pair answers with the wrong commands.
     transport: std::sync::Mutex<AsyncSmtpTransport<Tokio1Executor>>,
@@ -133,16 +130,11 @@ pub fn backoff(attempts: i64) -> SignedDuration {
 }
 
 impl OutboxWorker {
-    pub fn new(
-        store: Store,
-        clock: Arc<dyn Clock>,
-        settings: &MailSettings,
-    ) -> Result<OutboxWorker, String> {
+    pub fn new(service: Service, settings: &MailSettings) -> Result<OutboxWorker, String> {
         let transport = transport(settings)?;
         let (from, reply_to) = addresses(settings)?;
         Ok(OutboxWorker {
-            store,
-            clock,
+            service,
             transport: std::sync::Mutex::new(transport),
             settings: settings.clone(),
             from,
@@ -163,13 +155,13 @@ impl OutboxWorker {
         self
     }
 
-    /// The email a row becomes (public for the benchmark's baseline).
-    pub fn message_for(&self, row: &OutboxRow) -> Result<Message, String> {
-        self.message(row)
+    /// The email a claimed message becomes (public for the benchmark's baseline).
+    pub fn message_for(&self, mail: &OutgoingMail) -> Result<Message, String> {
+        self.message(mail)
     }
 
-    fn message(&self, row: &OutboxRow) -> Result<Message, String> {
-        let r = render(&row.kind, &row.payload, &self.settings.base_url);
+    fn message(&self, row: &OutgoingMail) -> Result<Message, String> {
+        let r = row.content.clone()?;
         let mut b = Message::builder()
             .from(self.from.clone())
             .subject(r.subject)
@@ -215,20 +207,20 @@ impl OutboxWorker {
     }
 
     /// Sends everything due now; returns how many were sent.
-    pub async fn drain(&self) -> Result<usize, StoreError> {
+    pub async fn drain(&self) -> Result<usize, ServiceError> {
         let mut sent = 0;
         loop {
             // Counted from before the claim: the claim's own wait is part of the lease.
             let claimed = std::time::Instant::now();
-            let now = self.clock.now();
+            let now = self.service.now();
             let lease = self.lease();
             let rows = self
-                .store
-                .claim_outbox(
+                .service
+                .claim_mail(
                     &self.owner,
-                    now,
                     now + SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_mins(3)),
                     100,
+                    &self.settings.base_url,
                 )
                 .await?;
             if rows.is_empty() {
@@ -246,7 +238,7 @@ impl OutboxWorker {
                 let out_of_time =
                     claimed.elapsed() + self.send_timeout + Duration::from_secs(10) > lease;
                 if hung || out_of_time || blocked.contains(&folio) {
-                    self.store.outbox_release(row.id, &self.owner).await?;
+                    self.service.mail_released(row.id, &self.owner).await?;
                     continue;
                 }
                 let result = match (self.message(&row), self.current_transport()) {
@@ -266,10 +258,10 @@ impl OutboxWorker {
                     (Ok(_), None) => Err("la conexión SMTP no está disponible".into()),
                     (Err(e), _) => Err(e),
                 };
-                let now = self.clock.now();
+                let now = self.service.now();
                 match result {
                     Ok(()) => {
-                        self.store.outbox_sent(row.id, now).await?;
+                        self.service.mail_sent(row.id).await?;
                         sent += 1;
                         progressed = true;
                     }
@@ -277,8 +269,8 @@ impl OutboxWorker {
                         blocked.insert(folio);
                         let attempts = row.attempts + 1;
                         tracing::warn!(id = row.id, attempts, error = %e, "no se pudo enviar un correo");
-                        self.store
-                            .outbox_failed(
+                        self.service
+                            .mail_failed(
                                 row.id,
                                 &self.owner,
                                 now + backoff(attempts),
@@ -310,8 +302,8 @@ impl OutboxWorker {
             if let Err(e) = self.drain().await {
                 tracing::error!(error = %e, "error en la bandeja de salida");
             }
-            let now = self.clock.now();
-            let sleep = match self.store.next_outbox_attempt(now).await {
+            let now = self.service.now();
+            let sleep = match self.service.next_mail_attempt().await {
                 Ok(Some(t)) => Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO),
                 Ok(None) => Duration::from_secs(3600),
                 Err(_) => Duration::from_secs(5),

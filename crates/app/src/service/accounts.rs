@@ -4,8 +4,8 @@ use incidencias_core::Email;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Caller, Service, ServiceError};
-use crate::store::chain::sha256_hex;
-use crate::store::{TokenKind, User};
+use crate::encoding::sha256_hex;
+use crate::store::TokenKind;
 
 /// How long a browser session lasts.
 pub const SESSION_HOURS: i64 = 12;
@@ -19,7 +19,8 @@ pub fn new_secret() -> Result<String, ServiceError> {
 }
 
 pub struct LoginOutcome {
-    pub user: User,
+    /// The account signed in.
+    pub user: crate::documents::UserDoc,
     /// The session secret for the cookie.
     pub session: String,
     pub expires_at: Timestamp,
@@ -34,6 +35,25 @@ impl Service {
             .user_by_email(&email)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("el usuario {email}")))
+    }
+
+    /// An account as a caller, without credentials: for the front ends that are trusted
+    /// by construction (the command line, the demo, the benchmarks, tests), never for a
+    /// request.
+    pub async fn caller(&self, user_id: i64) -> Result<Caller, ServiceError> {
+        match self.store.user(incidencias_core::UserId(user_id)).await? {
+            Some(u) if u.active => Ok(Caller::from(&u)),
+            _ => Err(ServiceError::NotFound(format!("el usuario {user_id}"))),
+        }
+    }
+
+    /// The caller's own account.
+    pub async fn me(&self, caller: &Caller) -> Result<crate::documents::UserDoc, ServiceError> {
+        self.store
+            .user(caller.id)
+            .await?
+            .map(Into::into)
+            .ok_or(ServiceError::Unauthenticated)
     }
 
     /// A new API token for the user with this address; the token is returned once.
@@ -61,11 +81,19 @@ impl Service {
             .await?)
     }
 
-    pub async fn authenticate(
-        &self,
-        secret: &str,
-        kind: TokenKind,
-    ) -> Result<Caller, ServiceError> {
+    /// The caller behind an API token (`Authorization: Bearer`).
+    pub async fn authenticate_token(&self, secret: &str) -> Result<Caller, ServiceError> {
+        self.authenticate(secret, TokenKind::Api).await
+    }
+
+    /// The caller behind a session cookie.
+    pub async fn authenticate_session(&self, secret: &str) -> Result<Caller, ServiceError> {
+        self.authenticate(secret, TokenKind::Session).await
+    }
+
+    /// The account whose token of `kind` is `secret`, from [`super::CREDENTIAL_CACHE`] when
+    /// checked recently.
+    async fn authenticate(&self, secret: &str, kind: TokenKind) -> Result<Caller, ServiceError> {
         let hash = sha256_hex(secret.as_bytes());
         let key = format!("{kind:?}:{hash}");
         if let Ok(cache) = self.credentials.lock()
@@ -76,7 +104,7 @@ impl Service {
         }
         let user = self.store.user_by_token(&hash, kind, self.now()).await?;
         let caller = user
-            .map(|user| Caller { user })
+            .map(|user| Caller::from(&user))
             .ok_or(ServiceError::Unauthenticated)?;
         if let Ok(mut cache) = self.credentials.lock() {
             if cache.len() > 10_000 {
@@ -143,7 +171,7 @@ impl Service {
                     )
                     .await?;
                 Ok(LoginOutcome {
-                    user,
+                    user: user.into(),
                     session,
                     expires_at,
                 })

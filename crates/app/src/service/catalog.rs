@@ -4,7 +4,8 @@ use incidencias_core::{AgencyId, Email, FieldError, Homoclave, Role, SloPolicy, 
 use jiff::Timestamp;
 
 use super::{Caller, Service, ServiceError};
-use crate::store::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
+use crate::documents::{AgencyDoc, ProcedureDoc, UserDoc};
+use crate::store::{NewAgency, NewProcedure, NewUser, User};
 
 #[derive(Debug, Clone)]
 pub struct NewAgencyInput {
@@ -17,7 +18,8 @@ pub struct NewAgencyInput {
 pub struct NewUserInput {
     pub name: String,
     pub email: String,
-    pub role: Role,
+    /// `admin`, `helpdesk`, `validator` or `agency`; checked with the other fields.
+    pub role: String,
     pub agency_id: Option<i64>,
     pub reports_to: Option<i64>,
     pub password: Option<String>,
@@ -83,7 +85,7 @@ impl Service {
         &self,
         caller: &Caller,
         input: NewAgencyInput,
-    ) -> Result<Agency, ServiceError> {
+    ) -> Result<AgencyDoc, ServiceError> {
         caller.require(&[Role::Admin], "registrar dependencias")?;
         let mut errors = Vec::new();
         required(&mut errors, "name", &input.name, 300);
@@ -124,19 +126,29 @@ impl Service {
                 },
                 self.now(),
             )
-            .await?)
+            .await?
+            .into())
     }
 
-    pub async fn agencies(&self, caller: &Caller) -> Result<Vec<Agency>, ServiceError> {
+    /// Agencies (an agency user sees their own).
+    pub async fn agencies(&self, caller: &Caller) -> Result<Vec<AgencyDoc>, ServiceError> {
         let all = self.store.agencies().await?;
-        Ok(match caller.agency_scope() {
-            Some(own) => all.into_iter().filter(|a| a.id == own).collect(),
-            None => all,
-        })
+        Ok(all
+            .into_iter()
+            .filter(|a| caller.agency_scope().is_none_or(|own| a.id == own))
+            .map(Into::into)
+            .collect())
     }
 
     /// Creates an account. Passwords are hashed with Argon2id off the async threads.
-    pub async fn create_user_unchecked(&self, input: NewUserInput) -> Result<User, ServiceError> {
+    pub async fn create_user_unchecked(
+        &self,
+        input: NewUserInput,
+    ) -> Result<UserDoc, ServiceError> {
+        self.create_account(input).await.map(Into::into)
+    }
+
+    async fn create_account(&self, input: NewUserInput) -> Result<User, ServiceError> {
         let mut errors = Vec::new();
         required(&mut errors, "name", &input.name, 300);
         let email = match Email::parse(&input.email) {
@@ -146,7 +158,16 @@ impl Service {
                 None
             }
         };
-        let agency = match (input.role, input.agency_id) {
+        let parsed = Role::parse(&input.role);
+        if let Err(e) = &parsed {
+            errors.push(FieldError::new("role", e.to_string()));
+        }
+        // Without a valid role, the checks that depend on it wait for the next attempt; the
+        // other fields' errors still come now.
+        let role_known = parsed.is_ok();
+        let role = parsed.unwrap_or(Role::Helpdesk);
+        let agency = match (role, input.agency_id) {
+            _ if !role_known => None,
             (Role::Agency, Some(id)) => match self.store.agency(AgencyId(id)).await? {
                 Some(a) => Some(a.id),
                 None => {
@@ -175,14 +196,15 @@ impl Service {
         };
         if let Some(boss) = input.reports_to {
             match self.store.user(UserId(boss)).await? {
+                Some(_) if !role_known => {}
                 None => errors.push(FieldError::new(
                     "reports_to",
                     format!("no existe el usuario {boss}"),
                 )),
-                Some(b) if b.agency_id != agency && input.role == Role::Agency => errors.push(
+                Some(b) if b.agency_id != agency && role == Role::Agency => errors.push(
                     FieldError::new("reports_to", "el superior debe ser de la misma dependencia"),
                 ),
-                Some(b) if (b.role == Role::Agency) != (input.role == Role::Agency) => {
+                Some(b) if (b.role == Role::Agency) != (role == Role::Agency) => {
                     errors.push(FieldError::new(
                         "reports_to",
                         "el superior debe ser del mismo ámbito (dependencia o central)",
@@ -218,7 +240,7 @@ impl Service {
                 NewUser {
                     email,
                     name: input.name.trim().to_string(),
-                    role: input.role,
+                    role,
                     agency_id: agency,
                     reports_to: input.reports_to.map(UserId),
                     password_hash,
@@ -232,21 +254,28 @@ impl Service {
         &self,
         caller: &Caller,
         input: NewUserInput,
-    ) -> Result<User, ServiceError> {
+    ) -> Result<UserDoc, ServiceError> {
         caller.require(&[Role::Admin], "registrar usuarios")?;
         self.create_user_unchecked(input).await
     }
 
-    pub async fn users(&self, caller: &Caller) -> Result<Vec<User>, ServiceError> {
+    /// Every account (admin).
+    pub async fn users(&self, caller: &Caller) -> Result<Vec<UserDoc>, ServiceError> {
         caller.require(&[Role::Admin], "consultar los usuarios")?;
-        Ok(self.store.users().await?)
+        Ok(self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub async fn create_procedure(
         &self,
         caller: &Caller,
         input: NewProcedureInput,
-    ) -> Result<Procedure, ServiceError> {
+    ) -> Result<ProcedureDoc, ServiceError> {
         caller.require(&[Role::Admin], "registrar trámites")?;
         let mut errors = Vec::new();
         let homoclave = match Homoclave::parse(&input.homoclave) {
@@ -303,15 +332,18 @@ impl Service {
                 },
                 self.now(),
             )
-            .await?)
+            .await?
+            .into())
     }
 
-    pub async fn procedures(&self, caller: &Caller) -> Result<Vec<Procedure>, ServiceError> {
+    /// Procedures (an agency user sees their agency's).
+    pub async fn procedures(&self, caller: &Caller) -> Result<Vec<ProcedureDoc>, ServiceError> {
         let all = self.store.procedures().await?;
-        Ok(match caller.agency_scope() {
-            Some(own) => all.into_iter().filter(|p| p.agency_id == own).collect(),
-            None => all,
-        })
+        Ok(all
+            .into_iter()
+            .filter(|p| caller.agency_scope().is_none_or(|own| p.agency_id == own))
+            .map(Into::into)
+            .collect())
     }
 
     pub async fn policies(&self) -> Result<Vec<SloPolicy>, ServiceError> {
@@ -343,9 +375,6 @@ impl Service {
                     .collect(),
             ));
         }
-        Ok(self
-            .store
-            .add_policy(policy, Some(caller.user.id), now)
-            .await?)
+        Ok(self.store.add_policy(policy, Some(caller.id), now).await?)
     }
 }

@@ -1,16 +1,16 @@
 //! The protocol's use-cases: report, every action on an incident, reads, the public status.
 
-use incidencias_core::escalation::next_due;
+use incidencias_core::escalation::{Ladder, next_due};
 use incidencias_core::{
-    Channel, Command, Folio, Incident, IncidentKind, IncidentState, NewReport, ProcedureId, Role,
-    Severity, SloPolicy, decide, policy_in_force, procedure_status,
+    Channel, Command, Event, Folio, Incident, IncidentKind, IncidentState, NewReport, ProcedureId,
+    Role, Severity, SloPolicy, decide, policy_in_force, procedure_status,
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use super::{Caller, IdemRequest, Reply, Service, ServiceError};
-use crate::documents::{IncidentDoc, PublicStatusDoc};
-use crate::store::{Effects, IdempotencyRecord, StoreError, StoredEvent, StoredIncident};
+use super::{Caller, IdemRequest, LinkMaker, OrgChart, Reply, Service, ServiceError, notify};
+use crate::documents::{EventDoc, IncidentDoc, PublicStatusDoc};
+use crate::store::{Effects, IdempotencyRecord, StoreError, StoredIncident};
 
 /// Step 1 as the API receives it.
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ fn mexico_year(now: Timestamp) -> i16 {
 
 impl Service {
     /// The policy version in force now (the seed's if none is stored).
-    async fn policy_now(&self, now: Timestamp) -> Result<SloPolicy, ServiceError> {
+    pub(super) async fn policy_now(&self, now: Timestamp) -> Result<SloPolicy, ServiceError> {
         let policies = self.store.policies().await?;
         Ok(policy_in_force(&policies, now)
             .cloned()
@@ -66,11 +66,7 @@ impl Service {
         idem: &Option<IdemRequest>,
     ) -> Result<Option<Reply>, ServiceError> {
         let Some(idem) = idem else { return Ok(None) };
-        match self
-            .store
-            .idempotency_record(caller.user.id, &idem.key)
-            .await?
-        {
+        match self.store.idempotency_record(caller.id, &idem.key).await? {
             None => Ok(None),
             Some(r) if r.request_hash == idem.request_hash => Ok(Some(Reply {
                 status: r.status,
@@ -88,7 +84,7 @@ impl Service {
         body: &str,
     ) -> Option<IdempotencyRecord> {
         idem.as_ref().map(|i| IdempotencyRecord {
-            user_id: caller.user.id,
+            user_id: caller.id,
             key: i.key.clone(),
             request_hash: i.request_hash.clone(),
             status,
@@ -152,7 +148,7 @@ impl Service {
                         occurred_at: input.occurred_at,
                         channel: input.channel,
                     });
-                    decide(None, &actor, &command, now, &policy)
+                    decide(None, &actor, &command, now, &policy).map_err(Creating::Refused)
                 },
                 |stored, events| {
                     body = render(&stored.incident, now);
@@ -161,7 +157,10 @@ impl Service {
                         outbox: org
                             .as_ref()
                             .map(|org| {
-                                crate::mail::messages_for(org, &stored.incident, events, None)
+                                notify::for_events(org, &stored.incident, events, None)
+                                    .into_iter()
+                                    .map(notify::Outgoing::into_row)
+                                    .collect()
                             })
                             .unwrap_or_default(),
                         idempotency: Self::record(caller, &idem, 201, &body),
@@ -177,11 +176,12 @@ impl Service {
                 replayed: false,
             }),
             // A concurrent request with the same key won the race: its answer is ours.
-            Err(StoreError::Conflict) if idem.is_some() => self
+            Err(Creating::Store(StoreError::Conflict)) if idem.is_some() => self
                 .replay(caller, &idem)
                 .await?
                 .ok_or_else(|| ServiceError::Conflict(StoreError::Conflict.to_string())),
-            Err(e) => Err(e.into()),
+            Err(Creating::Store(e)) => Err(e.into()),
+            Err(Creating::Refused(e)) => Err(e.into()),
         }
     }
 
@@ -240,50 +240,119 @@ impl Service {
             return Ok(reply);
         }
         let actor = caller.actor();
+        let not_found = || ServiceError::NotFound(format!("la incidencia {folio}"));
+        let answer = self
+            .on_latest(folio, false, Some((caller, &idem)), |prior, cx| {
+                // An agency user never learns that another agency's folio exists.
+                let Some(prior) =
+                    prior.filter(|p| caller.agency_scope().is_none_or(|a| a == p.agency_id))
+                else {
+                    return Err(not_found());
+                };
+                let command = match &command {
+                    Command::Escalate { reason, .. } => Command::Escalate {
+                        reason: reason.clone(),
+                        ladder: cx.ladder.clone(),
+                    },
+                    other => other.clone(),
+                };
+                let events = match decide(Some(prior), &actor, &command, cx.now, cx.policy) {
+                    Ok(events) => events,
+                    Err(e) => return Err(with_state(e.into(), prior)),
+                };
+                let state = applied(prior, &events)?;
+                let body = render(&state, cx.now);
+                Ok(Plan::Append {
+                    mail: notify::for_events(cx.org, &state, &events, cx.links),
+                    idempotency: Self::record(caller, &idem, 200, &body),
+                    used_link: used_link.clone(),
+                    events,
+                    state: Box::new(state),
+                    answer: Reply {
+                        status: 200,
+                        body,
+                        replayed: false,
+                    },
+                })
+            })
+            .await;
+        match answer {
+            Ok(Latest::Done(reply) | Latest::Replayed(reply)) => Ok(reply),
+            // A retry racing its own first attempt sees the state that attempt made and is
+            // refused; its answer is the first one's.
+            Err(e @ (ServiceError::InvalidTransition { .. } | ServiceError::Invalid(_))) => {
+                match self.replay(caller, &idem).await? {
+                    Some(reply) => Ok(reply),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// THE use-case loop, for requests, email replies, one-click links and the scheduler
+    /// alike: load the incident's latest state, let `plan` decide on it, append the events
+    /// with their emails, next due instant and idempotency record in one transaction, wake
+    /// the scheduler and the outbox worker. When another writer got there first (the
+    /// append's version check), it starts over on fresh state; a request with an
+    /// `Idempotency-Key` first looks whether that writer was its own retry.
+    pub(super) async fn on_latest<T>(
+        &self,
+        folio: Folio,
+        always_fresh: bool,
+        requester: Option<(&Caller, &Option<IdemRequest>)>,
+        mut plan: impl FnMut(Option<&Incident>, &Context<'_>) -> Result<Plan<T>, ServiceError>,
+    ) -> Result<Latest<T>, ServiceError> {
         for attempt in 0..ATTEMPTS {
-            let prior = self.visible_as_of(caller, folio, attempt > 0).await?;
+            let stored = if always_fresh || attempt > 0 {
+                self.store.load_fresh(folio).await?
+            } else {
+                self.store.load(folio).await?
+            };
             let now = self.now();
             let org = self.org_chart().await?;
-            let ladder = org.ladder(&prior.incident);
-            let command = match &command {
-                Command::Escalate { reason, .. } => Command::Escalate {
-                    reason: reason.clone(),
-                    ladder: ladder.clone(),
-                },
-                other => other.clone(),
+            let (ladder, policy) = match &stored {
+                Some(s) => (
+                    org.ladder(&s.incident),
+                    match s.incident.policy.clone() {
+                        Some(p) => p,
+                        None => self.policy_now(now).await?,
+                    },
+                ),
+                None => (Ladder::default(), SloPolicy::seed()),
             };
-            let policy = match prior.incident.policy.clone() {
-                Some(p) => p,
-                None => self.policy_now(now).await?,
+            let links = self.link_maker(now).await.ok();
+            let cx = Context {
+                now,
+                org: &org,
+                ladder: &ladder,
+                policy: &policy,
+                links: links.as_ref(),
             };
-            let events = match decide(Some(&prior.incident), &actor, &command, now, &policy) {
-                Ok(events) => events,
-                Err(e) => {
-                    // A retry racing its own first attempt sees the state that attempt made
-                    // and is refused; its answer is the first one's.
-                    if let Some(reply) = self.replay(caller, &idem).await? {
-                        return Ok(reply);
+            let (prior, events, state, mail, idempotency, used_link, answer) =
+                match (plan(stored.as_ref().map(|s| &s.incident), &cx)?, stored) {
+                    (Plan::Nothing(answer), _) => return Ok(Latest::Done(answer)),
+                    (Plan::Append { .. }, None) => {
+                        return Err(ServiceError::NotFound(format!("la incidencia {folio}")));
                     }
-                    return Err(with_state(e.into(), &prior.incident));
-                }
-            };
-            let mut state = prior.incident.clone();
-            for e in &events {
-                state = Incident::apply(Some(state), e)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            }
-            let body = render(&state, now);
-            let due = next_due(&state, &ladder);
+                    (
+                        Plan::Append {
+                            events,
+                            state,
+                            mail,
+                            idempotency,
+                            used_link,
+                            answer,
+                        },
+                        Some(prior),
+                    ) => (prior, events, state, mail, idempotency, used_link, answer),
+                };
+            let due = next_due(&state, &org.ladder(&state));
             let effects = Effects {
                 next_due: due,
-                outbox: crate::mail::messages_for(
-                    &org,
-                    &state,
-                    &events,
-                    Some(&self.link_maker(now).await?),
-                ),
-                idempotency: Self::record(caller, &idem, 200, &body),
-                used_link: used_link.clone(),
+                outbox: mail.into_iter().map(notify::Outgoing::into_row).collect(),
+                idempotency,
+                used_link,
             };
             let mails = !effects.outbox.is_empty();
             match self.store.append(&prior, events, effects, now).await {
@@ -292,15 +361,13 @@ impl Service {
                     if mails {
                         self.mail_wake.notify_one();
                     }
-                    return Ok(Reply {
-                        status: 200,
-                        body,
-                        replayed: false,
-                    });
+                    return Ok(Latest::Done(answer));
                 }
                 Err(StoreError::Conflict) => {
-                    if let Some(reply) = self.replay(caller, &idem).await? {
-                        return Ok(reply);
+                    if let Some((caller, idem)) = requester
+                        && let Some(reply) = self.replay(caller, idem).await?
+                    {
+                        return Ok(Latest::Replayed(reply));
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -324,9 +391,15 @@ impl Service {
         &self,
         caller: &Caller,
         folio: Folio,
-    ) -> Result<Vec<StoredEvent>, ServiceError> {
+    ) -> Result<Vec<EventDoc>, ServiceError> {
         self.visible(caller, folio).await?;
-        Ok(self.store.events(folio).await?)
+        Ok(self
+            .store
+            .events(folio)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub async fn list(
@@ -352,9 +425,9 @@ impl Service {
         let (rows, total) = self
             .store
             .list_incidents(crate::store::ListQuery {
-                state: filter.state.map(|s| s.as_str()),
+                state: filter.state,
                 agency_id: agency,
-                severity: filter.severity.map(|s| s.as_str()),
+                severity: filter.severity,
                 breached: filter.breached.map(|b| (b, now)),
                 offset: u64::from(page - 1) * u64::from(per_page),
                 limit: u64::from(per_page),
@@ -378,6 +451,62 @@ impl Service {
         let open = self.store.open_incidents_of(procedure.id).await?;
         Ok(PublicStatusDoc::of(key.as_str(), procedure_status(&open)))
     }
+}
+
+/// What the use-case loop knows when a plan is made: the instant, the org chart, the
+/// incident's escalation ladder and SLO policy, and the link signer.
+pub(super) struct Context<'a> {
+    pub now: Timestamp,
+    pub org: &'a OrgChart,
+    pub ladder: &'a Ladder,
+    pub policy: &'a SloPolicy,
+    pub links: Option<&'a LinkMaker>,
+}
+
+/// What a use-case makes of an incident's latest state.
+pub(super) enum Plan<T> {
+    /// Nothing to write; answer this.
+    Nothing(T),
+    /// Append `events` (which lead to `state`) with their emails and records.
+    Append {
+        events: Vec<Event>,
+        /// Boxed: an incident is large, and most plans that append are small otherwise.
+        state: Box<Incident>,
+        mail: Vec<notify::Outgoing>,
+        idempotency: Option<IdempotencyRecord>,
+        used_link: Option<String>,
+        answer: T,
+    },
+}
+
+/// Why step 1 stored nothing: the store failed, or the protocol refused the report.
+enum Creating {
+    Store(StoreError),
+    Refused(incidencias_core::DecideError),
+}
+
+impl From<StoreError> for Creating {
+    fn from(e: StoreError) -> Creating {
+        Creating::Store(e)
+    }
+}
+
+/// How the use-case loop ended.
+pub(super) enum Latest<T> {
+    /// The plan's answer (after its append, if it made one).
+    Done(T),
+    /// Another writer was this request's own earlier attempt: its first answer.
+    Replayed(Reply),
+}
+
+/// `prior` after `events`.
+pub(super) fn applied(prior: &Incident, events: &[Event]) -> Result<Incident, ServiceError> {
+    let mut state = prior.clone();
+    for e in events {
+        state =
+            Incident::apply(Some(state), e).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    }
+    Ok(state)
 }
 
 fn render(incident: &Incident, now: Timestamp) -> String {

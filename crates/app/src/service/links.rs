@@ -101,7 +101,7 @@ impl Service {
             Ok(_) => return Err(LinkRefusal::NotYours),
             Err(e) => return Err(LinkRefusal::Failed(e.into())),
         };
-        let caller = Caller { user };
+        let caller = Caller::from(&user);
         let command = match link.action {
             LinkAction::Acknowledge => Command::Acknowledge,
             LinkAction::Resolution => Command::NotifyResolution {

@@ -1,16 +1,23 @@
-//! Use-cases: load -> core::decide -> store (events, projection, timer, idempotency record)
-//! in one transaction. Handlers call only this; nothing here knows HTTP.
+//! THE door: every use-case of every front end (the JSON API, the pages, the command line,
+//! email replies, the scheduler, the mail workers): load -> core::decide -> store (events,
+//! projection, timer, outbox, idempotency record) in one transaction. The store is private
+//! here; answers are the service's own documents. Nothing here knows a front end: the one
+//! HTTP-shaped thing is [`Reply::status`], kept because an idempotent replay must give back
+//! the first answer exactly as it was (201 for a creation, 200 for an action).
 
 mod accounts;
 mod catalog;
 mod inbound;
 mod incidents;
 mod links;
+pub mod notify;
 mod org;
+mod outbox;
+mod timers;
 
 use std::sync::Arc;
 
-use incidencias_core::{Actor, AgencyId, DecideError, FieldError, Role};
+use incidencias_core::{Actor, AgencyId, DecideError, FieldError, Role, UserId};
 use jiff::Timestamp;
 
 use crate::clock::Clock;
@@ -18,40 +25,71 @@ use crate::store::{Store, StoreError, User};
 
 pub use accounts::{LoginOutcome, SESSION_HOURS, new_secret};
 pub use catalog::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
-pub use inbound::InboundOutcome;
+pub use inbound::{InboundOutcome, MAX_MESSAGE_BYTES};
 pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
 pub use links::{LINK_LIFETIME, LinkMaker, LinkRefusal};
 pub use org::OrgChart;
+pub use outbox::{InboundDisposition, MAX_LIST, OutboxState, OutgoingMail};
+pub use timers::Fired;
 
-/// A signed-in user, as the service sees them.
-#[derive(Debug, Clone)]
+/// Who is asking: a signed-in user as the service sees them (never a store row: what the
+/// front ends may know of an account is exactly this).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    pub user: User,
+    pub id: UserId,
+    pub name: String,
+    pub role: Role,
+    /// The agency of an agency user.
+    pub agency_id: Option<AgencyId>,
+}
+
+impl From<&User> for Caller {
+    fn from(u: &User) -> Caller {
+        Caller {
+            id: u.id,
+            name: u.name.clone(),
+            role: u.role,
+            agency_id: u.agency_id,
+        }
+    }
 }
 
 impl Caller {
+    /// The person at the terminal of the machine that holds the database (the command
+    /// line): whoever can open the database can already change anything in it, so they act
+    /// as an administrator. Never built from a request.
+    pub fn operator() -> Caller {
+        Caller {
+            id: UserId(0),
+            name: "operador (línea de comandos)".into(),
+            role: Role::Admin,
+            agency_id: None,
+        }
+    }
+
     pub fn actor(&self) -> Actor {
         Actor::User {
-            id: self.user.id,
-            role: self.user.role,
-            agency: self.user.agency_id,
+            id: self.id,
+            role: self.role,
+            agency: self.agency_id,
         }
     }
 
     pub fn role(&self) -> Role {
-        self.user.role
+        self.role
     }
 
     /// The only agency an agency user may see; `None` for central roles, who see all.
     pub fn agency_scope(&self) -> Option<AgencyId> {
-        match self.user.role {
-            Role::Agency => self.user.agency_id,
+        match self.role {
+            Role::Agency => self.agency_id,
             _ => None,
         }
     }
 
+    /// Refuses unless the caller has one of `roles`; `action` names what was refused.
     pub fn require(&self, roles: &[Role], action: &str) -> Result<(), ServiceError> {
-        if roles.contains(&self.user.role) {
+        if roles.contains(&self.role) {
             Ok(())
         } else {
             Err(ServiceError::Forbidden(format!(
@@ -145,7 +183,6 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Conflict => ServiceError::Conflict(e.to_string()),
             StoreError::Duplicate(what) => ServiceError::Conflict(duplicate_message(&what)),
-            StoreError::Rejected(d) => d.into(),
             StoreError::NotFound(what) => ServiceError::NotFound(what),
             StoreError::Invalid(msg) => ServiceError::invalid("body", msg),
             StoreError::WriterStopped => ServiceError::Unavailable,
@@ -209,7 +246,8 @@ impl TimerWake {
 /// The application's use-cases over one store and one clock.
 #[derive(Clone)]
 pub struct Service {
-    pub store: Store,
+    /// Private: every front end goes through the use-cases below.
+    store: Store,
     pub clock: Arc<dyn Clock>,
     credentials: Arc<CredentialCache>,
     /// Shared with this process's scheduler.

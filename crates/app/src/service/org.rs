@@ -18,7 +18,9 @@ pub struct OrgChart {
 }
 
 impl OrgChart {
-    pub async fn load(store: &Store) -> Result<OrgChart, StoreError> {
+    /// Reads every user and procedure (the service caches the result: see
+    /// [`super::ORG_CHART_TTL`]).
+    pub(super) async fn load(store: &Store) -> Result<OrgChart, StoreError> {
         let users = store.users().await?;
         // The front line of CEDN: an active validator nobody reports to (lowest id); the
         // chain above them is the central escalation ladder.
@@ -61,10 +63,6 @@ impl OrgChart {
             .map(|v| Ladder::chain(v, reports_to))
             .unwrap_or_default();
         Ladder { agency, central }
-    }
-
-    pub fn user(&self, id: UserId) -> Option<&User> {
-        self.users.get(&id)
     }
 
     pub fn email(&self, id: UserId) -> Option<String> {

@@ -1,10 +1,12 @@
 //! The incidents this process wrote or read, for reads that need no round trip to SQLite.
 //!
-//! Only with SQLite, where one `serve` process owns the database (it takes a lock file),
-//! so every write of an incident passes through this process and updates the entry after
-//! its commit. Entries only move forward in version: a slow reader that loaded an older
-//! version can never put it back over a newer one. Retries after a conflict read the
-//! database, not the cache. On PostgreSQL, where other instances write, it is off.
+//! Only with SQLite, where one `serve` process owns the database (it takes a lock file) and
+//! most writes pass through it. Other processes may still write (`incidencias mail
+//! ingest`, `user create`), so an entry is used only after the database confirms the row
+//! still has its version ([`super::Store::load`]): the cache saves reading and parsing the
+//! body, never freshness. Entries only move forward in version: a slow reader that loaded
+//! an older version can never put it back over a newer one. Retries after a conflict read
+//! the database, not the cache. On PostgreSQL, where other instances write, it is off.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

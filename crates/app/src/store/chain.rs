@@ -7,6 +7,7 @@
 //! and payload JSON as stored, never re-serialized), so verification needs nothing but the
 //! row.
 
+use crate::encoding::hex;
 use sha2::{Digest, Sha256};
 
 /// `prev_hash` of an incident's first event.
@@ -49,22 +50,6 @@ impl EventFields<'_> {
     }
 }
 
-/// Lowercase hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    out
-}
-
-/// SHA-256 of a text, hex: for API tokens and request fingerprints.
-pub fn sha256_hex(text: &[u8]) -> String {
-    hex(&Sha256::digest(text))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,13 +81,5 @@ mod tests {
         a.kind = "closedn";
         a.payload = "ull";
         assert_ne!(base, a.hash());
-    }
-
-    #[test]
-    fn sha256_matches_known_vector() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

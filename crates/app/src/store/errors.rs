@@ -2,8 +2,6 @@
 //! line. Database internals are kept for the logs in `Database`, never shown to API users
 //! (the HTTP layer maps that variant to a generic 500).
 
-use incidencias_core::DecideError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no se pudo abrir la base de datos {path}: {reason}")]
@@ -26,9 +24,6 @@ pub enum StoreError {
     /// A unique constraint: the named thing already exists.
     #[error("ya existe un registro con ese valor ({0})")]
     Duplicate(String),
-    /// The protocol refused the command.
-    #[error("{0}")]
-    Rejected(#[from] DecideError),
     #[error("no se encontró {0}")]
     NotFound(String),
     /// Bad input to a store operation (import file, backup path...).

@@ -2,7 +2,9 @@
 //! fired-action keys and the outbox rows, all in one transaction) and reading them back.
 
 use incidencias_core::escalation::ActionKey;
-use incidencias_core::{DecideError, Event, Folio, Incident, ProcedureId};
+use incidencias_core::{
+    Channel, Event, Folio, Incident, IncidentKind, IncidentState, ProcedureId, Severity,
+};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -125,9 +127,9 @@ pub struct NewOutboxMessage {
 /// Filters of the incident list; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
-    pub state: Option<&'static str>,
+    pub state: Option<IncidentState>,
     pub agency_id: Option<i64>,
-    pub severity: Option<&'static str>,
+    pub severity: Option<Severity>,
     /// Only incidents with (true) or without (false) a clock breached at this instant.
     pub breached: Option<(bool, Timestamp)>,
     pub offset: u64,
@@ -152,20 +154,21 @@ impl Store {
     /// Step 1: takes the next folio of `year`, asks `make` for the report's events (the
     /// caller runs `decide` there, with the folio) and `effects_of` for what goes with
     /// them (it sees the new incident, folio included, and its events), and stores it all
-    /// durably. A refusal from
-    /// `make` stores nothing (the folio number is then skipped: folios are unique and never
-    /// reused, not gapless). Everything but the INSERTs happens here, on the caller's task,
+    /// durably. A refusal from `make` (its own error type: the protocol's refusals are
+    /// not the store's) stores nothing (the folio number is then skipped: folios are
+    /// unique and never reused, not gapless). Everything but the INSERTs happens here, on the caller's task,
     /// so the single SQLite writer only writes.
-    pub async fn create_incident<F, G>(
+    pub async fn create_incident<F, G, E>(
         &self,
         year: i16,
         now: Timestamp,
         make: F,
         effects_of: G,
-    ) -> Result<StoredIncident, StoreError>
+    ) -> Result<StoredIncident, E>
     where
-        F: FnOnce(Folio) -> Result<Vec<Event>, DecideError>,
+        F: FnOnce(Folio) -> Result<Vec<Event>, E>,
         G: FnOnce(&StoredIncident, &[Event]) -> Effects,
+        E: From<StoreError>,
     {
         let folio = self.folios.take(self, year).await?;
         let events = make(folio)?;
@@ -238,10 +241,21 @@ impl Store {
         Ok(result)
     }
 
-    /// The incident as of its latest write (from this process's cache when it has it).
+    /// The incident as of its latest write, from this process's cache when the database
+    /// still holds the version kept there. The check is one indexed read of the row's
+    /// version, so a write by another process (`incidencias mail ingest` beside `serve`,
+    /// say) is seen at once; what the cache saves is reading and parsing the body.
     pub async fn load(&self, folio: Folio) -> Result<Option<StoredIncident>, StoreError> {
         if let Some(hit) = self.cache.get(folio) {
-            return Ok(Some(hit));
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM incidents WHERE folio = $1")
+                    .bind(folio.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(StoreError::db)?;
+            if current.is_some() && current == i64::try_from(hit.incident.version).ok() {
+                return Ok(Some(hit));
+            }
         }
         self.load_fresh(folio).await
     }
@@ -279,7 +293,10 @@ impl Store {
             format!("${}", values.len())
         };
         if let Some(state) = q.state {
-            conditions.push(format!("state = {}", param(state.into(), &mut values)));
+            conditions.push(format!(
+                "state = {}",
+                param(state.as_str().into(), &mut values)
+            ));
         }
         if let Some(agency) = q.agency_id {
             conditions.push(format!("agency_id = {}", param(agency.into(), &mut values)));
@@ -287,7 +304,7 @@ impl Store {
         if let Some(severity) = q.severity {
             conditions.push(format!(
                 "severity = {}",
-                param(severity.into(), &mut values)
+                param(severity.as_str().into(), &mut values)
             ));
         }
         if let Some((wanted, at)) = q.breached {
@@ -507,45 +524,25 @@ impl ProjectionRow {
         let Some(r) = row else { return Ok(None) };
         let text = |c: &str| r.try_get::<String, _>(c).map_err(StoreError::db);
         let int = |c: &str| r.try_get::<i64, _>(c).map_err(StoreError::db);
-        // Enumerated texts are compared through the same static names a replay yields;
-        // an unknown stored value never equals one.
-        let known = |v: String| -> &'static str {
-            [
-                "reported",
-                "awaiting_ack",
-                "in_correction",
-                "awaiting_validation",
-                "validated",
-                "closed",
-                "dismissed",
-                "critical",
-                "high",
-                "medium",
-                "low",
-                "unavailable",
-                "intermittent",
-                "slow",
-                "cannot_complete",
-                "email",
-                "phone",
-                "web",
-                "api",
-                "monitor",
-            ]
-            .into_iter()
-            .find(|k| *k == v)
-            .unwrap_or("?")
-        };
+        // Enumerated texts are compared through the same static names a replay yields
+        // (the core's own, not a copy); an unknown stored value never equals one.
+        fn known<T: Copy>(all: &[T], name: fn(T) -> &'static str, v: &str) -> &'static str {
+            all.iter()
+                .map(|t| name(*t))
+                .find(|k| *k == v)
+                .unwrap_or("?")
+        }
+        let state = |v: String| known(&IncidentState::ALL, IncidentState::as_str, &v);
         Ok(Some(ProjectionRow {
             folio: text("folio")?,
             agency_id: int("agency_id")?,
-            state: known(text("state")?),
+            state: state(text("state")?),
             severity: r
                 .try_get::<Option<String>, _>("severity")
                 .map_err(StoreError::db)?
-                .map(known),
-            kind: known(text("kind")?),
-            channel: known(text("channel")?),
+                .map(|v| known(Severity::ALL, Severity::as_str, &v)),
+            kind: known(IncidentKind::ALL, IncidentKind::as_str, &text("kind")?),
+            channel: known(Channel::ALL, Channel::as_str, &text("channel")?),
             reported_at: int("reported_at")?,
             updated_at: int("updated_at")?,
             escalation_level: int("escalation_level")?,

@@ -33,7 +33,7 @@ pub use catalog::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
 pub use errors::StoreError;
 pub use incidents::{Effects, ListQuery, NewOutboxMessage, StoredEvent, StoredIncident};
 pub use open::DEFAULT_DATABASE_URL;
-pub use outbox::{InboundRecord, InboundRow, OutboxRow};
+pub use outbox::{InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState};
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
 
 /// A boxed future borrowing the connection for `'c`: what a write job returns.

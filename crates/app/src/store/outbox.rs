@@ -9,6 +9,95 @@ use sqlx::any::AnyRow;
 use super::script::{Value, bind};
 use super::{Backend, Store, StoreError};
 
+/// Where a queued email stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// Accepted by the SMTP server.
+    Sent,
+    /// Set aside after its last attempt failed; `outbox retry` revives it.
+    Dead,
+}
+
+impl OutboxState {
+    pub const ALL: [OutboxState; 3] = [OutboxState::Pending, OutboxState::Sent, OutboxState::Dead];
+
+    /// The name stored in `outbox.state` and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sent => "sent",
+            OutboxState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<OutboxState> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// What became of a received email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundDisposition {
+    /// A reply to the step-2 email that acknowledged the incident.
+    Acknowledged,
+    /// A reply to the step-2 email that notified the resolution.
+    ResolutionNotified,
+    /// A reply recorded on its incident, without acting.
+    Recorded,
+    /// A new report from an agency: an incident was opened.
+    NewIncident,
+    /// Nothing could be decided: in the help desk's review queue.
+    Triage,
+}
+
+impl InboundDisposition {
+    pub const ALL: [InboundDisposition; 5] = [
+        InboundDisposition::Acknowledged,
+        InboundDisposition::ResolutionNotified,
+        InboundDisposition::Recorded,
+        InboundDisposition::NewIncident,
+        InboundDisposition::Triage,
+    ];
+
+    /// The name stored in `inbound_messages.outcome` and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundDisposition::Acknowledged => "acknowledged",
+            InboundDisposition::ResolutionNotified => "resolution_notified",
+            InboundDisposition::Recorded => "recorded",
+            InboundDisposition::NewIncident => "new_incident",
+            InboundDisposition::Triage => "triage",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<InboundDisposition> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for InboundDisposition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored name that is not one of `T`'s: the database holds what this program did not
+/// write.
+fn stored_name<T>(r: &AnyRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    let name: String = r.try_get(column).map_err(StoreError::db)?;
+    parse(&name).ok_or_else(|| StoreError::Corrupt(format!("{column} desconocido: {name}")))
+}
+
 /// One queued email.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxRow {
@@ -20,8 +109,7 @@ pub struct OutboxRow {
     pub payload: serde_json::Value,
     /// Deterministic: a re-send after a crash is the same message.
     pub message_id: String,
-    /// `pending`, `sent` or `dead`.
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
@@ -55,7 +143,7 @@ fn row_from(r: &AnyRow) -> Result<OutboxRow, StoreError> {
         cc: list("cc"),
         payload: serde_json::from_str(&payload).map_err(StoreError::json)?,
         message_id: r.try_get("message_id").map_err(StoreError::db)?,
-        state: r.try_get("state").map_err(StoreError::db)?,
+        state: stored_name(r, "state", OutboxState::parse)?,
         attempts: r.try_get("attempts").map_err(StoreError::db)?,
         next_attempt_at: r.try_get("next_attempt_at").map_err(StoreError::db)?,
         last_error: r.try_get("last_error").map_err(StoreError::db)?,
@@ -192,11 +280,11 @@ impl Store {
     /// The newest rows first, optionally of one state.
     pub async fn list_outbox(
         &self,
-        state: Option<&str>,
+        state: Option<OutboxState>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let (filter, bind) = match state {
-            Some(s) => ("WHERE state = $2", Some(s.to_string())),
+            Some(s) => ("WHERE state = $2", Some(s.as_str().to_string())),
             None => ("", None),
         };
         let sql = format!("SELECT {COLS} FROM outbox {filter} ORDER BY id DESC LIMIT $1");
@@ -245,7 +333,7 @@ pub struct InboundRecord {
     pub sender: String,
     pub subject: String,
     pub folio: Option<String>,
-    pub outcome: String,
+    pub outcome: InboundDisposition,
     pub reason: Option<String>,
     pub excerpt: String,
     /// SHA-256 of the raw bytes: the same message delivered twice (an MTA retry, an IMAP
@@ -274,7 +362,7 @@ fn inbound_from(r: &sqlx::any::AnyRow) -> Result<InboundRow, StoreError> {
             sender: r.try_get("sender").map_err(StoreError::db)?,
             subject: r.try_get("subject").map_err(StoreError::db)?,
             folio: r.try_get("folio").map_err(StoreError::db)?,
-            outcome: r.try_get("outcome").map_err(StoreError::db)?,
+            outcome: stored_name(r, "outcome", InboundDisposition::parse)?,
             reason: r.try_get("reason").map_err(StoreError::db)?,
             excerpt: r.try_get("excerpt").map_err(StoreError::db)?,
             raw_sha256: r.try_get("raw_sha256").map_err(StoreError::db)?,
@@ -295,7 +383,7 @@ impl Store {
                 r.sender.into(),
                 r.subject.into(),
                 r.folio.into(),
-                r.outcome.into(),
+                r.outcome.as_str().to_string().into(),
                 r.reason.into(),
                 r.excerpt.into(),
                 r.raw_sha256.into(),
@@ -321,7 +409,7 @@ impl Store {
     /// Received messages, newest first, optionally of one outcome; `before` pages by id.
     pub async fn list_inbound(
         &self,
-        outcome: Option<&str>,
+        outcome: Option<InboundDisposition>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<InboundRow>, StoreError> {
@@ -332,7 +420,7 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(limit)
-            .bind(outcome.map(str::to_string))
+            .bind(outcome.map(|o| o.as_str().to_string()))
             .bind(before)
             .fetch_all(&self.pool)
             .await

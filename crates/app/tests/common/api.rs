@@ -10,9 +10,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use incidencias::clock::ManualClock;
+use incidencias::documents::UserDoc;
 use incidencias::http::{AppState, router};
 use incidencias::service::{Caller, NewAgencyInput, NewProcedureInput, NewUserInput, Service};
-use incidencias::store::{Store, User};
+use incidencias::store::Store;
 use incidencias_core::Role;
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -37,7 +38,9 @@ pub struct Api {
     pub other_procedure: i64,
     /// Seeded users: admin, helpdesk, validator, responsible, director, general
     /// director, the other agency's responsible, CEDN's lead (the validator's superior).
-    pub users: Vec<User>,
+    pub users: Vec<UserDoc>,
+    /// The same accounts as the service's callers (in the same order).
+    pub callers: Vec<Caller>,
 }
 
 /// An answer: status, headers and the body parsed as JSON (`Value::Null` if it is not).
@@ -136,7 +139,7 @@ impl Api {
             NewUserInput {
                 name: name.into(),
                 email: email.into(),
-                role,
+                role: role.as_str().into(),
                 agency_id: agency,
                 reports_to: boss,
                 password: Some("contraseña-de-prueba".into()),
@@ -146,9 +149,7 @@ impl Api {
             .create_user_unchecked(mk("admin@ugd.gob.mx", "Admin", Role::Admin, None, None))
             .await
             .expect("admin");
-        let admin_c = Caller {
-            user: admin.clone(),
-        };
+        let admin_c = service.caller(admin.id).await.expect("admin caller");
         let agency = service
             .create_agency(
                 &admin_c,
@@ -176,7 +177,7 @@ impl Api {
                 "dg@sepru.gob.mx",
                 "Dirección General",
                 Role::Agency,
-                Some(agency.id.0),
+                Some(agency.id),
                 None,
             ))
             .await
@@ -186,8 +187,8 @@ impl Api {
                 "director@sepru.gob.mx",
                 "Director",
                 Role::Agency,
-                Some(agency.id.0),
-                Some(boss2.id.0),
+                Some(agency.id),
+                Some(boss2.id),
             ))
             .await
             .expect("director");
@@ -196,8 +197,8 @@ impl Api {
                 "responsable@sepru.gob.mx",
                 "Responsable",
                 Role::Agency,
-                Some(agency.id.0),
-                Some(boss1.id.0),
+                Some(agency.id),
+                Some(boss1.id),
             ))
             .await
             .expect("responsible");
@@ -206,7 +207,7 @@ impl Api {
                 "responsable@otra.gob.mx",
                 "Otra responsable",
                 Role::Agency,
-                Some(other.id.0),
+                Some(other.id),
                 None,
             ))
             .await
@@ -231,7 +232,7 @@ impl Api {
                 "CEDN",
                 Role::Validator,
                 None,
-                Some(cedn_lead.id.0),
+                Some(cedn_lead.id),
             ))
             .await
             .expect("validator");
@@ -241,9 +242,9 @@ impl Api {
                 NewProcedureInput {
                     homoclave: "SEPRU-01-001".into(),
                     name: "Constancia".into(),
-                    agency_id: agency.id.0,
+                    agency_id: agency.id,
                     url: "https://www.gob.mx/constancia".into(),
-                    responsible_id: responsible.id.0,
+                    responsible_id: responsible.id,
                 },
             )
             .await
@@ -254,18 +255,32 @@ impl Api {
                 NewProcedureInput {
                     homoclave: "OTRA-01-001".into(),
                     name: "Otro trámite".into(),
-                    agency_id: other.id.0,
+                    agency_id: other.id,
                     url: "https://www.gob.mx/otro".into(),
-                    responsible_id: other_user.id.0,
+                    responsible_id: other_user.id,
                 },
             )
             .await
             .expect("other procedure");
-        let token = |u: &User| {
+        let token = |u: &UserDoc| {
             let service = service.clone();
-            let email = u.email.to_string();
+            let email = u.email.clone();
             async move { service.create_token(&email).await.expect("token") }
         };
+        let users = vec![
+            admin.clone(),
+            helpdesk.clone(),
+            validator.clone(),
+            responsible.clone(),
+            boss1,
+            boss2,
+            other_user.clone(),
+            cedn_lead,
+        ];
+        let mut callers = Vec::new();
+        for u in &users {
+            callers.push(service.caller(u.id).await.expect("caller"));
+        }
         Api {
             router: router(AppState {
                 service: service.clone(),
@@ -276,21 +291,13 @@ impl Api {
             validator: token(&validator).await,
             agency: token(&responsible).await,
             other_agency: token(&other_user).await,
-            agency_id: agency.id.0,
-            other_agency_id: other.id.0,
-            procedure: procedure.id.0,
-            procedure_homoclave: procedure.homoclave.to_string(),
-            other_procedure: other_procedure.id.0,
-            users: vec![
-                admin,
-                helpdesk,
-                validator,
-                responsible,
-                boss1,
-                boss2,
-                other_user,
-                cedn_lead,
-            ],
+            agency_id: agency.id,
+            other_agency_id: other.id,
+            procedure: procedure.id,
+            procedure_homoclave: procedure.homoclave.clone(),
+            other_procedure: other_procedure.id,
+            users,
+            callers,
             service,
             clock,
             store,

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod imap;
+pub mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -346,6 +347,7 @@ pub async fn create(
                     now,
                     &SloPolicy::seed(),
                 )
+                .map_err(|e| incidencias::store::StoreError::Invalid(e.to_string()))
             },
             |_, _| Default::default(),
         )
@@ -353,7 +355,8 @@ pub async fn create(
         .expect("create incident")
 }
 
-/// Decides `command` on the stored state and appends it.
+/// Decides `command` on the stored state and appends it (a command the protocol refuses
+/// is a mistake in the test: it panics).
 pub async fn act(
     store: &Store,
     prior: &incidencias::store::StoredIncident,
@@ -367,6 +370,7 @@ pub async fn act(
         &command,
         now,
         &SloPolicy::seed(),
-    )?;
+    )
+    .unwrap_or_else(|e| panic!("the protocol refused {command:?}: {e}"));
     store.append(prior, events, Default::default(), now).await
 }

@@ -4,23 +4,26 @@
 
 use incidencias_core::{Channel, Command, Email, Folio, IncidentKind, IncidentState, Role};
 
-use super::{Caller, IdemRequest, NewIncidentInput, Service, ServiceError};
-use crate::mail::inbound::{Inbound, InboundError, intents, read};
-use crate::mail::render::header_safe;
+use super::{Caller, IdemRequest, InboundDisposition, NewIncidentInput, Service, ServiceError};
+use crate::documents::InboundDoc;
+mod read;
+
+use crate::encoding::header_safe;
+pub use read::MAX_MESSAGE_BYTES;
+use read::{Inbound, InboundError, intents, read};
 
 /// What became of a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundOutcome {
-    /// `acknowledged`, `resolution_notified`, `recorded`, `new_incident` or `triage`.
-    pub outcome: String,
+    pub outcome: InboundDisposition,
     pub folio: Option<String>,
     /// Why, in Spanish (for triage and refusals).
     pub reason: Option<String>,
 }
 
-fn outcome(kind: &str, folio: Option<&str>, reason: Option<&str>) -> InboundOutcome {
+fn outcome(kind: InboundDisposition, folio: Option<&str>, reason: Option<&str>) -> InboundOutcome {
     InboundOutcome {
-        outcome: kind.into(),
+        outcome: kind,
         folio: folio.map(str::to_string),
         reason: reason.map(str::to_string),
     }
@@ -78,11 +81,22 @@ fn guess_kind(text: &str) -> IncidentKind {
 }
 
 impl Service {
+    /// A message handed over by a mail system through the API (help desk or admin token).
+    pub async fn deliver(&self, caller: &Caller, raw: &[u8]) -> Result<InboundDoc, ServiceError> {
+        caller.require(&[Role::Helpdesk, Role::Admin], "entregar correos recibidos")?;
+        let r = self.ingest(raw).await?;
+        Ok(InboundDoc {
+            outcome: r.outcome.as_str().to_string(),
+            folio: r.folio,
+            reason: r.reason,
+        })
+    }
+
     /// Takes one raw RFC 822 message (from the API, the command line or IMAP). The same
     /// bytes received again (an MTA retry, an IMAP session cut before the message was
     /// flagged) act once: the second time answers what the first did.
     pub async fn ingest(&self, raw: &[u8]) -> Result<InboundOutcome, ServiceError> {
-        self.ingest_hashed(raw, crate::store::chain::sha256_hex(raw))
+        self.ingest_hashed(raw, crate::encoding::sha256_hex(raw))
             .await
     }
 
@@ -117,14 +131,14 @@ impl Service {
                 sender: header_safe(&message.sender, 300),
                 subject: header_safe(&message.subject, 500),
                 folio: result.folio.clone(),
-                outcome: result.outcome.clone(),
+                outcome: result.outcome,
                 reason: result.reason.clone(),
                 excerpt: clean(&message.new_text, 2000),
                 raw_sha256: Some(digest),
             })
             .await?;
-        if result.outcome != "triage" {
-            tracing::info!(folio = ?result.folio, outcome = %result.outcome, "correo recibido");
+        if result.outcome != InboundDisposition::Triage {
+            tracing::info!(folio = ?result.folio, outcome = result.outcome.as_str(), "correo recibido");
         }
         Ok(result)
     }
@@ -134,7 +148,7 @@ impl Service {
     /// in the triage queue with the reason instead of refused, so the help desk sees it and
     /// it is never read again. Passing failures (the database) still fail, to be retried.
     pub async fn ingest_or_triage(&self, raw: &[u8]) -> Result<InboundOutcome, ServiceError> {
-        let digest = crate::store::chain::sha256_hex(raw);
+        let digest = crate::encoding::sha256_hex(raw);
         match self.ingest_hashed(raw, digest.clone()).await {
             Err(e) if is_permanent(&e) => self.triage_hashed(raw, digest, &reason_of(&e)).await,
             other => other,
@@ -147,7 +161,7 @@ impl Service {
         raw: &[u8],
         reason: &str,
     ) -> Result<InboundOutcome, ServiceError> {
-        self.triage_hashed(raw, crate::store::chain::sha256_hex(raw), reason)
+        self.triage_hashed(raw, crate::encoding::sha256_hex(raw), reason)
             .await
     }
 
@@ -158,7 +172,7 @@ impl Service {
         digest: String,
         reason: &str,
     ) -> Result<InboundOutcome, ServiceError> {
-        let (sender, subject) = crate::mail::inbound::best_effort_headers(raw);
+        let (sender, subject) = read::best_effort_headers(raw);
         self.store
             .record_inbound(crate::store::InboundRecord {
                 received_at: self.now(),
@@ -166,14 +180,14 @@ impl Service {
                 sender: header_safe(&sender, 300),
                 subject: header_safe(&subject, 500),
                 folio: None,
-                outcome: "triage".into(),
+                outcome: InboundDisposition::Triage,
                 reason: Some(reason.to_string()),
                 excerpt: String::new(),
                 raw_sha256: Some(digest),
             })
             .await?;
         tracing::warn!(%sender, %reason, "correo recibido que no se pudo procesar; queda en revisión");
-        Ok(outcome("triage", None, Some(reason)))
+        Ok(outcome(InboundDisposition::Triage, None, Some(reason)))
     }
 
     /// Routes a message; whatever it does to an incident carries the message's hash as its
@@ -183,7 +197,11 @@ impl Service {
     async fn route(&self, m: &Inbound, digest: &str) -> Result<InboundOutcome, ServiceError> {
         let folio_text = m.folio.as_deref();
         if m.auto_reply {
-            return Ok(outcome("triage", folio_text, Some("respuesta automática")));
+            return Ok(outcome(
+                InboundDisposition::Triage,
+                folio_text,
+                Some("respuesta automática"),
+            ));
         }
         let user = match Email::parse(&m.sender) {
             Ok(e) => self.store.user_by_email(&e).await?,
@@ -194,62 +212,76 @@ impl Service {
             return self.new_report(m, user, digest).await;
         };
         let Ok(folio) = Folio::parse(folio_text) else {
-            return Ok(outcome("triage", Some(folio_text), Some("folio no válido")));
+            return Ok(outcome(
+                InboundDisposition::Triage,
+                Some(folio_text),
+                Some("folio no válido"),
+            ));
         };
         let Some(stored) = self.store.load_fresh(folio).await? else {
             return Ok(outcome(
-                "triage",
+                InboundDisposition::Triage,
                 Some(folio_text),
                 Some("folio desconocido"),
             ));
         };
         let Some(user) = user else {
             return Ok(outcome(
-                "triage",
+                InboundDisposition::Triage,
                 Some(folio_text),
                 Some("remitente desconocido"),
             ));
         };
         if user.agency_id != Some(stored.incident.agency_id) {
             return Ok(outcome(
-                "triage",
+                InboundDisposition::Triage,
                 Some(folio_text),
                 Some("el remitente no es de la dependencia de la incidencia"),
             ));
         }
         if m.replied_kind.as_deref() != Some("notification") {
-            return Ok(outcome("recorded", Some(folio_text), None));
+            return Ok(outcome(
+                InboundDisposition::Recorded,
+                Some(folio_text),
+                None,
+            ));
         }
-        let caller = Caller { user };
+        let caller = Caller::from(&user);
         let (ack, resolved) = intents(&m.new_text);
         // This very message may have acted already (taken concurrently, or before a crash
         // kept it from being recorded): its answer stands, whatever the state is now.
         if (ack || resolved) && self.replay(&caller, &once(digest)).await?.is_some() {
             let done = if ack {
-                "acknowledged"
+                InboundDisposition::Acknowledged
             } else {
-                "resolution_notified"
+                InboundDisposition::ResolutionNotified
             };
             return Ok(outcome(done, Some(folio_text), None));
         }
         let (command, done) = match (ack, resolved) {
             (true, true) => {
                 return Ok(outcome(
-                    "triage",
+                    InboundDisposition::Triage,
                     Some(folio_text),
                     Some("respuesta ambigua: confirma de enterado y avisa resolución"),
                 ));
             }
             (true, false) if stored.incident.state == IncidentState::AwaitingAck => {
-                (Command::Acknowledge, "acknowledged")
+                (Command::Acknowledge, InboundDisposition::Acknowledged)
             }
             (false, true) => (
                 Command::NotifyResolution {
                     summary: clean(&m.new_text, 10_000),
                 },
-                "resolution_notified",
+                InboundDisposition::ResolutionNotified,
             ),
-            _ => return Ok(outcome("recorded", Some(folio_text), None)),
+            _ => {
+                return Ok(outcome(
+                    InboundDisposition::Recorded,
+                    Some(folio_text),
+                    None,
+                ));
+            }
         };
         match self.act(&caller, folio, command, once(digest)).await {
             Ok(_) => Ok(outcome(done, Some(folio_text), None)),
@@ -257,7 +289,11 @@ impl Service {
                 e @ (ServiceError::InvalidTransition { .. }
                 | ServiceError::Invalid(_)
                 | ServiceError::Forbidden(_)),
-            ) => Ok(outcome("recorded", Some(folio_text), Some(&e.to_string()))),
+            ) => Ok(outcome(
+                InboundDisposition::Recorded,
+                Some(folio_text),
+                Some(&e.to_string()),
+            )),
             Err(e) => Err(e),
         }
     }
@@ -272,7 +308,7 @@ impl Service {
     ) -> Result<InboundOutcome, ServiceError> {
         let Some(user) = user else {
             return Ok(outcome(
-                "triage",
+                InboundDisposition::Triage,
                 None,
                 Some("sin folio y de un remitente desconocido"),
             ));
@@ -288,7 +324,7 @@ impl Service {
             .collect();
         if procedures.is_empty() {
             return Ok(outcome(
-                "triage",
+                InboundDisposition::Triage,
                 None,
                 Some("sin folio y sin la homoclave de un trámite de la dependencia"),
             ));
@@ -296,7 +332,7 @@ impl Service {
         let description = clean(&format!("{}\n\n{}", m.subject, m.new_text), 10_000);
         let reply = self
             .report(
-                &Caller { user },
+                &Caller::from(&user),
                 NewIncidentInput {
                     procedure_ids: procedures,
                     kind: guess_kind(&m.searchable),
@@ -311,7 +347,7 @@ impl Service {
             .ok()
             .and_then(|v| v["folio"].as_str().map(str::to_string));
         Ok(InboundOutcome {
-            outcome: "new_incident".into(),
+            outcome: InboundDisposition::NewIncident,
             folio,
             reason: None,
         })

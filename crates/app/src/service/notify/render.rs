@@ -1,10 +1,12 @@
-//! The Spanish emails of the protocol: one per communication of the step and exception
-//! tables, plus warnings and escalations. Each outbox row carries a template name (`kind`)
-//! and its data; rendering happens when it is sent, so a template fix reaches queued mail.
+//! The Spanish emails of the protocol: one per [`Message`], from the step and exception
+//! tables plus warnings and escalations. Rendering happens when a message is sent (or
+//! previewed), so a template fix reaches queued mail.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde_json::Value;
+
+use super::{Message, Notice};
+use crate::encoding::{escape_html, header_safe};
 
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,32 +16,10 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// Text safe inside a header: no line breaks or other control characters (they would let
-/// a name or description add headers), at most `max` characters.
-pub fn header_safe(text: &str, max: usize) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(max)
-        .collect()
-}
-
-/// Text safe inside HTML (emails and the link pages).
-pub fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// An instant as people in Mexico City read it: `27/11/2026 03:00 (hora del centro)`.
-pub fn local(instant: &str) -> String {
-    let Ok(t) = instant.parse::<Timestamp>() else {
-        return instant.to_string();
+pub fn local(instant: Option<Timestamp>) -> String {
+    let Some(t) = instant else {
+        return "(sin plazo)".to_string();
     };
     let tz = TimeZone::get("America/Mexico_City").unwrap_or(TimeZone::UTC);
     let z = t.to_zoned_datetime(tz);
@@ -53,8 +33,8 @@ pub fn local(instant: &str) -> String {
     )
 }
 
-fn severity_label(s: &str) -> &'static str {
-    match s {
+fn severity_label(s: Option<&str>) -> &'static str {
+    match s.unwrap_or_default() {
         "critical" => "Crítica",
         "high" => "Alta",
         "medium" => "Media",
@@ -74,13 +54,9 @@ fn clock_label(clock: &str) -> &'static str {
     }
 }
 
-fn s<'a>(data: &'a Value, key: &str) -> &'a str {
-    data.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// A line with a one-click action link, if the data carries one.
-fn action_link(base_url: &str, data: &Value, key: &str, label: &str) -> String {
-    match data.get(key).and_then(Value::as_str) {
+/// A line with a one-click action link, if the message carries one.
+fn action_link(base_url: &str, token: Option<&str>, label: &str) -> String {
+    match token {
         Some(token) => format!(
             "{label}: {}/acciones/{}",
             base_url.trim_end_matches('/'),
@@ -90,119 +66,133 @@ fn action_link(base_url: &str, data: &Value, key: &str, label: &str) -> String {
     }
 }
 
-/// Renders the template `kind` with `data` (which always has `folio`). `base_url` is where
-/// the recipient can see the incident.
-pub fn render(kind: &str, data: &Value, base_url: &str) -> Rendered {
-    let folio = header_safe(s(data, "folio"), 20);
-    let severity = severity_label(s(data, "severity"));
+/// Renders `notice`. `base_url` is where the recipient can see the incident.
+pub fn render(notice: &Notice, base_url: &str) -> Rendered {
+    let about = &notice.about;
+    let folio = header_safe(&about.folio, 20);
+    let severity = severity_label(about.severity.as_deref());
     let link = format!(
         "{}/api/v1/incidents/{folio}",
         base_url.trim_end_matches('/')
     );
-    let procedures = header_safe(s(data, "procedures"), 300);
-    let (title, lines): (String, Vec<String>) = match kind {
-        "reported" => (
+    let procedures = header_safe(&about.procedures, 300);
+    let (title, lines): (String, Vec<String>) = match &notice.message {
+        Message::Reported { description } => (
             "Incidencia reportada".into(),
             vec![
                 format!("Se registró la incidencia {folio} en: {procedures}."),
-                format!("Descripción: {}", s(data, "description")),
+                format!("Descripción: {description}"),
                 "Acción requerida (Mesa de ayuda): notificar formalmente al responsable del trámite con la severidad.".into(),
             ],
         ),
-        "notification" => (
+        Message::Notification {
+            ack_due_at,
+            resolution_due_at,
+            ack_link,
+            resolution_link,
+        } => (
             format!("Notificación de incidencia, severidad {severity}"),
             vec![
                 format!("Se le notifica formalmente la incidencia {folio} en: {procedures}."),
                 format!("Severidad: {severity}."),
-                format!("Confirme de enterado a más tardar: {}.", local(s(data, "ack_due_at"))),
-                format!("Tiempo para el aviso de resolución: a más tardar {}.", local(s(data, "resolution_due_at"))),
+                format!("Confirme de enterado a más tardar: {}.", local(*ack_due_at)),
+                format!("Tiempo para el aviso de resolución: a más tardar {}.", local(*resolution_due_at)),
                 "Acciones requeridas: 1) responder este correo confirmando de enterado; 2) iniciar las acciones para corregir la incidencia; 3) desplegar la cortinilla en el trámite. CEDN deshabilitará el botón del trámite en gob.mx.".into(),
-                action_link(base_url, data, "ack_link", "Confirmar de enterado con un clic"),
-                action_link(base_url, data, "resolution_link", "Cuando esté corregida, enviar el aviso de resolución"),
+                action_link(base_url, ack_link.as_deref(), "Confirmar de enterado con un clic"),
+                action_link(base_url, resolution_link.as_deref(), "Cuando esté corregida, enviar el aviso de resolución"),
             ],
         ),
-        "severity_changed" => (
+        Message::SeverityChanged { reason } => (
             format!("Cambio de severidad a {severity}"),
             vec![
                 format!("La severidad de la incidencia {folio} cambió a {severity}."),
-                format!("Motivo: {}", s(data, "reason")),
+                format!("Motivo: {reason}"),
                 "Los plazos en curso se recalcularon desde su inicio con la nueva severidad.".into(),
             ],
         ),
-        "acknowledged" => (
+        Message::Acknowledged => (
             "Confirmación de enterado recibida".into(),
             vec![format!("La dependencia confirmó de enterado la incidencia {folio}.")],
         ),
-        "resolution" => (
+        Message::Resolution { summary } => (
             "Aviso de resolución".into(),
             vec![
                 format!("La dependencia informa que corrigió la incidencia {folio}."),
-                format!("Resumen: {}", s(data, "summary")),
+                format!("Resumen: {summary}"),
                 "Acción requerida (Mesa de ayuda): solicitar a CEDN la validación de normas y estándares.".into(),
             ],
         ),
-        "validation_request" => (
+        Message::ValidationRequest {
+            round,
+            validation_due_at,
+        } => (
             "Solicitud de validación de normas y estándares".into(),
             vec![
-                format!("La incidencia {folio} fue corregida según la dependencia (ronda {}).", data.get("round").and_then(Value::as_u64).unwrap_or(1)),
-                format!("Valide a más tardar: {}.", local(s(data, "validation_due_at"))),
+                format!("La incidencia {folio} fue corregida según la dependencia (ronda {round})."),
+                format!("Valide a más tardar: {}.", local(*validation_due_at)),
                 "Acción requerida (CEDN): validar el trámite y habilitar su botón en gob.mx si la validación es exitosa.".into(),
             ],
         ),
-        "validation_passed" => (
+        Message::ValidationPassed => (
             "Validación exitosa".into(),
             vec![
                 format!("CEDN validó con éxito la corrección de la incidencia {folio}; el botón del trámite está habilitado."),
                 "Acción requerida: retirar la cortinilla y entregar el Formato de incidencias dentro de las 24 horas siguientes al aviso de resolución.".into(),
             ],
         ),
-        "persistence" => (
+        Message::Persistence { observations } => (
             "Persistencia de la incidencia".into(),
             vec![
                 format!("La validación de CEDN de la incidencia {folio} no fue exitosa."),
-                format!("Observaciones: {}", s(data, "observations")),
+                format!("Observaciones: {observations}"),
                 "Acción requerida: implementar las acciones para corregir la incidencia y enviar un nuevo aviso de resolución.".into(),
             ],
         ),
-        "report_form_submitted" => (
+        Message::ReportFormSubmitted => (
             "Formato de incidencias entregado".into(),
             vec![
                 format!("La dependencia entregó el Formato de incidencias de {folio}."),
                 "Acción requerida (Mesa de ayuda): revisarlo y aceptarlo o solicitar información complementaria.".into(),
             ],
         ),
-        "report_form_incomplete" => (
+        Message::ReportFormIncomplete { missing, message } => (
             "Solicitud de información complementaria".into(),
             vec![
                 format!("El Formato de incidencias de {folio} está incompleto."),
-                format!("Campos por completar: {}.", s(data, "missing")),
-                format!("Mensaje: {}", s(data, "message")),
+                format!("Campos por completar: {missing}."),
+                format!("Mensaje: {}", message.as_deref().unwrap_or("")),
                 "Acción requerida: completar la información del formato y reenviarlo.".into(),
             ],
         ),
-        "report_form_accepted" => (
+        Message::ReportFormAccepted => (
             "Formato de incidencias aceptado".into(),
             vec![format!("La Mesa de ayuda aceptó el Formato de incidencias de {folio}.")],
         ),
-        "closed" => (
+        Message::Closed => (
             "Cierre de la incidencia".into(),
             vec![
                 format!("Se confirma el cierre de la incidencia {folio}."),
                 "No se requiere ninguna acción.".into(),
             ],
         ),
-        "slo_warning" => (
-            format!("Aviso preventivo: vence el plazo de {}", clock_label(s(data, "clock"))),
+        Message::SloWarning {
+            clock, target_at, ..
+        } => (
+            format!("Aviso preventivo: vence el plazo de {}", clock_label(clock)),
             vec![
-                format!("El plazo de {} de la incidencia {folio} (severidad {severity}) vence el {}.", clock_label(s(data, "clock")), local(s(data, "target_at"))),
+                format!("El plazo de {} de la incidencia {folio} (severidad {severity}) vence el {}.", clock_label(clock), local(*target_at)),
                 "Acción requerida: completar el paso antes del vencimiento para evitar el escalamiento.".into(),
             ],
         ),
-        "escalation" => {
-            let level = data.get("level").and_then(Value::as_u64).unwrap_or(1);
-            let why = match data.get("clock").and_then(Value::as_str) {
+        Message::Escalation {
+            clock,
+            level,
+            reason,
+            ..
+        } => {
+            let why = match clock {
                 Some(clock) => format!("Se excedió el plazo de {}.", clock_label(clock)),
-                None => format!("Motivo: {}", s(data, "reason")),
+                None => format!("Motivo: {}", reason.as_deref().unwrap_or("")),
             };
             (
                 format!("Escalamiento nivel {level}"),
@@ -213,10 +203,6 @@ pub fn render(kind: &str, data: &Value, base_url: &str) -> Rendered {
                 ],
             )
         }
-        _ => (
-            "Aviso del protocolo de incidencias".into(),
-            vec![format!("Hay una novedad en la incidencia {folio}.")],
-        ),
     };
     let subject = header_safe(&format!("[{folio}] {title}"), 200);
     let lines: Vec<String> = lines.into_iter().filter(|l| !l.is_empty()).collect();
@@ -250,15 +236,28 @@ pub fn render(kind: &str, data: &Value, base_url: &str) -> Rendered {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::service::notify::About;
+
+    fn about(folio: &str) -> About {
+        About {
+            folio: folio.into(),
+            severity: Some("critical".into()),
+            procedures: "SEPRU-01-001 Constancia".into(),
+        }
+    }
 
     #[test]
     fn subject_starts_with_the_folio_and_deadlines_are_in_mexico_city_time() {
         let r = render(
-            "notification",
-            &json!({"folio": "INC-2026-000123", "severity": "critical",
-                    "ack_due_at": "2026-11-27T15:15:00Z", "resolution_due_at": "2026-11-27T16:30:00Z",
-                    "procedures": "SEPRU-01-001 Constancia"}),
+            &Notice {
+                about: about("INC-2026-000123"),
+                message: Message::Notification {
+                    ack_due_at: "2026-11-27T15:15:00Z".parse().ok(),
+                    resolution_due_at: "2026-11-27T16:30:00Z".parse().ok(),
+                    ack_link: None,
+                    resolution_link: None,
+                },
+            },
             "https://incidencias.gob.mx",
         );
         assert!(r.subject.starts_with("[INC-2026-000123] "), "{}", r.subject);
@@ -276,11 +275,62 @@ mod tests {
     #[test]
     fn header_injection_through_data_is_neutralized() {
         let r = render(
-            "reported",
-            &json!({"folio": "INC-2026-000001\r\nBcc: intruso@example.com", "description": "<script>x</script>"}),
+            &Notice {
+                about: about("INC-2026-000001\r\nBcc: intruso@example.com"),
+                message: Message::Reported {
+                    description: "<script>x</script>".into(),
+                },
+            },
             "http://x",
         );
         assert!(!r.subject.contains('\r') && !r.subject.contains('\n'));
         assert!(!r.html.contains("<script>"));
+    }
+
+    #[test]
+    fn a_stored_row_without_its_templates_data_is_refused_not_rendered_blank() {
+        let payload = serde_json::json!({"folio": "INC-2026-000001", "severity": null,
+            "procedures": "X"});
+        let missing = Notice::from_stored("notification", &payload);
+        assert!(
+            missing.is_ok(),
+            "optional deadlines may be absent: {missing:?}"
+        );
+        let refused = Notice::from_stored("resolution", &payload);
+        assert!(
+            refused.is_err(),
+            "a resolution without its summary must not render"
+        );
+        let unknown = Notice::from_stored("no_such_template", &payload);
+        assert!(
+            unknown.is_err(),
+            "an unknown kind must not render a generic mail"
+        );
+    }
+
+    #[test]
+    fn a_notice_survives_the_outbox_round_trip() {
+        let notice = Notice {
+            about: about("INC-2026-000009"),
+            message: Message::Escalation {
+                clock: Some("validation#2".into()),
+                level: 2,
+                reason: None,
+                due_at: "2026-11-27T15:15:00Z".parse().ok(),
+                target_at: None,
+            },
+        };
+        let row = crate::service::notify::Outgoing {
+            to: vec!["jefa@x.gob.mx".into()],
+            cc: vec![],
+            notice: notice.clone(),
+        }
+        .into_row();
+        assert_eq!(row.kind, "escalation");
+        assert!(
+            row.payload.get("kind").is_none(),
+            "the kind has its own column"
+        );
+        assert_eq!(Notice::from_stored(&row.kind, &row.payload), Ok(notice));
     }
 }
