@@ -5,11 +5,13 @@
 //!
 //! - [`store`]: persistence on SQLite or PostgreSQL (events, projection, catalogue, audit).
 //! - [`service`]: the use-cases; [`documents`]: what they answer with.
-//! - [`cli`]: the command line; [`bench`]: the shipped benchmarks.
+//! - [`cli`]: the command line, [`config`]: its settings read once; [`bench`]: the
+//!   shipped benchmarks.
 
 pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod demo;
 pub mod documents;
 pub mod encoding;

@@ -1,8 +1,5 @@
-//! The `incidencias` binary: parse the command line and hand over to the library.
-
-use clap::Parser;
+//! The `incidencias` binary: hand the command line over to the library.
 
 fn main() {
-    let cli = incidencias::cli::Cli::parse();
-    std::process::exit(incidencias::cli::run(cli));
+    std::process::exit(incidencias::cli::main());
 }

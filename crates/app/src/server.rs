@@ -1,14 +1,18 @@
-//! `serve`: the HTTP API over a store, with graceful shutdown.
+//! `serve`: the HTTP API over a store, its workers (scheduler, outbox, IMAP) under one
+//! supervisor, and graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::http::{AppState, router};
-use crate::mail::imap::{ImapPoller, ImapSettings};
-use crate::mail::worker::{MailSettings, OutboxWorker};
+use crate::mail::imap::ImapPoller;
+use crate::mail::worker::OutboxWorker;
 use crate::scheduler::Scheduler;
 use crate::service::Service;
 use crate::store::Store;
@@ -16,51 +20,80 @@ use crate::store::Store;
 /// Default address: local only, so a newcomer does not expose anything by accident.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
-/// Serves the API on `listener` until `shutdown` completes; requests in flight finish.
+/// How long a worker that panicked waits before it runs again: long enough not to spin
+/// on a fault that repeats at once, short enough that deadlines stay on time.
+const RESTART_PAUSE: Duration = Duration::from_secs(1);
+
+/// Serves the API on `listener` until `shutdown` completes; requests in flight finish,
+/// then the workers stop between two units of work, then the store closes.
 pub async fn serve(
+    config: Config,
     store: Store,
     clock: Arc<dyn Clock>,
     listener: TcpListener,
-    secure_cookies: bool,
-    mail: Option<MailSettings>,
-    imap: Option<ImapSettings>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let service = Service::new(store.clone(), clock.clone());
-    // One signal stops both the HTTP server (after the requests in flight) and the
-    // scheduler (between firings; a firing is one transaction, so never half done).
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler = tokio::spawn(supervise(service.clone(), stopped.clone()));
-    let mailer = match mail {
-        Some(settings) => match OutboxWorker::new(service.clone(), &settings) {
-            Ok(worker) => {
-                let mut stop = stopped.clone();
-                Some(tokio::spawn(worker.run(
-                    service.mail_wake.clone(),
-                    async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    },
-                )))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "correo desactivado");
-                None
-            }
-        },
-        None => {
-            tracing::warn!(
-                "sin INCIDENCIAS_SMTP_URL: los correos se conservan en la bandeja de salida y \
-                 no se envían"
-            );
-            None
-        }
+    if let Some(secret) = &config.link_secret {
+        service.use_link_secret(secret);
+    }
+    let base_url = match &config.public_url {
+        Some(url) => url.clone(),
+        None => format!("http://{}", listener.local_addr()?),
     };
-    let poller = imap.map(|settings| {
-        tokio::spawn(ImapPoller::new(service.clone(), settings).run(stopped.clone()))
-    });
+    // One signal stops the HTTP server (after the requests in flight) and every worker.
+    let (stop, stopped) = watch::channel(false);
+    let mut workers = Vec::new();
+    {
+        let service = service.clone();
+        workers.push(tokio::spawn(supervise(
+            "el programador de plazos",
+            stopped.clone(),
+            move |stop| Scheduler::new(service.clone()).run(until(stop)),
+        )));
+    }
+    match config.smtp {
+        Some(mut settings) => {
+            settings.base_url = base_url;
+            // Checked when the Config was built; a failure here is a bug worth a log line,
+            // not a reason to refuse the API.
+            match OutboxWorker::new(service.clone(), &settings) {
+                Ok(_) => {
+                    let (service, wake) = (service.clone(), service.mail_wake.clone());
+                    workers.push(tokio::spawn(supervise(
+                        "la bandeja de salida",
+                        stopped.clone(),
+                        move |stop| {
+                            let worker = OutboxWorker::new(service.clone(), &settings);
+                            let wake = wake.clone();
+                            async move {
+                                match worker {
+                                    Ok(worker) => worker.run(wake, until(stop)).await,
+                                    Err(e) => tracing::error!(error = %e, "correo desactivado"),
+                                }
+                            }
+                        },
+                    )));
+                }
+                Err(e) => tracing::error!(error = %e, "correo desactivado"),
+            }
+        }
+        None => tracing::warn!(
+            "sin INCIDENCIAS_SMTP_URL: los correos se conservan en la bandeja de salida y \
+             no se envían"
+        ),
+    }
+    if let Some(settings) = config.imap {
+        let service = service.clone();
+        workers.push(tokio::spawn(supervise(
+            "el lector del buzón IMAP",
+            stopped.clone(),
+            move |stop| ImapPoller::new(service.clone(), settings.clone()).run(stop),
+        )));
+    }
     let app = router(AppState {
         service,
-        secure_cookies,
+        secure_cookies: config.secure_cookies,
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -68,15 +101,57 @@ pub async fn serve(
             let _ = stop.send(true);
         })
         .await;
-    let _ = scheduler.await;
-    if let Some(m) = mailer {
-        let _ = m.await;
-    }
-    if let Some(p) = poller {
-        let _ = p.await;
+    for worker in workers {
+        let _ = worker.await;
     }
     store.close().await;
     served
+}
+
+/// Completes once `stop` turns true (or its sender is gone): the shutdown future the
+/// scheduler and the outbox worker take.
+async fn until(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs the worker `make` builds until `stop` turns true, building and running it again,
+/// after [`RESTART_PAUSE`], whenever it ends otherwise (a panic, or a return nobody asked
+/// for): the API must never keep serving while deadlines, mail or the mailbox silently
+/// stopped. Every worker is started, stopped and restarted this one way.
+pub async fn supervise<F, Fut>(name: &'static str, stop: watch::Receiver<bool>, make: F)
+where
+    F: Fn(watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let run = tokio::spawn(make(stop.clone()));
+        let outcome = run.await;
+        if *stop.borrow() {
+            return;
+        }
+        match outcome {
+            Err(e) if e.is_panic() => {
+                tracing::error!(
+                    worker = name,
+                    "{name} se detuvo por un error interno; se reinicia en 1 s"
+                );
+            }
+            Err(e) => {
+                tracing::error!(worker = name, error = %e, "{name} se detuvo; se reinicia en 1 s");
+            }
+            Ok(()) => {
+                tracing::error!(
+                    worker = name,
+                    "{name} terminó sin que se le pidiera; se reinicia en 1 s"
+                );
+            }
+        }
+        let mut waiting = stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(RESTART_PAUSE) => {}
+            _ = waiting.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
@@ -102,23 +177,58 @@ pub async fn shutdown_signal() {
     tracing::info!("señal de término recibida; terminando las solicitudes en curso");
 }
 
-/// Runs the scheduler, restarting it if it ever stops by a panic: the HTTP side must never
-/// keep serving while deadlines silently stop firing.
-async fn supervise(service: Service, stopped: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let mut stop = stopped.clone();
-        let run = tokio::spawn(Scheduler::new(service.clone()).run(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }));
-        match run.await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "el programador de plazos se detuvo; reiniciando en 1 s");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                if *stopped.borrow() {
-                    return;
-                }
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_worker_that_panics_is_restarted_after_a_pause_and_stops_when_asked() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = watch::channel(false);
+        let counted = runs.clone();
+        let started = Instant::now();
+        let supervisor = tokio::spawn(supervise("la prueba", stopped, move |stop| {
+            let run = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                assert!(run > 1, "the first run fails on purpose");
+                until(stop).await;
             }
+        }));
+        while runs.load(Ordering::SeqCst) < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never restarted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        assert!(
+            started.elapsed() >= RESTART_PAUSE,
+            "restarted only after the pause"
+        );
+        let _ = stop.send(true);
+        tokio::time::timeout(Duration::from_secs(5), supervisor)
+            .await
+            .expect("the supervisor returns once stopped")
+            .expect("the supervisor itself never panics");
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "one restart, no more");
+    }
+
+    #[tokio::test]
+    async fn a_stop_during_the_pause_is_obeyed_at_once() {
+        let (stop, stopped) = watch::channel(false);
+        let supervisor = tokio::spawn(supervise("la prueba", stopped, |_stop| async {
+            panic!("always fails");
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let asked = Instant::now();
+        let _ = stop.send(true);
+        tokio::time::timeout(Duration::from_secs(5), supervisor)
+            .await
+            .expect("returns")
+            .expect("no panic");
+        assert!(asked.elapsed() < RESTART_PAUSE, "did not sit out the pause");
     }
 }

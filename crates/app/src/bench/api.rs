@@ -64,12 +64,10 @@ async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), Store
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(crate::server::serve(
+        crate::config::Config::local(store.display_name()),
         store,
         Arc::new(SystemClock),
         listener,
-        false,
-        None,
-        None,
         std::future::pending(),
     ));
     Ok((addr, token, procedure.id, folio))

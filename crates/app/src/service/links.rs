@@ -51,15 +51,21 @@ impl Service {
         {
             return Ok(s.clone());
         }
-        let secret = match std::env::var("INCIDENCIAS_LINK_SECRET") {
-            Ok(s) if s.len() >= 32 => s,
-            _ => self.store.link_secret(new_secret()?).await?,
-        };
+        let secret = self.store.link_secret(new_secret()?).await?;
         let signer = Arc::new(LinkSigner::new(&secret));
         if let Ok(mut slot) = self.signer.lock() {
             *slot = Some(signer.clone());
         }
         Ok(signer)
+    }
+
+    /// Signs and checks links with `secret` (INCIDENCIAS_LINK_SECRET, read once by the
+    /// command line) instead of the one kept in the database: several instances, or a
+    /// restored backup, then agree on which links are genuine.
+    pub fn use_link_secret(&self, secret: &str) {
+        if let Ok(mut slot) = self.signer.lock() {
+            *slot = Some(Arc::new(LinkSigner::new(secret)));
+        }
     }
 
     pub async fn link_maker(&self, now: Timestamp) -> Result<LinkMaker, ServiceError> {

@@ -139,24 +139,10 @@ impl Store {
 /// Takes the serving lock of the SQLite database at `path` (`PATH.lock`), or says who
 /// holds it.
 pub fn lock_serving(path: &str) -> Result<std::fs::File, StoreError> {
-    let lock = format!("{path}.lock");
-    if let Some(dir) = std::path::Path::new(&lock)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Invalid(format!(
+    open::try_lock_serving(path)?.ok_or_else(|| {
+        StoreError::Invalid(format!(
             "otro proceso de incidencias ya está sirviendo {path}; con SQLite sólo puede haber \
              uno (use PostgreSQL para varias instancias)"
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io(e)),
-    }
+        ))
+    })
 }

@@ -20,15 +20,21 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// Every SQLite file starts with these 16 bytes.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// Whether opening may change the schema.
+/// Whether opening may create the database or change its schema. Only the commands that
+/// set a database up may create one: a typo in another command's URL must be answered with
+/// "no existe", not with a fresh empty database that then looks like lost data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     /// Create the SQLite file if missing and apply pending migrations (serve, migrate,
-    /// import, demo).
+    /// demo, and import once its input has been read and checked).
     Migrate,
-    /// The database must exist with the current schema; nothing is created or migrated
-    /// (audit, export, backup).
+    /// The database must exist with the current schema and is only read: no writer, no
+    /// WAL switch, so evidence on read-only media stays byte for byte as it was (audit,
+    /// export, backup, outbox list).
     Existing,
+    /// The database must exist with the current schema; rows may be written, but nothing
+    /// is created or migrated (user, token, outbox retry, mail ingest).
+    ExistingWritable,
 }
 
 /// PRAGMAs for every SQLite connection. `synchronous=FULL`: a commit that returned has
@@ -88,6 +94,11 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
     }
     let file = PathBuf::from(&path);
     check_sqlite_file(&file, mode)?;
+    let access = if mode == OpenMode::Migrate {
+        "rwc"
+    } else {
+        "rw"
+    };
     if mode == OpenMode::Migrate
         && let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
     {
@@ -122,7 +133,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
     }
 
     if mode == OpenMode::Existing {
-        // Read-only commands (audit, export, backup) never write: no writer, no WAL switch,
+        // Read-only commands (audit, export, backup, outbox list) never write: no writer, no WAL switch,
         // so a backup can be verified on read-only media and stays as it was.
         let pool = AnyPoolOptions::new()
             .max_connections(4)
@@ -142,7 +153,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         });
     }
 
-    let options = connect("rwc")?;
+    let options = connect(access)?;
     // The writer connection first: it sets WAL (persistent in the file) and runs the
     // migrations before anyone else touches the database.
     let mut writer_conn = AnyConnection::connect_with(&options)
@@ -193,10 +204,12 @@ fn check_sqlite_file(file: &Path, mode: OpenMode) -> Result<(), StoreError> {
     let path = file.display().to_string();
     match std::fs::metadata(file) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if mode == OpenMode::Existing {
+            if mode != OpenMode::Migrate {
                 return Err(StoreError::Open {
                     path,
-                    reason: "el archivo no existe".into(),
+                    reason: "el archivo no existe (se crea con `incidencias migrate` o \
+                             `incidencias serve`; revise --database-url)"
+                        .into(),
                 });
             }
             Ok(())
@@ -208,6 +221,10 @@ fn check_sqlite_file(file: &Path, mode: OpenMode) -> Result<(), StoreError> {
         Ok(meta) if meta.is_dir() => Err(StoreError::NotADatabase {
             path,
             detail: "es una carpeta, no un archivo".into(),
+        }),
+        Ok(meta) if meta.len() == 0 && mode != OpenMode::Migrate => Err(StoreError::Open {
+            path,
+            reason: "el archivo está vacío; prepárelo con `incidencias migrate`".into(),
         }),
         Ok(meta) if meta.len() == 0 => Ok(()),
         Ok(_) => {
@@ -310,7 +327,7 @@ pub fn redact_password(url: &str) -> String {
 
 /// Refuses what must not be opened, before anything is written: a schema newer than this
 /// binary knows, a database of another application (tables but no migration record), or,
-/// for read-only commands, a schema with pending migrations.
+/// for commands that may not migrate, a schema with pending migrations.
 async fn check_schema(
     conn: &mut AnyConnection,
     migrator: &Migrator,
@@ -333,7 +350,14 @@ async fn check_schema(
                 .into(),
         });
     }
-    if mode == OpenMode::Existing && found < known {
+    if mode != OpenMode::Migrate && found == 0 {
+        return Err(StoreError::Open {
+            path: path.to_string(),
+            reason: "no tiene el esquema de incidencias; prepárela con `incidencias migrate`"
+                .into(),
+        });
+    }
+    if mode != OpenMode::Migrate && found < known {
         return Err(StoreError::Open {
             path: path.to_string(),
             reason: format!(
@@ -401,4 +425,61 @@ async fn applied_version(conn: &mut AnyConnection) -> Result<i64, StoreError> {
         .await
         .and_then(|r| r.try_get::<i64, _>(0))
         .map_err(|e| StoreError::Database(e.to_string()))
+}
+
+/// The file of a `sqlite:` URL; `None` for any other database.
+pub fn sqlite_file(url: &str) -> Option<String> {
+    let url = url.trim();
+    url.starts_with("sqlite:").then(|| sqlite_path(url).0)
+}
+
+/// Takes the serving lock of the SQLite database at `path` (the file `PATH.lock`): `None`
+/// when another process holds it. The lock is the operating system's (released when the
+/// holder exits, even by a crash), so a stale lock file never blocks anyone.
+pub fn try_lock_serving(path: &str) -> Result<Option<std::fs::File>, StoreError> {
+    let lock = format!("{path}.lock");
+    if let Some(dir) = Path::new(&lock)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io(e)),
+    }
+}
+
+/// Whether `incidencias migrate` would change the SQLite database at `path`: it is
+/// missing or empty, or has migrations pending. Only reads (a read-only connection), so
+/// it may ask beside a running server.
+pub async fn sqlite_needs_migration(path: &str) -> Result<bool, StoreError> {
+    install_default_drivers();
+    let file = PathBuf::from(path);
+    check_sqlite_file(&file, OpenMode::Migrate)?;
+    if !std::fs::metadata(&file).is_ok_and(|m| m.len() > 0) {
+        return Ok(true);
+    }
+    let options: AnyConnectOptions = format!("sqlite://{path}?mode=ro")
+        .parse()
+        .map_err(|e: sqlx::Error| classify_sqlite_error(path, e))?;
+    let mut probe = AnyConnection::connect_with(&options.disable_statement_logging())
+        .await
+        .map_err(|e| classify_sqlite_error(path, e))?;
+    let checked = check_schema(&mut probe, &SQLITE_MIGRATIONS, path, OpenMode::Migrate).await;
+    let found = applied_version(&mut probe).await;
+    let _ = probe.close().await;
+    checked?;
+    let known = SQLITE_MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    Ok(found? < known)
 }

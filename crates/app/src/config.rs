@@ -1,0 +1,241 @@
+//! What the program is told: flags and their `INCIDENCIAS_*` variables (clap reads both, and
+//! `--help` lists each variable), read once at start into a checked [`Config`]. Nothing
+//! else reads the environment, so the settings a process runs with are the ones it was
+//! started with and a mistake stops the start with its reason, instead of leaving mail
+//! silently off or surfacing hours later in a worker.
+
+use std::path::PathBuf;
+
+use crate::mail::imap::ImapSettings;
+use crate::mail::worker::MailSettings;
+use crate::store::DEFAULT_DATABASE_URL;
+
+/// The demo's own database when none is named: never the operator's real one.
+pub const DEFAULT_DEMO_DATABASE_URL: &str = "sqlite://./data/demo.db";
+
+/// Shortest INCIDENCIAS_LINK_SECRET accepted: 256 bits of a random hexadecimal or base64
+/// secret fit in it, a guessable word does not.
+pub const MIN_LINK_SECRET: usize = 32;
+
+/// Options every command understands (before or after the command's name).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Base de datos: sqlite://RUTA o postgres://USUARIO@HOST/BASE (predeterminada:
+    /// sqlite://./data/incidencias.db; sólo migrate, serve e import la crean). El demo no
+    /// la toca: usa su propia base, sqlite://./data/demo.db, o RUTA-demo.db junto a la
+    /// base SQLite indicada.
+    #[arg(
+        long,
+        global = true,
+        env = "INCIDENCIAS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Secreto (al menos 32 caracteres) con que se firman los enlaces de un clic de los
+    /// correos; el mismo en todas las instancias. Sin él, se usa uno guardado en la base.
+    #[arg(
+        long,
+        global = true,
+        env = "INCIDENCIAS_LINK_SECRET",
+        value_name = "SECRETO",
+        hide_env_values = true,
+        value_parser = link_secret
+    )]
+    pub link_secret: Option<String>,
+}
+
+impl GlobalArgs {
+    /// The database of every command but `demo`.
+    pub fn database_url(&self) -> &str {
+        self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// The demo's database: its own file, even when the operator's variable names the real
+    /// one, because the demo deletes and recreates it on every start.
+    pub fn demo_database_url(&self) -> Result<String, ConfigError> {
+        match self.database_url.as_deref().map(str::trim) {
+            None => Ok(DEFAULT_DEMO_DATABASE_URL.to_string()),
+            Some(url) if url == DEFAULT_DATABASE_URL => Ok(DEFAULT_DEMO_DATABASE_URL.to_string()),
+            Some(url) if url.starts_with("sqlite:") => {
+                Ok(format!("{}-demo.db", url.trim_end_matches(".db")))
+            }
+            Some(_) => Err(ConfigError(
+                "el demo usa una base SQLite propia; no lo apunte a PostgreSQL".into(),
+            )),
+        }
+    }
+}
+
+fn link_secret(text: &str) -> Result<String, String> {
+    if text.chars().count() < MIN_LINK_SECRET {
+        return Err(format!(
+            "el secreto de los enlaces debe tener al menos {MIN_LINK_SECRET} caracteres"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// The flags of `serve` and `demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Dirección y puerto donde escuchar (la predeterminada sólo acepta conexiones locales).
+    #[arg(long, env = "INCIDENCIAS_BIND", default_value = crate::server::DEFAULT_BIND, value_name = "DIRECCIÓN")]
+    pub bind: String,
+    /// Marcar la cookie de sesión como Secure (detrás de HTTPS).
+    #[arg(long, env = "INCIDENCIAS_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// Servidor SMTP: smtp://host:puerto, smtp://host:587?tls=required (STARTTLS) o
+    /// smtps://usuario:contraseña@host:465. Sin él, los correos quedan en la bandeja.
+    #[arg(
+        long,
+        env = "INCIDENCIAS_SMTP_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub smtp_url: Option<String>,
+    /// Remitente de los correos.
+    #[arg(
+        long,
+        env = "INCIDENCIAS_MAIL_FROM",
+        default_value = "Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>",
+        value_name = "DIRECCIÓN"
+    )]
+    pub mail_from: String,
+    /// Dirección de respuesta de los correos.
+    #[arg(long, env = "INCIDENCIAS_MAIL_REPLY_TO", value_name = "DIRECCIÓN")]
+    pub mail_reply_to: Option<String>,
+    /// Buzón de la mesa de ayuda, leído con IMAP IDLE: imap://usuario:contraseña@host:143/INBOX,
+    /// imap://…?tls=required (STARTTLS) o imaps://usuario:contraseña@host:993/INBOX.
+    #[arg(
+        long,
+        env = "INCIDENCIAS_IMAP_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub imap_url: Option<String>,
+    /// Dirección pública del servicio, para los enlaces de los correos (sin ella, la
+    /// dirección donde escucha).
+    #[arg(long, env = "INCIDENCIAS_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Certificados de autoridad adicionales (PEM) en los que confiar para SMTP e IMAP,
+    /// además de los públicos (por ejemplo, la autoridad interna de la dependencia).
+    #[arg(long, env = "INCIDENCIAS_TLS_CA_FILE", value_name = "ARCHIVO")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Qué registrar en la salida de errores: info, debug, warn o por módulo
+    /// (incidencias=debug,warn).
+    #[arg(
+        long,
+        env = "INCIDENCIAS_LOG",
+        default_value = "info",
+        value_name = "FILTRO"
+    )]
+    pub log: String,
+}
+
+/// A setting that cannot be used, in Spanish, naming its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// The settings `serve` and `demo` run with, checked. Built once by [`Config::new`];
+/// tests and benchmarks start from [`Config::local`].
+#[derive(Clone)]
+pub struct Config {
+    /// The database served (for messages; the store is opened by the caller).
+    pub database_url: String,
+    /// Where to listen (INCIDENCIAS_BIND).
+    pub bind: String,
+    /// Mark the session cookie Secure: only behind HTTPS, or browsers drop it.
+    pub secure_cookies: bool,
+    /// Base of the links in emails; `None`: the address actually bound, which is what a
+    /// newcomer's local run needs.
+    pub public_url: Option<String>,
+    /// Outgoing mail, checked; `None`: emails wait in the outbox.
+    pub smtp: Option<MailSettings>,
+    /// The help desk's mailbox, checked; `None`: inbound mail only by the API and CLI.
+    pub imap: Option<ImapSettings>,
+    /// INCIDENCIAS_LINK_SECRET; `None`: the secret kept in the database.
+    pub link_secret: Option<String>,
+    /// The tracing filter (INCIDENCIAS_LOG), checked.
+    pub log: String,
+}
+
+impl Config {
+    /// Reads and checks every serving setting before anything is served.
+    pub fn new(
+        database_url: String,
+        global: &GlobalArgs,
+        args: &ServeArgs,
+    ) -> Result<Config, ConfigError> {
+        tracing_subscriber::EnvFilter::try_new(&args.log).map_err(|e| {
+            ConfigError(format!(
+                "INCIDENCIAS_LOG «{}» no es un filtro válido: {e}",
+                args.log
+            ))
+        })?;
+        let ca_pem = ca_pem(args.tls_ca_file.as_deref())?;
+        let imap = match args.imap_url.as_deref() {
+            Some(url) => {
+                let mut settings = ImapSettings::from_url(url)
+                    .map_err(|e| ConfigError(format!("INCIDENCIAS_IMAP_URL: {e}")))?;
+                settings.ca_pem = ca_pem.clone();
+                Some(settings)
+            }
+            None => None,
+        };
+        let smtp = match &args.smtp_url {
+            Some(url) => {
+                let settings = MailSettings {
+                    smtp_url: url.clone(),
+                    from: args.mail_from.clone(),
+                    reply_to: args.mail_reply_to.clone(),
+                    // Filled in by `serve` from `public_url` or the bound address.
+                    base_url: String::new(),
+                    ca_pem,
+                };
+                crate::mail::worker::check_settings(&settings)
+                    .map_err(|e| ConfigError(format!("correo: {e}")))?;
+                Some(settings)
+            }
+            None => None,
+        };
+        Ok(Config {
+            database_url,
+            bind: args.bind.clone(),
+            secure_cookies: args.secure_cookies,
+            public_url: args.public_url.clone(),
+            smtp,
+            imap,
+            link_secret: global.link_secret.clone(),
+            log: args.log.clone(),
+        })
+    }
+
+    /// Serving without mail on a local address: what tests and benchmarks start from.
+    pub fn local(database_url: &str) -> Config {
+        Config {
+            database_url: database_url.to_string(),
+            bind: "127.0.0.1:0".into(),
+            secure_cookies: false,
+            public_url: None,
+            smtp: None,
+            imap: None,
+            link_secret: None,
+            log: "info".into(),
+        }
+    }
+}
+
+/// The extra certificate authorities, read and checked once (INCIDENCIAS_TLS_CA_FILE).
+fn ca_pem(path: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let invalid =
+        |e: String| ConfigError(format!("INCIDENCIAS_TLS_CA_FILE ({}): {e}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| invalid(format!("no se pudo leer: {e}")))?;
+    crate::mail::ca_certificates(&pem).map_err(invalid)?;
+    Ok(Some(pem))
+}
