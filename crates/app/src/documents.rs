@@ -109,8 +109,9 @@ pub struct ClockDoc {
     pub elapsed_s: i64,
 }
 
-/// The incident report form (step 6). Every field may be left out when saving a draft;
-/// the help desk can only accept it complete.
+/// The incident report form (step 6). With `draft: true` the agency saves its work
+/// without delivering it (every field may be left out; no clock effect, no email);
+/// otherwise the form is delivered, and only a complete form can be.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReportFormBody {
@@ -136,6 +137,10 @@ pub struct ReportFormBody {
     pub prepared_by_position: String,
     /// Evidencias (opcional).
     pub attachments: Vec<String>,
+    /// Save without delivering (default false: deliver). Only read: the form's state says
+    /// whether a kept form is a draft.
+    #[serde(skip_serializing)]
+    pub draft: bool,
 }
 
 impl From<ReportFormBody> for IncidentReport {
@@ -170,6 +175,7 @@ impl From<&IncidentReport> for ReportFormBody {
             prepared_by_name: r.prepared_by_name.clone(),
             prepared_by_position: r.prepared_by_position.clone(),
             attachments: r.attachments.clone(),
+            draft: false,
         }
     }
 }

@@ -255,6 +255,13 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: "POST",
+            path: "/api/v1/incidents/{folio}/banner-exemption",
+            setup: Setup::Notified,
+            body: |_, _| Some(json!({"reason": "El portal no admite cortinilla en este trámite"})),
+            expect: [403, 200, 403, 403, 404, 401],
+        },
+        Row {
+            method: "POST",
             path: "/api/v1/incidents/{folio}/button",
             setup: Setup::Notified,
             body: |_, _| Some(json!({"enabled": true})),
@@ -278,7 +285,7 @@ fn rows() -> Vec<Row> {
             method: "PUT",
             path: "/api/v1/incidents/{folio}/report-form",
             setup: Setup::AwaitingValidation,
-            body: |_, _| Some(json!({"symptoms": "Error 500"})),
+            body: |_, _| Some(json!({"symptoms": "Error 500", "draft": true})),
             expect: [403, 403, 403, 200, 404, 401],
         },
         Row {
@@ -362,6 +369,11 @@ async fn prepare(api: &Api, setup: Setup) -> Option<String> {
     if matches!(setup, Setup::InCorrection) {
         return Some(folio);
     }
+    // The closing rule needs the banner shown during the incident (and removed by the end).
+    api.step(&folio, "banner", &api.agency, json!({"shown": true}))
+        .await;
+    api.step(&folio, "banner", &api.agency, json!({"shown": false}))
+        .await;
     api.advance(60);
     api.step(
         &folio,

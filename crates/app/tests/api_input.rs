@@ -843,15 +843,36 @@ async fn report_form_values_are_checked(url: String) {
     a.assert_invalid_field("attachments");
     assert_eq!(snapshot(&api, &folio).await, before);
 
-    // A draft is saved; the review names only real form fields.
+    // A partial form is saved as a draft (no clock effect); delivered, it is refused naming
+    // every field it lacks; the review names only real form fields.
     let draft = api
+        .put(
+            &path(&folio, "report-form"),
+            &api.agency,
+            json!({"symptoms": "Error 500", "draft": true}),
+        )
+        .await;
+    assert_eq!(draft.status, StatusCode::OK, "{}", draft.text);
+    assert_eq!(draft.json["report_form"]["state"], "draft");
+    let partial = api
         .put(
             &path(&folio, "report-form"),
             &api.agency,
             json!({"symptoms": "Error 500"}),
         )
         .await;
-    assert_eq!(draft.status, StatusCode::OK, "{}", draft.text);
+    partial.assert_invalid_field("root_cause");
+    partial.assert_invalid_field("impact");
+    // Detected after the failure began, restored by the resolution notice.
+    let doc = api.incident(&folio).await;
+    let mut form = api.form();
+    form["detected_at"] = doc["occurred_at"].clone();
+    form["restored_at"] = doc["rounds"][0]["notified_at"].clone();
+    let delivered = api
+        .put(&path(&folio, "report-form"), &api.agency, form)
+        .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.text);
+    assert_eq!(delivered.json["report_form"]["state"], "submitted");
     let before = snapshot(&api, &folio).await;
     let a = api
         .post(

@@ -523,7 +523,7 @@ async fn failed_validation_returns_to_correction_and_opens_a_second_round(url: S
     assert_eq!(events[6]["data"]["round"], 2);
 }
 
-async fn incomplete_form_cannot_be_accepted_and_is_requested_again(url: String) {
+async fn incomplete_form_is_refused_on_delivery_and_requested_again_by_the_help_desk(url: String) {
     let api = Api::new(&url).await;
     let folio = api.report().await;
     api.step(
@@ -550,54 +550,47 @@ async fn incomplete_form_cannot_be_accepted_and_is_requested_again(url: String) 
     let mut form = complete_form(&resolved.json);
     form.as_object_mut().expect("object").remove("root_cause");
 
+    // Delivered without its root cause, the form is refused naming the field; saved as a
+    // draft, it is kept with no clock effect.
     api.advance(600);
+    let refused = put_form(&api, &folio, form.clone()).await;
+    refused.assert_invalid_field("root_cause");
+    assert_eq!(refused.error_fields(), ["root_cause"]);
+    let mut draft = form.clone();
+    draft["draft"] = json!(true);
+    let saved = put_form(&api, &folio, draft).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+    assert_eq!(saved.json["report_form"]["state"], "draft");
+    assert_clock(&saved.json, "report_form", 0, "running", 86_400);
+
+    // Delivered complete but with a root cause the help desk finds insufficient: the clock
+    // pauses while the form awaits review (it measures delivery).
+    form["root_cause"] = json!("Por determinar");
     let submitted = put_form(&api, &folio, form.clone()).await;
     assert_eq!(submitted.status, StatusCode::OK, "{}", submitted.text);
     assert_eq!(submitted.json["report_form"]["state"], "submitted");
-    assert_eq!(
-        submitted.json["report_form"]["issues"]
-            .as_array()
-            .expect("issues")
-            .iter()
-            .map(|i| i["field"].as_str().expect("field"))
-            .collect::<Vec<_>>(),
-        ["root_cause"]
-    );
-    let version = submitted.json["version"].clone();
+    assert_eq!(submitted.json["report_form"]["issues"], json!([]));
+    assert_eq!(clock(&submitted.json, "report_form", 0)["elapsed_s"], 600);
 
-    // The help desk cannot accept it by mistake.
-    let refused = act(
-        &api,
-        &folio,
-        "report-form/review",
-        &api.helpdesk,
-        json!({"complete": true}),
-    )
-    .await;
-    refused.assert_invalid_field("report_form.root_cause");
-    assert_eq!(refused.error_fields(), ["report_form.root_cause"]);
-    let after = api.incident(&folio).await;
-    assert_eq!(
-        after["version"], version,
-        "a refused review changes nothing"
-    );
-    assert_eq!(after["report_form"]["state"], "submitted");
-
-    // It asks for the missing field (named by the system when not given).
+    // It asks for the root cause again; the clock runs from the request.
     api.advance(600);
     let requested = api
         .step(
             &folio,
             "report-form/review",
             &api.helpdesk,
-            json!({"complete": false, "message": "Falta la causa raíz"}),
+            json!({"complete": false, "missing": ["root_cause"], "message": "Falta la causa raíz"}),
         )
         .await;
     let doc = &requested.json;
     assert_eq!(doc["report_form"]["state"], "incomplete");
     assert_eq!(doc["report_form"]["requested"], json!(["root_cause"]));
     assert_clock(doc, "report_form", 0, "running", 86_400);
-    assert_eq!(clock(doc, "report_form", 0)["elapsed_s"], 1200);
+    assert_eq!(
+        clock(doc, "report_form", 0)["elapsed_s"],
+        600,
+        "the help desk's review is not charged to the agency"
+    );
 
     // The agency completes and resends; the help desk accepts.
     api.advance(600);
@@ -605,7 +598,6 @@ async fn incomplete_form_cannot_be_accepted_and_is_requested_again(url: String) 
     let resent = put_form(&api, &folio, form).await;
     assert_eq!(resent.status, StatusCode::OK, "{}", resent.text);
     assert_eq!(resent.json["report_form"]["state"], "submitted");
-    assert_eq!(resent.json["report_form"]["issues"], json!([]));
     let accepted = api
         .step(
             &folio,
@@ -620,8 +612,8 @@ async fn incomplete_form_cannot_be_accepted_and_is_requested_again(url: String) 
     assert_clock(doc, "report_form", 0, "met", 86_400);
     assert_eq!(
         clock(doc, "report_form", 0)["elapsed_s"],
-        1800,
-        "the form clock kept running while the form was incomplete"
+        1200,
+        "two deliveries of 600 s each; the reviews are not counted"
     );
 
     // Once accepted it cannot be replaced.
@@ -637,6 +629,12 @@ async fn incomplete_form_cannot_be_accepted_and_is_requested_again(url: String) 
     assert_eq!(reviews.len(), 2);
     assert_eq!(reviews[0]["data"]["complete"], false);
     assert_eq!(reviews[0]["data"]["missing"], json!(["root_cause"]));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "report_form_draft_saved"),
+        "the draft is part of the record"
+    );
     assert_eq!(reviews[0]["data"]["message"], "Falta la causa raíz");
     assert_eq!(reviews[1]["data"]["complete"], true);
 }
@@ -837,7 +835,16 @@ async fn assert_close_refused(api: &Api, folio: &str, unmet: &[&str]) {
 async fn close_is_refused_with_unmet_conditions_until_the_closing_rule_holds(url: String) {
     let api = Api::new(&url).await;
     let folio = api.report().await;
-    assert_close_refused(&api, &folio, &["validation_passed", "report_form_accepted"]).await;
+    assert_close_refused(
+        &api,
+        &folio,
+        &[
+            "validation_passed",
+            "banner_shown_or_exempted",
+            "report_form_accepted",
+        ],
+    )
+    .await;
 
     api.advance(60);
     api.step(
@@ -853,6 +860,7 @@ async fn close_is_refused_with_unmet_conditions_until_the_closing_rule_holds(url
         &[
             "validation_passed",
             "button_enabled",
+            "banner_shown_or_exempted",
             "report_form_accepted",
         ],
     )
@@ -1254,12 +1262,8 @@ async fn public_status_follows_the_incident_and_is_cacheable(url: String) {
 
     let folio = api.report().await;
     let reported_at = ts(&api.incident(&folio).await["reported_at"]);
-    let s = public_status(&api, &hc).await.json;
-    assert_eq!(
-        s["button_enabled"], true,
-        "reporting alone leaves the button"
-    );
-    assert_eq!(s["incident"]["folio"], folio.as_str());
+    // A report not yet notified may still be a false alarm: it is not public.
+    assert_idle(&public_status(&api, &hc).await.json, &hc);
 
     api.advance(60);
     api.step(
@@ -1335,19 +1339,110 @@ async fn public_status_follows_the_incident_and_is_cacheable(url: String) {
     assert_idle(&public_status(&api, &hc).await.json, &hc);
 }
 
+/// PROTOCOL.md, "Closing rule", dismissal: after notification a dismissal restores the
+/// portal and is mailed to the responsible and CEDN; before it, nobody outside the help
+/// desk hears of it; once acknowledged, the incident can no longer be dismissed.
+async fn dismissal_after_notification_is_mailed_to_the_responsible_and_cedn(url: String) {
+    let api = Api::new(&url).await;
+    let mails = |folio: String| {
+        let api = &api;
+        async move {
+            let list = api.get("/api/v1/outbox?limit=500", &api.helpdesk).await;
+            list.json
+                .as_array()
+                .expect("outbox")
+                .iter()
+                .filter(|m| m["folio"] == folio.as_str() && m["kind"] == "dismissed")
+                .cloned()
+                .collect::<Vec<Value>>()
+        }
+    };
+    let early = api.report().await;
+    api.step(
+        &early,
+        "dismiss",
+        &api.helpdesk,
+        json!({"reason": "Duplicado"}),
+    )
+    .await;
+    assert!(
+        mails(early).await.is_empty(),
+        "a dismissed report is not mailed"
+    );
+
+    let notified = api.report().await;
+    api.step(
+        &notified,
+        "notify",
+        &api.helpdesk,
+        json!({"severity": "high"}),
+    )
+    .await;
+    let dismissed = api
+        .step(
+            &notified,
+            "dismiss",
+            &api.helpdesk,
+            json!({"reason": "Falsa alarma del monitoreo"}),
+        )
+        .await;
+    assert_eq!(dismissed.json["portal"]["button_enabled"], true);
+    let sent = mails(notified).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0]["to"],
+        json!(["responsable@sepru.gob.mx", "cedn@ugd.gob.mx"])
+    );
+    assert_eq!(sent[0]["cc"], json!(["mesa@ugd.gob.mx"]));
+
+    let real = api.report().await;
+    api.step(&real, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    api.step(&real, "acknowledge", &api.agency, json!({})).await;
+    let refused = act(
+        &api,
+        &real,
+        "dismiss",
+        &api.helpdesk,
+        json!({"reason": "Ya no"}),
+    )
+    .await;
+    assert_refused_in(&refused, "in_correction");
+}
+
+/// PROTOCOL.md, "Portal state": only a `slow` incident may keep the portal button.
+async fn only_a_slow_incident_may_keep_the_portal_button(url: String) {
+    let api = Api::new(&url).await;
+    let down = api.report().await;
+    let a = act(
+        &api,
+        &down,
+        "notify",
+        &api.helpdesk,
+        json!({"severity": "high", "disable_button": false}),
+    )
+    .await;
+    a.assert_invalid_field("disable_button");
+    let slow = api.report_kind("slow").await;
+    let kept = api
+        .step(
+            &slow,
+            "notify",
+            &api.helpdesk,
+            json!({"severity": "low", "disable_button": false}),
+        )
+        .await;
+    assert_eq!(kept.json["portal"]["button_enabled"], true);
+}
+
 async fn public_banner_without_message_shows_the_default_notice(url: String) {
     let api = Api::new(&url).await;
     let hc = api.procedure_homoclave.clone();
     let folio = api.report().await;
-    api.step(
-        &folio,
-        "notify",
-        &api.helpdesk,
-        json!({"severity": "low", "disable_button": false}),
-    )
-    .await;
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "low"}))
+        .await;
     let s = public_status(&api, &hc).await.json;
-    assert_eq!(s["button_enabled"], true, "disable_button: false keeps it");
+    assert_eq!(s["button_enabled"], false);
     api.step(&folio, "banner", &api.agency, json!({"shown": true}))
         .await;
     let s = public_status(&api, &hc).await.json;
@@ -1358,15 +1453,26 @@ async fn public_banner_without_message_shows_the_default_notice(url: String) {
             .is_some_and(|m| m.contains("falla")),
         "a Spanish default notice: {s}"
     );
-    // A dismissed report no longer counts.
-    api.step(
-        &folio,
-        "dismiss",
-        &api.helpdesk,
-        json!({"reason": "Falsa alarma"}),
-    )
-    .await;
+    // A report dismissed before acknowledgment no longer counts, and the portal it had
+    // changed is restored by the system, the cause recorded.
+    let dismissed = api
+        .step(
+            &folio,
+            "dismiss",
+            &api.helpdesk,
+            json!({"reason": "Falsa alarma"}),
+        )
+        .await;
+    assert_eq!(dismissed.json["portal"]["button_enabled"], true);
+    assert_eq!(dismissed.json["portal"]["banner_shown"], false);
     assert_idle(&public_status(&api, &hc).await.json, &hc);
+    let events = api.events(&folio).await;
+    let automatic: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["data"]["cause"] == "dismissal")
+        .collect();
+    assert_eq!(automatic.len(), 2, "button and banner restored: {events:?}");
+    assert!(automatic.iter().all(|e| e["actor"]["type"] == "system"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1737,7 +1843,9 @@ on_both_backends!(
     medium_incident_runs_all_seven_steps_to_closed,
     low_incident_runs_all_seven_steps_to_closed,
     failed_validation_returns_to_correction_and_opens_a_second_round,
-    incomplete_form_cannot_be_accepted_and_is_requested_again,
+    incomplete_form_is_refused_on_delivery_and_requested_again_by_the_help_desk,
+    dismissal_after_notification_is_mailed_to_the_responsible_and_cedn,
+    only_a_slow_incident_may_keep_the_portal_button,
     severity_change_retargets_running_clocks_from_their_starts,
     dismissed_report_is_kept_and_refuses_every_further_action,
     close_is_refused_with_unmet_conditions_until_the_closing_rule_holds,

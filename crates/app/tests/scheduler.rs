@@ -201,7 +201,11 @@ async fn a_breached_validation_escalates_on_the_central_side_and_paused_resoluti
         .expect("escalation mail");
     let r: serde_json::Value = serde_json::from_str(&escalation.1).expect("json");
     assert_eq!(r["to"], json!(["jefatura.cedn@ugd.gob.mx"]));
-    assert_eq!(r["cc"], json!(["cedn@ugd.gob.mx"]));
+    // PROTOCOL.md, "Escalation": cc the late validator and the procedure's responsible.
+    assert_eq!(
+        r["cc"],
+        json!(["cedn@ugd.gob.mx", "responsable@sepru.gob.mx"])
+    );
 }
 
 async fn after_downtime_everything_overdue_fires_once_in_due_order(url: String) {

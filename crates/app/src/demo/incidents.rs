@@ -300,7 +300,8 @@ impl Seeder {
         self.act(p.resp, folio, banner).await
     }
 
-    /// Step 6's report form; `incomplete` leaves out the root cause.
+    /// Step 6's report form; `incomplete` delivers a root cause too vague to accept (the
+    /// form is complete by its rules: only the help desk can judge it insufficient).
     async fn submit_form(
         &self,
         folio: Folio,
@@ -311,7 +312,7 @@ impl Seeder {
         self.at(t.step(7));
         let mut f = form(t.step(4), t.t0);
         if incomplete {
-            f.root_cause = String::new();
+            f.root_cause = "Por determinar.".into();
         }
         self.act(p.resp, folio, Command::SubmitReportForm(f.into()))
             .await
@@ -326,7 +327,7 @@ impl Seeder {
         self.at(t.step(8));
         let command = Command::ReviewReportForm {
             complete: false,
-            missing: vec![],
+            missing: vec!["root_cause".into()],
             message: Some("Favor de indicar la causa raíz.".into()),
         };
         self.act(p.mesa, folio, command).await
@@ -383,5 +384,6 @@ fn form(restored: Timestamp, detected: Timestamp) -> ReportFormBody {
         prepared_by_name: "Laura Méndez Ortiz".into(),
         prepared_by_position: "Subdirectora de Operación de Sistemas".into(),
         attachments: vec!["bitacora-incidente.pdf".into()],
+        draft: false,
     }
 }

@@ -185,6 +185,24 @@ pub struct BannerBody {
     pub message: Option<String>,
 }
 
+/// The closing rule's alternative to the banner: the help desk records why the banner was
+/// not shown during the incident.
+#[utoipa::path(post, path = "/api/v1/incidents/{folio}/banner-exemption", tag = TAG,
+    params(("folio" = String, Path)), request_body = ReasonBody,
+    responses((status = 200, body = IncidentDoc), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn banner_exemption(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(f): Path<String>,
+    body: Body<ReasonBody>,
+) -> Result<Response, ApiError> {
+    let command = Command::ExemptBanner {
+        reason: body.value.reason,
+    };
+    act(&state, &caller, &f, command, body.idem).await
+}
+
 /// Steps 2 and 5: the agency shows or removes the banner.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/banner", tag = TAG,
     params(("folio" = String, Path)), request_body = BannerBody,
@@ -288,7 +306,11 @@ pub async fn report_form(
     Path(f): Path<String>,
     body: Body<ReportFormBody>,
 ) -> Result<Response, ApiError> {
-    let command = Command::SubmitReportForm(body.value.into());
+    let command = if body.value.draft {
+        Command::SaveReportFormDraft(body.value.into())
+    } else {
+        Command::SubmitReportForm(body.value.into())
+    };
     act(&state, &caller, &f, command, body.idem).await
 }
 

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(i::notify))
         .routes(routes!(i::acknowledge))
         .routes(routes!(i::banner))
+        .routes(routes!(i::banner_exemption))
         .routes(routes!(i::button))
         .routes(routes!(i::resolution))
         .routes(routes!(i::validation))

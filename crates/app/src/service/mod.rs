@@ -169,11 +169,14 @@ impl From<DecideError> for ServiceError {
             DecideError::RoleNotAllowed { .. } => ServiceError::Forbidden(message),
             DecideError::NotYourAgency => ServiceError::NotFound("la incidencia".into()),
             DecideError::InvalidFields(fields) => ServiceError::Invalid(fields),
-            DecideError::NotDue { .. } => ServiceError::InvalidTransition {
-                state: None,
-                message,
-                unmet: Vec::new(),
-            },
+            // Nobody above on the ladder: about the incident's state, like a refused step.
+            DecideError::NotDue { .. } | DecideError::NoSuperior { .. } => {
+                ServiceError::InvalidTransition {
+                    state: None,
+                    message,
+                    unmet: Vec::new(),
+                }
+            }
         }
     }
 }

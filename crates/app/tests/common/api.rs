@@ -413,6 +413,11 @@ impl Api {
     /// Reports an incident on the agency's procedure (occurred 5 minutes ago) and returns
     /// its folio.
     pub async fn report(&self) -> String {
+        self.report_kind("unavailable").await
+    }
+
+    /// Step 1 of an incident of `kind` (`unavailable`, `slow`, ...), by phone.
+    pub async fn report_kind(&self, kind: &str) -> String {
         let occurred = self.clock_now() - jiff::SignedDuration::from_mins(5);
         let a = self
             .post(
@@ -420,7 +425,7 @@ impl Api {
                 &self.helpdesk,
                 json!({
                     "procedure_ids": [self.procedure],
-                    "kind": "unavailable",
+                    "kind": kind,
                     "description": "El trámite no responde",
                     "occurred_at": occurred.to_string(),
                     "channel": "phone"

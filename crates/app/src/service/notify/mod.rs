@@ -42,6 +42,10 @@ pub enum Message {
         /// Signed tokens for `/acciones/{token}`; none when links cannot be signed.
         ack_link: Option<String>,
         resolution_link: Option<String>,
+        /// The portal button was kept enabled (a `slow` incident): the email says so
+        /// instead of announcing it disabled. Absent in rows queued before it existed.
+        #[serde(default)]
+        button_kept: bool,
     },
     /// Severity changed by the help desk, to the responsible.
     SeverityChanged { reason: String },
@@ -70,6 +74,9 @@ pub enum Message {
     ReportFormAccepted,
     /// Step 7, to the responsible.
     Closed,
+    /// A report dismissed after its notification, to the responsible and CEDN: the portal
+    /// was restored automatically.
+    Dismissed { reason: String },
     /// A clock at its warning ratio, to whoever must act.
     SloWarning {
         /// The clock's name (`ack`, `resolution`, `validation#2`, ...).
@@ -218,6 +225,7 @@ pub(crate) fn for_events(
                         resolution_due_at: due(incident, ClockId::RESOLUTION),
                         ack_link: token(LinkAction::Acknowledge),
                         resolution_link: token(LinkAction::Resolution),
+                        button_kept: incident.portal.button_enabled,
                     },
                 ))
             }
@@ -279,12 +287,24 @@ pub(crate) fn for_events(
                 out.push(mail(&responsible, &[], Message::ReportFormAccepted))
             }
             Change::Closed => out.push(mail(&responsible, &[], Message::Closed)),
+            // Before notification nobody outside the help desk knew of the report.
+            Change::Dismissed {
+                reason,
+                notified: true,
+            } => out.push(mail(
+                &[responsible.as_slice(), cedn.as_slice()].concat(),
+                &helpdesk,
+                Message::Dismissed {
+                    reason: reason.clone(),
+                },
+            )),
             Change::Escalated {
                 clock: None,
                 level,
                 to,
                 cc,
                 reason,
+                ..
             } => out.push(mail(
                 &emails(org, &[*to]),
                 &emails(org, cc),

@@ -90,6 +90,7 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
             resolution_due_at,
             ack_link,
             resolution_link,
+            button_kept,
         } => (
             format!("Notificación de incidencia, severidad {severity}"),
             vec![
@@ -97,7 +98,11 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
                 format!("Severidad: {severity}."),
                 format!("Confirme de enterado a más tardar: {}.", local(*ack_due_at)),
                 format!("Tiempo para el aviso de resolución: a más tardar {}.", local(*resolution_due_at)),
-                "Acciones requeridas: 1) responder este correo confirmando de enterado; 2) iniciar las acciones para corregir la incidencia; 3) desplegar la cortinilla en el trámite. CEDN deshabilitará el botón del trámite en gob.mx.".into(),
+                format!("Acciones requeridas: 1) responder este correo confirmando de enterado; 2) iniciar las acciones para corregir la incidencia; 3) desplegar la cortinilla en el trámite. {}", if *button_kept {
+                    "Por tratarse de lentitud, el botón del trámite en gob.mx permanece habilitado."
+                } else {
+                    "CEDN deshabilitó el botón del trámite en gob.mx."
+                }),
                 action_link(base_url, ack_link.as_deref(), "Confirmar de enterado con un clic"),
                 action_link(base_url, resolution_link.as_deref(), "Cuando esté corregida, enviar el aviso de resolución"),
             ],
@@ -167,6 +172,14 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
         Message::ReportFormAccepted => (
             "Formato de incidencias aceptado".into(),
             vec![format!("La Mesa de ayuda aceptó el Formato de incidencias de {folio}.")],
+        ),
+        Message::Dismissed { reason } => (
+            "Incidencia descartada".into(),
+            vec![
+                format!("La Mesa de ayuda descartó la incidencia {folio}."),
+                format!("Motivo: {reason}"),
+                "El botón del trámite se habilitó y la cortinilla se retiró automáticamente. No se requiere ninguna acción.".into(),
+            ],
         ),
         Message::Closed => (
             "Cierre de la incidencia".into(),
@@ -256,6 +269,7 @@ mod tests {
                     resolution_due_at: "2026-11-27T16:30:00Z".parse().ok(),
                     ack_link: None,
                     resolution_link: None,
+                    button_kept: false,
                 },
             },
             "https://incidencias.gob.mx",
@@ -270,6 +284,41 @@ mod tests {
         );
         assert!(r.text.contains("confirmando de enterado"));
         assert!(r.html.contains("lang=\"es-MX\""));
+    }
+
+    #[test]
+    fn the_step_2_email_says_what_happened_to_the_portal_button() {
+        let notice = |button_kept| Notice {
+            about: about("INC-2026-000123"),
+            message: Message::Notification {
+                ack_due_at: None,
+                resolution_due_at: None,
+                ack_link: None,
+                resolution_link: None,
+                button_kept,
+            },
+        };
+        let kept = render(&notice(true), "https://x").text;
+        assert!(kept.contains("permanece habilitado"), "{kept}");
+        assert!(!kept.contains("deshabilit"), "{kept}");
+        let disabled = render(&notice(false), "https://x").text;
+        assert!(disabled.contains("CEDN deshabilitó el botón"), "{disabled}");
+    }
+
+    #[test]
+    fn a_dismissal_after_notification_says_the_portal_was_restored() {
+        let r = render(
+            &Notice {
+                about: about("INC-2026-000123"),
+                message: Message::Dismissed {
+                    reason: "Falsa alarma".into(),
+                },
+            },
+            "https://x",
+        );
+        assert!(r.subject.contains("Incidencia descartada"), "{}", r.subject);
+        assert!(r.text.contains("Motivo: Falsa alarma"), "{}", r.text);
+        assert!(r.text.contains("se habilitó"), "{}", r.text);
     }
 
     #[test]
