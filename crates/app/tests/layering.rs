@@ -1,7 +1,8 @@
-//! The service is the only door: front ends (the JSON API, the pages) never touch the store,
-//! the workers (scheduler, outbox, IMAP) reach it only through the service, the service
-//! knows none of its front ends, and the store knows nothing above it. Reads the sources
-//! rather than trusting a comment (like `crates/core/tests/manifest.rs`).
+//! The service is the only door: front ends (the JSON API, the pages) never touch the store
+//! nor check roles themselves, the workers (scheduler, outbox, IMAP) reach the store only
+//! through the service, the service knows none of its front ends, and the store knows
+//! nothing above it. Reads the sources rather than trusting a comment (like
+//! `crates/core/tests/manifest.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +100,29 @@ fn front_ends_and_workers_go_through_the_service_and_the_store_knows_nothing_abo
         found.is_empty(),
         "forbidden imports (file: module it may not name):\n{}",
         found.join("\n")
+    );
+}
+
+/// Role checks belong to the service and the core: a handler that calls `require` decides
+/// authorization itself.
+#[test]
+fn no_front_end_checks_roles_itself() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    for front in ["http", "web"] {
+        let dir = src.join(front);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        }
+    }
+    let deciding: Vec<String> = files
+        .iter()
+        .filter(|f| code(&std::fs::read_to_string(f).expect("read")).contains(".require("))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        deciding.is_empty(),
+        "role checks in front ends: {deciding:?}"
     );
 }
 

@@ -350,12 +350,18 @@ impl Service {
         Ok(self.store.policies().await?)
     }
 
+    /// Whether `caller` may publish SLO policy versions (administrators only); front ends
+    /// ask before reading the rest of a request.
+    pub fn may_publish_policies(&self, caller: &Caller) -> Result<(), ServiceError> {
+        caller.require(&[Role::Admin], "publicar políticas de SLO")
+    }
+
     pub async fn add_policy(
         &self,
         caller: &Caller,
         input: PolicyInput,
     ) -> Result<SloPolicy, ServiceError> {
-        caller.require(&[Role::Admin], "publicar políticas de SLO")?;
+        self.may_publish_policies(caller)?;
         let now = self.now();
         let policy = SloPolicy {
             version: 0,

@@ -88,7 +88,9 @@ impl Caller {
     }
 
     /// Refuses unless the caller has one of `roles`; `action` names what was refused.
-    pub fn require(&self, roles: &[Role], action: &str) -> Result<(), ServiceError> {
+    /// Crate-private: authorization is decided in the service and the core, never by a
+    /// front end (tests/layering.rs keeps http/ from the store; this keeps it from roles).
+    pub(crate) fn require(&self, roles: &[Role], action: &str) -> Result<(), ServiceError> {
         if roles.contains(&self.role) {
             Ok(())
         } else {
