@@ -332,8 +332,16 @@ pub struct EventDoc {
     pub seq: i64,
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
+    /// `{"type": "user", "id", "role", "agency"}` or `{"type": "system"}`.
     #[schema(value_type = Object)]
     pub actor: serde_json::Value,
+    /// The acting person's name (null for the system).
+    pub actor_name: Option<String>,
+    /// How the request arrived: `{"channel": "api" | "web" | "link"}` or `{"channel":
+    /// "email", "message_sha256"}` (the received message's hash); null for the system's
+    /// own acts and for events recorded before it was kept.
+    #[schema(value_type = Option<Object>)]
+    pub via: Option<serde_json::Value>,
     pub kind: String,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
@@ -343,10 +351,15 @@ pub struct EventDoc {
 
 impl From<crate::store::StoredEvent> for EventDoc {
     fn from(e: crate::store::StoredEvent) -> EventDoc {
+        let mut actor: serde_json::Value =
+            serde_json::from_str(&e.actor).unwrap_or(serde_json::Value::Null);
+        let via = actor.as_object_mut().and_then(|a| a.remove("via"));
         EventDoc {
             seq: e.seq,
             at: Timestamp::from_millisecond(e.at).unwrap_or(Timestamp::UNIX_EPOCH),
-            actor: serde_json::from_str(&e.actor).unwrap_or(serde_json::Value::Null),
+            actor,
+            actor_name: None,
+            via,
             kind: e.kind,
             data: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
             prev_hash: e.prev_hash,

@@ -233,6 +233,13 @@ fn rows() -> Vec<Row> {
             expect: [200, 200, 200, 200, 404, 401],
         },
         Row {
+            method: "GET",
+            path: "/api/v1/incidents/{folio}/messages",
+            setup: Setup::Reported,
+            body: none,
+            expect: [200, 200, 200, 200, 404, 401],
+        },
+        Row {
             method: "POST",
             path: "/api/v1/incidents/{folio}/notify",
             setup: Setup::Reported,

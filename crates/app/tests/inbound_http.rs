@@ -21,7 +21,9 @@ async fn deliver(api: &Api, raw: Vec<u8>) -> common::api::Answer {
     api.send(req).await
 }
 
-async fn a_reply_to_the_step_2_email_acknowledges_and_a_huge_message_is_refused(url: String) {
+async fn a_reply_to_the_step_2_email_acknowledges_records_how_and_a_huge_message_is_refused(
+    url: String,
+) {
     let api = Api::new(&url).await;
     let folio = api.report().await;
     api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
@@ -59,6 +61,35 @@ async fn a_reply_to_the_step_2_email_acknowledges_and_a_huge_message_is_refused(
         .get(&format!("/api/v1/incidents/{folio}"), &api.helpdesk)
         .await;
     assert_eq!(doc.json["state"], "in_correction");
+
+    // The record says how each action arrived, and who took it by name; the reply is on
+    // the incident's own list of received mail.
+    let events = api.events(&folio).await;
+    let notified = events
+        .iter()
+        .find(|e| e["kind"] == "notified")
+        .expect("notified");
+    assert_eq!(notified["via"], json!({"channel": "api"}));
+    assert_eq!(notified["actor_name"], "Mesa");
+    let acknowledged = events
+        .iter()
+        .find(|e| e["kind"] == "acknowledged")
+        .expect("acknowledged");
+    assert_eq!(acknowledged["via"]["channel"], "email");
+    assert_eq!(acknowledged["actor_name"], "Responsable");
+    let messages = api
+        .get(&format!("/api/v1/incidents/{folio}/messages"), &api.agency)
+        .await;
+    assert_eq!(messages.status, StatusCode::OK, "{}", messages.text);
+    let list = messages.json.as_array().expect("list");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["outcome"], "acknowledged");
+    assert_eq!(list[0]["message_id"], "respuesta-1@sepru.gob.mx");
+    assert_eq!(
+        acknowledged["via"]["message_sha256"].as_str().map(str::len),
+        Some(64),
+        "the event names the message by its hash"
+    );
 }
 
 fn unknown_sender(n: usize) -> Vec<u8> {
@@ -201,6 +232,6 @@ async fn an_emailed_report_begins_at_the_messages_date_until_the_help_desk_corre
 
 on_both_backends!(
     an_emailed_report_begins_at_the_messages_date_until_the_help_desk_corrects_it,
-    a_reply_to_the_step_2_email_acknowledges_and_a_huge_message_is_refused,
+    a_reply_to_the_step_2_email_acknowledges_records_how_and_a_huge_message_is_refused,
     received_mail_is_listed_for_the_help_desk_and_a_redelivery_acts_once,
 );

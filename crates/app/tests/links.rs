@@ -86,6 +86,16 @@ async fn opening_shows_a_page_and_only_the_button_acts_once(url: String) {
         .find(|u| u.email.as_str() == "responsable@sepru.gob.mx")
         .expect("responsible");
     assert_eq!(actor["id"], responsible.id, "acted as the recipient");
+    let last = events
+        .json
+        .as_array()
+        .and_then(|e| e.last())
+        .expect("event");
+    assert_eq!(
+        last["via"],
+        serde_json::json!({"channel": "link"}),
+        "the record says the action came by one-click link"
+    );
 
     let again = press(&api, &ack, "").await;
     assert_eq!(again.status, StatusCode::CONFLICT);

@@ -185,6 +185,7 @@ async fn a_planned_action_key_can_be_stored_only_once(url: String) {
     // (on the fresh version, so the sequence number is free) is stopped by the key.
     let again = vec![Event {
         at: at(60 + 901),
+        via: None,
         actor: Actor::System,
         change: Change::ClockBreached {
             clock: ClockId::ACK,

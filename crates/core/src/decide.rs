@@ -76,6 +76,7 @@ pub fn decide(
         .into_iter()
         .map(|change| Event {
             at: now,
+            via: None,
             actor: if change.is_automatic() {
                 Actor::System
             } else {
@@ -139,6 +140,7 @@ fn decide_report(
     );
     fields(errors)?;
     Ok(vec![Event {
+        via: None,
         at: now,
         actor: actor.clone(),
         change: Change::Reported {

@@ -40,15 +40,38 @@ impl Actor {
     }
 }
 
-/// One appended fact: when, who, what.
+/// One appended fact: when, who, how, what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// When it was decided, in whole milliseconds, never before the previous event.
     pub at: Timestamp,
     /// Who asked for it.
     pub actor: Actor,
+    /// How the person's request arrived (none for the system's own acts, and for events
+    /// recorded before it was kept). Not part of the protocol's decision: the front end
+    /// that took the request says it, and the record keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
     /// What changed.
     pub change: Change,
+}
+
+/// How a person's request reached the system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "channel", rename_all = "snake_case")]
+pub enum Via {
+    /// The JSON API (a token or a browser session).
+    Api,
+    /// A web page of the service.
+    Web,
+    /// A signed one-click link from an email.
+    Link,
+    /// A reply by email; the SHA-256 of the message's bytes ties the event to the message
+    /// kept in the received mail.
+    Email {
+        /// Hex SHA-256 of the raw message.
+        message_sha256: String,
+    },
 }
 
 /// Why the portal button changed. All button changes are CEDN's actions in the protocol;

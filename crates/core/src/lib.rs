@@ -30,7 +30,7 @@ pub use decide::decide;
 pub use escalation::{
     ActionKey, ActionKind, DueAction, Ladder, Side, due_actions, next_due, planned,
 };
-pub use event::{Actor, BannerCause, ButtonCause, Change, Event};
+pub use event::{Actor, BannerCause, ButtonCause, Change, Event, Via};
 pub use incident::{Incident, IncidentState, ReplayError, ReportFormState};
 pub use portal::{ClosingCondition, PortalState, closing_conditions_unmet, procedure_status};
 pub use report_form::{FormField, FormIssue, IncidentReport};

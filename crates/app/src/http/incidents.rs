@@ -541,6 +541,22 @@ pub async fn get(
     Ok(Json(state.service.incident(&caller, folio(&f)?).await?))
 }
 
+/// The emails received about the incident: replies recorded on it, the ones that acted
+/// (acknowledgment, resolution notice), the report that opened it; oldest first.
+#[utoipa::path(get, path = "/api/v1/incidents/{folio}/messages", tag = TAG,
+    params(("folio" = String, Path)),
+    responses((status = 200, body = Vec<crate::documents::ReceivedDoc>), (status = 404, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn messages(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(f): Path<String>,
+) -> Result<Json<Vec<crate::documents::ReceivedDoc>>, ApiError> {
+    Ok(Json(
+        state.service.incident_messages(&caller, folio(&f)?).await?,
+    ))
+}
+
 /// The incident's record: every event with its hash chain.
 #[utoipa::path(get, path = "/api/v1/incidents/{folio}/events", tag = TAG,
     params(("folio" = String, Path)),

@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(i::create_incident, i::list))
         .routes(routes!(i::get))
         .routes(routes!(i::events))
+        .routes(routes!(i::messages))
         .routes(routes!(i::notify))
         .routes(routes!(i::acknowledge))
         .routes(routes!(i::banner))

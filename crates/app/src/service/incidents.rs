@@ -3,7 +3,7 @@
 use incidencias_core::escalation::{Ladder, next_due};
 use incidencias_core::{
     Channel, Command, Event, Folio, Incident, IncidentKind, IncidentState, NewReport, ProcedureId,
-    Role, Severity, SloPolicy, decide, policy_in_force, procedure_status,
+    Role, Severity, SloPolicy, Via, decide, policy_in_force, procedure_status,
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -100,6 +100,17 @@ impl Service {
         input: NewIncidentInput,
         idem: Option<IdemRequest>,
     ) -> Result<Reply, ServiceError> {
+        self.report_via(caller, input, idem, Via::Api).await
+    }
+
+    /// [`Service::report`], asked through `via` (recorded on the event).
+    pub async fn report_via(
+        &self,
+        caller: &Caller,
+        input: NewIncidentInput,
+        idem: Option<IdemRequest>,
+        via: Via,
+    ) -> Result<Reply, ServiceError> {
         caller.require(&[Role::Helpdesk, Role::Agency], "reportar incidencias")?;
         if let Some(reply) = self.replay(caller, &idem).await? {
             return Ok(reply);
@@ -148,7 +159,9 @@ impl Service {
                         occurred_at: input.occurred_at,
                         channel: input.channel,
                     });
-                    decide(None, &actor, &command, now, &policy).map_err(Creating::Refused)
+                    decide(None, &actor, &command, now, &policy)
+                        .map(|events| with_via(events, &via))
+                        .map_err(Creating::Refused)
                 },
                 |stored, events| {
                     body = render(&stored.incident, now);
@@ -215,8 +228,8 @@ impl Service {
         }
     }
 
-    /// Any action on an existing incident: decided on the latest state, retried on fresh
-    /// state if another command got there first.
+    /// Any action on an existing incident, asked through the JSON API: decided on the
+    /// latest state, retried on fresh state if another command got there first.
     pub async fn act(
         &self,
         caller: &Caller,
@@ -224,7 +237,20 @@ impl Service {
         command: Command,
         idem: Option<IdemRequest>,
     ) -> Result<Reply, ServiceError> {
-        self.act_using(caller, folio, command, idem, None).await
+        self.act_via(caller, folio, command, idem, Via::Api).await
+    }
+
+    /// [`Service::act`], asked through `via` (recorded on the events).
+    pub async fn act_via(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+        command: Command,
+        idem: Option<IdemRequest>,
+        via: Via,
+    ) -> Result<Reply, ServiceError> {
+        self.act_using(caller, folio, command, idem, None, via)
+            .await
     }
 
     /// `act`, using up a one-click link (its nonce) in the same transaction.
@@ -235,6 +261,7 @@ impl Service {
         command: Command,
         idem: Option<IdemRequest>,
         used_link: Option<String>,
+        via: Via,
     ) -> Result<Reply, ServiceError> {
         if let Some(reply) = self.replay(caller, &idem).await? {
             return Ok(reply);
@@ -257,7 +284,7 @@ impl Service {
                     other => other.clone(),
                 };
                 let events = match decide(Some(prior), &actor, &command, cx.now, cx.policy) {
-                    Ok(events) => events,
+                    Ok(events) => with_via(events, &via),
                     Err(e) => return Err(with_state(e.into(), prior)),
                 };
                 let state = applied(prior, &events)?;
@@ -393,9 +420,33 @@ impl Service {
         folio: Folio,
     ) -> Result<Vec<EventDoc>, ServiceError> {
         self.visible(caller, folio).await?;
+        let org = self.org_chart().await?;
         Ok(self
             .store
             .events(folio)
+            .await?
+            .into_iter()
+            .map(|e| {
+                let mut doc = EventDoc::from(e);
+                doc.actor_name = doc.actor["id"]
+                    .as_i64()
+                    .and_then(|id| org.name(incidencias_core::UserId(id)));
+                doc
+            })
+            .collect())
+    }
+
+    /// The emails received about an incident (replies recorded on it, the ones that
+    /// acted, the report that opened it), for whoever may see the incident.
+    pub async fn incident_messages(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+    ) -> Result<Vec<crate::documents::ReceivedDoc>, ServiceError> {
+        self.visible(caller, folio).await?;
+        Ok(self
+            .store
+            .inbound_of(&folio.to_string())
             .await?
             .into_iter()
             .map(Into::into)
@@ -489,6 +540,20 @@ impl From<StoreError> for Creating {
     fn from(e: StoreError) -> Creating {
         Creating::Store(e)
     }
+}
+
+/// The events a person asked for, with how the request arrived (the system's automatic
+/// consequences keep none: nobody asked for them).
+fn with_via(events: Vec<Event>, via: &Via) -> Vec<Event> {
+    events
+        .into_iter()
+        .map(|mut e| {
+            if e.actor != incidencias_core::Actor::System {
+                e.via = Some(via.clone());
+            }
+            e
+        })
+        .collect()
 }
 
 /// How the use-case loop ended.

@@ -109,7 +109,14 @@ impl Service {
             },
         };
         match self
-            .act_using(&caller, link.folio, command, None, Some(link.nonce.clone()))
+            .act_using(
+                &caller,
+                link.folio,
+                command,
+                None,
+                Some(link.nonce.clone()),
+                incidencias_core::Via::Link,
+            )
             .await
         {
             Ok(reply) => Ok((link, reply)),

@@ -65,6 +65,11 @@ impl OrgChart {
         Ladder { agency, central }
     }
 
+    /// The person's name, as the record shows who acted.
+    pub fn name(&self, id: UserId) -> Option<String> {
+        self.users.get(&id).map(|u| u.name.clone())
+    }
+
     pub fn email(&self, id: UserId) -> Option<String> {
         self.users.get(&id).map(|u| u.email.to_string())
     }

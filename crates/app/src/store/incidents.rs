@@ -45,7 +45,21 @@ impl StoredEvent {
         event: &Event,
         prev_hash: &str,
     ) -> Result<StoredEvent, StoreError> {
-        let actor = serde_json::to_string(&event.actor).map_err(StoreError::json)?;
+        // How the request arrived rides in the actor column (`{"type": "user", ..., "via":
+        // {...}}`), so the columns and the hash's encoding stay as they are.
+        let actor = match &event.via {
+            None => serde_json::to_string(&event.actor).map_err(StoreError::json)?,
+            Some(via) => {
+                let mut actor = serde_json::to_value(&event.actor).map_err(StoreError::json)?;
+                if let Some(map) = actor.as_object_mut() {
+                    map.insert(
+                        "via".into(),
+                        serde_json::to_value(via).map_err(StoreError::json)?,
+                    );
+                }
+                serde_json::to_string(&actor).map_err(StoreError::json)?
+            }
+        };
         // `Change` serializes as {"kind", "data"}; the payload column keeps `data` (through
         // serde_json's Value, whose keys are sorted: one canonical text per change).
         let value = serde_json::to_value(&event.change).map_err(StoreError::json)?;
@@ -90,9 +104,15 @@ impl StoredEvent {
         if !data.is_null() {
             change.insert("data".into(), data);
         }
+        let mut actor: serde_json::Value = serde_json::from_str(&self.actor).map_err(corrupt)?;
+        let via = match actor.as_object_mut().and_then(|m| m.remove("via")) {
+            Some(v) => Some(serde_json::from_value(v).map_err(corrupt)?),
+            None => None,
+        };
         Ok(Event {
             at: ts(self.at)?,
-            actor: serde_json::from_str(&self.actor).map_err(corrupt)?,
+            actor: serde_json::from_value(actor).map_err(corrupt)?,
+            via,
             change: serde_json::from_value(serde_json::Value::Object(change)).map_err(corrupt)?,
         })
     }

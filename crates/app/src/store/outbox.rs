@@ -406,6 +406,20 @@ impl Store {
         row.as_ref().map(inbound_from).transpose()
     }
 
+    /// The received messages about one incident (recorded replies, the ones that acted,
+    /// the report that opened it), oldest first.
+    pub async fn inbound_of(&self, folio: &str) -> Result<Vec<InboundRow>, StoreError> {
+        let sql = format!(
+            "SELECT {INBOUND_COLS} FROM inbound_messages WHERE folio = $1 ORDER BY id LIMIT 1000"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(folio.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter().map(inbound_from).collect()
+    }
+
     /// Received messages, newest first, optionally of one outcome; `before` pages by id.
     pub async fn list_inbound(
         &self,

@@ -2,7 +2,7 @@
 //! on), new reports from agencies, and everything else in the help desk's triage queue.
 //! Nothing received is lost, and nothing ambiguous acts.
 
-use incidencias_core::{Channel, Command, Email, Folio, IncidentKind, IncidentState, Role};
+use incidencias_core::{Channel, Command, Email, Folio, IncidentKind, IncidentState, Role, Via};
 
 use super::{Caller, IdemRequest, InboundDisposition, NewIncidentInput, Service, ServiceError};
 use crate::documents::InboundDoc;
@@ -295,7 +295,13 @@ impl Service {
                 ));
             }
         };
-        match self.act(&caller, folio, command, once(digest)).await {
+        let via = Via::Email {
+            message_sha256: digest.to_string(),
+        };
+        match self
+            .act_via(&caller, folio, command, once(digest), via)
+            .await
+        {
             Ok(_) => Ok(outcome(done, Some(folio_text), None)),
             Err(
                 e @ (ServiceError::InvalidTransition { .. }
@@ -343,7 +349,7 @@ impl Service {
         }
         let description = clean(&format!("{}\n\n{}", m.subject, m.new_text), 10_000);
         let reply = self
-            .report(
+            .report_via(
                 &Caller::from(&user),
                 NewIncidentInput {
                     procedure_ids: procedures,
@@ -353,6 +359,9 @@ impl Service {
                     channel: Channel::Email,
                 },
                 once(digest),
+                Via::Email {
+                    message_sha256: digest.to_string(),
+                },
             )
             .await?;
         let folio = serde_json::from_str::<serde_json::Value>(&reply.body)
