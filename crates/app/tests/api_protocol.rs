@@ -1860,3 +1860,36 @@ on_both_backends!(
 );
 
 on_both_backends!(close_refusal_names_the_current_state);
+
+/// The served OpenAPI document.
+async fn openapi(api: &Api) -> Value {
+    let doc = api.get("/api/v1/openapi.json", "").await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
+    doc.json
+}
+
+/// The parameters of one operation, by name.
+fn parameters<'a>(doc: &'a Value, method: &str, path: &str) -> Vec<&'a Value> {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .map(|ps| ps.iter().collect())
+        .unwrap_or_default()
+}
+
+async fn list_filters_are_optional_query_parameters_in_the_openapi_document(url: String) {
+    let api = Api::new(&url).await;
+    let doc = openapi(&api).await;
+    let params = parameters(&doc, "get", "/api/v1/incidents");
+    for name in ["state", "agency_id", "severity", "breached", "page", "per_page"] {
+        let p = params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is documented: {params:?}"));
+        assert_eq!(p["in"], "query", "{name}: {p}");
+        assert_ne!(p["required"], true, "{name} is optional: {p}");
+    }
+}
+
+on_both_backends!(
+    list_filters_are_optional_query_parameters_in_the_openapi_document,
+);

@@ -425,7 +425,10 @@ pub async fn dismiss(
     act(&state, &caller, &f, command, body.idem).await
 }
 
+/// The list's filters, as OpenAPI shows them: query parameters, all optional (the handler
+/// reads the query by hand so that each refusal names its parameter).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Protocol state.
