@@ -1890,6 +1890,46 @@ async fn list_filters_are_optional_query_parameters_in_the_openapi_document(url:
     }
 }
 
+async fn idempotency_key_is_documented_on_every_write_that_honours_it(url: String) {
+    let api = Api::new(&url).await;
+    let doc = openapi(&api).await;
+    let incident = "/api/v1/incidents/{folio}";
+    let mut writes = vec![
+        ("post", "/api/v1/incidents".to_string()),
+        ("put", format!("{incident}/report-form")),
+        ("post", "/api/v1/agencies".to_string()),
+        ("post", "/api/v1/users".to_string()),
+        ("post", "/api/v1/procedures".to_string()),
+        ("post", "/api/v1/slo-policies".to_string()),
+    ];
+    for action in [
+        "notify",
+        "acknowledge",
+        "banner",
+        "banner-exemption",
+        "button",
+        "resolution",
+        "validation",
+        "report-form/review",
+        "escalate",
+        "severity",
+        "close",
+        "dismiss",
+    ] {
+        writes.push(("post", format!("{incident}/{action}")));
+    }
+    for (method, path) in &writes {
+        let params = parameters(&doc, method, path);
+        let key = params
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .unwrap_or_else(|| panic!("{method} {path} documents Idempotency-Key: {params:?}"));
+        assert_eq!(key["in"], "header", "{method} {path}: {key}");
+        assert_ne!(key["required"], true, "{method} {path}: optional");
+    }
+}
+
 on_both_backends!(
     list_filters_are_optional_query_parameters_in_the_openapi_document,
+    idempotency_key_is_documented_on_every_write_that_honours_it,
 );

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{Auth, Body};
+use super::extract::{Auth, Body, IdempotencyKey};
 use crate::documents::{AgencyDoc, ProcedureDoc, UserDoc};
 use crate::service::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput, ServiceError};
 
@@ -28,7 +28,7 @@ pub struct NewAgencyBody {
 }
 
 /// Register an agency (admin).
-#[utoipa::path(post, path = "/api/v1/agencies", tag = TAG, request_body = NewAgencyBody,
+#[utoipa::path(post, path = "/api/v1/agencies", tag = TAG, params(IdempotencyKey), request_body = NewAgencyBody,
     responses((status = 201, body = AgencyDoc), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_agency(
@@ -83,7 +83,7 @@ pub struct NewUserBody {
 }
 
 /// Register a user (admin).
-#[utoipa::path(post, path = "/api/v1/users", tag = TAG, request_body = NewUserBody,
+#[utoipa::path(post, path = "/api/v1/users", tag = TAG, params(IdempotencyKey), request_body = NewUserBody,
     responses((status = 201, body = UserDoc), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_user(
@@ -138,7 +138,7 @@ pub struct NewProcedureBody {
 }
 
 /// Register a procedure (admin).
-#[utoipa::path(post, path = "/api/v1/procedures", tag = TAG, request_body = NewProcedureBody,
+#[utoipa::path(post, path = "/api/v1/procedures", tag = TAG, params(IdempotencyKey), request_body = NewProcedureBody,
     responses((status = 201, body = ProcedureDoc), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_procedure(
@@ -272,7 +272,7 @@ pub async fn list_policies(
 }
 
 /// Publish a new SLO policy version (admin).
-#[utoipa::path(post, path = "/api/v1/slo-policies", tag = TAG, request_body = NewPolicyBody,
+#[utoipa::path(post, path = "/api/v1/slo-policies", tag = TAG, params(IdempotencyKey), request_body = NewPolicyBody,
     responses((status = 201, body = PolicyDoc), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_policy(

@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use incidencias_core::FieldError;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -91,6 +92,19 @@ impl FromRequestParts<AppState> for Auth {
         }
         Err(ServiceError::Unauthenticated.into())
     }
+}
+
+/// The `Idempotency-Key` header, for the OpenAPI document of every write that hands
+/// [`Body::idem`] to the service (and so honours it). Never extracted: [`Body`] reads it.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// De 1 a 200 caracteres visibles. Un reintento con la misma clave y el mismo cuerpo
+    /// devuelve la primera respuesta y no cambia nada; la misma clave con otra solicitud se
+    /// rechaza (422 `idempotency_key_reused`).
+    #[serde(rename = "Idempotency-Key")]
+    #[allow(dead_code)]
+    pub key: Option<String>,
 }
 
 /// A JSON body (an empty body reads as `{}`), with the request's idempotency key and

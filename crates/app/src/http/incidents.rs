@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{Auth, Body};
+use super::extract::{Auth, Body, IdempotencyKey};
 use crate::documents::EventDoc;
 use crate::documents::{IncidentDoc, ReportFormBody};
 use crate::service::{IncidentFilter, NewIncidentInput, Reply};
@@ -85,7 +85,7 @@ pub struct NewIncidentBody {
 /// Step 1: report an incident.
 #[utoipa::path(post, path = "/api/v1/incidents", tag = TAG,
     request_body = NewIncidentBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Reintento seguro")),
+    params(IdempotencyKey),
     responses((status = 201, body = IncidentDoc), (status = 422, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_incident(
@@ -139,7 +139,7 @@ pub struct NotifyBody {
 
 /// Step 2: formal notification with severity.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/notify", tag = TAG,
-    params(("folio" = String, Path, example = "INC-2026-000123")),
+    params(("folio" = String, Path, example = "INC-2026-000123"), IdempotencyKey),
     request_body = NotifyBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
@@ -165,7 +165,7 @@ pub struct EmptyBody {}
 
 /// Step 2: the responsible acknowledges.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/acknowledge", tag = TAG,
-    params(("folio" = String, Path)), request_body = EmptyBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = EmptyBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn acknowledge(
@@ -188,7 +188,7 @@ pub struct BannerBody {
 /// The closing rule's alternative to the banner: the help desk records why the banner was
 /// not shown during the incident.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/banner-exemption", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReasonBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReasonBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn banner_exemption(
@@ -205,7 +205,7 @@ pub async fn banner_exemption(
 
 /// Steps 2 and 5: the agency shows or removes the banner.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/banner", tag = TAG,
-    params(("folio" = String, Path)), request_body = BannerBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = BannerBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn banner(
@@ -229,7 +229,7 @@ pub struct ButtonBody {
 
 /// Steps 2 and 4, or by hand: CEDN switches the portal button.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/button", tag = TAG,
-    params(("folio" = String, Path)), request_body = ButtonBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ButtonBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn button(
@@ -253,7 +253,7 @@ pub struct ResolutionBody {
 
 /// Step 3: the resolution notice.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/resolution", tag = TAG,
-    params(("folio" = String, Path)), request_body = ResolutionBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ResolutionBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn resolution(
@@ -279,7 +279,7 @@ pub struct ValidationBody {
 
 /// Steps 4 and 5: CEDN's verdict; not passed is the persistence exception.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/validation", tag = TAG,
-    params(("folio" = String, Path)), request_body = ValidationBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ValidationBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn validation(
@@ -297,7 +297,7 @@ pub async fn validation(
 
 /// Step 6: the agency delivers (or saves) the incident report form.
 #[utoipa::path(put, path = "/api/v1/incidents/{folio}/report-form", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReportFormBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReportFormBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn report_form(
@@ -326,7 +326,7 @@ pub struct ReviewBody {
 
 /// Step 6 or the incomplete-form exception: the help desk reviews the form.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/report-form/review", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReviewBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReviewBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn review(
@@ -351,7 +351,7 @@ pub struct ReasonBody {
 
 /// The escalation exception, by hand: to the next superior, cc the responsible.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/escalate", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReasonBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReasonBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn escalate(
@@ -376,7 +376,7 @@ pub struct SeverityBody {
 
 /// Severity change: running clocks get the new targets from their original starts.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/severity", tag = TAG,
-    params(("folio" = String, Path)), request_body = SeverityBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = SeverityBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn severity(
@@ -396,7 +396,7 @@ pub async fn severity(
 
 /// Step 7: closure, refused (409) until the closing rule holds.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/close", tag = TAG,
-    params(("folio" = String, Path)), request_body = EmptyBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = EmptyBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn close(
@@ -410,7 +410,7 @@ pub async fn close(
 
 /// Dismissal of a report that is not an incident (kept, never deleted).
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/dismiss", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReasonBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReasonBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn dismiss(
