@@ -40,6 +40,9 @@ pub struct IncidentDoc {
     /// Version of the SLO policy the incident keeps since its notification.
     pub policy_version: Option<u32>,
     pub escalation_level: u32,
+    /// Validation rounds opened, the one awaiting a verdict included: each resolution
+    /// notice opens one (0 before the first; 1 while the first awaits CEDN's verdict; 2
+    /// after a failed validation and a new notice).
     pub validation_rounds: u32,
     /// Number of events; changes with every action.
     pub version: u64,

@@ -1929,7 +1929,19 @@ async fn idempotency_key_is_documented_on_every_write_that_honours_it(url: Strin
     }
 }
 
+async fn validation_rounds_is_documented_as_the_rounds_opened(url: String) {
+    let api = Api::new(&url).await;
+    let doc = openapi(&api).await;
+    let field = &doc["components"]["schemas"]["IncidentDoc"]["properties"]["validation_rounds"];
+    let text = field["description"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("rounds opened") && text.contains("awaiting a verdict included"),
+        "validation_rounds description: {field}"
+    );
+}
+
 on_both_backends!(
     list_filters_are_optional_query_parameters_in_the_openapi_document,
     idempotency_key_is_documented_on_every_write_that_honours_it,
+    validation_rounds_is_documented_as_the_rounds_opened,
 );
