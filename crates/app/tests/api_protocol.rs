@@ -1940,8 +1940,75 @@ async fn validation_rounds_is_documented_as_the_rounds_opened(url: String) {
     );
 }
 
+/// Every key of `doc` ending in `_at` is an RFC 3339 instant in UTC (or null), and no
+/// key names epoch milliseconds.
+fn assert_rfc3339_instants(doc: &Value, what: &str) {
+    let object = doc.as_object().unwrap_or_else(|| panic!("{what}: an object: {doc}"));
+    for (key, value) in object {
+        assert!(!key.ends_with("_ms"), "{what}: {key} is epoch milliseconds: {doc}");
+        if key.ends_with("_at") && !value.is_null() {
+            let text = value.as_str().unwrap_or_else(|| panic!("{what}.{key}: {value}"));
+            assert!(
+                text.ends_with('Z') && text.parse::<Timestamp>().is_ok(),
+                "{what}.{key} is RFC 3339 in UTC: {text}"
+            );
+        }
+    }
+}
+
+async fn every_instant_in_the_mail_documents_is_rfc3339(url: String) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    let outbox = api.get("/api/v1/outbox", &api.helpdesk).await;
+    assert_eq!(outbox.status, StatusCode::OK, "{}", outbox.text);
+    let rows = outbox.json.as_array().expect("a list");
+    assert!(!rows.is_empty(), "the notification is queued");
+    for row in rows {
+        assert_rfc3339_instants(row, "outbox");
+        for key in ["created_at", "next_attempt_at"] {
+            assert_eq!(
+                row[key].as_str().map(|t| t.parse::<Timestamp>().ok()),
+                Some(Some(api.clock_now())),
+                "{key}: {row}"
+            );
+        }
+    }
+
+    let raw = "From: alguien@ejemplo.com\r\nTo: mesa@ugd.gob.mx\r\nSubject: Consulta\r\n\
+               Message-ID: <consulta@ejemplo.com>\r\n\r\nHola.\r\n";
+    let delivered = api
+        .raw(
+            Method::POST,
+            "/api/v1/inbound-email",
+            &api.helpdesk,
+            Some("message/rfc822"),
+            raw,
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::ACCEPTED, "{}", delivered.text);
+    let received = api.get("/api/v1/inbound-email", &api.helpdesk).await;
+    let rows = received.json.as_array().expect("a list");
+    assert_eq!(rows.len(), 1, "{}", received.text);
+    assert_rfc3339_instants(&rows[0], "inbound-email");
+    assert!(rows[0]["received_at"].is_string(), "{}", received.text);
+
+    let doc = openapi(&api).await;
+    for (schema, field) in [
+        ("OutboxDoc", "created_at"),
+        ("OutboxDoc", "next_attempt_at"),
+        ("OutboxDoc", "sent_at"),
+        ("ReceivedDoc", "received_at"),
+    ] {
+        let property = &doc["components"]["schemas"][schema]["properties"][field];
+        assert_eq!(property["format"], "date-time", "{schema}.{field}: {property}");
+    }
+}
+
 on_both_backends!(
     list_filters_are_optional_query_parameters_in_the_openapi_document,
     idempotency_key_is_documented_on_every_write_that_honours_it,
     validation_rounds_is_documented_as_the_rounds_opened,
+    every_instant_in_the_mail_documents_is_rfc3339,
 );
