@@ -94,7 +94,7 @@ async fn opening_shows_a_page_and_only_the_button_acts_once(url: String) {
 
     // The resolution link asks for the summary, then works.
     let empty = press(&api, &resolution, "summary=").await;
-    assert_eq!(empty.status, StatusCode::CONFLICT);
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(empty.text.contains("summary"), "{}", empty.text);
     assert_eq!(version(&api, &folio).await.0, "in_correction");
     let sent = press(&api, &resolution, "summary=Se+renov%C3%B3+el+certificado").await;
@@ -149,7 +149,35 @@ async fn forged_expired_and_other_recipient_links_are_refused_and_change_nothing
     assert_eq!(version(&api, &folio).await, before, "nothing changed");
 }
 
+async fn a_resolution_without_summary_through_its_link_is_422_and_changes_nothing(url: String) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    let (_, resolution) = tokens(&api, &folio).await;
+    let before = version(&api, &folio).await;
+    for form in ["", "summary=", "summary=+++"] {
+        let answer = press(&api, &resolution, form).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{form:?}: {}",
+            answer.text
+        );
+        assert!(
+            answer.text.contains("summary") && answer.text.contains("lang=\"es-MX\""),
+            "{}",
+            answer.text
+        );
+        assert_eq!(version(&api, &folio).await, before, "nothing changed");
+    }
+    // Still usable once the summary is given.
+    let sent = press(&api, &resolution, "summary=Se+renov%C3%B3+el+certificado").await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+}
+
 on_both_backends!(
     opening_shows_a_page_and_only_the_button_acts_once,
     forged_expired_and_other_recipient_links_are_refused_and_change_nothing,
+    a_resolution_without_summary_through_its_link_is_422_and_changes_nothing,
 );

@@ -55,6 +55,17 @@ fn refused(r: LinkRefusal) -> Response {
             "No fue posible registrar la acción",
             &format!("<p>{}</p>", escape_html(&why)),
         ),
+        // Like the API: well-formed but invalid fields are 422, not a conflict with the
+        // incident's state.
+        LinkRefusal::Invalid(why) => page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Faltan datos",
+            &format!(
+                "<p>{}</p><p>Regrese a la página anterior, complete los datos y vuelva a \
+                 enviar.</p>",
+                escape_html(&why)
+            ),
+        ),
         LinkRefusal::Failed(e) => {
             tracing::error!(error = %e, "enlace de acción");
             page(

@@ -41,6 +41,9 @@ pub enum LinkRefusal {
     NotYours,
     /// The protocol refused (already acknowledged, say): its Spanish reason.
     Refused(String),
+    /// What the page sent is invalid (a resolution without its summary): the offending
+    /// fields and why, in Spanish. The person can correct it and press again.
+    Invalid(String),
     Failed(ServiceError),
 }
 
@@ -120,16 +123,16 @@ impl Service {
                     "la incidencia cambió mientras se procesaba; vuelva a intentarlo".into(),
                 )),
             },
-            Err(e @ (ServiceError::InvalidTransition { .. } | ServiceError::Invalid(_))) => {
-                Err(LinkRefusal::Refused(match e {
-                    ServiceError::Invalid(fields) => fields
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                    other => other.to_string(),
-                }))
+            Err(e @ ServiceError::InvalidTransition { .. }) => {
+                Err(LinkRefusal::Refused(e.to_string()))
             }
+            Err(ServiceError::Invalid(fields)) => Err(LinkRefusal::Invalid(
+                fields
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
             Err(e) => Err(LinkRefusal::Failed(e)),
         }
     }
