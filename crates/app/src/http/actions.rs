@@ -1,5 +1,6 @@
 //! The pages behind the one-click links in emails. GET only shows what the link would do
-//! (mail scanners open links); the button posts the form and the action happens.
+//! (mail scanners open links); the button posts the form and the action happens. A link
+//! whose action was already recorded (by this link or another way) shows no button.
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -43,6 +44,14 @@ fn refused(r: LinkRefusal) -> Response {
             StatusCode::CONFLICT,
             "Este enlace ya se usó",
             "<p>La acción de este enlace ya se registró; cada enlace funciona una sola vez.</p>",
+        ),
+        LinkRefusal::AlreadyDone(why) => page(
+            StatusCode::CONFLICT,
+            "Esta acción ya se registró",
+            &format!(
+                "<p>{}</p><p>No hace falta hacer nada más con este enlace.</p>",
+                escape_html(why)
+            ),
         ),
         LinkRefusal::NotYours => page(
             StatusCode::FORBIDDEN,
