@@ -1880,7 +1880,14 @@ async fn list_filters_are_optional_query_parameters_in_the_openapi_document(url:
     let api = Api::new(&url).await;
     let doc = openapi(&api).await;
     let params = parameters(&doc, "get", "/api/v1/incidents");
-    for name in ["state", "agency_id", "severity", "breached", "page", "per_page"] {
+    for name in [
+        "state",
+        "agency_id",
+        "severity",
+        "breached",
+        "page",
+        "per_page",
+    ] {
         let p = params
             .iter()
             .find(|p| p["name"] == name)
@@ -1943,11 +1950,18 @@ async fn validation_rounds_is_documented_as_the_rounds_opened(url: String) {
 /// Every key of `doc` ending in `_at` is an RFC 3339 instant in UTC (or null), and no
 /// key names epoch milliseconds.
 fn assert_rfc3339_instants(doc: &Value, what: &str) {
-    let object = doc.as_object().unwrap_or_else(|| panic!("{what}: an object: {doc}"));
+    let object = doc
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: an object: {doc}"));
     for (key, value) in object {
-        assert!(!key.ends_with("_ms"), "{what}: {key} is epoch milliseconds: {doc}");
+        assert!(
+            !key.ends_with("_ms"),
+            "{what}: {key} is epoch milliseconds: {doc}"
+        );
         if key.ends_with("_at") && !value.is_null() {
-            let text = value.as_str().unwrap_or_else(|| panic!("{what}.{key}: {value}"));
+            let text = value
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}.{key}: {value}"));
             assert!(
                 text.ends_with('Z') && text.parse::<Timestamp>().is_ok(),
                 "{what}.{key} is RFC 3339 in UTC: {text}"
@@ -2002,7 +2016,10 @@ async fn every_instant_in_the_mail_documents_is_rfc3339(url: String) {
         ("ReceivedDoc", "received_at"),
     ] {
         let property = &doc["components"]["schemas"][schema]["properties"][field];
-        assert_eq!(property["format"], "date-time", "{schema}.{field}: {property}");
+        assert_eq!(
+            property["format"], "date-time",
+            "{schema}.{field}: {property}"
+        );
     }
 }
 

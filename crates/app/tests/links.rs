@@ -184,7 +184,8 @@ async fn a_link_whose_action_was_already_recorded_says_so_on_opening_without_a_b
         .await;
     let (ack, resolution) = tokens(&api, &folio).await;
     // Acknowledged through the API, not through the link.
-    api.step(&folio, "acknowledge", &api.agency, json!({})).await;
+    api.step(&folio, "acknowledge", &api.agency, json!({}))
+        .await;
     let page = open(&api, &ack).await;
     assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.text);
     assert!(
@@ -192,7 +193,11 @@ async fn a_link_whose_action_was_already_recorded_says_so_on_opening_without_a_b
         "{}",
         page.text
     );
-    assert!(!page.text.contains("<button") && !page.text.contains("<form"), "{}", page.text);
+    assert!(
+        !page.text.contains("<button") && !page.text.contains("<form"),
+        "{}",
+        page.text
+    );
 
     // The resolution is still to be sent: its page offers the button.
     let pending = open(&api, &resolution).await;

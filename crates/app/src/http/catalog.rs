@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use incidencias_core::SloPolicy;
 use incidencias_core::slo::{SeverityTargets, Targets};
-use incidencias_core::{Role, SloPolicy};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -36,6 +36,7 @@ pub async fn create_agency(
     Auth(caller): Auth,
     body: Body<NewAgencyBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "create_agency")?;
     let b = body.value;
     let service = &state.service;
     let reply = service
@@ -91,6 +92,7 @@ pub async fn create_user(
     Auth(caller): Auth,
     body: Body<NewUserBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "create_user")?;
     let b = body.value;
     let service = &state.service;
     let reply = service
@@ -146,6 +148,7 @@ pub async fn create_procedure(
     Auth(caller): Auth,
     body: Body<NewProcedureBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "create_procedure")?;
     let b = body.value;
     let service = &state.service;
     let reply = service
@@ -280,7 +283,7 @@ pub async fn create_policy(
     Auth(caller): Auth,
     body: Body<NewPolicyBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin], "publicar políticas de SLO")?;
+    let body = body.for_action(&state, &caller, "create_policy")?;
     let b = body.value;
     let effective_from = match b.effective_from.as_deref() {
         None => None,

@@ -93,6 +93,7 @@ pub async fn create_incident(
     Auth(caller): Auth,
     body: Body<NewIncidentBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "report")?;
     let b = body.value;
     let mut errors = Vec::new();
     let kind = parse_or(&mut errors, "kind", IncidentKind::parse(&b.kind));
@@ -149,6 +150,7 @@ pub async fn notify(
     Path(f): Path<String>,
     body: Body<NotifyBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "notify")?;
     let severity = Severity::parse(&body.value.severity)
         .map_err(|e| ApiError::field("severity", e.to_string()))?;
     let command = Command::Notify {
@@ -174,6 +176,7 @@ pub async fn acknowledge(
     Path(f): Path<String>,
     body: Body<EmptyBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "acknowledge")?;
     act(&state, &caller, &f, Command::Acknowledge, body.idem).await
 }
 
@@ -197,6 +200,7 @@ pub async fn banner_exemption(
     Path(f): Path<String>,
     body: Body<ReasonBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "banner_exemption")?;
     let command = Command::ExemptBanner {
         reason: body.value.reason,
     };
@@ -214,6 +218,7 @@ pub async fn banner(
     Path(f): Path<String>,
     body: Body<BannerBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "banner")?;
     let command = Command::SetBanner {
         shown: body.value.shown,
         message: body.value.message,
@@ -238,6 +243,7 @@ pub async fn button(
     Path(f): Path<String>,
     body: Body<ButtonBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "button")?;
     let command = Command::SetButton {
         enabled: body.value.enabled,
     };
@@ -262,6 +268,7 @@ pub async fn resolution(
     Path(f): Path<String>,
     body: Body<ResolutionBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "resolution")?;
     let command = Command::NotifyResolution {
         summary: body.value.summary,
     };
@@ -288,6 +295,7 @@ pub async fn validation(
     Path(f): Path<String>,
     body: Body<ValidationBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "validation")?;
     let command = Command::RecordValidation {
         passed: body.value.passed,
         observations: body.value.observations,
@@ -306,6 +314,8 @@ pub async fn report_form(
     Path(f): Path<String>,
     body: Body<ReportFormBody>,
 ) -> Result<Response, ApiError> {
+    // Saving a draft and delivering the form are the same role's.
+    let body = body.for_action(&state, &caller, "report_form")?;
     let command = if body.value.draft {
         Command::SaveReportFormDraft(body.value.into())
     } else {
@@ -335,6 +345,7 @@ pub async fn review(
     Path(f): Path<String>,
     body: Body<ReviewBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "report_form_review")?;
     let command = Command::ReviewReportForm {
         complete: body.value.complete,
         missing: body.value.missing,
@@ -360,6 +371,7 @@ pub async fn escalate(
     Path(f): Path<String>,
     body: Body<ReasonBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "escalate")?;
     let command = Command::Escalate {
         reason: body.value.reason,
         ladder: Ladder::default(),
@@ -385,6 +397,7 @@ pub async fn severity(
     Path(f): Path<String>,
     body: Body<SeverityBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "severity")?;
     let severity = Severity::parse(&body.value.severity)
         .map_err(|e| ApiError::field("severity", e.to_string()))?;
     let command = Command::ChangeSeverity {
@@ -405,6 +418,7 @@ pub async fn close(
     Path(f): Path<String>,
     body: Body<EmptyBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "close")?;
     act(&state, &caller, &f, Command::Close, body.idem).await
 }
 
@@ -419,6 +433,7 @@ pub async fn dismiss(
     Path(f): Path<String>,
     body: Body<ReasonBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "dismiss")?;
     let command = Command::Dismiss {
         reason: body.value.reason,
     };

@@ -61,7 +61,9 @@ fn already_done(incident: &Incident, action: LinkAction) -> Option<&'static str>
         LinkAction::Resolution
             if matches!(
                 incident.state,
-                IncidentState::AwaitingValidation | IncidentState::Validated | IncidentState::Closed
+                IncidentState::AwaitingValidation
+                    | IncidentState::Validated
+                    | IncidentState::Closed
             ) =>
         {
             Some("El aviso de resolución de esta incidencia ya se envió.")
