@@ -120,9 +120,11 @@ pub struct ClockDoc {
 pub struct ReportFormBody {
     /// Fecha y hora de detección.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(deserialize_with = "instant::deserialize_option")]
     pub detected_at: Option<Timestamp>,
     /// Fecha y hora de restablecimiento del servicio.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(deserialize_with = "instant::deserialize_option")]
     pub restored_at: Option<Timestamp>,
     /// Descripción de la falla observada.
     pub symptoms: String,
@@ -356,5 +358,6 @@ impl From<crate::store::StoredEvent> for EventDoc {
 
 mod catalog;
 pub use catalog::{AgencyDoc, ProcedureDoc, UserDoc};
+pub mod instant;
 mod mail;
 pub use mail::{InboundDoc, OutboxDoc, ReceivedDoc};

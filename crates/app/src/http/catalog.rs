@@ -287,9 +287,10 @@ pub async fn create_policy(
     let b = body.value;
     let effective_from = match b.effective_from.as_deref() {
         None => None,
-        Some(text) => Some(text.trim().parse::<Timestamp>().map_err(|_| {
-            ApiError::field("effective_from", "debe ser un instante RFC 3339 con zona")
-        })?),
+        Some(text) => Some(
+            crate::documents::instant::parse(text)
+                .map_err(|why| ApiError::field("effective_from", why))?,
+        ),
     };
     let t = b.targets;
     let service = &state.service;

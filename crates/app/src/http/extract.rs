@@ -286,6 +286,10 @@ fn spanish_data_error(field: &str, text: &str) -> String {
     let instant = last.ends_with("_at") || last == "effective_from";
     const RFC3339: &str = "un instante RFC 3339 con zona, por ejemplo 2026-11-27T09:30:00-06:00";
     if instant {
+        // The instant parser's own words (an instant out of span, say) are already Spanish.
+        if crate::documents::instant::is_own_message(text) {
+            return text.to_string();
+        }
         return if text.starts_with("invalid type") {
             format!("tipo de dato incorrecto: se esperaba un texto con {RFC3339}")
         } else {

@@ -60,11 +60,10 @@ pub(super) fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
     }
 }
 
-/// An instant with any UTC offset (RFC 3339).
-fn instant(text: &str) -> Result<Timestamp, String> {
-    text.trim().parse::<Timestamp>().map_err(|_| {
-        "debe ser un instante RFC 3339 con zona, por ejemplo 2026-11-27T09:30:00-06:00".to_string()
-    })
+/// An instant with any UTC offset (RFC 3339), between 2000 and 2100 (see
+/// [`crate::documents::instant`]).
+fn instant(text: &str) -> Result<Timestamp, &'static str> {
+    crate::documents::instant::parse(text)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
