@@ -28,6 +28,9 @@ pub struct IncidentDoc {
     pub channel: String,
     #[schema(value_type = String, format = DateTime)]
     pub occurred_at: Timestamp,
+    /// False while `occurred_at` is only the first guess of a report by email (the
+    /// message's date); the help desk confirms or corrects it when notifying.
+    pub occurred_at_confirmed: bool,
     #[schema(value_type = String, format = DateTime)]
     pub reported_at: Timestamp,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -238,6 +241,7 @@ impl IncidentDoc {
             description: incident.description.clone(),
             channel: incident.channel.as_str().to_string(),
             occurred_at: incident.occurred_at,
+            occurred_at_confirmed: incident.occurred_at_confirmed,
             reported_at: incident.reported_at,
             notified_at: incident.notified_at,
             acknowledged_at: incident.acknowledged_at,

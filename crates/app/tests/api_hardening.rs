@@ -105,7 +105,9 @@ async fn parallel_login_guesses_cannot_slip_past_the_growing_wait(url: String) {
     );
 }
 
-async fn a_manual_escalation_is_mailed_to_the_superior_cc_the_responsible(url: String) {
+async fn a_manual_escalation_is_mailed_to_the_superior_cc_the_responsible_and_the_help_desk(
+    url: String,
+) {
     let api = Api::new(&url).await;
     let folio = api.report().await;
     api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
@@ -128,10 +130,58 @@ async fn a_manual_escalation_is_mailed_to_the_superior_cc_the_responsible(url: S
     let r: serde_json::Value =
         serde_json::from_str(&row.try_get::<String, _>("recipients").expect("r")).expect("json");
     assert_eq!(r["to"], json!(["director@sepru.gob.mx"]));
-    assert_eq!(r["cc"], json!(["responsable@sepru.gob.mx"]));
+    // PROTOCOL.md, "Escalation": the help desk is copied on every escalation.
+    assert_eq!(
+        r["cc"],
+        json!(["responsable@sepru.gob.mx", "mesa@ugd.gob.mx"])
+    );
     let p: serde_json::Value =
         serde_json::from_str(&row.try_get::<String, _>("payload").expect("p")).expect("json");
     assert_eq!(p["reason"], "Sin respuesta del responsable");
+}
+
+/// The severity-change notice is as complete as step 2's: new deadlines for the running
+/// clocks, and CEDN copied while it validates (its target changed too).
+async fn a_severity_change_while_cedn_validates_is_mailed_to_cedn_with_the_new_deadlines(
+    url: String,
+) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    api.step(&folio, "acknowledge", &api.agency, json!({}))
+        .await;
+    api.step(
+        &folio,
+        "resolution",
+        &api.agency,
+        json!({"summary": "Corregido"}),
+    )
+    .await;
+    api.step(
+        &folio,
+        "severity",
+        &api.helpdesk,
+        json!({"severity": "critical", "reason": "Afecta a todos los usuarios"}),
+    )
+    .await;
+    let row = sqlx::query("SELECT recipients, payload FROM outbox WHERE kind = 'severity_changed'")
+        .fetch_one(api.store.pool())
+        .await
+        .expect("one severity notice");
+    let r: serde_json::Value =
+        serde_json::from_str(&row.try_get::<String, _>("recipients").expect("r")).expect("json");
+    assert_eq!(r["to"], json!(["responsable@sepru.gob.mx"]));
+    assert_eq!(r["cc"], json!(["mesa@ugd.gob.mx", "cedn@ugd.gob.mx"]));
+    let p: serde_json::Value =
+        serde_json::from_str(&row.try_get::<String, _>("payload").expect("p")).expect("json");
+    let clocks: Vec<&str> = p["deadlines"]
+        .as_array()
+        .expect("deadlines")
+        .iter()
+        .filter_map(|d| d["clock"].as_str())
+        .collect();
+    assert!(clocks.contains(&"validation#1"), "{p}");
 }
 
 async fn breached_false_lists_the_incidents_without_a_breach(url: String) {
@@ -206,7 +256,8 @@ async fn a_stale_timer_computation_never_overwrites_a_newer_one(url: String) {
 on_both_backends!(
     a_retried_catalogue_post_returns_the_first_answer_and_creates_once,
     parallel_login_guesses_cannot_slip_past_the_growing_wait,
-    a_manual_escalation_is_mailed_to_the_superior_cc_the_responsible,
+    a_manual_escalation_is_mailed_to_the_superior_cc_the_responsible_and_the_help_desk,
+    a_severity_change_while_cedn_validates_is_mailed_to_cedn_with_the_new_deadlines,
     breached_false_lists_the_incidents_without_a_breach,
     a_stale_timer_computation_never_overwrites_a_newer_one,
 );

@@ -31,6 +31,7 @@ async fn populated(dir: &Path) -> String {
         let notify = Command::Notify {
             severity: Severity::Critical,
             disable_button: true,
+            occurred_at: None,
         };
         let notified = act(&store, &created, &fx.helpdesk(), notify, at(i * 100 + 1))
             .await

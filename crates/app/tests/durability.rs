@@ -48,6 +48,7 @@ fn crash_child() {
                     let notify = Command::Notify {
                         severity: Severity::High,
                         disable_button: true,
+                        occurred_at: None,
                     };
                     let notified = act(&store, &created, &fx.helpdesk(), notify, now)
                         .await

@@ -145,7 +145,62 @@ async fn received_mail_is_listed_for_the_help_desk_and_a_redelivery_acts_once(ur
     assert!(bad.text.contains("triage"), "{}", bad.text);
 }
 
+/// A report by email starts with the message's date as an unconfirmed guess of when the
+/// failure began; the help desk corrects it when notifying, with a reason, and the record
+/// keeps both.
+async fn an_emailed_report_begins_at_the_messages_date_until_the_help_desk_corrects_it(
+    url: String,
+) {
+    let api = Api::new(&url).await;
+    let raw = "From: Responsable <responsable@sepru.gob.mx>\r\n\
+               To: Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>\r\n\
+               Subject: Falla en el tramite SEPRU-01-001\r\n\
+               Date: Fri, 27 Nov 2026 13:00:00 +0000\r\n\
+               Message-ID: <falla.1@sepru.gob.mx>\r\n\
+               Content-Type: text/plain; charset=utf-8\r\n\
+               \r\n\
+               El tramite SEPRU-01-001 no permite concluir la solicitud.\r\n";
+    let taken = deliver(&api, raw.as_bytes().to_vec()).await;
+    assert_eq!(taken.status, StatusCode::ACCEPTED, "{}", taken.text);
+    assert_eq!(taken.json["outcome"], "new_incident");
+    let folio = taken.json["folio"].as_str().expect("folio").to_string();
+    let doc = api.incident(&folio).await;
+    assert_eq!(doc["occurred_at"], "2026-11-27T13:00:00Z");
+    assert_eq!(doc["occurred_at_confirmed"], false);
+
+    let no_reason = api
+        .post(
+            &format!("/api/v1/incidents/{folio}/notify"),
+            &api.helpdesk,
+            json!({"severity": "high", "occurred_at": "2026-11-27T12:30:00Z"}),
+        )
+        .await;
+    no_reason.assert_invalid_field("occurred_at_reason");
+    let notified = api
+        .step(
+            &folio,
+            "notify",
+            &api.helpdesk,
+            json!({"severity": "high", "occurred_at": "2026-11-27T12:30:00Z",
+                   "occurred_at_reason": "El monitoreo registra la caída a las 6:30"}),
+        )
+        .await;
+    assert_eq!(notified.json["occurred_at"], "2026-11-27T12:30:00Z");
+    assert_eq!(notified.json["occurred_at_confirmed"], true);
+    let events = api.events(&folio).await;
+    let corrected = events
+        .iter()
+        .find(|e| e["kind"] == "occurred_at_corrected")
+        .expect("the correction is an event");
+    assert_eq!(corrected["data"]["previous"], "2026-11-27T13:00:00Z");
+    assert_eq!(
+        corrected["data"]["reason"],
+        "El monitoreo registra la caída a las 6:30"
+    );
+}
+
 on_both_backends!(
+    an_emailed_report_begins_at_the_messages_date_until_the_help_desk_corrects_it,
     a_reply_to_the_step_2_email_acknowledges_and_a_huge_message_is_refused,
     received_mail_is_listed_for_the_help_desk_and_a_redelivery_acts_once,
 );

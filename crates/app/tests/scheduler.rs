@@ -97,7 +97,11 @@ async fn warning_breach_and_levels_up_to_the_top(url: String) {
     assert_eq!(mail[1].0, "escalation");
     let recipients: serde_json::Value = serde_json::from_str(&mail[1].1).expect("json");
     assert_eq!(recipients["to"], json!(["director@sepru.gob.mx"]));
-    assert_eq!(recipients["cc"], json!(["responsable@sepru.gob.mx"]));
+    assert_eq!(
+        recipients["cc"],
+        json!(["responsable@sepru.gob.mx", "mesa@ugd.gob.mx"]),
+        "the help desk is copied on every escalation"
+    );
 
     api.advance(900); // level 2: the top of this agency's ladder
     scheduler.tick().await.expect("tick");
@@ -201,10 +205,50 @@ async fn a_breached_validation_escalates_on_the_central_side_and_paused_resoluti
         .expect("escalation mail");
     let r: serde_json::Value = serde_json::from_str(&escalation.1).expect("json");
     assert_eq!(r["to"], json!(["jefatura.cedn@ugd.gob.mx"]));
-    // PROTOCOL.md, "Escalation": cc the late validator and the procedure's responsible.
+    // PROTOCOL.md, "Escalation": cc the late validator, the procedure's responsible and
+    // the help desk.
     assert_eq!(
         r["cc"],
-        json!(["cedn@ugd.gob.mx", "responsable@sepru.gob.mx"])
+        json!([
+            "cedn@ugd.gob.mx",
+            "responsable@sepru.gob.mx",
+            "mesa@ugd.gob.mx"
+        ])
+    );
+}
+
+/// PROTOCOL.md, "Escalation": the help desk is told of every breach, also when nobody is
+/// left above on the ladder (here CEDN's front-line validator has no superior at all).
+async fn every_breach_is_told_to_the_help_desk_even_with_nobody_above(url: String) {
+    let api = Api::new(&url).await;
+    let scheduler = Scheduler::new(api.service.clone());
+    let folio = api.report().await;
+    api.step(
+        &folio,
+        "notify",
+        &api.helpdesk,
+        json!({"severity": "critical"}),
+    )
+    .await;
+    api.advance(30 * 60);
+    scheduler.tick().await.expect("tick");
+    let breaches: Vec<serde_json::Value> =
+        sqlx::query("SELECT recipients, payload FROM outbox WHERE kind = 'breach' ORDER BY id")
+            .fetch_all(api.store.pool())
+            .await
+            .expect("outbox")
+            .iter()
+            .map(|r| {
+                let recipients: String = r.try_get("recipients").expect("recipients");
+                serde_json::from_str(&recipients).expect("json")
+            })
+            .collect();
+    assert!(!breaches.is_empty(), "the ack breach is mailed");
+    assert!(
+        breaches
+            .iter()
+            .all(|r| r["to"] == json!(["mesa@ugd.gob.mx"])),
+        "{breaches:?}"
     );
 }
 
@@ -276,6 +320,7 @@ async fn a_due_timer_left_by_a_dead_instance_is_taken_over_when_its_lease_ends(u
 }
 
 on_both_backends!(
+    every_breach_is_told_to_the_help_desk_even_with_nobody_above,
     warning_breach_and_levels_up_to_the_top,
     acting_in_time_cancels_what_was_planned,
     a_breached_validation_escalates_on_the_central_side_and_paused_resolution_waits,

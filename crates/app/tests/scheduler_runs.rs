@@ -62,6 +62,7 @@ async fn notified_incidents(api: &Api, service: &Service, n: usize) -> Vec<Folio
                         Command::Notify {
                             severity: Severity::Critical,
                             disable_button: true,
+                            occurred_at: None,
                         },
                         None,
                     )

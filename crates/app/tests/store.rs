@@ -17,6 +17,7 @@ fn notify() -> Command {
     Command::Notify {
         severity: Severity::Critical,
         disable_button: true,
+        occurred_at: None,
     }
 }
 

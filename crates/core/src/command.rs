@@ -30,6 +30,15 @@ pub struct NewReport {
     pub channel: Channel,
 }
 
+/// The help desk's word, at notification, on when the failure began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurredAtCorrection {
+    /// When it began; not after the report, not in the future.
+    pub occurred_at: Timestamp,
+    /// Why it differs from the recorded instant; required when it does.
+    pub reason: Option<String>,
+}
+
 /// Every action of the step and exception tables, plus severity change, escalation,
 /// dismissal and the scheduler's firings.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +54,10 @@ pub enum Command {
         /// Step 2 (4): whether the portal button is disabled now, on CEDN's behalf (cause
         /// `notification`).
         disable_button: bool,
+        /// When the failure began, as the help desk confirms or corrects it (a report by
+        /// email starts with the message's date, unconfirmed). `None`: the recorded instant
+        /// stands; notifying confirms it.
+        occurred_at: Option<OccurredAtCorrection>,
     },
     /// Step 2 (1): the responsible confirms.
     Acknowledge,

@@ -170,10 +170,12 @@ fn changes(
         Command::Notify {
             severity,
             disable_button,
+            occurred_at,
         } => {
             if state != S::Reported {
                 return refuse("la incidencia ya fue notificada");
             }
+            let correction = occurred_at_correction(incident, occurred_at.as_ref(), now)?;
             let problems = policy.problems();
             if !problems.is_empty() {
                 return Err(DecideError::InvalidFields(
@@ -196,10 +198,11 @@ fn changes(
                     ),
                 )]));
             }
-            let mut out = vec![Change::Notified {
+            let mut out: Vec<Change> = correction.into_iter().collect();
+            out.push(Change::Notified {
                 severity: *severity,
                 policy: policy.clone(),
-            }];
+            });
             if *disable_button && incident.portal.button_enabled {
                 out.push(Change::ButtonSet {
                     enabled: false,
@@ -621,6 +624,48 @@ fn list_len(errors: &mut Vec<FieldError>, field: &str, len: usize) {
             format!("no puede tener más de {MAX_LIST_ITEMS} elementos"),
         ));
     }
+}
+
+/// The help desk's confirmation or correction of when the failure began, at step 2: a
+/// different instant needs a reason and may be neither after the report nor in the
+/// future; the same instant (or none) is a confirmation, which the notification records.
+fn occurred_at_correction(
+    incident: &Incident,
+    given: Option<&crate::command::OccurredAtCorrection>,
+    now: Timestamp,
+) -> Result<Option<Change>, DecideError> {
+    let Some(given) = given else { return Ok(None) };
+    let at = to_millis(given.occurred_at);
+    if at == incident.occurred_at {
+        return Ok(None);
+    }
+    let mut errors = Vec::new();
+    if at > incident.reported_at || at > now {
+        errors.push(FieldError::new(
+            "occurred_at",
+            "no puede ser posterior al registro de la incidencia",
+        ));
+    }
+    let reason = given.reason.as_deref().unwrap_or("");
+    if reason.trim().is_empty() {
+        errors.push(FieldError::new(
+            "occurred_at_reason",
+            "indique por qué cambia el momento en que ocurrió la falla",
+        ));
+    } else {
+        required_text(
+            &mut errors,
+            "occurred_at_reason",
+            reason,
+            MAX_SHORT_TEXT_CHARS,
+        );
+    }
+    fields(errors)?;
+    Ok(Some(Change::OccurredAtCorrected {
+        occurred_at: at,
+        previous: incident.occurred_at,
+        reason: reason.trim().to_string(),
+    }))
 }
 
 /// Size checks of a form, draft or delivered (completeness is checked only on delivery: a

@@ -104,6 +104,16 @@ pub enum Change {
         /// The `report` clock's target in seconds, as above.
         report_target_s: u32,
     },
+    /// Step 2: the help desk corrected when the failure began (a report by email starts
+    /// with the message's date); the `report` clock starts again from the new instant.
+    OccurredAtCorrected {
+        /// The corrected instant.
+        occurred_at: Timestamp,
+        /// The instant recorded before.
+        previous: Timestamp,
+        /// Why, trimmed.
+        reason: String,
+    },
     /// Step 2. Carries the whole policy version so that replay never needs to look it up.
     Notified {
         /// The severity the help desk set.
@@ -252,6 +262,7 @@ impl Change {
     pub fn kind(&self) -> &'static str {
         match self {
             Change::Reported { .. } => "reported",
+            Change::OccurredAtCorrected { .. } => "occurred_at_corrected",
             Change::Notified { .. } => "notified",
             Change::ButtonSet { .. } => "button_set",
             Change::Acknowledged => "acknowledged",

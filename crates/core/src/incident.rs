@@ -171,6 +171,12 @@ pub struct Incident {
     pub channel: Channel,
     /// When the failure happened: the `report` clock's start.
     pub occurred_at: Timestamp,
+    /// Whether a person vouched for `occurred_at`: false for a report by email (its
+    /// instant is the message's date) until the help desk notifies it, confirming or
+    /// correcting the instant. Projections stored before the field existed were all
+    /// given by a person.
+    #[serde(default = "confirmed")]
+    pub occurred_at_confirmed: bool,
     /// When it was registered (step 1): the `report` clock's stop.
     pub reported_at: Timestamp,
     /// Where it is in the protocol.
@@ -281,6 +287,7 @@ impl Incident {
                     description: description.clone(),
                     channel: *channel,
                     occurred_at: *occurred_at,
+                    occurred_at_confirmed: *channel != Channel::Email,
                     reported_at: at,
                     state: IncidentState::Reported,
                     severity: None,
@@ -322,7 +329,17 @@ impl Incident {
         }
         match &event.change {
             Change::Reported { .. } => return Err(fail("la incidencia ya estaba registrada")),
+            Change::OccurredAtCorrected { occurred_at, .. } => {
+                s.occurred_at = *occurred_at;
+                let reported_at = s.reported_at;
+                if let Some(report) = s.clock_mut(ClockId::REPORT) {
+                    let mut again = Clock::start(ClockId::REPORT, report.target_s, *occurred_at);
+                    again.stop(reported_at);
+                    *report = again;
+                }
+            }
             Change::Notified { severity, policy } => {
+                s.occurred_at_confirmed = true;
                 s.state = IncidentState::AwaitingAck;
                 s.severity = Some(*severity);
                 s.notified_at = Some(at);
@@ -661,4 +678,9 @@ impl Incident {
         }
         out
     }
+}
+
+/// Serde default of [`Incident::occurred_at_confirmed`].
+fn confirmed() -> bool {
+    true
 }

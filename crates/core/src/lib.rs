@@ -25,7 +25,7 @@ pub mod report_form;
 pub mod slo;
 pub mod types;
 
-pub use command::{Command, DecideError, FieldError, NewReport};
+pub use command::{Command, DecideError, FieldError, NewReport, OccurredAtCorrection};
 pub use decide::decide;
 pub use escalation::{
     ActionKey, ActionKind, DueAction, Ladder, Side, due_actions, next_due, planned,

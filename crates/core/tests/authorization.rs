@@ -16,6 +16,7 @@ fn commands() -> Vec<Command> {
         Command::Notify {
             severity: Severity::High,
             disable_button: true,
+            occurred_at: None,
         },
         Command::Acknowledge,
         Command::SetBanner {

@@ -202,6 +202,7 @@ fn escalation_repeat_from_policy_and_catch_up_after_downtime_fires_in_order_once
         Command::Notify {
             severity: Severity::Critical,
             disable_button: true,
+            occurred_at: None,
         },
         at(0),
     );
@@ -250,6 +251,7 @@ fn nothing_is_planned_before_notification_or_after_acknowledgment() {
         Command::Notify {
             severity: Severity::Medium,
             disable_button: true,
+            occurred_at: None,
         },
         at(0),
     );

@@ -377,6 +377,7 @@ fn dismissal_keeps_the_report_and_stops_everything() {
             Command::Notify {
                 severity: Severity::Low,
                 disable_button: true,
+                occurred_at: None,
             },
             at(120),
         )

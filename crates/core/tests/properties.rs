@@ -736,6 +736,7 @@ impl Sim<'_> {
             } => Command::Notify {
                 severity: *severity,
                 disable_button: *disable_button,
+                occurred_at: None,
             },
             CommandSpec::Acknowledge => Command::Acknowledge,
             CommandSpec::SetBanner { shown, message } => Command::SetBanner {
@@ -1227,6 +1228,7 @@ fn progress(
             severity,
             // Only a slow incident may keep the button (refusals come from `Notify` steps).
             disable_button: disable_button || inc.kind != IncidentKind::Slow,
+            occurred_at: None,
         },
         S::AwaitingAck => match choice % 4 {
             0 if !inc.portal.banner_shown => banner(true),
@@ -1399,6 +1401,7 @@ fn breach_instant_of_the_report_clock_retargeted_at_notification_is_before_its_s
         Command::Notify {
             severity: Severity::Critical,
             disable_button: true,
+            occurred_at: None,
         },
         common::at(5 * common::MIN),
     );

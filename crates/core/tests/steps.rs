@@ -154,6 +154,7 @@ fn step_2_slow_incident_may_keep_the_portal_button() {
         Command::Notify {
             severity: Severity::Low,
             disable_button: false,
+            occurred_at: None,
         },
         at(60),
     );
@@ -170,6 +171,7 @@ fn step_2_only_a_slow_incident_may_keep_the_portal_button() {
             Command::Notify {
                 severity: Severity::Low,
                 disable_button: false,
+                occurred_at: None,
             },
             at(60),
         )
@@ -640,6 +642,7 @@ fn public_status_shows_an_incident_only_once_notified() {
         Command::Notify {
             severity: Severity::High,
             disable_button: true,
+            occurred_at: None,
         },
         at(2 * MIN),
     );
@@ -804,4 +807,88 @@ fn closing_requires_the_banner_shown_or_an_exemption_recorded() {
         )
         .expect_err("it was shown");
     assert!(matches!(err, DecideError::InvalidTransition { .. }));
+}
+
+// Step 1 by email: the message's date is a first guess the help desk confirms or corrects
+// when notifying (step 2); a correction is recorded with its reason and the `report`
+// clock follows it.
+
+fn email_report(ago: i64) -> Command {
+    match report(ago) {
+        Command::Report(mut r) => {
+            r.channel = incidencias_core::Channel::Email;
+            Command::Report(r)
+        }
+        other => other,
+    }
+}
+
+fn notify_with(at_: Option<jiff::Timestamp>, reason: Option<&str>) -> Command {
+    Command::Notify {
+        severity: Severity::High,
+        disable_button: true,
+        occurred_at: at_.map(|occurred_at| incidencias_core::OccurredAtCorrection {
+            occurred_at,
+            reason: reason.map(str::to_string),
+        }),
+    }
+}
+
+#[test]
+fn step_2_the_help_desk_corrects_when_an_emailed_failure_began_and_the_report_clock_follows() {
+    let mut run = Run::new();
+    run.ok(&helpdesk(), email_report(5 * MIN), at(0));
+    assert!(
+        !run.inc().occurred_at_confirmed,
+        "an emailed report's instant is a guess"
+    );
+    let events = run.ok(
+        &helpdesk(),
+        notify_with(
+            Some(at(-2 * HOUR)),
+            Some("El usuario llamó: falla desde las 7:00"),
+        ),
+        at(MIN),
+    );
+    assert_eq!(events[0].change.kind(), "occurred_at_corrected");
+    let inc = run.inc();
+    assert!(inc.occurred_at_confirmed);
+    assert_eq!(inc.occurred_at, at(-2 * HOUR));
+    let report_clock = inc.clock(ClockId::REPORT).expect("report clock");
+    assert_eq!(report_clock.started_at, at(-2 * HOUR));
+    assert_eq!(
+        report_clock.state(at(MIN)),
+        ClockState::Breached,
+        "reported two hours after the failure: the 1 h report target was missed"
+    );
+}
+
+#[test]
+fn step_2_a_correction_without_reason_or_after_the_report_is_refused_and_changes_nothing() {
+    let mut run = Run::new();
+    run.ok(&helpdesk(), email_report(5 * MIN), at(0));
+    let before = run.inc().clone();
+    let no_reason = run.exec(&helpdesk(), notify_with(Some(at(-HOUR)), None), at(MIN));
+    assert!(
+        matches!(&no_reason, Err(DecideError::InvalidFields(f)) if f[0].field == "occurred_at_reason"),
+        "{no_reason:?}"
+    );
+    let later = run.exec(
+        &helpdesk(),
+        notify_with(Some(at(30)), Some("Otra hora")),
+        at(MIN),
+    );
+    assert!(
+        matches!(&later, Err(DecideError::InvalidFields(f)) if f[0].field == "occurred_at"),
+        "{later:?}"
+    );
+    assert_eq!(run.inc(), &before);
+    // The same instant is a confirmation, not a correction.
+    let events = run.ok(&helpdesk(), notify_with(Some(at(-5 * MIN)), None), at(MIN));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.change.kind() != "occurred_at_corrected")
+    );
+    assert!(run.inc().occurred_at_confirmed);
 }

@@ -138,6 +138,7 @@ async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result
                             let notify = Command::Notify {
                                 severity: Severity::Critical,
                                 disable_button: true,
+                                occurred_at: None,
                             };
                             events.extend(
                                 decide(Some(&state), &actor, &notify, notified, &policy)

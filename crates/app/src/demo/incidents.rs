@@ -208,6 +208,7 @@ impl Seeder {
         let command = Command::Notify {
             severity: SEVERITIES[i % 4],
             disable_button: KINDS[i % 4] != IncidentKind::Slow,
+            occurred_at: None,
         };
         self.act(p.mesa, folio, command).await
     }

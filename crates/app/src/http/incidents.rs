@@ -135,6 +135,12 @@ pub struct NotifyBody {
     pub severity: String,
     /// Whether CEDN disables the portal button (default true; a `slow` incident may keep it).
     pub disable_button: Option<bool>,
+    /// When the failure began, confirmed or corrected (RFC 3339); a report by email
+    /// starts with the message's date, unconfirmed.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub occurred_at: Option<Timestamp>,
+    /// Why `occurred_at` changes; required when it differs from the recorded instant.
+    pub occurred_at_reason: Option<String>,
 }
 
 /// Step 2: formal notification with severity.
@@ -155,6 +161,13 @@ pub async fn notify(
     let command = Command::Notify {
         severity,
         disable_button: body.value.disable_button.unwrap_or(true),
+        occurred_at: body
+            .value
+            .occurred_at
+            .map(|at| incidencias_core::OccurredAtCorrection {
+                occurred_at: at,
+                reason: body.value.occurred_at_reason.clone(),
+            }),
     };
     act(&state, &caller, &f, command, body.idem).await
 }

@@ -1,15 +1,21 @@
 //! The incidents this process wrote or read, for reads that need no round trip to SQLite.
 //!
 //! Only with SQLite, where one `serve` process owns the database (it takes a lock file) and
-//! most writes pass through it. Other processes may still write (`incidencias mail
-//! ingest`, `user create`), so an entry is used only after the database confirms the row
-//! still has its version ([`super::Store::load`]): the cache saves reading and parsing the
-//! body, never freshness. Entries only move forward in version: a slow reader that loaded
-//! an older version can never put it back over a newer one. Retries after a conflict read
-//! the database, not the cache. On PostgreSQL, where other instances write, it is off.
+//! most writes pass through it. The command line may still write beside it (`incidencias
+//! mail ingest`, `user create`, `outbox retry`...): such a process announces its writes by
+//! touching a marker file next to the database (`PATH.changes`) after each commit, and the
+//! serving process looks at the marker (one `stat`, no round trip to SQLite) before using
+//! an entry: when it moved, the whole cache is forgotten. So a write from another process
+//! is seen at once, and a read the cache answers costs no query. Entries only move forward
+//! in version: a slow reader that loaded an older version can never put it back over a
+//! newer one. Retries after a conflict read the database, not the cache. On PostgreSQL,
+//! where other instances write, it is off.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use incidencias_core::Folio;
 
@@ -22,22 +28,86 @@ const CAPACITY: usize = 20_000;
 pub struct IncidentCache {
     enabled: bool,
     map: Mutex<HashMap<Folio, Arc<StoredIncident>>>,
+    /// `PATH.changes`: touched by other processes after they write (SQLite only).
+    marker: Option<PathBuf>,
+    /// The marker's modification time when the entries were last known good.
+    seen: Mutex<Option<SystemTime>>,
+    /// Set in a process that writes beside a server (the command line): its commits
+    /// touch the marker.
+    announce: AtomicBool,
 }
 
 impl IncidentCache {
-    pub fn new(enabled: bool) -> IncidentCache {
+    /// A cache for the SQLite database at `path` (the marker sits next to it).
+    pub fn new(path: &str) -> IncidentCache {
         IncidentCache {
-            enabled,
-            map: Mutex::new(HashMap::new()),
+            enabled: true,
+            marker: Some(PathBuf::from(format!("{path}.changes"))),
+            ..IncidentCache::default()
         }
+    }
+
+    /// The marker's modification time (`None`: no marker yet).
+    fn marker_time(&self) -> Option<SystemTime> {
+        let marker = self.marker.as_ref()?;
+        std::fs::metadata(marker).and_then(|m| m.modified()).ok()
     }
 
     pub fn get(&self, folio: Folio) -> Option<StoredIncident> {
         if !self.enabled {
             return None;
         }
-        let map = self.map.lock().ok()?;
+        let mut map = self.map.lock().ok()?;
+        let now = self.marker_time();
+        if let Ok(mut seen) = self.seen.lock()
+            && *seen != now
+        {
+            // Another process wrote since the entries were loaded: forget them all.
+            map.clear();
+            *seen = now;
+            return None;
+        }
         map.get(&folio).map(|s| (**s).clone())
+    }
+
+    /// The marker as a reader sees it before reading the database: pass it to
+    /// [`IncidentCache::put_read`] so that a read that raced another process's write is
+    /// not kept.
+    pub fn stamp(&self) -> Option<SystemTime> {
+        if self.enabled {
+            self.marker_time()
+        } else {
+            None
+        }
+    }
+
+    /// Keeps what a read found, unless another process announced a write since `stamp`.
+    pub fn put_read(&self, stored: &StoredIncident, stamp: Option<SystemTime>) {
+        if self.seen.lock().is_ok_and(|seen| *seen == stamp) {
+            self.put(stored);
+        }
+    }
+
+    /// This process writes beside a server: its commits announce themselves.
+    pub fn announce_writes(&self) {
+        self.announce.store(true, Ordering::SeqCst);
+    }
+
+    /// After a commit: touches the marker if this process announces its writes. A failure
+    /// to touch it is logged (the server would answer from its cache until its next
+    /// write of that incident).
+    pub fn written(&self) {
+        if !self.announce.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(marker) = &self.marker else { return };
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        if let Err(e) = std::fs::write(marker, stamp.to_string()) {
+            tracing::warn!(error = %e, marker = %marker.display(), "no se pudo avisar del cambio al servicio");
+        }
     }
 
     /// Keeps `stored` unless a newer version of it is already kept.

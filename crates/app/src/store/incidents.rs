@@ -241,27 +241,18 @@ impl Store {
         Ok(result)
     }
 
-    /// The incident as of its latest write, from this process's cache when the database
-    /// still holds the version kept there. The check is one indexed read of the row's
-    /// version, so a write by another process (`incidencias mail ingest` beside `serve`,
-    /// say) is seen at once; what the cache saves is reading and parsing the body.
+    /// The incident as of its latest write (from this process's cache when it has it and
+    /// no other process announced a write since: see `cache.rs`).
     pub async fn load(&self, folio: Folio) -> Result<Option<StoredIncident>, StoreError> {
         if let Some(hit) = self.cache.get(folio) {
-            let current: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM incidents WHERE folio = $1")
-                    .bind(folio.to_string())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(StoreError::db)?;
-            if current.is_some() && current == i64::try_from(hit.incident.version).ok() {
-                return Ok(Some(hit));
-            }
+            return Ok(Some(hit));
         }
         self.load_fresh(folio).await
     }
 
     /// The incident as the database has it now (after a conflict, for instance).
     pub async fn load_fresh(&self, folio: Folio) -> Result<Option<StoredIncident>, StoreError> {
+        let stamp = self.cache.stamp();
         let row = sqlx::query("SELECT version, last_hash, body FROM incidents WHERE folio = $1")
             .bind(folio.to_string())
             .fetch_optional(&self.pool)
@@ -280,7 +271,7 @@ impl Store {
             incident,
             last_hash: row.try_get("last_hash").map_err(StoreError::db)?,
         };
-        self.cache.put(&stored);
+        self.cache.put_read(&stored, stamp);
         Ok(Some(stored))
     }
 

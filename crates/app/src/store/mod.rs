@@ -98,7 +98,11 @@ impl Store {
         F: for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + 'static,
     {
         match &self.writer {
-            Some(w) => w.submit(job).await,
+            Some(w) => {
+                let out = w.submit(job).await?;
+                self.cache.written();
+                Ok(out)
+            }
             None => {
                 let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
                 let out = job(&mut tx).await?;
@@ -118,6 +122,12 @@ impl Store {
         let file = lock_serving(&self.display)?;
         self.hold_claim(file);
         Ok(())
+    }
+
+    /// This process writes to a SQLite database another process may be serving (the
+    /// command line): each commit is announced to that server's cache (`cache.rs`).
+    pub fn announce_writes(&self) {
+        self.cache.announce_writes();
     }
 
     /// Keeps a lock taken with [`lock_serving`] for as long as this store lives.

@@ -65,6 +65,11 @@ impl Store {
         if mode == OpenMode::Migrate {
             store.ensure_seed_policy(jiff::Timestamp::now()).await?;
         }
+        // A command writing to a database that a server may be serving tells that
+        // server's cache about each commit (cache.rs).
+        if mode == OpenMode::ExistingWritable {
+            store.announce_writes();
+        }
         Ok(store)
     }
 }
@@ -191,9 +196,9 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         backend: Backend::Sqlite,
         pool,
         writer: Some(Writer::start(writer_conn)),
-        display: path,
         folios: Default::default(),
-        cache: std::sync::Arc::new(super::cache::IncidentCache::new(true)),
+        cache: std::sync::Arc::new(super::cache::IncidentCache::new(&path)),
+        display: path,
         serving: Default::default(),
     })
 }

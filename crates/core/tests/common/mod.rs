@@ -181,6 +181,7 @@ impl Run {
             Command::Notify {
                 severity,
                 disable_button: true,
+                occurred_at: None,
             },
             at(5 * MIN),
         );

@@ -67,6 +67,18 @@ fn once(digest: &str) -> Option<IdemRequest> {
     })
 }
 
+/// When a failure reported by email began, as a first guess for the help desk to confirm
+/// or correct at notification: the message's `Date` when it is plausible (not in the
+/// future, at most a week old: a clock skewed by days is no guess at all), else the
+/// moment it was received.
+fn first_guess(date: Option<jiff::Timestamp>, received: jiff::Timestamp) -> jiff::Timestamp {
+    let week = jiff::SignedDuration::from_hours(24 * 7);
+    match date {
+        Some(d) if d <= received && received.duration_since(d) <= week => d,
+        _ => received,
+    }
+}
+
 fn guess_kind(text: &str) -> IncidentKind {
     let t = text.to_lowercase();
     if t.contains("lent") {
@@ -337,7 +349,7 @@ impl Service {
                     procedure_ids: procedures,
                     kind: guess_kind(&m.searchable),
                     description,
-                    occurred_at: self.now(),
+                    occurred_at: first_guess(m.date, self.now()),
                     channel: Channel::Email,
                 },
                 once(digest),

@@ -23,6 +23,9 @@ pub struct Inbound {
     pub new_text: String,
     /// Subject and whole text, for finding a homoclave.
     pub searchable: String,
+    /// The message's `Date` header, when it has a readable one: a report's first guess of
+    /// when the failure began.
+    pub date: Option<jiff::Timestamp>,
 }
 
 /// Why a message could not be read.
@@ -166,6 +169,9 @@ pub fn read(raw: &[u8]) -> Result<Inbound, InboundError> {
         subject,
         folio,
         replied_kind: replied.map(|(_, k)| k),
+        date: message
+            .date()
+            .and_then(|d| jiff::Timestamp::from_second(d.to_timestamp()).ok()),
     })
 }
 

@@ -46,9 +46,19 @@ pub enum Message {
         /// instead of announcing it disabled. Absent in rows queued before it existed.
         #[serde(default)]
         button_kept: bool,
+        /// What failed, as reported (`unavailable`, `slow`, ...), and its description: the
+        /// responsible learns the problem from the notice itself.
+        #[serde(default)]
+        failure: Option<Failure>,
     },
-    /// Severity changed by the help desk, to the responsible.
-    SeverityChanged { reason: String },
+    /// Severity changed by the help desk, to the responsible (and CEDN while a validation
+    /// is pending: its target changed too), with the deadlines recomputed.
+    SeverityChanged {
+        reason: String,
+        /// Every running clock's new deadline. Absent in rows queued before it existed.
+        #[serde(default)]
+        deadlines: Vec<Deadline>,
+    },
     /// Step 2 done, to the help desk.
     Acknowledged,
     /// Step 3, to the help desk.
@@ -77,6 +87,14 @@ pub enum Message {
     /// A report dismissed after its notification, to the responsible and CEDN: the portal
     /// was restored automatically.
     Dismissed { reason: String },
+    /// A deadline passed, to the help desk: every breach is told, also when nobody is left
+    /// above on the ladder to escalate to.
+    Breach {
+        /// The clock's name (`ack`, `resolution`, `validation#2`, ...).
+        clock: String,
+        /// The deadline that passed.
+        target_at: Option<Timestamp>,
+    },
     /// A clock at its warning ratio, to whoever must act.
     SloWarning {
         /// The clock's name (`ack`, `resolution`, `validation#2`, ...).
@@ -97,6 +115,22 @@ pub enum Message {
         due_at: Option<Timestamp>,
         target_at: Option<Timestamp>,
     },
+}
+
+/// What failed, for the step-2 notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// `unavailable`, `intermittent`, `slow` or `cannot_complete`.
+    pub kind: String,
+    pub description: String,
+}
+
+/// A clock's deadline, for the emails that announce new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    /// The clock's name (`ack`, `resolution`, `validation#2`, ...).
+    pub clock: String,
+    pub due_at: Timestamp,
 }
 
 /// An email about an incident.
@@ -226,16 +260,41 @@ pub(crate) fn for_events(
                         ack_link: token(LinkAction::Acknowledge),
                         resolution_link: token(LinkAction::Resolution),
                         button_kept: incident.portal.button_enabled,
+                        failure: Some(Failure {
+                            kind: incident.kind.as_str().to_string(),
+                            description: incident.description.clone(),
+                        }),
                     },
                 ))
             }
-            Change::SeverityChanged { reason, .. } => out.push(mail(
-                &responsible,
-                &helpdesk,
-                Message::SeverityChanged {
-                    reason: reason.clone(),
-                },
-            )),
+            Change::SeverityChanged { reason, .. } => {
+                let deadlines: Vec<Deadline> = incident
+                    .clocks
+                    .iter()
+                    .filter(|c| c.is_running())
+                    .filter_map(|c| {
+                        Some(Deadline {
+                            clock: c.id.to_string(),
+                            due_at: c.due_at()?,
+                        })
+                    })
+                    .collect();
+                // CEDN's own target moved while it validates: it is told too.
+                let validating = deadlines.iter().any(|d| d.clock.starts_with("validation"));
+                let cc = if validating {
+                    [helpdesk.as_slice(), cedn.as_slice()].concat()
+                } else {
+                    helpdesk.clone()
+                };
+                out.push(mail(
+                    &responsible,
+                    &cc,
+                    Message::SeverityChanged {
+                        reason: reason.clone(),
+                        deadlines,
+                    },
+                ))
+            }
             Change::Acknowledged => out.push(mail(&helpdesk, &[], Message::Acknowledged)),
             Change::ResolutionNotified { round, summary } => {
                 out.push(mail(
@@ -307,7 +366,7 @@ pub(crate) fn for_events(
                 ..
             } => out.push(mail(
                 &emails(org, &[*to]),
-                &emails(org, cc),
+                &with_helpdesk(emails(org, cc), &helpdesk),
                 Message::Escalation {
                     clock: None,
                     level: *level,
@@ -325,8 +384,19 @@ pub(crate) fn for_events(
     out
 }
 
+/// `cc` and the help desk, who is copied on every escalation (PROTOCOL.md, "Escalation").
+fn with_helpdesk(mut cc: Vec<String>, helpdesk: &[String]) -> Vec<String> {
+    for h in helpdesk {
+        if !cc.contains(h) {
+            cc.push(h.clone());
+        }
+    }
+    cc
+}
+
 /// The email of an action the scheduler fired on `incident` (the state after it): a
-/// warning or an escalation; none for a breach (its escalation says it).
+/// warning to whoever must act, an escalation to the superior (cc whoever must act and the
+/// help desk), a breach to the help desk.
 pub(crate) fn for_action(
     org: &OrgChart,
     incident: &Incident,
@@ -350,11 +420,28 @@ pub(crate) fn for_action(
             due_at: Some(action.due_at),
             target_at,
         },
-        ActionKind::Breach => return None,
+        ActionKind::Breach => {
+            let out = Outgoing {
+                to: org.helpdesk_emails(),
+                cc: Vec::new(),
+                notice: Notice {
+                    about: about(org, incident),
+                    message: Message::Breach {
+                        clock: action.key.clock.to_string(),
+                        target_at,
+                    },
+                },
+            };
+            return (!out.to.is_empty()).then_some(out);
+        }
     };
+    let cc = emails(org, &action.cc);
     let out = Outgoing {
         to: emails(org, &action.to),
-        cc: emails(org, &action.cc),
+        cc: match action.key.kind {
+            ActionKind::Escalation => with_helpdesk(cc, &org.helpdesk_emails()),
+            _ => cc,
+        },
         notice: Notice {
             about: about(org, incident),
             message,

@@ -43,6 +43,10 @@ fn severity_label(s: Option<&str>) -> &'static str {
     }
 }
 
+fn kind_label(kind: &str) -> &'static str {
+    incidencias_core::IncidentKind::parse(kind).map_or("falla", |k| k.label())
+}
+
 fn clock_label(clock: &str) -> &'static str {
     match clock.split('#').next().unwrap_or(clock) {
         "ack" => "confirmación de enterado",
@@ -91,11 +95,15 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
             ack_link,
             resolution_link,
             button_kept,
+            failure,
         } => (
             format!("Notificación de incidencia, severidad {severity}"),
             vec![
                 format!("Se le notifica formalmente la incidencia {folio} en: {procedures}."),
                 format!("Severidad: {severity}."),
+                failure.as_ref().map_or(String::new(), |f| {
+                    format!("Qué falla: {}. Descripción: {}", kind_label(&f.kind), f.description)
+                }),
                 format!("Confirme de enterado a más tardar: {}.", local(*ack_due_at)),
                 format!("Tiempo para el aviso de resolución: a más tardar {}.", local(*resolution_due_at)),
                 format!("Acciones requeridas: 1) responder este correo confirmando de enterado; 2) iniciar las acciones para corregir la incidencia; 3) desplegar la cortinilla en el trámite. {}", if *button_kept {
@@ -107,14 +115,17 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
                 action_link(base_url, resolution_link.as_deref(), "Cuando esté corregida, enviar el aviso de resolución"),
             ],
         ),
-        Message::SeverityChanged { reason } => (
-            format!("Cambio de severidad a {severity}"),
-            vec![
+        Message::SeverityChanged { reason, deadlines } => {
+            let mut lines = vec![
                 format!("La severidad de la incidencia {folio} cambió a {severity}."),
                 format!("Motivo: {reason}"),
                 "Los plazos en curso se recalcularon desde su inicio con la nueva severidad.".into(),
-            ],
-        ),
+            ];
+            lines.extend(deadlines.iter().map(|d| {
+                format!("Nuevo plazo de {}: {}.", clock_label(&d.clock), local(Some(d.due_at)))
+            }));
+            (format!("Cambio de severidad a {severity}"), lines)
+        }
         Message::Acknowledged => (
             "Confirmación de enterado recibida".into(),
             vec![format!("La dependencia confirmó de enterado la incidencia {folio}.")],
@@ -188,6 +199,13 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
                 "No se requiere ninguna acción.".into(),
             ],
         ),
+        Message::Breach { clock, target_at } => (
+            format!("Plazo excedido: {}", clock_label(clock)),
+            vec![
+                format!("Se excedió el plazo de {} de la incidencia {folio} (severidad {severity}), que vencía el {}.", clock_label(clock), local(*target_at)),
+                "Acción requerida (Mesa de ayuda): dar seguimiento; el escalamiento al superior jerárquico, si lo hay registrado, se envía por separado.".into(),
+            ],
+        ),
         Message::SloWarning {
             clock, target_at, ..
         } => (
@@ -212,7 +230,7 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
                 vec![
                     format!("Se escala a usted, como nivel jerárquico superior, la incidencia {folio} (severidad {severity})."),
                     why,
-                    "Acción requerida: implementar las acciones para la atención del punto del proceso señalado. Se marca copia al responsable del trámite.".into(),
+                    "Acción requerida: implementar las acciones para la atención del punto del proceso señalado. Se marca copia al responsable del trámite y a la Mesa de ayuda.".into(),
                 ],
             )
         }
@@ -270,6 +288,7 @@ mod tests {
                     ack_link: None,
                     resolution_link: None,
                     button_kept: false,
+                    failure: None,
                 },
             },
             "https://incidencias.gob.mx",
@@ -296,6 +315,7 @@ mod tests {
                 ack_link: None,
                 resolution_link: None,
                 button_kept,
+                failure: None,
             },
         };
         let kept = render(&notice(true), "https://x").text;
@@ -319,6 +339,30 @@ mod tests {
         assert!(r.subject.contains("Incidencia descartada"), "{}", r.subject);
         assert!(r.text.contains("Motivo: Falsa alarma"), "{}", r.text);
         assert!(r.text.contains("se habilitó"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_severity_change_lists_the_new_deadlines_in_mexico_city_time() {
+        let r = render(
+            &Notice {
+                about: about("INC-2026-000123"),
+                message: Message::SeverityChanged {
+                    reason: "Afecta a todos".into(),
+                    deadlines: vec![super::super::Deadline {
+                        clock: "validation#1".into(),
+                        due_at: "2026-11-27T15:20:00Z".parse().expect("instant"),
+                    }],
+                },
+            },
+            "https://x",
+        );
+        assert!(
+            r.text.contains(
+                "Nuevo plazo de validación de CEDN: 27/11/2026 09:20 (hora del centro de México)."
+            ),
+            "{}",
+            r.text
+        );
     }
 
     #[test]
