@@ -1067,6 +1067,24 @@ async fn instants_before_2000_or_after_2100_are_refused_in_spanish(url: String) 
     }
     assert_eq!(api.total().await, before, "nothing reported");
 
+    // The help desk's correction at notification.
+    let reported = api.report().await;
+    let version = api.incident(&reported).await["version"].clone();
+    let a = api
+        .post(
+            &path(&reported, "notify"),
+            &api.helpdesk,
+            json!({"severity": "high", "occurred_at": "1899-11-27T09:00:00-06:00",
+                   "occurred_at_reason": "dato del usuario"}),
+        )
+        .await;
+    says_the_span(&a, "occurred_at");
+    assert_eq!(
+        api.incident(&reported).await["version"],
+        version,
+        "not notified"
+    );
+
     let folio = awaiting_validation(&api).await;
     let version = api.incident(&folio).await["version"].clone();
     for (field, value) in [

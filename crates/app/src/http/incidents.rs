@@ -138,6 +138,10 @@ pub struct NotifyBody {
     /// When the failure began, confirmed or corrected (RFC 3339); a report by email
     /// starts with the message's date, unconfirmed.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(
+        default,
+        deserialize_with = "crate::documents::instant::deserialize_option"
+    )]
     pub occurred_at: Option<Timestamp>,
     /// Why `occurred_at` changes; required when it differs from the recorded instant.
     pub occurred_at_reason: Option<String>,
