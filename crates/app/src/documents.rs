@@ -43,6 +43,9 @@ pub struct IncidentDoc {
     /// Version of the SLO policy the incident keeps since its notification.
     pub policy_version: Option<u32>,
     pub escalation_level: u32,
+    /// Validation rounds opened, the one awaiting a verdict included: each resolution
+    /// notice opens one (0 before the first; 1 while the first awaits CEDN's verdict; 2
+    /// after a failed validation and a new notice).
     pub validation_rounds: u32,
     /// Number of events; changes with every action.
     pub version: u64,
@@ -120,9 +123,11 @@ pub struct ClockDoc {
 pub struct ReportFormBody {
     /// Fecha y hora de detección.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(deserialize_with = "instant::deserialize_option")]
     pub detected_at: Option<Timestamp>,
     /// Fecha y hora de restablecimiento del servicio.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(deserialize_with = "instant::deserialize_option")]
     pub restored_at: Option<Timestamp>,
     /// Descripción de la falla observada.
     pub symptoms: String,
@@ -370,5 +375,6 @@ impl From<crate::store::StoredEvent> for EventDoc {
 
 mod catalog;
 pub use catalog::{AgencyDoc, ProcedureDoc, UserDoc};
+pub mod instant;
 mod mail;
 pub use mail::{InboundDoc, OutboxDoc, ReceivedDoc};

@@ -1,14 +1,16 @@
 //! The authorization matrix: every endpoint of the served OpenAPI document, called as every
 //! role, as a user of another agency and without credentials, with the status each must
 //! get. The paths come from the served document: an endpoint without a row fails the test,
-//! so none can be forgotten.
+//! so none can be forgotten. The role is judged first: a user of another agency gets 403 on
+//! an action their role may not take (it says nothing about the folio) and 404 only on
+//! one it may (the folio is not theirs to see).
 
 mod common;
 
 use std::collections::BTreeSet;
 
 use axum::http::{Method, StatusCode};
-use common::api::Api;
+use common::api::{Answer, Api};
 use serde_json::{Value, json};
 
 /// The state an incident must be in for the endpoint's allowed role to succeed.
@@ -244,7 +246,7 @@ fn rows() -> Vec<Row> {
             path: "/api/v1/incidents/{folio}/notify",
             setup: Setup::Reported,
             body: |_, _| Some(json!({"severity": "high"})),
-            expect: [403, 200, 403, 403, 404, 401],
+            expect: [403, 200, 403, 403, 403, 401],
         },
         Row {
             method: "POST",
@@ -265,14 +267,14 @@ fn rows() -> Vec<Row> {
             path: "/api/v1/incidents/{folio}/banner-exemption",
             setup: Setup::Notified,
             body: |_, _| Some(json!({"reason": "El portal no admite cortinilla en este trámite"})),
-            expect: [403, 200, 403, 403, 404, 401],
+            expect: [403, 200, 403, 403, 403, 401],
         },
         Row {
             method: "POST",
             path: "/api/v1/incidents/{folio}/button",
             setup: Setup::Notified,
             body: |_, _| Some(json!({"enabled": true})),
-            expect: [403, 403, 200, 403, 404, 401],
+            expect: [403, 403, 200, 403, 403, 401],
         },
         Row {
             method: "POST",
@@ -286,7 +288,7 @@ fn rows() -> Vec<Row> {
             path: "/api/v1/incidents/{folio}/validation",
             setup: Setup::AwaitingValidation,
             body: |_, _| Some(json!({"passed": true})),
-            expect: [403, 403, 200, 403, 404, 401],
+            expect: [403, 403, 200, 403, 403, 401],
         },
         Row {
             method: "PUT",
@@ -300,35 +302,35 @@ fn rows() -> Vec<Row> {
             path: "/api/v1/incidents/{folio}/report-form/review",
             setup: Setup::FormSubmitted,
             body: |_, _| Some(json!({"complete": false, "missing": ["root_cause"]})),
-            expect: [403, 200, 403, 403, 404, 401],
+            expect: [403, 200, 403, 403, 403, 401],
         },
         Row {
             method: "POST",
             path: "/api/v1/incidents/{folio}/escalate",
             setup: Setup::Notified,
             body: |_, _| Some(json!({"reason": "Sin respuesta"})),
-            expect: [403, 200, 403, 403, 404, 401],
+            expect: [403, 200, 403, 403, 403, 401],
         },
         Row {
             method: "POST",
             path: "/api/v1/incidents/{folio}/severity",
             setup: Setup::Notified,
             body: |_, _| Some(json!({"severity": "critical", "reason": "Afecta a todos"})),
-            expect: [403, 200, 403, 403, 404, 401],
+            expect: [403, 200, 403, 403, 403, 401],
         },
         Row {
             method: "POST",
             path: "/api/v1/incidents/{folio}/close",
             setup: Setup::Closable,
             body: empty,
-            expect: [403, 200, 403, 403, 404, 401],
+            expect: [403, 200, 403, 403, 403, 401],
         },
         Row {
             method: "POST",
             path: "/api/v1/incidents/{folio}/dismiss",
             setup: Setup::Reported,
             body: |_, _| Some(json!({"reason": "Duplicado"})),
-            expect: [403, 200, 403, 403, 404, 401],
+            expect: [403, 200, 403, 403, 403, 401],
         },
         Row {
             method: "POST",
@@ -497,3 +499,104 @@ async fn matrix(url: String) {
 }
 
 on_both_backends!(matrix);
+
+/// Sends `body` as is (JSON content type) as `token`.
+async fn send_raw(api: &Api, method: Method, path: &str, token: &str, body: &str) -> Answer {
+    api.raw(
+        method,
+        path,
+        token,
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await
+}
+
+async fn a_wrong_role_gets_403_before_any_body_validation(url: String) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    let on = |action: &str| format!("/api/v1/incidents/{folio}/{action}");
+    let before = api.incident(&folio).await["version"].clone();
+    // (method, path, a caller whose role may not act, bodies that are malformed or invalid)
+    let cases: Vec<(Method, String, &str, Vec<&str>)> = vec![
+        (
+            Method::POST,
+            "/api/v1/incidents".into(),
+            &api.validator,
+            vec![
+                "{",
+                "[]",
+                r#"{"kind": 7}"#,
+                r#"{"procedure_ids": [], "bogus": 1}"#,
+            ],
+        ),
+        (
+            Method::POST,
+            on("notify"),
+            &api.agency,
+            vec!["{", r#"{"severity": "enorme"}"#, r#"{"severity": 3}"#, "{}"],
+        ),
+        (
+            Method::POST,
+            on("severity"),
+            &api.validator,
+            vec!["{", r#"{"severity": "enorme", "reason": ""}"#, "{}"],
+        ),
+        (
+            Method::POST,
+            on("acknowledge"),
+            &api.helpdesk,
+            vec!["{", r#"{"extra": true}"#],
+        ),
+        (
+            Method::PUT,
+            on("report-form"),
+            &api.validator,
+            vec!["{", r#"{"detected_at": "ayer"}"#],
+        ),
+        (
+            Method::POST,
+            "/api/v1/agencies".into(),
+            &api.helpdesk,
+            vec!["{", r#"{"name": 1}"#],
+        ),
+    ];
+    for (method, path, token, bodies) in cases {
+        for body in bodies {
+            let answer = send_raw(&api, method.clone(), &path, token, body).await;
+            answer.assert_problem(StatusCode::FORBIDDEN, "forbidden");
+            assert!(
+                answer.json["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("no permite")),
+                "{method} {path} {body}: {}",
+                answer.text
+            );
+        }
+        // Not even a body that is not JSON gets past the role check.
+        let answer = api
+            .raw(method.clone(), &path, token, Some("text/plain"), "hola")
+            .await;
+        answer.assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    }
+    // The right role still gets the body's own errors.
+    send_raw(&api, Method::POST, &on("notify"), &api.helpdesk, "{")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "malformed");
+    send_raw(
+        &api,
+        Method::POST,
+        &on("notify"),
+        &api.helpdesk,
+        r#"{"severity": "enorme"}"#,
+    )
+    .await
+    .assert_invalid_field("severity");
+    assert_eq!(
+        api.incident(&folio).await["version"],
+        before,
+        "nothing changed"
+    );
+}
+
+on_both_backends!(a_wrong_role_gets_403_before_any_body_validation);

@@ -1037,6 +1037,103 @@ async fn method_not_allowed_problem_says_405(url: String) {
     a.assert_problem(StatusCode::METHOD_NOT_ALLOWED, a.code());
 }
 
+/// An instant outside the years 2000 to 2100 is a typo or a placeholder: every instant
+/// the API reads is refused with a Spanish message that names the span, and nothing
+/// changes.
+async fn instants_before_2000_or_after_2100_are_refused_in_spanish(url: String) {
+    let api = Api::new(&url).await;
+    let says_the_span = |a: &Answer, field: &str| {
+        a.assert_invalid_field(field);
+        let message = a.json["errors"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| e["field"] == field))
+            .and_then(|e| e["message"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.contains("2000") && message.contains("2100"),
+            "{field}: the message names the span: {}",
+            a.text
+        );
+    };
+    let before = api.total().await;
+    for occurred in [
+        "1999-12-31T23:59:59Z",
+        "0226-11-27T09:00:00-06:00",
+        "1970-01-01T00:00:00Z",
+    ] {
+        let a = post_report(&api, report_with(&api, "occurred_at", json!(occurred))).await;
+        says_the_span(&a, "occurred_at");
+    }
+    assert_eq!(api.total().await, before, "nothing reported");
+
+    // The help desk's correction at notification.
+    let reported = api.report().await;
+    let version = api.incident(&reported).await["version"].clone();
+    let a = api
+        .post(
+            &path(&reported, "notify"),
+            &api.helpdesk,
+            json!({"severity": "high", "occurred_at": "1899-11-27T09:00:00-06:00",
+                   "occurred_at_reason": "dato del usuario"}),
+        )
+        .await;
+    says_the_span(&a, "occurred_at");
+    assert_eq!(
+        api.incident(&reported).await["version"],
+        version,
+        "not notified"
+    );
+
+    let folio = awaiting_validation(&api).await;
+    let version = api.incident(&folio).await["version"].clone();
+    for (field, value) in [
+        ("detected_at", "2101-01-01T00:00:00Z"),
+        ("restored_at", "1999-06-01T10:00:00-06:00"),
+    ] {
+        let mut form = api.form();
+        form[field] = json!(value);
+        let a = api
+            .put(&path(&folio, "report-form"), &api.agency, form)
+            .await;
+        says_the_span(&a, field);
+    }
+    assert_eq!(
+        api.incident(&folio).await["version"],
+        version,
+        "nothing changed"
+    );
+
+    let t = json!({"critical": 120, "high": 240, "medium": 480, "low": 960});
+    let policy = json!({
+        "effective_from": "2200-01-01T00:00:00Z",
+        "targets": {"report": t, "ack": t, "resolution": t, "validation": t, "report_form": t}
+    });
+    let a = api.post("/api/v1/slo-policies", &api.admin, policy).await;
+    says_the_span(&a, "effective_from");
+    let versions = api.get("/api/v1/slo-policies", &api.admin).await;
+    assert_eq!(
+        versions.json.as_array().map(Vec::len),
+        Some(1),
+        "only the seed"
+    );
+
+    // The span's edges are accepted.
+    let a = post_report(
+        &api,
+        report_with(&api, "occurred_at", json!("1999-12-31T18:00:00-06:00")),
+    )
+    .await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "2000-01-01T00:00Z is in: {}",
+        a.text
+    );
+}
+
+on_both_backends!(instants_before_2000_or_after_2100_are_refused_in_spanish);
+
 on_both_backends!(
     malformed_json_is_400_malformed_and_changes_nothing,
     json_that_is_not_an_object_is_422_naming_the_body,

@@ -1860,3 +1860,172 @@ on_both_backends!(
 );
 
 on_both_backends!(close_refusal_names_the_current_state);
+
+/// The served OpenAPI document.
+async fn openapi(api: &Api) -> Value {
+    let doc = api.get("/api/v1/openapi.json", "").await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
+    doc.json
+}
+
+/// The parameters of one operation, by name.
+fn parameters<'a>(doc: &'a Value, method: &str, path: &str) -> Vec<&'a Value> {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .map(|ps| ps.iter().collect())
+        .unwrap_or_default()
+}
+
+async fn list_filters_are_optional_query_parameters_in_the_openapi_document(url: String) {
+    let api = Api::new(&url).await;
+    let doc = openapi(&api).await;
+    let params = parameters(&doc, "get", "/api/v1/incidents");
+    for name in [
+        "state",
+        "agency_id",
+        "severity",
+        "breached",
+        "page",
+        "per_page",
+    ] {
+        let p = params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is documented: {params:?}"));
+        assert_eq!(p["in"], "query", "{name}: {p}");
+        assert_ne!(p["required"], true, "{name} is optional: {p}");
+    }
+}
+
+async fn idempotency_key_is_documented_on_every_write_that_honours_it(url: String) {
+    let api = Api::new(&url).await;
+    let doc = openapi(&api).await;
+    let incident = "/api/v1/incidents/{folio}";
+    let mut writes = vec![
+        ("post", "/api/v1/incidents".to_string()),
+        ("put", format!("{incident}/report-form")),
+        ("post", "/api/v1/agencies".to_string()),
+        ("post", "/api/v1/users".to_string()),
+        ("post", "/api/v1/procedures".to_string()),
+        ("post", "/api/v1/slo-policies".to_string()),
+    ];
+    for action in [
+        "notify",
+        "acknowledge",
+        "banner",
+        "banner-exemption",
+        "button",
+        "resolution",
+        "validation",
+        "report-form/review",
+        "escalate",
+        "severity",
+        "close",
+        "dismiss",
+    ] {
+        writes.push(("post", format!("{incident}/{action}")));
+    }
+    for (method, path) in &writes {
+        let params = parameters(&doc, method, path);
+        let key = params
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .unwrap_or_else(|| panic!("{method} {path} documents Idempotency-Key: {params:?}"));
+        assert_eq!(key["in"], "header", "{method} {path}: {key}");
+        assert_ne!(key["required"], true, "{method} {path}: optional");
+    }
+}
+
+async fn validation_rounds_is_documented_as_the_rounds_opened(url: String) {
+    let api = Api::new(&url).await;
+    let doc = openapi(&api).await;
+    let field = &doc["components"]["schemas"]["IncidentDoc"]["properties"]["validation_rounds"];
+    let text = field["description"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("rounds opened") && text.contains("awaiting a verdict included"),
+        "validation_rounds description: {field}"
+    );
+}
+
+/// Every key of `doc` ending in `_at` is an RFC 3339 instant in UTC (or null), and no
+/// key names epoch milliseconds.
+fn assert_rfc3339_instants(doc: &Value, what: &str) {
+    let object = doc
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: an object: {doc}"));
+    for (key, value) in object {
+        assert!(
+            !key.ends_with("_ms"),
+            "{what}: {key} is epoch milliseconds: {doc}"
+        );
+        if key.ends_with("_at") && !value.is_null() {
+            let text = value
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}.{key}: {value}"));
+            assert!(
+                text.ends_with('Z') && text.parse::<Timestamp>().is_ok(),
+                "{what}.{key} is RFC 3339 in UTC: {text}"
+            );
+        }
+    }
+}
+
+async fn every_instant_in_the_mail_documents_is_rfc3339(url: String) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    let outbox = api.get("/api/v1/outbox", &api.helpdesk).await;
+    assert_eq!(outbox.status, StatusCode::OK, "{}", outbox.text);
+    let rows = outbox.json.as_array().expect("a list");
+    assert!(!rows.is_empty(), "the notification is queued");
+    for row in rows {
+        assert_rfc3339_instants(row, "outbox");
+        for key in ["created_at", "next_attempt_at"] {
+            assert_eq!(
+                row[key].as_str().map(|t| t.parse::<Timestamp>().ok()),
+                Some(Some(api.clock_now())),
+                "{key}: {row}"
+            );
+        }
+    }
+
+    let raw = "From: alguien@ejemplo.com\r\nTo: mesa@ugd.gob.mx\r\nSubject: Consulta\r\n\
+               Message-ID: <consulta@ejemplo.com>\r\n\r\nHola.\r\n";
+    let delivered = api
+        .raw(
+            Method::POST,
+            "/api/v1/inbound-email",
+            &api.helpdesk,
+            Some("message/rfc822"),
+            raw,
+        )
+        .await;
+    assert_eq!(delivered.status, StatusCode::ACCEPTED, "{}", delivered.text);
+    let received = api.get("/api/v1/inbound-email", &api.helpdesk).await;
+    let rows = received.json.as_array().expect("a list");
+    assert_eq!(rows.len(), 1, "{}", received.text);
+    assert_rfc3339_instants(&rows[0], "inbound-email");
+    assert!(rows[0]["received_at"].is_string(), "{}", received.text);
+
+    let doc = openapi(&api).await;
+    for (schema, field) in [
+        ("OutboxDoc", "created_at"),
+        ("OutboxDoc", "next_attempt_at"),
+        ("OutboxDoc", "sent_at"),
+        ("ReceivedDoc", "received_at"),
+    ] {
+        let property = &doc["components"]["schemas"][schema]["properties"][field];
+        assert_eq!(
+            property["format"], "date-time",
+            "{schema}.{field}: {property}"
+        );
+    }
+}
+
+on_both_backends!(
+    list_filters_are_optional_query_parameters_in_the_openapi_document,
+    idempotency_key_is_documented_on_every_write_that_honours_it,
+    validation_rounds_is_documented_as_the_rounds_opened,
+    every_instant_in_the_mail_documents_is_rfc3339,
+);

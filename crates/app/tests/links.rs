@@ -1,6 +1,7 @@
 //! One-click links in emails, on both backends: GET only shows a confirmation page; the
 //! button acts once, as the recipient; forged, expired, reused and other-recipient links
-//! are refused with a Spanish page and change nothing.
+//! are refused with a Spanish page and change nothing; a link whose action was already
+//! recorded says so on opening, without a button.
 
 mod common;
 
@@ -104,7 +105,7 @@ async fn opening_shows_a_page_and_only_the_button_acts_once(url: String) {
 
     // The resolution link asks for the summary, then works.
     let empty = press(&api, &resolution, "summary=").await;
-    assert_eq!(empty.status, StatusCode::CONFLICT);
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(empty.text.contains("summary"), "{}", empty.text);
     assert_eq!(version(&api, &folio).await.0, "in_correction");
     let sent = press(&api, &resolution, "summary=Se+renov%C3%B3+el+certificado").await;
@@ -159,7 +160,83 @@ async fn forged_expired_and_other_recipient_links_are_refused_and_change_nothing
     assert_eq!(version(&api, &folio).await, before, "nothing changed");
 }
 
+async fn a_resolution_without_summary_through_its_link_is_422_and_changes_nothing(url: String) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    let (_, resolution) = tokens(&api, &folio).await;
+    let before = version(&api, &folio).await;
+    for form in ["", "summary=", "summary=+++"] {
+        let answer = press(&api, &resolution, form).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{form:?}: {}",
+            answer.text
+        );
+        assert!(
+            answer.text.contains("summary") && answer.text.contains("lang=\"es-MX\""),
+            "{}",
+            answer.text
+        );
+        assert_eq!(version(&api, &folio).await, before, "nothing changed");
+    }
+    // Still usable once the summary is given.
+    let sent = press(&api, &resolution, "summary=Se+renov%C3%B3+el+certificado").await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+}
+
+async fn a_link_whose_action_was_already_recorded_says_so_on_opening_without_a_button(url: String) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    let (ack, resolution) = tokens(&api, &folio).await;
+    // Acknowledged through the API, not through the link.
+    api.step(&folio, "acknowledge", &api.agency, json!({}))
+        .await;
+    let page = open(&api, &ack).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.text);
+    assert!(
+        page.text.contains("ya se registró") && page.text.contains("confirmada de enterado"),
+        "{}",
+        page.text
+    );
+    assert!(
+        !page.text.contains("<button") && !page.text.contains("<form"),
+        "{}",
+        page.text
+    );
+
+    // The resolution is still to be sent: its page offers the button.
+    let pending = open(&api, &resolution).await;
+    assert_eq!(pending.status, StatusCode::OK, "{}", pending.text);
+    assert!(pending.text.contains("<button"), "{}", pending.text);
+    api.step(
+        &folio,
+        "resolution",
+        &api.agency,
+        json!({"summary": "Se renovó el certificado"}),
+    )
+    .await;
+    let before = version(&api, &folio).await;
+    let page = open(&api, &resolution).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.text);
+    assert!(
+        page.text.contains("ya se registró") && page.text.contains("aviso de resolución"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("<button"), "{}", page.text);
+    let pressed = press(&api, &resolution, "summary=Otra+vez").await;
+    assert_eq!(pressed.status, StatusCode::CONFLICT, "{}", pressed.text);
+    assert_eq!(version(&api, &folio).await, before, "nothing changed");
+}
+
 on_both_backends!(
     opening_shows_a_page_and_only_the_button_acts_once,
     forged_expired_and_other_recipient_links_are_refused_and_change_nothing,
+    a_resolution_without_summary_through_its_link_is_422_and_changes_nothing,
+    a_link_whose_action_was_already_recorded_says_so_on_opening_without_a_button,
 );

@@ -191,23 +191,24 @@ impl Command {
 
     /// Who may ask for it. `Fire` is the scheduler's (no role: [`crate::Actor::System`]).
     pub fn allowed_roles(&self) -> &'static [Role] {
-        match self {
-            Command::Report(_) => &[Role::Helpdesk, Role::Agency],
-            Command::Acknowledge
-            | Command::SetBanner { .. }
-            | Command::NotifyResolution { .. }
-            | Command::SubmitReportForm(_)
-            | Command::SaveReportFormDraft(_) => &[Role::Agency],
-            Command::SetButton { .. } | Command::RecordValidation { .. } => &[Role::Validator],
-            Command::Notify { .. }
-            | Command::ReviewReportForm { .. }
-            | Command::ChangeSeverity { .. }
-            | Command::Escalate { .. }
-            | Command::Close
-            | Command::ExemptBanner { .. }
-            | Command::Dismiss { .. } => &[Role::Helpdesk],
-            Command::Fire { .. } => &[],
-        }
+        Command::roles_named(self.name()).unwrap_or(&[])
+    }
+
+    /// [`Command::allowed_roles`] by [`Command::name`], for a front end that must refuse a
+    /// caller whose role may not act before it can build the command (the API answers 403
+    /// before judging the body). `None` for a name no command has.
+    pub fn roles_named(name: &str) -> Option<&'static [Role]> {
+        Some(match name {
+            "report" => &[Role::Helpdesk, Role::Agency],
+            "acknowledge" | "banner" | "resolution" | "report_form" | "report_form_draft" => {
+                &[Role::Agency]
+            }
+            "button" | "validation" => &[Role::Validator],
+            "notify" | "report_form_review" | "severity" | "escalate" | "close"
+            | "banner_exemption" | "dismiss" => &[Role::Helpdesk],
+            "fire" => &[],
+            _ => return None,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Mail as the service answers it: the outbox, what a received message did, the received
 //! messages.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -19,9 +20,21 @@ pub struct OutboxDoc {
     pub attempts: i64,
     pub message_id: String,
     pub last_error: Option<String>,
-    pub created_at_ms: i64,
-    pub next_attempt_at_ms: i64,
-    pub sent_at_ms: Option<i64>,
+    /// When the change that caused it was written.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// When the worker tries (again) to send it.
+    #[schema(value_type = String, format = DateTime)]
+    pub next_attempt_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sent_at: Option<Timestamp>,
+}
+
+/// An instant the store keeps as epoch milliseconds. The store only writes instants it
+/// read from a `Timestamp`, so the fallback (the epoch) marks a corrupted row rather than
+/// failing the whole list.
+fn instant(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 impl From<OutboxRow> for OutboxDoc {
@@ -36,9 +49,9 @@ impl From<OutboxRow> for OutboxDoc {
             attempts: r.attempts,
             message_id: r.message_id,
             last_error: r.last_error,
-            created_at_ms: r.created_at,
-            next_attempt_at_ms: r.next_attempt_at,
-            sent_at_ms: r.sent_at,
+            created_at: instant(r.created_at),
+            next_attempt_at: instant(r.next_attempt_at),
+            sent_at: r.sent_at.map(instant),
         }
     }
 }
@@ -57,7 +70,8 @@ pub struct InboundDoc {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceivedDoc {
     pub id: i64,
-    pub received_at_ms: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: Timestamp,
     pub message_id: Option<String>,
     pub sender: String,
     pub subject: String,
@@ -75,7 +89,7 @@ impl From<InboundRow> for ReceivedDoc {
         let m = r.record;
         ReceivedDoc {
             id: r.id,
-            received_at_ms: m.received_at.as_millisecond(),
+            received_at: m.received_at,
             message_id: m.message_id,
             sender: m.sender,
             subject: m.subject,

@@ -1,5 +1,6 @@
 //! The pages behind the one-click links in emails. GET only shows what the link would do
-//! (mail scanners open links); the button posts the form and the action happens.
+//! (mail scanners open links); the button posts the form and the action happens. A link
+//! whose action was already recorded (by this link or another way) shows no button.
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -44,6 +45,14 @@ fn refused(r: LinkRefusal) -> Response {
             "Este enlace ya se usó",
             "<p>La acción de este enlace ya se registró; cada enlace funciona una sola vez.</p>",
         ),
+        LinkRefusal::AlreadyDone(why) => page(
+            StatusCode::CONFLICT,
+            "Esta acción ya se registró",
+            &format!(
+                "<p>{}</p><p>No hace falta hacer nada más con este enlace.</p>",
+                escape_html(why)
+            ),
+        ),
         LinkRefusal::NotYours => page(
             StatusCode::FORBIDDEN,
             "Enlace no autorizado",
@@ -54,6 +63,17 @@ fn refused(r: LinkRefusal) -> Response {
             StatusCode::CONFLICT,
             "No fue posible registrar la acción",
             &format!("<p>{}</p>", escape_html(&why)),
+        ),
+        // Like the API: well-formed but invalid fields are 422, not a conflict with the
+        // incident's state.
+        LinkRefusal::Invalid(why) => page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Faltan datos",
+            &format!(
+                "<p>{}</p><p>Regrese a la página anterior, complete los datos y vuelva a \
+                 enviar.</p>",
+                escape_html(&why)
+            ),
         ),
         LinkRefusal::Failed(e) => {
             tracing::error!(error = %e, "enlace de acción");

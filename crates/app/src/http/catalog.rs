@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{Auth, Body};
+use super::extract::{Auth, Body, IdempotencyKey};
 use crate::documents::{AgencyDoc, ProcedureDoc, UserDoc};
 use crate::service::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput, ServiceError};
 
@@ -28,7 +28,7 @@ pub struct NewAgencyBody {
 }
 
 /// Register an agency (admin).
-#[utoipa::path(post, path = "/api/v1/agencies", tag = TAG, request_body = NewAgencyBody,
+#[utoipa::path(post, path = "/api/v1/agencies", tag = TAG, params(IdempotencyKey), request_body = NewAgencyBody,
     responses((status = 201, body = AgencyDoc), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_agency(
@@ -36,6 +36,7 @@ pub async fn create_agency(
     Auth(caller): Auth,
     body: Body<NewAgencyBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "create_agency")?;
     let b = body.value;
     let service = &state.service;
     let reply = service
@@ -83,7 +84,7 @@ pub struct NewUserBody {
 }
 
 /// Register a user (admin).
-#[utoipa::path(post, path = "/api/v1/users", tag = TAG, request_body = NewUserBody,
+#[utoipa::path(post, path = "/api/v1/users", tag = TAG, params(IdempotencyKey), request_body = NewUserBody,
     responses((status = 201, body = UserDoc), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_user(
@@ -91,6 +92,7 @@ pub async fn create_user(
     Auth(caller): Auth,
     body: Body<NewUserBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "create_user")?;
     let b = body.value;
     let service = &state.service;
     let reply = service
@@ -138,7 +140,7 @@ pub struct NewProcedureBody {
 }
 
 /// Register a procedure (admin).
-#[utoipa::path(post, path = "/api/v1/procedures", tag = TAG, request_body = NewProcedureBody,
+#[utoipa::path(post, path = "/api/v1/procedures", tag = TAG, params(IdempotencyKey), request_body = NewProcedureBody,
     responses((status = 201, body = ProcedureDoc), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_procedure(
@@ -146,6 +148,7 @@ pub async fn create_procedure(
     Auth(caller): Auth,
     body: Body<NewProcedureBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "create_procedure")?;
     let b = body.value;
     let service = &state.service;
     let reply = service
@@ -272,7 +275,7 @@ pub async fn list_policies(
 }
 
 /// Publish a new SLO policy version (admin).
-#[utoipa::path(post, path = "/api/v1/slo-policies", tag = TAG, request_body = NewPolicyBody,
+#[utoipa::path(post, path = "/api/v1/slo-policies", tag = TAG, params(IdempotencyKey), request_body = NewPolicyBody,
     responses((status = 201, body = PolicyDoc), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_policy(
@@ -280,14 +283,14 @@ pub async fn create_policy(
     Auth(caller): Auth,
     body: Body<NewPolicyBody>,
 ) -> Result<Response, ApiError> {
-    // Who may ask comes before what was asked (403 before 422): the service decides.
-    state.service.may_publish_policies(&caller)?;
+    let body = body.for_action(&state, &caller, "create_policy")?;
     let b = body.value;
     let effective_from = match b.effective_from.as_deref() {
         None => None,
-        Some(text) => Some(text.trim().parse::<Timestamp>().map_err(|_| {
-            ApiError::field("effective_from", "debe ser un instante RFC 3339 con zona")
-        })?),
+        Some(text) => Some(
+            crate::documents::instant::parse(text)
+                .map_err(|why| ApiError::field("effective_from", why))?,
+        ),
     };
     let t = b.targets;
     let service = &state.service;

@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use incidencias_core::FieldError;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -93,76 +94,122 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// The `Idempotency-Key` header, for the OpenAPI document of every write that hands
+/// [`Body::idem`] to the service (and so honours it). Never extracted: [`Body`] reads it.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKey {
+    /// De 1 a 200 caracteres visibles. Un reintento con la misma clave y el mismo cuerpo
+    /// devuelve la primera respuesta y no cambia nada; la misma clave con otra solicitud se
+    /// rechaza (422 `idempotency_key_reused`).
+    #[serde(rename = "Idempotency-Key")]
+    #[allow(dead_code)]
+    pub key: Option<String>,
+}
+
 /// A JSON body (an empty body reads as `{}`), with the request's idempotency key and
-/// fingerprint when it sent `Idempotency-Key`.
-pub struct Body<T> {
+/// fingerprint when it sent `Idempotency-Key`: read, but not handed over yet. The contract
+/// checks the caller's role before the request's content (a caller whose role may not act
+/// gets 403 whatever the body), so the extractor never refuses: it keeps what it found,
+/// and the handler gets the body only by naming its action ([`Body::for_action`]), which
+/// asks the service first. An endpoint no role guards (sign-in) takes [`Body::anyone`].
+pub struct Body<T>(Result<Parsed<T>, ApiError>);
+
+/// A body that was read well, and its idempotency key.
+pub struct Parsed<T> {
     pub value: T,
     pub idem: Option<IdemRequest>,
 }
 
-impl<T: DeserializeOwned + utoipa::PartialSchema> FromRequest<AppState> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, _state: &AppState) -> Result<Body<T>, ApiError> {
-        let (parts, body) = req.into_parts();
-        let bytes = axum::body::to_bytes(body, BODY_LIMIT)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
-        let blank = bytes.iter().all(u8::is_ascii_whitespace);
-        if !blank {
-            let json = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| {
-                    let ct = ct
-                        .split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_ascii_lowercase();
-                    ct == "application/json" || ct.ends_with("+json")
-                });
-            if !json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
-        }
-        let text: &[u8] = if blank { b"{}" } else { &bytes };
-        let mut de = serde_json::Deserializer::from_slice(text);
-        let value = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| with_missing_fields::<T>(json_error(e), text))?;
-        // Anything after the JSON value is a malformed body, not something to ignore.
-        de.end().map_err(|e| {
-            ApiError::Malformed(format!(
-                "hay contenido después del JSON (línea {}, columna {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        let idem = match parts.headers.get("idempotency-key") {
-            None => None,
-            Some(v) => {
-                let key = v
-                    .to_str()
-                    .ok()
-                    .map(str::trim)
-                    .filter(|k| (1..=200).contains(&k.len()))
-                    .ok_or_else(|| {
-                        ApiError::Malformed(
-                            "Idempotency-Key debe tener entre 1 y 200 caracteres visibles".into(),
-                        )
-                    })?;
-                let mut fingerprint =
-                    format!("{} {}\n", parts.method, parts.uri.path()).into_bytes();
-                fingerprint.extend_from_slice(&bytes);
-                Some(IdemRequest {
-                    key: key.to_string(),
-                    request_hash: sha256_hex(&fingerprint),
-                })
-            }
-        };
-        Ok(Body { value, idem })
+impl<T> Body<T> {
+    /// The body of `action` (a [`incidencias_core::Command::name`] or a catalogue write,
+    /// see [`crate::service::Service::may_act`]): 403 if the caller's role may not perform
+    /// it, whatever the body; then the body, or why it was refused (400, 413, 415, 422).
+    pub fn for_action(
+        self,
+        state: &AppState,
+        caller: &Caller,
+        action: &str,
+    ) -> Result<Parsed<T>, ApiError> {
+        state.service.may_act(caller, action)?;
+        self.0
     }
+
+    /// The body of an endpoint open to anyone (no role to check first).
+    pub fn anyone(self) -> Result<Parsed<T>, ApiError> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + utoipa::PartialSchema> FromRequest<AppState> for Body<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, _state: &AppState) -> Result<Body<T>, Self::Rejection> {
+        Ok(Body(read(req).await))
+    }
+}
+
+/// Reads a JSON body and its `Idempotency-Key` (see [`Body`]).
+async fn read<T: DeserializeOwned + utoipa::PartialSchema>(
+    req: Request,
+) -> Result<Parsed<T>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let blank = bytes.iter().all(u8::is_ascii_whitespace);
+    if !blank {
+        let json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let ct = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                ct == "application/json" || ct.ends_with("+json")
+            });
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    let text: &[u8] = if blank { b"{}" } else { &bytes };
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| with_missing_fields::<T>(json_error(e), text))?;
+    // Anything after the JSON value is a malformed body, not something to ignore.
+    de.end().map_err(|e| {
+        ApiError::Malformed(format!(
+            "hay contenido después del JSON (línea {}, columna {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let idem = match parts.headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| (1..=200).contains(&k.len()))
+                .ok_or_else(|| {
+                    ApiError::Malformed(
+                        "Idempotency-Key debe tener entre 1 y 200 caracteres visibles".into(),
+                    )
+                })?;
+            let mut fingerprint = format!("{} {}\n", parts.method, parts.uri.path()).into_bytes();
+            fingerprint.extend_from_slice(&bytes);
+            Some(IdemRequest {
+                key: key.to_string(),
+                request_hash: sha256_hex(&fingerprint),
+            })
+        }
+    };
+    Ok(Parsed { value, idem })
 }
 
 /// serde stops at the first problem; a person fixing a form wants them all. To a refused
@@ -239,6 +286,10 @@ fn spanish_data_error(field: &str, text: &str) -> String {
     let instant = last.ends_with("_at") || last == "effective_from";
     const RFC3339: &str = "un instante RFC 3339 con zona, por ejemplo 2026-11-27T09:30:00-06:00";
     if instant {
+        // The instant parser's own words (an instant out of span, say) are already Spanish.
+        if crate::documents::instant::is_own_message(text) {
+            return text.to_string();
+        }
         return if text.starts_with("invalid type") {
             format!("tipo de dato incorrecto: se esperaba un texto con {RFC3339}")
         } else {

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{Auth, Body};
+use super::extract::{Auth, Body, IdempotencyKey};
 use crate::documents::EventDoc;
 use crate::documents::{IncidentDoc, ReportFormBody};
 use crate::service::{IncidentFilter, NewIncidentInput, Reply};
@@ -60,11 +60,10 @@ pub(super) fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
     }
 }
 
-/// An instant with any UTC offset (RFC 3339).
-fn instant(text: &str) -> Result<Timestamp, String> {
-    text.trim().parse::<Timestamp>().map_err(|_| {
-        "debe ser un instante RFC 3339 con zona, por ejemplo 2026-11-27T09:30:00-06:00".to_string()
-    })
+/// An instant with any UTC offset (RFC 3339), between 2000 and 2100 (see
+/// [`crate::documents::instant`]).
+fn instant(text: &str) -> Result<Timestamp, &'static str> {
+    crate::documents::instant::parse(text)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,7 +84,7 @@ pub struct NewIncidentBody {
 /// Step 1: report an incident.
 #[utoipa::path(post, path = "/api/v1/incidents", tag = TAG,
     request_body = NewIncidentBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Reintento seguro")),
+    params(IdempotencyKey),
     responses((status = 201, body = IncidentDoc), (status = 422, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_incident(
@@ -93,6 +92,7 @@ pub async fn create_incident(
     Auth(caller): Auth,
     body: Body<NewIncidentBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "report")?;
     let b = body.value;
     let mut errors = Vec::new();
     let kind = parse_or(&mut errors, "kind", IncidentKind::parse(&b.kind));
@@ -138,6 +138,10 @@ pub struct NotifyBody {
     /// When the failure began, confirmed or corrected (RFC 3339); a report by email
     /// starts with the message's date, unconfirmed.
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(
+        default,
+        deserialize_with = "crate::documents::instant::deserialize_option"
+    )]
     pub occurred_at: Option<Timestamp>,
     /// Why `occurred_at` changes; required when it differs from the recorded instant.
     pub occurred_at_reason: Option<String>,
@@ -145,7 +149,7 @@ pub struct NotifyBody {
 
 /// Step 2: formal notification with severity.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/notify", tag = TAG,
-    params(("folio" = String, Path, example = "INC-2026-000123")),
+    params(("folio" = String, Path, example = "INC-2026-000123"), IdempotencyKey),
     request_body = NotifyBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
@@ -155,6 +159,7 @@ pub async fn notify(
     Path(f): Path<String>,
     body: Body<NotifyBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "notify")?;
     let severity = Severity::parse(&body.value.severity)
         .map_err(|e| ApiError::field("severity", e.to_string()))?;
     let command = Command::Notify {
@@ -178,7 +183,7 @@ pub struct EmptyBody {}
 
 /// Step 2: the responsible acknowledges.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/acknowledge", tag = TAG,
-    params(("folio" = String, Path)), request_body = EmptyBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = EmptyBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn acknowledge(
@@ -187,6 +192,7 @@ pub async fn acknowledge(
     Path(f): Path<String>,
     body: Body<EmptyBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "acknowledge")?;
     act(&state, &caller, &f, Command::Acknowledge, body.idem).await
 }
 
@@ -201,7 +207,7 @@ pub struct BannerBody {
 /// The closing rule's alternative to the banner: the help desk records why the banner was
 /// not shown during the incident.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/banner-exemption", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReasonBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReasonBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn banner_exemption(
@@ -210,6 +216,7 @@ pub async fn banner_exemption(
     Path(f): Path<String>,
     body: Body<ReasonBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "banner_exemption")?;
     let command = Command::ExemptBanner {
         reason: body.value.reason,
     };
@@ -218,7 +225,7 @@ pub async fn banner_exemption(
 
 /// Steps 2 and 5: the agency shows or removes the banner.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/banner", tag = TAG,
-    params(("folio" = String, Path)), request_body = BannerBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = BannerBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn banner(
@@ -227,6 +234,7 @@ pub async fn banner(
     Path(f): Path<String>,
     body: Body<BannerBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "banner")?;
     let command = Command::SetBanner {
         shown: body.value.shown,
         message: body.value.message,
@@ -242,7 +250,7 @@ pub struct ButtonBody {
 
 /// Steps 2 and 4, or by hand: CEDN switches the portal button.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/button", tag = TAG,
-    params(("folio" = String, Path)), request_body = ButtonBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ButtonBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn button(
@@ -251,6 +259,7 @@ pub async fn button(
     Path(f): Path<String>,
     body: Body<ButtonBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "button")?;
     let command = Command::SetButton {
         enabled: body.value.enabled,
     };
@@ -266,7 +275,7 @@ pub struct ResolutionBody {
 
 /// Step 3: the resolution notice.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/resolution", tag = TAG,
-    params(("folio" = String, Path)), request_body = ResolutionBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ResolutionBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn resolution(
@@ -275,6 +284,7 @@ pub async fn resolution(
     Path(f): Path<String>,
     body: Body<ResolutionBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "resolution")?;
     let command = Command::NotifyResolution {
         summary: body.value.summary,
     };
@@ -292,7 +302,7 @@ pub struct ValidationBody {
 
 /// Steps 4 and 5: CEDN's verdict; not passed is the persistence exception.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/validation", tag = TAG,
-    params(("folio" = String, Path)), request_body = ValidationBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ValidationBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn validation(
@@ -301,6 +311,7 @@ pub async fn validation(
     Path(f): Path<String>,
     body: Body<ValidationBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "validation")?;
     let command = Command::RecordValidation {
         passed: body.value.passed,
         observations: body.value.observations,
@@ -310,7 +321,7 @@ pub async fn validation(
 
 /// Step 6: the agency delivers (or saves) the incident report form.
 #[utoipa::path(put, path = "/api/v1/incidents/{folio}/report-form", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReportFormBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReportFormBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn report_form(
@@ -319,6 +330,8 @@ pub async fn report_form(
     Path(f): Path<String>,
     body: Body<ReportFormBody>,
 ) -> Result<Response, ApiError> {
+    // Saving a draft and delivering the form are the same role's.
+    let body = body.for_action(&state, &caller, "report_form")?;
     let command = if body.value.draft {
         Command::SaveReportFormDraft(body.value.into())
     } else {
@@ -339,7 +352,7 @@ pub struct ReviewBody {
 
 /// Step 6 or the incomplete-form exception: the help desk reviews the form.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/report-form/review", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReviewBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReviewBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn review(
@@ -348,6 +361,7 @@ pub async fn review(
     Path(f): Path<String>,
     body: Body<ReviewBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "report_form_review")?;
     let command = Command::ReviewReportForm {
         complete: body.value.complete,
         missing: body.value.missing,
@@ -364,7 +378,7 @@ pub struct ReasonBody {
 
 /// The escalation exception, by hand: to the next superior, cc the responsible.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/escalate", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReasonBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReasonBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn escalate(
@@ -373,6 +387,7 @@ pub async fn escalate(
     Path(f): Path<String>,
     body: Body<ReasonBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "escalate")?;
     let command = Command::Escalate {
         reason: body.value.reason,
         ladder: Ladder::default(),
@@ -389,7 +404,7 @@ pub struct SeverityBody {
 
 /// Severity change: running clocks get the new targets from their original starts.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/severity", tag = TAG,
-    params(("folio" = String, Path)), request_body = SeverityBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = SeverityBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn severity(
@@ -398,6 +413,7 @@ pub async fn severity(
     Path(f): Path<String>,
     body: Body<SeverityBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "severity")?;
     let severity = Severity::parse(&body.value.severity)
         .map_err(|e| ApiError::field("severity", e.to_string()))?;
     let command = Command::ChangeSeverity {
@@ -409,7 +425,7 @@ pub async fn severity(
 
 /// Step 7: closure, refused (409) until the closing rule holds.
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/close", tag = TAG,
-    params(("folio" = String, Path)), request_body = EmptyBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = EmptyBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn close(
@@ -418,12 +434,13 @@ pub async fn close(
     Path(f): Path<String>,
     body: Body<EmptyBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "close")?;
     act(&state, &caller, &f, Command::Close, body.idem).await
 }
 
 /// Dismissal of a report that is not an incident (kept, never deleted).
 #[utoipa::path(post, path = "/api/v1/incidents/{folio}/dismiss", tag = TAG,
-    params(("folio" = String, Path)), request_body = ReasonBody,
+    params(("folio" = String, Path), IdempotencyKey), request_body = ReasonBody,
     responses((status = 200, body = IncidentDoc), (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn dismiss(
@@ -432,13 +449,17 @@ pub async fn dismiss(
     Path(f): Path<String>,
     body: Body<ReasonBody>,
 ) -> Result<Response, ApiError> {
+    let body = body.for_action(&state, &caller, "dismiss")?;
     let command = Command::Dismiss {
         reason: body.value.reason,
     };
     act(&state, &caller, &f, command, body.idem).await
 }
 
+/// The list's filters, as OpenAPI shows them: query parameters, all optional (the handler
+/// reads the query by hand so that each refusal names its parameter).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Protocol state.

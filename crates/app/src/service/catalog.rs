@@ -80,13 +80,25 @@ fn valid_domain(d: &str) -> bool {
         })
 }
 
+/// Who may change the catalogue (agencies, users, procedures, SLO policies).
+const WRITERS: &[Role] = &[Role::Admin];
+
+/// The roles of a catalogue write by the name front ends give it (see
+/// [`Service::may_act`]).
+pub(super) fn roles_named(action: &str) -> Option<&'static [Role]> {
+    match action {
+        "create_agency" | "create_user" | "create_procedure" | "create_policy" => Some(WRITERS),
+        _ => None,
+    }
+}
+
 impl Service {
     pub async fn create_agency(
         &self,
         caller: &Caller,
         input: NewAgencyInput,
     ) -> Result<AgencyDoc, ServiceError> {
-        caller.require(&[Role::Admin], "registrar dependencias")?;
+        caller.require(WRITERS, "registrar dependencias")?;
         let mut errors = Vec::new();
         required(&mut errors, "name", &input.name, 300);
         let acronym = input.acronym.trim().to_uppercase();
@@ -255,7 +267,7 @@ impl Service {
         caller: &Caller,
         input: NewUserInput,
     ) -> Result<UserDoc, ServiceError> {
-        caller.require(&[Role::Admin], "registrar usuarios")?;
+        caller.require(WRITERS, "registrar usuarios")?;
         self.create_user_unchecked(input).await
     }
 
@@ -276,7 +288,7 @@ impl Service {
         caller: &Caller,
         input: NewProcedureInput,
     ) -> Result<ProcedureDoc, ServiceError> {
-        caller.require(&[Role::Admin], "registrar trámites")?;
+        caller.require(WRITERS, "registrar trámites")?;
         let mut errors = Vec::new();
         let homoclave = match Homoclave::parse(&input.homoclave) {
             Ok(h) => Some(h),
@@ -350,18 +362,12 @@ impl Service {
         Ok(self.store.policies().await?)
     }
 
-    /// Whether `caller` may publish SLO policy versions (administrators only); front ends
-    /// ask before reading the rest of a request.
-    pub fn may_publish_policies(&self, caller: &Caller) -> Result<(), ServiceError> {
-        caller.require(&[Role::Admin], "publicar políticas de SLO")
-    }
-
     pub async fn add_policy(
         &self,
         caller: &Caller,
         input: PolicyInput,
     ) -> Result<SloPolicy, ServiceError> {
-        self.may_publish_policies(caller)?;
+        caller.require(WRITERS, "publicar políticas de SLO")?;
         let now = self.now();
         let policy = SloPolicy {
             version: 0,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use incidencias_core::{Command, Role, UserId};
+use incidencias_core::{Command, Incident, IncidentState, Role, UserId};
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Caller, Reply, Service, ServiceError, new_secret};
@@ -37,11 +37,39 @@ pub enum LinkRefusal {
     Forged,
     Expired,
     Used,
+    /// The link was not used, but its action was already recorded another way (the API,
+    /// a reply to the email, a colleague's link): the Spanish sentence that says so.
+    AlreadyDone(&'static str),
     /// The recipient may not act on that incident (not its agency, inactive).
     NotYours,
     /// The protocol refused (already acknowledged, say): its Spanish reason.
     Refused(String),
+    /// What the page sent is invalid (a resolution without its summary): the offending
+    /// fields and why, in Spanish. The person can correct it and press again.
+    Invalid(String),
     Failed(ServiceError),
+}
+
+/// Whether a link's action was already recorded on the incident, and the sentence that
+/// says so. A resolution notice is pending again after a failed validation (the incident
+/// is back in correction), so the link works again then.
+fn already_done(incident: &Incident, action: LinkAction) -> Option<&'static str> {
+    match action {
+        LinkAction::Acknowledge if incident.acknowledged_at.is_some() => {
+            Some("La incidencia ya fue confirmada de enterado.")
+        }
+        LinkAction::Resolution
+            if matches!(
+                incident.state,
+                IncidentState::AwaitingValidation
+                    | IncidentState::Validated
+                    | IncidentState::Closed
+            ) =>
+        {
+            Some("El aviso de resolución de esta incidencia ya se envió.")
+        }
+        _ => None,
+    }
 }
 
 impl Service {
@@ -83,8 +111,17 @@ impl Service {
             LinkError::Expired => LinkRefusal::Expired,
         })?;
         match self.store.link_used(&link.nonce).await {
-            Ok(true) => Err(LinkRefusal::Used),
-            Ok(false) => Ok(link),
+            Ok(true) => return Err(LinkRefusal::Used),
+            Ok(false) => {}
+            Err(e) => return Err(LinkRefusal::Failed(e.into())),
+        }
+        // The page must not offer a button for an action that is no longer to be done.
+        match self.store.load(link.folio).await {
+            Ok(Some(stored)) => match already_done(&stored.incident, link.action) {
+                Some(why) => Err(LinkRefusal::AlreadyDone(why)),
+                None => Ok(link),
+            },
+            Ok(None) => Err(LinkRefusal::NotYours),
             Err(e) => Err(LinkRefusal::Failed(e.into())),
         }
     }
@@ -127,16 +164,16 @@ impl Service {
                     "la incidencia cambió mientras se procesaba; vuelva a intentarlo".into(),
                 )),
             },
-            Err(e @ (ServiceError::InvalidTransition { .. } | ServiceError::Invalid(_))) => {
-                Err(LinkRefusal::Refused(match e {
-                    ServiceError::Invalid(fields) => fields
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                    other => other.to_string(),
-                }))
+            Err(e @ ServiceError::InvalidTransition { .. }) => {
+                Err(LinkRefusal::Refused(e.to_string()))
             }
+            Err(ServiceError::Invalid(fields)) => Err(LinkRefusal::Invalid(
+                fields
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
             Err(e) => Err(LinkRefusal::Failed(e)),
         }
     }

@@ -17,7 +17,7 @@ mod timers;
 
 use std::sync::Arc;
 
-use incidencias_core::{Actor, AgencyId, DecideError, FieldError, Role, UserId};
+use incidencias_core::{Actor, AgencyId, Command, DecideError, FieldError, Role, UserId};
 use jiff::Timestamp;
 
 use crate::clock::Clock;
@@ -347,6 +347,26 @@ impl Service {
     pub(crate) fn org_changed(&self) {
         if let Ok(mut slot) = self.org.lock() {
             *slot = None;
+        }
+    }
+
+    /// Whether the caller's role may perform `action` at all: an incident command by its
+    /// [`incidencias_core::Command::name`] (the core's table), or a catalogue write
+    /// (`create_agency`, `create_user`, `create_procedure`, `create_policy`). Asked by a
+    /// front end before it reads the rest of the request, so that a caller whose role may
+    /// not act is refused whatever the request says (the API's 403 before 400 or 422). It
+    /// judges the role only: the incident's agency and state are the use-case's to check.
+    pub fn may_act(&self, caller: &Caller, action: &str) -> Result<(), ServiceError> {
+        let roles = Command::roles_named(action)
+            .or_else(|| catalog::roles_named(action))
+            .ok_or_else(|| ServiceError::Internal(format!("acción desconocida: {action}")))?;
+        if roles.contains(&caller.role) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "el rol «{}» no permite esta acción",
+                caller.role.label()
+            )))
         }
     }
 
