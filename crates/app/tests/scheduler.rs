@@ -217,6 +217,92 @@ async fn a_breached_validation_escalates_on_the_central_side_and_paused_resoluti
     );
 }
 
+/// PROTOCOL.md, "Escalation": an incident's responsibles are those of all its procedures;
+/// each hears step 2 (with its own one-click links), and an escalation goes to each one's
+/// immediate superior, cc all of them and the help desk.
+async fn every_responsible_of_a_several_procedure_incident_is_told_and_escalated(url: String) {
+    let api = Api::new(&url).await;
+    let director = api
+        .users
+        .iter()
+        .find(|u| u.email == "director@sepru.gob.mx")
+        .expect("director")
+        .id;
+    let second = api
+        .post(
+            "/api/v1/procedures",
+            &api.admin,
+            json!({"homoclave": "SEPRU-01-002", "name": "Permiso", "agency_id": api.agency_id,
+                   "url": "https://www.gob.mx/permiso", "responsible_id": director}),
+        )
+        .await;
+    assert_eq!(second.status.as_u16(), 201, "{}", second.text);
+    let occurred = api.clock_now() - jiff::SignedDuration::from_mins(5);
+    let created = api
+        .post(
+            "/api/v1/incidents",
+            &api.helpdesk,
+            json!({"procedure_ids": [api.procedure, second.json["id"]], "kind": "unavailable",
+                   "description": "Ambos trámites fallan", "occurred_at": occurred.to_string(),
+                   "channel": "phone"}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let folio = created.json["folio"].as_str().expect("folio").to_string();
+    api.step(
+        &folio,
+        "notify",
+        &api.helpdesk,
+        json!({"severity": "critical"}),
+    )
+    .await;
+    let rows = |kind: &'static str| {
+        let store = api.store.clone();
+        async move {
+            sqlx::query("SELECT recipients FROM outbox WHERE kind = $1 ORDER BY id")
+                .bind(kind)
+                .fetch_all(store.pool())
+                .await
+                .expect("outbox")
+                .iter()
+                .map(|r| {
+                    serde_json::from_str::<serde_json::Value>(
+                        &r.try_get::<String, _>("recipients").expect("recipients"),
+                    )
+                    .expect("json")
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let notices = rows("notification").await;
+    assert_eq!(
+        notices.iter().map(|r| r["to"].clone()).collect::<Vec<_>>(),
+        [
+            json!(["responsable@sepru.gob.mx"]),
+            json!(["director@sepru.gob.mx"])
+        ],
+        "one step-2 notice per responsible"
+    );
+    let scheduler = Scheduler::new(api.service.clone());
+    api.advance(15 * 60);
+    scheduler.tick().await.expect("tick");
+    let escalations = rows("escalation").await;
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert_eq!(
+        escalations[0]["to"],
+        json!(["director@sepru.gob.mx", "dg@sepru.gob.mx"]),
+        "each responsible's immediate superior"
+    );
+    assert_eq!(
+        escalations[0]["cc"],
+        json!([
+            "responsable@sepru.gob.mx",
+            "director@sepru.gob.mx",
+            "mesa@ugd.gob.mx"
+        ])
+    );
+}
+
 /// PROTOCOL.md, "Escalation": the help desk is told of every breach, also when nobody is
 /// left above on the ladder (here CEDN's front-line validator has no superior at all).
 async fn every_breach_is_told_to_the_help_desk_even_with_nobody_above(url: String) {
@@ -321,6 +407,7 @@ async fn a_due_timer_left_by_a_dead_instance_is_taken_over_when_its_lease_ends(u
 
 on_both_backends!(
     every_breach_is_told_to_the_help_desk_even_with_nobody_above,
+    every_responsible_of_a_several_procedure_incident_is_told_and_escalated,
     warning_breach_and_levels_up_to_the_top,
     acting_in_time_cancels_what_was_planned,
     a_breached_validation_escalates_on_the_central_side_and_paused_resolution_waits,

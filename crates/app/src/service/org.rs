@@ -65,6 +65,26 @@ impl OrgChart {
         Ladder { agency, central }
     }
 
+    /// The incident's responsibles: the responsible of each of its procedures, in
+    /// procedure order, without repeats (PROTOCOL.md, "Escalation").
+    pub fn responsibles(&self, incident: &Incident) -> Vec<UserId> {
+        let mut out = Vec::new();
+        for p in &incident.procedure_ids {
+            if let Some(r) = self.responsible.get(p)
+                && !out.contains(r)
+            {
+                out.push(*r);
+            }
+        }
+        out
+    }
+
+    /// `user`'s superior `level` steps up their `reports_to` chain (1: the immediate one).
+    pub fn superior(&self, user: UserId, level: u32) -> Option<UserId> {
+        let chain = Ladder::chain(user, |u| self.users.get(&u).and_then(|x| x.reports_to));
+        chain.get(usize::try_from(level).ok()?).copied()
+    }
+
     /// The person's name, as the record shows who acted.
     pub fn name(&self, id: UserId) -> Option<String> {
         self.users.get(&id).map(|u| u.name.clone())

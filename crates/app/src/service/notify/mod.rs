@@ -8,7 +8,7 @@
 
 pub mod render;
 
-use incidencias_core::escalation::{ActionKind, DueAction};
+use incidencias_core::escalation::{ActionKind, DueAction, Side};
 use incidencias_core::{Change, ClockId, Event, Incident, UserId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -223,7 +223,9 @@ pub(crate) fn for_events(
     links: Option<&LinkMaker>,
 ) -> Vec<Outgoing> {
     let ladder = org.ladder(incident);
-    let responsible = emails(org, &ladder.agency[..ladder.agency.len().min(1)]);
+    // Every responsible of the incident's procedures hears every step (PROTOCOL.md).
+    let responsibles = org.responsibles(incident);
+    let responsible = emails(org, &responsibles);
     let cedn = emails(org, &ladder.central[..ladder.central.len().min(1)]);
     let helpdesk = org.helpdesk_emails();
     let mail = |to: &[String], cc: &[String], message: Message| Outgoing {
@@ -245,27 +247,26 @@ pub(crate) fn for_events(
                 },
             )),
             Change::Notified { .. } => {
-                // One-click links for the responsible: acknowledge, and later the
-                // resolution notice, straight from the email.
-                let token = |action| {
-                    let who = ladder.agency.first().copied()?;
-                    links?.token(incident.folio, action, who)
-                };
-                out.push(mail(
-                    &responsible,
-                    &[],
-                    Message::Notification {
-                        ack_due_at: due(incident, ClockId::ACK),
-                        resolution_due_at: due(incident, ClockId::RESOLUTION),
-                        ack_link: token(LinkAction::Acknowledge),
-                        resolution_link: token(LinkAction::Resolution),
-                        button_kept: incident.portal.button_enabled,
-                        failure: Some(Failure {
-                            kind: incident.kind.as_str().to_string(),
-                            description: incident.description.clone(),
-                        }),
-                    },
-                ))
+                // One email per responsible: each carries one-click links bound to its
+                // own recipient (acknowledge, and later the resolution notice).
+                for who in &responsibles {
+                    let token = |action| links?.token(incident.folio, action, *who);
+                    out.push(mail(
+                        &emails(org, &[*who]),
+                        &[],
+                        Message::Notification {
+                            ack_due_at: due(incident, ClockId::ACK),
+                            resolution_due_at: due(incident, ClockId::RESOLUTION),
+                            ack_link: token(LinkAction::Acknowledge),
+                            resolution_link: token(LinkAction::Resolution),
+                            button_kept: incident.portal.button_enabled,
+                            failure: Some(Failure {
+                                kind: incident.kind.as_str().to_string(),
+                                description: incident.description.clone(),
+                            }),
+                        },
+                    ))
+                }
             }
             Change::SeverityChanged { reason, .. } => {
                 let deadlines: Vec<Deadline> = incident
@@ -384,6 +385,36 @@ pub(crate) fn for_events(
     out
 }
 
+/// On the agency's side, with several responsibles (an incident of several procedures):
+/// a warning goes to each of them, an escalation to each one's superior at its level, cc
+/// all of them (PROTOCOL.md, "Escalation"). `None` for the central side, and for one
+/// responsible, where the core's plan already says it.
+fn agency_side_recipients(
+    org: &OrgChart,
+    incident: &Incident,
+    action: &DueAction,
+) -> Option<(Vec<UserId>, Vec<UserId>)> {
+    let responsibles = org.responsibles(incident);
+    if responsibles.len() < 2 || action.key.clock.name.side() != Side::Agency {
+        return None;
+    }
+    match action.key.kind {
+        ActionKind::Warning => Some((responsibles, Vec::new())),
+        ActionKind::Escalation => {
+            let mut to = Vec::new();
+            for r in &responsibles {
+                if let Some(boss) = org.superior(*r, action.key.level)
+                    && !to.contains(&boss)
+                {
+                    to.push(boss);
+                }
+            }
+            Some((to, responsibles))
+        }
+        ActionKind::Breach => None,
+    }
+}
+
 /// `cc` and the help desk, who is copied on every escalation (PROTOCOL.md, "Escalation").
 fn with_helpdesk(mut cc: Vec<String>, helpdesk: &[String]) -> Vec<String> {
     for h in helpdesk {
@@ -435,9 +466,11 @@ pub(crate) fn for_action(
             return (!out.to.is_empty()).then_some(out);
         }
     };
-    let cc = emails(org, &action.cc);
+    let (to, cc) = agency_side_recipients(org, incident, action)
+        .unwrap_or_else(|| (action.to.clone(), action.cc.clone()));
+    let cc = emails(org, &cc);
     let out = Outgoing {
-        to: emails(org, &action.to),
+        to: emails(org, &to),
         cc: match action.key.kind {
             ActionKind::Escalation => with_helpdesk(cc, &org.helpdesk_emails()),
             _ => cc,
