@@ -1,67 +1,519 @@
-//! Folio numbers, handed out from blocks reserved in the database.
+//! Folio numbers, handed out from blocks reserved in the database, and the record of the
+//! numbers that will never be an incident (voids).
 //!
 //! Reserving a block of numbers (one durable write) and handing them out from memory keeps
 //! the counter row out of every report's transaction: concurrent reports neither queue on
 //! that row (PostgreSQL) nor make the single SQLite writer do the allocation. Several
-//! instances each reserve their own blocks, so numbers stay unique; numbers of a block not
-//! used before a restart are skipped. Folios are unique and never reused, not gapless.
+//! processes (PostgreSQL instances; on SQLite the server and `mail ingest`) each reserve
+//! their own blocks, so numbers stay unique.
+//!
+//! The folio sequence is audited (issue 10, item 13): every number from 1 to the highest
+//! used must be an incident or a recorded void, so a missing number is a finding. Hence:
+//! - a create the protocol refuses gives its number back, and the next create reuses it
+//!   before any later number (`give_back`);
+//! - a create whose transaction failed after taking its number (an idempotency race) is
+//!   recorded void with that reason (`void_lost`);
+//! - the unused rest of a block is recorded void when its owner closes the store
+//!   (`release`), or, if the owner died, by whichever process next opens the database or
+//!   reserves a block once the block's lease has run out (`settle_abandoned`).
+//!
+//! Why a lease and not "void everything unused at start": with several instances, a
+//! number reserved by a LIVE other instance is not abandoned, it just has not been used
+//! yet. Each block is recorded (`folio_blocks`) with its owner and `lease_until`; the owner
+//! stops handing out numbers of a block at `lease_until` (and reserves a new one), and
+//! nobody else voids its numbers before `lease_until + GRACE`. GRACE covers a create that
+//! took its number just before the lease ended and is still committing, and clock skew
+//! between hosts, so a void and an incident for the same number cannot both be written.
+//! Until then `audit verify` counts those numbers as reserved by a live process, not as
+//! gaps. The price: a process that crashed leaves its numbers pending for up to
+//! LEASE + GRACE, and an idle process voids the unused rest of each expired block.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use incidencias_core::Folio;
-use sqlx::Row;
+use jiff::Timestamp;
+use sqlx::{AnyConnection, Row};
 use tokio::sync::Mutex;
 
+use super::transfer::Problem;
 use super::{Store, StoreError};
 
 /// Numbers reserved per database write.
 const BLOCK: i64 = 64;
 
-#[derive(Default)]
-pub struct FolioBlocks {
-    /// Per year: the next number to hand out and the last one reserved.
-    ranges: Mutex<HashMap<i16, (i64, i64)>>,
+/// How long a process hands out numbers of a block it reserved.
+const LEASE_MS: i64 = 60 * 60 * 1000;
+
+/// After a lease ends, how long before others may void the block's unused numbers.
+pub(super) const GRACE_MS: i64 = 10 * 60 * 1000;
+
+/// Why the rest of a block was voided by its owner at a graceful stop.
+pub const VOID_AT_STOP: &str = "reservado y no usado al detenerse el servicio";
+/// Why numbers of a block whose owner is gone were voided by another process.
+pub const VOID_ABANDONED: &str = "reservado por un proceso que terminó sin usarlo";
+/// Why a create that lost an idempotency race left its number void.
+pub const VOID_IDEMPOTENCY_RACE: &str =
+    "el alta perdió la carrera con otra solicitud de la misma clave de idempotencia";
+
+/// The block a process is handing out numbers from, for one year.
+struct YearBlock {
+    next: i64,
+    last: i64,
+    /// Real time (epoch ms) after which no number of this block is handed out.
+    lease_until: i64,
+    /// Numbers given back by refused creates, with the lease of their block: handed out
+    /// again before any later number, while that lease runs.
+    returned: BTreeMap<i64, i64>,
 }
 
-impl FolioBlocks {
-    pub async fn take(&self, store: &Store, year: i16) -> Result<Folio, StoreError> {
-        // Held across the reservation so concurrent callers wait for one block instead of
-        // each reserving their own.
-        let mut ranges = self.ranges.lock().await;
-        let (next, last) = match ranges.get(&year) {
-            Some(&(next, last)) if next <= last => (next, last),
-            _ => {
-                let last = store
-                    .write(move |conn| {
-                        Box::pin(async move {
-                            sqlx::query(
-                                "INSERT INTO folio_counters (year, last_number) VALUES ($1, $2) \
-                                 ON CONFLICT (year) DO UPDATE \
-                                 SET last_number = folio_counters.last_number + $2 \
-                                 RETURNING last_number",
-                            )
-                            .bind(i64::from(year))
-                            .bind(BLOCK)
-                            .fetch_one(&mut *conn)
-                            .await
-                            .and_then(|r| r.try_get::<i64, _>(0))
-                            .map_err(StoreError::db)
-                        })
-                    })
-                    .await?;
-                (last - BLOCK + 1, last)
-            }
-        };
-        ranges.insert(year, (next + 1, last));
-        let folio = u16::try_from(year)
-            .ok()
-            .zip(u32::try_from(next).ok())
-            .and_then(|(y, n)| Folio::new(y, n));
-        folio.ok_or_else(|| {
+pub struct FolioBlocks {
+    /// Who reserves, as written in `folio_blocks.owner`: unique per process and store.
+    owner: String,
+    ranges: Mutex<HashMap<i16, YearBlock>>,
+}
+
+impl Default for FolioBlocks {
+    fn default() -> Self {
+        FolioBlocks {
+            owner: format!(
+                "pid {} desde {}",
+                std::process::id(),
+                Timestamp::now().as_nanosecond()
+            ),
+            ranges: Mutex::default(),
+        }
+    }
+}
+
+/// A number handed out: the folio and the lease of its block (for `give_back`).
+pub struct Taken {
+    pub folio: Folio,
+    year: i16,
+    lease_until: i64,
+}
+
+fn folio_of(year: i64, number: i64) -> Result<Folio, StoreError> {
+    u16::try_from(year)
+        .ok()
+        .zip(u32::try_from(number).ok())
+        .and_then(|(y, n)| Folio::new(y, n))
+        .ok_or_else(|| {
             StoreError::Invalid(format!(
                 "no quedan folios disponibles para el año {year} (máximo {})",
                 Folio::MAX_NUMBER
             ))
         })
+}
+
+impl FolioBlocks {
+    pub async fn take(&self, store: &Store, year: i16) -> Result<Taken, StoreError> {
+        // Held across the reservation so concurrent callers wait for one block instead of
+        // each reserving their own.
+        let mut ranges = self.ranges.lock().await;
+        let now = Timestamp::now().as_millisecond();
+        if let Some(block) = ranges.get_mut(&year) {
+            while let Some((number, lease_until)) = block.returned.pop_first() {
+                // A returned number whose lease ended is left to the settlement.
+                if now < lease_until {
+                    return Ok(Taken {
+                        folio: folio_of(year.into(), number)?,
+                        year,
+                        lease_until,
+                    });
+                }
+            }
+            if block.next <= block.last && now < block.lease_until {
+                let number = block.next;
+                block.next += 1;
+                return Ok(Taken {
+                    folio: folio_of(year.into(), number)?,
+                    year,
+                    lease_until: block.lease_until,
+                });
+            }
+        }
+        let owner = self.owner.clone();
+        let lease_until = now + LEASE_MS;
+        let last = store
+            .write(move |conn| {
+                Box::pin(async move {
+                    let last = sqlx::query(
+                        "INSERT INTO folio_counters (year, last_number) VALUES ($1, $2) \
+                         ON CONFLICT (year) DO UPDATE \
+                         SET last_number = folio_counters.last_number + $2 \
+                         RETURNING last_number",
+                    )
+                    .bind(i64::from(year))
+                    .bind(BLOCK)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .and_then(|r| r.try_get::<i64, _>(0))
+                    .map_err(StoreError::db)?;
+                    sqlx::query(
+                        "INSERT INTO folio_blocks (year, first_number, last_number, owner, \
+                         reserved_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(i64::from(year))
+                    .bind(last - BLOCK + 1)
+                    .bind(last)
+                    .bind(owner)
+                    .bind(now)
+                    .bind(lease_until)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                    Ok(last)
+                })
+            })
+            .await?;
+        // Anything a dead process left behind is settled now and then, not only at start.
+        if let Err(e) = store.settle_abandoned().await {
+            tracing::warn!(error = %e, "no se pudieron anular los folios abandonados");
+        }
+        let first = last - BLOCK + 1;
+        let returned = ranges.remove(&year).map(|b| b.returned).unwrap_or_default();
+        ranges.insert(
+            year,
+            YearBlock {
+                next: first + 1,
+                last,
+                lease_until,
+                returned,
+            },
+        );
+        Ok(Taken {
+            folio: folio_of(year.into(), first)?,
+            year,
+            lease_until,
+        })
     }
+
+    /// A number taken for a create that was refused before anything was written: the next
+    /// create of the year gets it (before any later number).
+    pub async fn give_back(&self, taken: &Taken) {
+        let mut ranges = self.ranges.lock().await;
+        if let Some(block) = ranges.get_mut(&taken.year) {
+            block
+                .returned
+                .insert(i64::from(taken.folio.number()), taken.lease_until);
+        }
+    }
+
+    /// At a graceful stop: every block this process reserved and has not settled gets its
+    /// unused numbers recorded void. Nothing is handed out afterwards.
+    pub async fn release(&self, store: &Store) -> Result<(), StoreError> {
+        let mut ranges = self.ranges.lock().await;
+        if ranges.is_empty() {
+            // This process never reserved a number (and may be a read-only store).
+            return Ok(());
+        }
+        ranges.clear();
+        let owner = self.owner.clone();
+        let now = Timestamp::now().as_millisecond();
+        store
+            .write(move |conn| {
+                Box::pin(async move {
+                    let blocks = sqlx::query(
+                        "SELECT year, first_number, last_number FROM folio_blocks \
+                         WHERE owner = $1 AND settled = 0",
+                    )
+                    .bind(owner)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                    for b in blocks_of(&blocks)? {
+                        settle_block(conn, b, VOID_AT_STOP, now).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
+/// (year, first, last) of `folio_blocks` rows.
+fn blocks_of(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("year").map_err(StoreError::db)?,
+                r.try_get("first_number").map_err(StoreError::db)?,
+                r.try_get("last_number").map_err(StoreError::db)?,
+            ))
+        })
+        .collect()
+}
+
+/// Records void, with `reason`, every number of the block that is neither an incident nor
+/// already void, and marks the block settled. Only for blocks nobody hands out from any
+/// more (see the module comment).
+async fn settle_block(
+    conn: &mut AnyConnection,
+    (year, first, last): (i64, i64, i64),
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let used: BTreeSet<String> =
+        sqlx::query("SELECT folio FROM incidents WHERE folio >= $1 AND folio <= $2")
+            .bind(folio_of(year, first)?.to_string())
+            .bind(folio_of(year, last)?.to_string())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::db)?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::db))
+            .collect::<Result<_, _>>()?;
+    for number in first..=last {
+        let folio = folio_of(year, number)?.to_string();
+        if !used.contains(&folio) {
+            insert_void(conn, &folio, reason, now).await?;
+        }
+    }
+    sqlx::query("UPDATE folio_blocks SET settled = 1 WHERE year = $1 AND first_number = $2")
+        .bind(year)
+        .bind(first)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db)?;
+    Ok(())
+}
+
+/// Records `folio` void unless it is an incident or already void.
+async fn insert_void(
+    conn: &mut AnyConnection,
+    folio: &str,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let parsed = Folio::parse(folio).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO folio_voids (folio, year, number, voided_at, reason) \
+         SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM incidents WHERE folio = $1) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(folio.to_string())
+    .bind(i64::from(parsed.year()))
+    .bind(i64::from(parsed.number()))
+    .bind(now)
+    .bind(reason.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    Ok(())
+}
+
+impl Store {
+    /// Settles the blocks whose owner can no longer use them (lease ended more than GRACE
+    /// ago, or reserved before migration 0002): their unused numbers are recorded void.
+    pub(super) async fn settle_abandoned(&self) -> Result<(), StoreError> {
+        let now = Timestamp::now().as_millisecond();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let blocks = sqlx::query(
+                    "SELECT year, first_number, last_number FROM folio_blocks \
+                     WHERE settled = 0 AND lease_until < $1",
+                )
+                .bind(now - GRACE_MS)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+                for b in blocks_of(&blocks)? {
+                    settle_block(conn, b, VOID_ABANDONED, now).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// A create whose transaction failed after its number was taken: the number is
+    /// recorded void with `reason` (unless, after an ambiguous failure, the incident was
+    /// written after all). If even that fails, the block's settlement voids it later.
+    pub(super) async fn void_lost(&self, folio: Folio, reason: String) {
+        let now = Timestamp::now().as_millisecond();
+        let text = folio.to_string();
+        let done = self
+            .write(move |conn| {
+                Box::pin(async move { insert_void(conn, &text, &reason, now).await })
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, %folio, "no se pudo registrar la anulación del folio");
+        }
+    }
+}
+
+/// One row of `folio_voids`, as exported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FolioVoid {
+    pub folio: String,
+    pub year: i64,
+    pub number: i64,
+    pub voided_at: i64,
+    pub reason: String,
+}
+
+/// One row of `folio_blocks`, as exported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FolioBlock {
+    pub year: i64,
+    pub first_number: i64,
+    pub last_number: i64,
+    pub owner: String,
+    pub reserved_at: i64,
+    pub lease_until: i64,
+    pub settled: i64,
+}
+
+pub(super) async fn fetch_voids(conn: &mut AnyConnection) -> Result<Vec<FolioVoid>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT folio, year, number, voided_at, reason FROM folio_voids ORDER BY year, number",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    rows.iter()
+        .map(|r| {
+            Ok(FolioVoid {
+                folio: r.try_get("folio").map_err(StoreError::db)?,
+                year: r.try_get("year").map_err(StoreError::db)?,
+                number: r.try_get("number").map_err(StoreError::db)?,
+                voided_at: r.try_get("voided_at").map_err(StoreError::db)?,
+                reason: r.try_get("reason").map_err(StoreError::db)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn fetch_blocks(conn: &mut AnyConnection) -> Result<Vec<FolioBlock>, StoreError> {
+    // `settled` is INTEGER (INT4 on PostgreSQL): read as BIGINT on both.
+    let rows = sqlx::query(
+        "SELECT year, first_number, last_number, owner, reserved_at, lease_until, \
+         CAST(settled AS BIGINT) AS settled FROM folio_blocks ORDER BY year, first_number",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    rows.iter()
+        .map(|r| {
+            Ok(FolioBlock {
+                year: r.try_get("year").map_err(StoreError::db)?,
+                first_number: r.try_get("first_number").map_err(StoreError::db)?,
+                last_number: r.try_get("last_number").map_err(StoreError::db)?,
+                owner: r.try_get("owner").map_err(StoreError::db)?,
+                reserved_at: r.try_get("reserved_at").map_err(StoreError::db)?,
+                lease_until: r.try_get("lease_until").map_err(StoreError::db)?,
+                settled: r.try_get("settled").map_err(StoreError::db)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn insert_void_row(
+    conn: &mut AnyConnection,
+    v: &FolioVoid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO folio_voids (folio, year, number, voided_at, reason) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(v.folio.clone())
+    .bind(v.year)
+    .bind(v.number)
+    .bind(v.voided_at)
+    .bind(v.reason.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    Ok(())
+}
+
+pub(super) async fn insert_block_row(
+    conn: &mut AnyConnection,
+    b: &FolioBlock,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO folio_blocks (year, first_number, last_number, owner, reserved_at, \
+         lease_until, settled) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(b.year)
+    .bind(b.first_number)
+    .bind(b.last_number)
+    .bind(b.owner.clone())
+    .bind(b.reserved_at)
+    .bind(b.lease_until)
+    .bind(b.settled)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    Ok(())
+}
+
+/// `audit verify`'s folio check: per year, every number from 1 to the highest used (by an
+/// incident or a void) must be exactly one of the two. A number of a block whose owner may
+/// still hand it out (lease plus GRACE not over at `now`) is not a gap yet.
+pub(super) fn folio_problems(
+    incidents: &[String],
+    voids: &[FolioVoid],
+    blocks: &[FolioBlock],
+    now: i64,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    // Per year: numbers that are incidents, numbers that are voids.
+    let mut years: BTreeMap<i64, (BTreeSet<i64>, BTreeSet<i64>)> = BTreeMap::new();
+    for text in incidents {
+        // A folio that does not parse is reported by the incident checks.
+        if let Ok(f) = Folio::parse(text) {
+            let entry = years.entry(f.year().into()).or_default();
+            entry.0.insert(f.number().into());
+        }
+    }
+    for v in voids {
+        if folio_of(v.year, v.number)
+            .map(|f| f.to_string())
+            .ok()
+            .as_deref()
+            != Some(&v.folio)
+        {
+            problems.push(Problem {
+                folio: v.folio.clone(),
+                seq: None,
+                what: format!(
+                    "anulación con año o número que no coinciden ({}, {})",
+                    v.year, v.number
+                ),
+            });
+            continue;
+        }
+        years.entry(v.year).or_default().1.insert(v.number);
+    }
+    let pending = |year: i64, n: i64| {
+        blocks.iter().any(|b| {
+            b.year == year
+                && b.settled == 0
+                && (b.first_number..=b.last_number).contains(&n)
+                && now <= b.lease_until + GRACE_MS
+        })
+    };
+    for (year, (used, voided)) in &years {
+        let highest = used.iter().chain(voided).max().copied().unwrap_or(0);
+        for n in 1..=highest {
+            let folio =
+                folio_of(*year, n).map_or_else(|_| format!("{year}-{n}"), |f| f.to_string());
+            match (used.contains(&n), voided.contains(&n)) {
+                (true, true) => problems.push(Problem {
+                    folio,
+                    seq: None,
+                    what: "es una incidencia y también está registrado como anulado".into(),
+                }),
+                (false, false) if !pending(*year, n) => problems.push(Problem {
+                    folio,
+                    seq: None,
+                    what: "falta: ni incidencia ni anulación registrada".into(),
+                }),
+                _ => {}
+            }
+        }
+    }
+    problems
 }
