@@ -226,6 +226,69 @@ async fn export_and_import_carry_the_voids_so_the_copy_verifies(url: String) {
     store.close().await;
 }
 
+async fn a_version_1_export_imports_and_its_unused_numbers_become_void(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let fx = seed(&store).await;
+    create(&store, &fx, at(0)).await;
+    store.close().await;
+    let store = Store::open(&url).await.expect("reopen");
+    create(&store, &fx, at(10)).await;
+    let mut exported = Vec::new();
+    store.export(&mut exported, at(100)).await.expect("export");
+    store.close().await;
+    // What an older binary wrote: no blocks, no voids, version 1.
+    let text = String::from_utf8(exported).expect("utf-8");
+    let v1: String = text
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"folio_block\"") && !l.contains("\"type\":\"void\""))
+        .map(|l| l.replace("\"version\":2", "\"version\":1") + "\n")
+        .collect();
+    let target = common::TestDb::sqlite();
+    let copy = Store::open(&target.url).await.expect("open target");
+    copy.import(&mut v1.as_bytes(), at(200))
+        .await
+        .expect("import version 1");
+    copy.close().await;
+    // The next start records void what no incident used under the imported counter.
+    let copy = Store::open(&target.url).await.expect("reopen target");
+    let report = copy.verify().await.expect("verify");
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!((report.incidents, report.voids), (2, 126));
+    assert_eq!(
+        voids(&copy).await[0],
+        (folio(2), VOID_ABANDONED.to_string())
+    );
+    copy.close().await;
+}
+
+async fn a_database_from_before_migration_0002_gets_its_unused_numbers_recorded_void(url: String) {
+    let store = Store::open(&url).await.expect("open");
+    let fx = seed(&store).await;
+    create(&store, &fx, at(0)).await;
+    create(&store, &fx, at(10)).await;
+    // Back to schema 0001, as a database written by an older binary: a counter at 64, no
+    // record of blocks or voids.
+    let mut undo = vec![
+        "DROP TABLE folio_voids",
+        "DROP TABLE folio_blocks",
+        "DELETE FROM _sqlx_migrations WHERE version = 2",
+    ];
+    if store.backend() == incidencias::store::Backend::Postgres {
+        undo.push("DROP FUNCTION folio_voids_append_only()");
+    }
+    for sql in undo {
+        sqlx::query(sql).execute(store.pool()).await.expect(sql);
+    }
+    drop(store);
+    let store = Store::open(&url).await.expect("migrate to 0002");
+    let recorded = voids(&store).await;
+    assert_eq!(recorded.len(), 62, "3..=64");
+    assert_eq!(recorded[0], (folio(3), VOID_ABANDONED.to_string()));
+    let report = store.verify().await.expect("verify");
+    assert!(report.ok(), "{:?}", report.problems);
+    store.close().await;
+}
+
 on_both_backends!(
     a_refused_create_leaves_no_gap,
     a_restart_records_the_unused_numbers_as_void_and_audit_verify_is_clean,
@@ -233,4 +296,6 @@ on_both_backends!(
     deleting_a_void_makes_audit_verify_report_the_gap,
     an_idempotency_race_records_the_lost_folio_as_void,
     export_and_import_carry_the_voids_so_the_copy_verifies,
+    a_version_1_export_imports_and_its_unused_numbers_become_void,
+    a_database_from_before_migration_0002_gets_its_unused_numbers_recorded_void,
 );

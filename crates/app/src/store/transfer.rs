@@ -502,6 +502,21 @@ async fn import_lines(
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db)?;
+    // Numbers under a counter that no block covers (a version 1 file, from before blocks
+    // were recorded) get one expired block, so the next start records the unused ones
+    // void, as migration 0002 does for a database.
+    sqlx::query(
+        "INSERT INTO folio_blocks (year, first_number, last_number, owner, reserved_at, \
+         lease_until) \
+         SELECT c.year, COALESCE(MAX(b.last_number), 0) + 1, c.last_number, \
+         'importado sin bloque', 0, 0 \
+         FROM folio_counters c LEFT JOIN folio_blocks b ON b.year = c.year \
+         GROUP BY c.year, c.last_number \
+         HAVING COALESCE(MAX(b.last_number), 0) < c.last_number",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
     if backend == Backend::Postgres {
         // Explicit ids do not advance identity sequences.
         for table in ["agencies", "users", "procedures"] {
