@@ -269,12 +269,15 @@ async fn a_database_from_before_migration_0002_gets_its_unused_numbers_recorded_
     // Back to schema 0001, as a database written by an older binary: a counter at 64, no
     // record of blocks or voids.
     let mut undo = vec![
+        "DROP TRIGGER incidents_not_void",
         "DROP TABLE folio_voids",
         "DROP TABLE folio_blocks",
         "DELETE FROM _sqlx_migrations WHERE version = 2",
     ];
     if store.backend() == incidencias::store::Backend::Postgres {
+        undo[0] = "DROP TRIGGER incidents_not_void ON incidents";
         undo.push("DROP FUNCTION folio_voids_append_only()");
+        undo.push("DROP FUNCTION incidents_not_void()");
     }
     for sql in undo {
         sqlx::query(sql).execute(store.pool()).await.expect(sql);
@@ -289,6 +292,50 @@ async fn a_database_from_before_migration_0002_gets_its_unused_numbers_recorded_
     store.close().await;
 }
 
+async fn a_void_folio_never_becomes_an_incident(url: String) {
+    let a = Store::open(&url).await.expect("open");
+    let fx = seed(&a).await;
+    create(&a, &fx, at(0)).await;
+    // A's lease is over as far as the database knows (as if its clock lagged by more
+    // than the grace): another process starting now settles A's block.
+    sqlx::query("UPDATE folio_blocks SET lease_until = 0")
+        .execute(a.pool())
+        .await
+        .expect("expire the lease");
+    let b = Store::open(&url).await.expect("open b");
+    assert_eq!(voids(&b).await.len(), 63);
+    // A still thinks INC-2026-000002 is its to hand out: the database refuses it, and A
+    // moves to a new block instead of writing an incident over a void.
+    let actor = fx.helpdesk();
+    let refused = a
+        .create_incident(
+            2026,
+            at(10),
+            |f| {
+                decide(
+                    None,
+                    &actor,
+                    &fx.report(f, at(5)),
+                    at(10),
+                    &SloPolicy::seed(),
+                )
+                .map_err(|e| StoreError::Invalid(e.to_string()))
+            },
+            |_, _| Effects::default(),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Database(m)) if m.contains("folio is void")),
+        "{refused:?}"
+    );
+    let next = create(&a, &fx, at(20)).await;
+    assert_eq!(next.incident.folio.to_string(), folio(65));
+    let report = b.verify().await.expect("verify");
+    assert!(report.ok(), "{:?}", report.problems);
+    b.close().await;
+    a.close().await;
+}
+
 on_both_backends!(
     a_refused_create_leaves_no_gap,
     a_restart_records_the_unused_numbers_as_void_and_audit_verify_is_clean,
@@ -298,4 +345,5 @@ on_both_backends!(
     export_and_import_carry_the_voids_so_the_copy_verifies,
     a_version_1_export_imports_and_its_unused_numbers_become_void,
     a_database_from_before_migration_0002_gets_its_unused_numbers_recorded_void,
+    a_void_folio_never_becomes_an_incident,
 );

@@ -35,6 +35,20 @@ $$;
 CREATE TRIGGER folio_voids_no_update BEFORE UPDATE OR DELETE ON folio_voids
     FOR EACH ROW EXECUTE FUNCTION folio_voids_append_only();
 
+-- A void folio never becomes an incident (a last guard; folios.rs keeps it from being
+-- handed out).
+CREATE FUNCTION incidents_not_void() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM folio_voids WHERE folio = NEW.folio) THEN
+        RAISE EXCEPTION 'folio is void';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER incidents_not_void BEFORE INSERT ON incidents
+    FOR EACH ROW EXECUTE FUNCTION incidents_not_void();
+
 -- Numbers reserved before this migration have no block: one expired, unsettled block per
 -- year covers them, so the next start records the unused ones as void.
 INSERT INTO folio_blocks (year, first_number, last_number, owner, reserved_at, lease_until)

@@ -36,6 +36,14 @@ BEGIN
     SELECT RAISE(ABORT, 'folio_voids is append-only');
 END;
 
+-- A void folio never becomes an incident (a last guard; folios.rs keeps it from being
+-- handed out).
+CREATE TRIGGER incidents_not_void BEFORE INSERT ON incidents
+WHEN EXISTS (SELECT 1 FROM folio_voids WHERE folio = NEW.folio)
+BEGIN
+    SELECT RAISE(ABORT, 'folio is void');
+END;
+
 -- Numbers reserved before this migration have no block: one expired, unsettled block per
 -- year covers them, so the next start records the unused ones as void.
 INSERT INTO folio_blocks (year, first_number, last_number, owner, reserved_at, lease_until)

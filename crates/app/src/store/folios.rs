@@ -20,10 +20,13 @@
 //! Why a lease and not "void everything unused at start": with several instances, a
 //! number reserved by a LIVE other instance is not abandoned, it just has not been used
 //! yet. Each block is recorded (`folio_blocks`) with its owner and `lease_until`; the owner
-//! stops handing out numbers of a block at `lease_until` (and reserves a new one), and
-//! nobody else voids its numbers before `lease_until + GRACE`. GRACE covers a create that
-//! took its number just before the lease ended and is still committing, and clock skew
-//! between hosts, so a void and an incident for the same number cannot both be written.
+//! stops handing out numbers of a block at `lease_until` unless it first renews the lease,
+//! and nobody else voids its numbers before `lease_until + GRACE`. GRACE covers a create
+//! that took its number just before the lease ended and is still committing, and clock
+//! skew between hosts, so a void and an incident for the same number cannot both be
+//! written. Renewing and settling are both guarded UPDATEs of the block's row (renew only
+//! an unsettled block; settle only a block whose lease is over), so they serialize on that
+//! row and exactly one wins: an idle process keeps its numbers instead of voiding them.
 //! Until then `audit verify` counts those numbers as reserved by a live process, not as
 //! gaps. The price: a process that crashed leaves its numbers pending for up to
 //! LEASE + GRACE, and an idle process voids the unused rest of each expired block.
@@ -35,7 +38,6 @@ use jiff::Timestamp;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Mutex;
 
-use super::transfer::Problem;
 use super::{Store, StoreError};
 
 /// Numbers reserved per database write.
@@ -57,6 +59,8 @@ pub const VOID_IDEMPOTENCY_RACE: &str =
 
 /// The block a process is handing out numbers from, for one year.
 struct YearBlock {
+    /// The block's key in `folio_blocks` (with the year).
+    first: i64,
     next: i64,
     last: i64,
     /// Real time (epoch ms) after which no number of this block is handed out.
@@ -70,6 +74,8 @@ pub struct FolioBlocks {
     /// Who reserves, as written in `folio_blocks.owner`: unique per process and store.
     owner: String,
     ranges: Mutex<HashMap<i16, YearBlock>>,
+    /// Whether this store ever reserved a block (only then does `release` write).
+    reserved: std::sync::atomic::AtomicBool,
 }
 
 impl Default for FolioBlocks {
@@ -81,6 +87,7 @@ impl Default for FolioBlocks {
                 Timestamp::now().as_nanosecond()
             ),
             ranges: Mutex::default(),
+            reserved: Default::default(),
         }
     }
 }
@@ -92,7 +99,7 @@ pub struct Taken {
     lease_until: i64,
 }
 
-fn folio_of(year: i64, number: i64) -> Result<Folio, StoreError> {
+pub(super) fn folio_of(year: i64, number: i64) -> Result<Folio, StoreError> {
     u16::try_from(year)
         .ok()
         .zip(u32::try_from(number).ok())
@@ -112,6 +119,19 @@ impl FolioBlocks {
         let mut ranges = self.ranges.lock().await;
         let now = Timestamp::now().as_millisecond();
         if let Some(block) = ranges.get_mut(&year) {
+            let in_block = |n: &i64| (block.first..=block.last).contains(n);
+            let unused = block.next <= block.last || block.returned.keys().any(in_block);
+            if unused && now >= block.lease_until {
+                let renewed = now + LEASE_MS;
+                if renew(store, year, block.first, &self.owner, renewed).await? {
+                    block.lease_until = renewed;
+                    for (number, lease) in block.returned.iter_mut() {
+                        if (block.first..=block.last).contains(number) {
+                            *lease = renewed;
+                        }
+                    }
+                }
+            }
             while let Some((number, lease_until)) = block.returned.pop_first() {
                 // A returned number whose lease ended is left to the settlement.
                 if now < lease_until {
@@ -166,6 +186,8 @@ impl FolioBlocks {
                 })
             })
             .await?;
+        self.reserved
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // Anything a dead process left behind is settled now and then, not only at start.
         if let Err(e) = store.settle_abandoned().await {
             tracing::warn!(error = %e, "no se pudieron anular los folios abandonados");
@@ -175,6 +197,7 @@ impl FolioBlocks {
         ranges.insert(
             year,
             YearBlock {
+                first,
                 next: first + 1,
                 last,
                 lease_until,
@@ -199,15 +222,21 @@ impl FolioBlocks {
         }
     }
 
+    /// Stops handing out numbers of this year's block (it was settled by another
+    /// process): the next take reserves a new one.
+    pub async fn forget(&self, year: i16) {
+        self.ranges.lock().await.remove(&year);
+    }
+
     /// At a graceful stop: every block this process reserved and has not settled gets its
     /// unused numbers recorded void. Nothing is handed out afterwards.
     pub async fn release(&self, store: &Store) -> Result<(), StoreError> {
         let mut ranges = self.ranges.lock().await;
-        if ranges.is_empty() {
+        ranges.clear();
+        if !self.reserved.load(std::sync::atomic::Ordering::Relaxed) {
             // This process never reserved a number (and may be a read-only store).
             return Ok(());
         }
-        ranges.clear();
         let owner = self.owner.clone();
         let now = Timestamp::now().as_millisecond();
         store
@@ -222,7 +251,7 @@ impl FolioBlocks {
                     .await
                     .map_err(StoreError::db)?;
                     for b in blocks_of(&blocks)? {
-                        settle_block(conn, b, VOID_AT_STOP, now).await?;
+                        settle_block(conn, b, VOID_AT_STOP, now, i64::MAX).await?;
                     }
                     Ok(())
                 })
@@ -244,15 +273,61 @@ fn blocks_of(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(i64, i64, i64)>, StoreEr
         .collect()
 }
 
-/// Records void, with `reason`, every number of the block that is neither an incident nor
-/// already void, and marks the block settled. Only for blocks nobody hands out from any
-/// more (see the module comment).
+/// Extends the lease of this process's block, unless it was settled meanwhile (then the
+/// owner must reserve a new block). See the module comment.
+async fn renew(
+    store: &Store,
+    year: i16,
+    first: i64,
+    owner: &str,
+    lease_until: i64,
+) -> Result<bool, StoreError> {
+    let owner = owner.to_string();
+    store
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE folio_blocks SET lease_until = $1 \
+                     WHERE year = $2 AND first_number = $3 AND owner = $4 AND settled = 0",
+                )
+                .bind(lease_until)
+                .bind(i64::from(year))
+                .bind(first)
+                .bind(owner)
+                .execute(&mut *conn)
+                .await
+                .map(|done| done.rows_affected() == 1)
+                .map_err(StoreError::db)
+            })
+        })
+        .await
+}
+
+/// Marks the block settled, if its lease ended before `cutoff` and nobody settled it, and
+/// then records void, with `reason`, every number of it that is neither an incident nor
+/// already void. The guarded UPDATE comes first: it takes the block's row, so a renewal
+/// by the owner and this settlement cannot both succeed.
 async fn settle_block(
     conn: &mut AnyConnection,
     (year, first, last): (i64, i64, i64),
     reason: &str,
     now: i64,
+    cutoff: i64,
 ) -> Result<(), StoreError> {
+    let claimed = sqlx::query(
+        "UPDATE folio_blocks SET settled = 1 \
+         WHERE year = $1 AND first_number = $2 AND settled = 0 AND lease_until < $3",
+    )
+    .bind(year)
+    .bind(first)
+    .bind(cutoff)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?
+    .rows_affected();
+    if claimed == 0 {
+        return Ok(());
+    }
     let used: BTreeSet<String> =
         sqlx::query("SELECT folio FROM incidents WHERE folio >= $1 AND folio <= $2")
             .bind(folio_of(year, first)?.to_string())
@@ -269,12 +344,6 @@ async fn settle_block(
             insert_void(conn, &folio, reason, now).await?;
         }
     }
-    sqlx::query("UPDATE folio_blocks SET settled = 1 WHERE year = $1 AND first_number = $2")
-        .bind(year)
-        .bind(first)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::db)?;
     Ok(())
 }
 
@@ -318,7 +387,7 @@ impl Store {
                 .await
                 .map_err(StoreError::db)?;
                 for b in blocks_of(&blocks)? {
-                    settle_block(conn, b, VOID_ABANDONED, now).await?;
+                    settle_block(conn, b, VOID_ABANDONED, now, now - GRACE_MS).await?;
                 }
                 Ok(())
             })
@@ -341,179 +410,4 @@ impl Store {
             tracing::warn!(error = %e, %folio, "no se pudo registrar la anulación del folio");
         }
     }
-}
-
-/// One row of `folio_voids`, as exported.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FolioVoid {
-    pub folio: String,
-    pub year: i64,
-    pub number: i64,
-    pub voided_at: i64,
-    pub reason: String,
-}
-
-/// One row of `folio_blocks`, as exported.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FolioBlock {
-    pub year: i64,
-    pub first_number: i64,
-    pub last_number: i64,
-    pub owner: String,
-    pub reserved_at: i64,
-    pub lease_until: i64,
-    pub settled: i64,
-}
-
-pub(super) async fn fetch_voids(conn: &mut AnyConnection) -> Result<Vec<FolioVoid>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT folio, year, number, voided_at, reason FROM folio_voids ORDER BY year, number",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(StoreError::db)?;
-    rows.iter()
-        .map(|r| {
-            Ok(FolioVoid {
-                folio: r.try_get("folio").map_err(StoreError::db)?,
-                year: r.try_get("year").map_err(StoreError::db)?,
-                number: r.try_get("number").map_err(StoreError::db)?,
-                voided_at: r.try_get("voided_at").map_err(StoreError::db)?,
-                reason: r.try_get("reason").map_err(StoreError::db)?,
-            })
-        })
-        .collect()
-}
-
-pub(super) async fn fetch_blocks(conn: &mut AnyConnection) -> Result<Vec<FolioBlock>, StoreError> {
-    // `settled` is INTEGER (INT4 on PostgreSQL): read as BIGINT on both.
-    let rows = sqlx::query(
-        "SELECT year, first_number, last_number, owner, reserved_at, lease_until, \
-         CAST(settled AS BIGINT) AS settled FROM folio_blocks ORDER BY year, first_number",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(StoreError::db)?;
-    rows.iter()
-        .map(|r| {
-            Ok(FolioBlock {
-                year: r.try_get("year").map_err(StoreError::db)?,
-                first_number: r.try_get("first_number").map_err(StoreError::db)?,
-                last_number: r.try_get("last_number").map_err(StoreError::db)?,
-                owner: r.try_get("owner").map_err(StoreError::db)?,
-                reserved_at: r.try_get("reserved_at").map_err(StoreError::db)?,
-                lease_until: r.try_get("lease_until").map_err(StoreError::db)?,
-                settled: r.try_get("settled").map_err(StoreError::db)?,
-            })
-        })
-        .collect()
-}
-
-pub(super) async fn insert_void_row(
-    conn: &mut AnyConnection,
-    v: &FolioVoid,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO folio_voids (folio, year, number, voided_at, reason) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(v.folio.clone())
-    .bind(v.year)
-    .bind(v.number)
-    .bind(v.voided_at)
-    .bind(v.reason.clone())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db)?;
-    Ok(())
-}
-
-pub(super) async fn insert_block_row(
-    conn: &mut AnyConnection,
-    b: &FolioBlock,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO folio_blocks (year, first_number, last_number, owner, reserved_at, \
-         lease_until, settled) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(b.year)
-    .bind(b.first_number)
-    .bind(b.last_number)
-    .bind(b.owner.clone())
-    .bind(b.reserved_at)
-    .bind(b.lease_until)
-    .bind(b.settled)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db)?;
-    Ok(())
-}
-
-/// `audit verify`'s folio check: per year, every number from 1 to the highest used (by an
-/// incident or a void) must be exactly one of the two. A number of a block whose owner may
-/// still hand it out (lease plus GRACE not over at `now`) is not a gap yet.
-pub(super) fn folio_problems(
-    incidents: &[String],
-    voids: &[FolioVoid],
-    blocks: &[FolioBlock],
-    now: i64,
-) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    // Per year: numbers that are incidents, numbers that are voids.
-    let mut years: BTreeMap<i64, (BTreeSet<i64>, BTreeSet<i64>)> = BTreeMap::new();
-    for text in incidents {
-        // A folio that does not parse is reported by the incident checks.
-        if let Ok(f) = Folio::parse(text) {
-            let entry = years.entry(f.year().into()).or_default();
-            entry.0.insert(f.number().into());
-        }
-    }
-    for v in voids {
-        if folio_of(v.year, v.number)
-            .map(|f| f.to_string())
-            .ok()
-            .as_deref()
-            != Some(&v.folio)
-        {
-            problems.push(Problem {
-                folio: v.folio.clone(),
-                seq: None,
-                what: format!(
-                    "anulación con año o número que no coinciden ({}, {})",
-                    v.year, v.number
-                ),
-            });
-            continue;
-        }
-        years.entry(v.year).or_default().1.insert(v.number);
-    }
-    let pending = |year: i64, n: i64| {
-        blocks.iter().any(|b| {
-            b.year == year
-                && b.settled == 0
-                && (b.first_number..=b.last_number).contains(&n)
-                && now <= b.lease_until + GRACE_MS
-        })
-    };
-    for (year, (used, voided)) in &years {
-        let highest = used.iter().chain(voided).max().copied().unwrap_or(0);
-        for n in 1..=highest {
-            let folio =
-                folio_of(*year, n).map_or_else(|_| format!("{year}-{n}"), |f| f.to_string());
-            match (used.contains(&n), voided.contains(&n)) {
-                (true, true) => problems.push(Problem {
-                    folio,
-                    seq: None,
-                    what: "es una incidencia y también está registrado como anulado".into(),
-                }),
-                (false, false) if !pending(*year, n) => problems.push(Problem {
-                    folio,
-                    seq: None,
-                    what: "falta: ni incidencia ni anulación registrada".into(),
-                }),
-                _ => {}
-            }
-        }
-    }
-    problems
 }

@@ -200,6 +200,12 @@ impl Store {
             }
         };
         if let Err(e) = self.run_script(script).await {
+            if matches!(&e, StoreError::Database(m) if m.contains("folio is void")) {
+                // Another process settled this block (our lease ran out unnoticed, or the
+                // clocks disagree by more than the grace): none of its numbers may be used.
+                self.folios.forget(year).await;
+                return Err(e.into());
+            }
             let reason = match &e {
                 StoreError::Conflict if keyed => super::folios::VOID_IDEMPOTENCY_RACE.into(),
                 other => format!("el alta no se pudo guardar: {other}"),

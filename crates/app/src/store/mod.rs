@@ -20,6 +20,7 @@ mod outbox;
 mod script;
 mod timers;
 mod transfer;
+mod voids;
 mod writer;
 
 use std::future::Future;

@@ -12,14 +12,14 @@ use super::catalog::{
     fetch_agencies, fetch_policies, fetch_procedures, fetch_users, insert_policy,
 };
 use super::chain::GENESIS;
-use super::folios::{
-    FolioBlock, FolioVoid, fetch_blocks, fetch_voids, folio_problems, insert_block_row,
-    insert_void_row,
-};
 use super::incidents::{
     ProjectionRow, StoredEvent, StoredIncident, fetch_events, fetch_folios, push_new_incident,
 };
 use super::script::Script;
+use super::voids::{
+    FolioBlock, FolioVoid, after_import, fetch_blocks, fetch_voids, folio_problems,
+    insert_block_row, insert_void_row,
+};
 use super::{Agency, Backend, Procedure, Store, StoreError, User};
 
 /// One finding of `audit verify`.
@@ -481,42 +481,7 @@ async fn import_lines(
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db)?;
-    // Nor behind the voids and reserved blocks.
-    sqlx::query(
-        "INSERT INTO folio_counters (year, last_number) \
-         SELECT year, MAX(last_number) FROM folio_blocks GROUP BY year \
-         ON CONFLICT (year) DO UPDATE SET last_number = \
-         CASE WHEN excluded.last_number > folio_counters.last_number \
-         THEN excluded.last_number ELSE folio_counters.last_number END",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db)?;
-    sqlx::query(
-        "INSERT INTO folio_counters (year, last_number) \
-         SELECT year, MAX(number) FROM folio_voids GROUP BY year \
-         ON CONFLICT (year) DO UPDATE SET last_number = \
-         CASE WHEN excluded.last_number > folio_counters.last_number \
-         THEN excluded.last_number ELSE folio_counters.last_number END",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db)?;
-    // Numbers under a counter that no block covers (a version 1 file, from before blocks
-    // were recorded) get one expired block, so the next start records the unused ones
-    // void, as migration 0002 does for a database.
-    sqlx::query(
-        "INSERT INTO folio_blocks (year, first_number, last_number, owner, reserved_at, \
-         lease_until) \
-         SELECT c.year, COALESCE(MAX(b.last_number), 0) + 1, c.last_number, \
-         'importado sin bloque', 0, 0 \
-         FROM folio_counters c LEFT JOIN folio_blocks b ON b.year = c.year \
-         GROUP BY c.year, c.last_number \
-         HAVING COALESCE(MAX(b.last_number), 0) < c.last_number",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db)?;
+    after_import(conn).await?;
     if backend == Backend::Postgres {
         // Explicit ids do not advance identity sequences.
         for table in ["agencies", "users", "procedures"] {
