@@ -1,5 +1,6 @@
-//! Folio numbers, handed out from blocks reserved in the database, and the record of the
-//! numbers that will never be an incident (voids).
+//! Folio numbers, handed out from blocks reserved in the database, and when a number that
+//! will never be an incident is recorded void (the record itself, as audited and
+//! exported, is `voids.rs`).
 //!
 //! Reserving a block of numbers (one durable write) and handing them out from memory keeps
 //! the counter row out of every report's transaction: concurrent reports neither queue on
@@ -15,7 +16,9 @@
 //!   recorded void with that reason (`void_lost`);
 //! - the unused rest of a block is recorded void when its owner closes the store
 //!   (`release`), or, if the owner died, by whichever process next opens the database or
-//!   reserves a block once the block's lease has run out (`settle_abandoned`).
+//!   reserves a block once the block's lease has run out (`settle_abandoned`);
+//! - a void folio can never become an incident (trigger `incidents_not_void`): a process
+//!   that finds its block settled under it drops the block (`forget`).
 //!
 //! Why a lease and not "void everything unused at start": with several instances, a
 //! number reserved by a LIVE other instance is not abandoned, it just has not been used
@@ -29,7 +32,8 @@
 //! row and exactly one wins: an idle process keeps its numbers instead of voiding them.
 //! Until then `audit verify` counts those numbers as reserved by a live process, not as
 //! gaps. The price: a process that crashed leaves its numbers pending for up to
-//! LEASE + GRACE, and an idle process voids the unused rest of each expired block.
+//! LEASE + GRACE (and until the next start or block reservation settles them; a verify
+//! in between reports them as gaps if later numbers are in use).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
