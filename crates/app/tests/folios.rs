@@ -4,12 +4,16 @@
 
 mod common;
 
+use axum::http::StatusCode;
+use common::api::Api;
 use common::{at, create, seed};
 use incidencias::store::{
     Effects, IdempotencyRecord, Store, StoreError, VOID_ABANDONED, VOID_AT_STOP,
     VOID_IDEMPOTENCY_RACE,
 };
 use incidencias_core::{SloPolicy, decide};
+use jiff::SignedDuration;
+use serde_json::json;
 use sqlx::Row;
 
 async fn voids(store: &Store) -> Vec<(String, String)> {
@@ -336,6 +340,42 @@ async fn a_void_folio_never_becomes_an_incident(url: String) {
     a.close().await;
 }
 
+/// Through the real router: a report refused with 422 (future occurred_at, duplicate
+/// procedures, blank description) consumes no folio.
+async fn a_refused_report_consumes_no_folio(url: String) {
+    let api = Api::new(&url).await;
+    let first = api.report().await;
+    let future = (api.clock_now() + SignedDuration::from_hours(1)).to_string();
+    let occurred = (api.clock_now() - SignedDuration::from_mins(5)).to_string();
+    let report = |field: &str, value: serde_json::Value| {
+        let mut body = json!({
+            "procedure_ids": [api.procedure],
+            "kind": "unavailable",
+            "description": "El trámite no responde",
+            "occurred_at": occurred,
+            "channel": "phone"
+        });
+        body[field] = value;
+        body
+    };
+    for body in [
+        report("occurred_at", json!(future)),
+        report("procedure_ids", json!([api.procedure, api.procedure])),
+        report("description", json!("   ")),
+    ] {
+        let a = api.post("/api/v1/incidents", &api.helpdesk, body).await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+    }
+    let next = api.report().await;
+    let number = |f: &str| -> u32 {
+        f.rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("number")
+    };
+    assert_eq!(number(&next), number(&first) + 1, "{first} then {next}");
+}
+
 on_both_backends!(
     a_refused_create_leaves_no_gap,
     a_restart_records_the_unused_numbers_as_void_and_audit_verify_is_clean,
@@ -346,4 +386,5 @@ on_both_backends!(
     a_version_1_export_imports_and_its_unused_numbers_become_void,
     a_database_from_before_migration_0002_gets_its_unused_numbers_recorded_void,
     a_void_folio_never_becomes_an_incident,
+    a_refused_report_consumes_no_folio,
 );
