@@ -10,7 +10,7 @@ CREATE TABLE folio_blocks (
     last_number  BIGINT NOT NULL,
     owner        TEXT NOT NULL,                 -- the reserving process (pid and start instant)
     reserved_at  BIGINT NOT NULL,
-    lease_until  BIGINT NOT NULL,               -- the owner hands out no number after this
+    lease_until  BIGINT NOT NULL,               -- no number handed out after this unless renewed
     settled      INTEGER NOT NULL DEFAULT 0,    -- 1: every number is an incident or a void
     PRIMARY KEY (year, first_number)
 );
