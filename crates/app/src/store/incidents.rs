@@ -175,9 +175,11 @@ impl Store {
     /// caller runs `decide` there, with the folio) and `effects_of` for what goes with
     /// them (it sees the new incident, folio included, and its events), and stores it all
     /// durably. A refusal from `make` (its own error type: the protocol's refusals are
-    /// not the store's) stores nothing (the folio number is then skipped: folios are
-    /// unique and never reused, not gapless). Everything but the INSERTs happens here, on the caller's task,
-    /// so the single SQLite writer only writes.
+    /// not the store's) stores nothing and gives the number back: the next create reuses
+    /// it, so a refusal leaves no gap in the folios. A create whose write fails after the
+    /// number was taken (an idempotency race) records the number void, with why
+    /// (`folios.rs`). Everything but the INSERTs happens here, on the caller's task, so the
+    /// single SQLite writer only writes.
     pub async fn create_incident<F, G, E>(
         &self,
         year: i16,
@@ -190,22 +192,47 @@ impl Store {
         G: FnOnce(&StoredIncident, &[Event]) -> Effects,
         E: From<StoreError>,
     {
-        let folio = self.folios.take(self, year).await?;
-        let events = make(folio)?;
-        let incident = Incident::replay(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let stored = encode_chain(folio, 0, GENESIS, &events)?;
-        let last_hash = stored
-            .last()
-            .map_or(GENESIS.to_string(), |e| e.hash.clone());
-        let result = StoredIncident {
-            incident,
-            last_hash,
+        let taken = self.folios.take(self, year).await?;
+        let folio = taken.folio;
+        let prepared = make(folio).and_then(|events| {
+            let incident =
+                Incident::replay(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let stored = encode_chain(folio, 0, GENESIS, &events)?;
+            let last_hash = stored
+                .last()
+                .map_or(GENESIS.to_string(), |e| e.hash.clone());
+            let result = StoredIncident {
+                incident,
+                last_hash,
+            };
+            let effects = effects_of(&result, &events);
+            let mut script = Script::new();
+            push_new_incident(&mut script, &result, &stored, &events, now)?;
+            push_effects(&mut script, folio, &stored, &effects, now, true)?;
+            Ok((result, script, effects.idempotency.is_some()))
+        });
+        let (result, script, keyed) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing was written: the number goes back, for the next create.
+                self.folios.give_back(&taken).await;
+                return Err(e);
+            }
         };
-        let effects = effects_of(&result, &events);
-        let mut script = Script::new();
-        push_new_incident(&mut script, &result, &stored, &events, now)?;
-        push_effects(&mut script, folio, &stored, &effects, now, true)?;
-        self.run_script(script).await?;
+        if let Err(e) = self.run_script(script).await {
+            if matches!(&e, StoreError::Database(m) if m.contains("folio is void")) {
+                // Another process settled this block (our lease ran out unnoticed, or the
+                // clocks disagree by more than the grace): none of its numbers may be used.
+                self.folios.forget(year).await;
+                return Err(e.into());
+            }
+            let reason = match &e {
+                StoreError::Conflict if keyed => super::folios::VOID_IDEMPOTENCY_RACE.into(),
+                other => format!("el alta no se pudo guardar: {other}"),
+            };
+            self.void_lost(folio, reason).await;
+            return Err(e.into());
+        }
         self.cache.put(&result);
         Ok(result)
     }

@@ -20,6 +20,7 @@ mod outbox;
 mod script;
 mod timers;
 mod transfer;
+mod voids;
 mod writer;
 
 use std::future::Future;
@@ -31,6 +32,7 @@ use sqlx::AnyPool;
 pub use accounts::{IdempotencyRecord, TokenKind, login_wait_ms};
 pub use catalog::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
 pub use errors::StoreError;
+pub use folios::{VOID_ABANDONED, VOID_AT_STOP, VOID_IDEMPOTENCY_RACE};
 pub use incidents::{Effects, ListQuery, NewOutboxMessage, StoredEvent, StoredIncident};
 pub use open::DEFAULT_DATABASE_URL;
 pub use outbox::{InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState};
@@ -65,7 +67,7 @@ pub struct Store {
     writer: Option<writer::Writer>,
     /// What the user called the database, for messages (file path or URL without password).
     display: String,
-    /// Folio numbers reserved by this process and not yet used.
+    /// Folio numbers reserved by this process and not yet used (and their voids).
     folios: std::sync::Arc<folios::FolioBlocks>,
     /// Incidents as last written or read (SQLite only; see `cache.rs`).
     cache: std::sync::Arc<cache::IncidentCache>,
@@ -139,6 +141,11 @@ impl Store {
 
     /// Closes the pool and stops the writer after the jobs already submitted.
     pub async fn close(&self) {
+        // The unused numbers of this process's folio blocks are recorded void before the
+        // writer stops (folios.rs); if this fails, the next start does it.
+        if let Err(e) = self.folios.release(self).await {
+            tracing::warn!(error = %e, "no se pudieron anular los folios reservados sin usar");
+        }
         if let Some(w) = &self.writer {
             w.close().await;
         }

@@ -65,6 +65,11 @@ impl Store {
         if mode == OpenMode::Migrate {
             store.ensure_seed_policy(jiff::Timestamp::now()).await?;
         }
+        // Folios reserved by processes that ended without using them are recorded void
+        // (folios.rs): the audited sequence has no unexplained gap.
+        if mode != OpenMode::Existing {
+            store.settle_abandoned().await?;
+        }
         // A command writing to a database that a server may be serving tells that
         // server's cache about each commit (cache.rs).
         if mode == OpenMode::ExistingWritable {

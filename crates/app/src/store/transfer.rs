@@ -16,6 +16,10 @@ use super::incidents::{
     ProjectionRow, StoredEvent, StoredIncident, fetch_events, fetch_folios, push_new_incident,
 };
 use super::script::Script;
+use super::voids::{
+    FolioBlock, FolioVoid, after_import, fetch_blocks, fetch_voids, folio_problems,
+    insert_block_row, insert_void_row,
+};
 use super::{Agency, Backend, Procedure, Store, StoreError, User};
 
 /// One finding of `audit verify`.
@@ -31,7 +35,10 @@ pub struct Problem {
 pub struct VerifyReport {
     pub incidents: u64,
     pub events: u64,
-    /// One per incident at most: the first broken link of its chain.
+    /// Folios recorded void (reserved, never an incident).
+    pub voids: u64,
+    /// One per incident at most: the first broken link of its chain; then one per folio
+    /// number missing from the sequence (neither an incident nor a void).
     pub problems: Vec<Problem>,
 }
 
@@ -83,6 +90,10 @@ enum Line {
     },
     Procedure(Procedure),
     Policy(SloPolicy),
+    /// A reserved block of folio numbers (version 2).
+    FolioBlock(FolioBlock),
+    /// A folio recorded void (version 2).
+    Void(FolioVoid),
     FolioCounter {
         year: i64,
         last_number: i64,
@@ -100,6 +111,8 @@ pub const POSTGRES_BACKUP_HINT: &str = "para PostgreSQL use pg_dump (por ejemplo
      --format=custom --file=respaldo.dump URL); incidencias backup sólo copia bases SQLite";
 
 const EXPORT_FORMAT: &str = "incidencias-export";
+/// 2 added the folio blocks and voids; version 1 files (without them) still import.
+const EXPORT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -116,13 +129,22 @@ impl Store {
     /// procedure links) with a replay of its events, all in one read snapshot so that
     /// appends running meanwhile cannot look like tampering.
     ///
+    /// Then the folio sequence: every number of every year from 1 to the highest used is
+    /// an incident or a recorded void (`folios.rs`), so removing a whole incident shows as
+    /// a gap, unless its number is also recorded void.
+    ///
     /// Limits, by design of per-incident chains without an external anchor: removing the
-    /// last events of an incident *and* rewriting its projection to match, or removing a
-    /// whole incident, is not detectable here (folios may skip numbers).
+    /// last events of an incident *and* rewriting its projection to match is not
+    /// detectable here.
     pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
         let mut tx = self.snapshot().await?;
         let mut report = VerifyReport::default();
-        for folio in fetch_folios(&mut tx).await? {
+        let folios = fetch_folios(&mut tx).await?;
+        let voids = fetch_voids(&mut tx).await?;
+        let blocks = fetch_blocks(&mut tx).await?;
+        report.voids = voids.len() as u64;
+        let gaps = folio_problems(&folios, &voids, &blocks, Timestamp::now().as_millisecond());
+        for folio in folios {
             report.incidents += 1;
             let events = fetch_events(&mut tx, &folio).await?;
             report.events += events.len() as u64;
@@ -146,6 +168,7 @@ impl Store {
                 });
             }
         }
+        report.problems.extend(gaps);
         let _ = tx.rollback().await;
         Ok(report)
     }
@@ -182,7 +205,8 @@ impl Store {
         Ok(())
     }
 
-    /// Writes the catalogue, the policies, the folio counters and every event as JSON
+    /// Writes the catalogue, the policies, the folio counters, blocks and voids and every
+    /// event as JSON
     /// lines, from one read snapshot, ending with a line that counts them.
     pub async fn export(&self, out: &mut dyn Write, now: Timestamp) -> Result<u64, StoreError> {
         let mut tx = self.snapshot().await?;
@@ -195,7 +219,7 @@ impl Store {
         };
         put(&Line::Header {
             format: EXPORT_FORMAT.into(),
-            version: 1,
+            version: EXPORT_VERSION,
             exported_at: now,
         })?;
         for a in fetch_agencies(&mut tx).await? {
@@ -225,6 +249,12 @@ impl Store {
                 year: r.try_get("year").map_err(StoreError::db)?,
                 last_number: r.try_get("last_number").map_err(StoreError::db)?,
             })?;
+        }
+        for b in fetch_blocks(&mut tx).await? {
+            put(&Line::FolioBlock(b))?;
+        }
+        for v in fetch_voids(&mut tx).await? {
+            put(&Line::Void(v))?;
         }
         let (mut incidents, mut events) = (0u64, 0u64);
         for folio in fetch_folios(&mut tx).await? {
@@ -282,11 +312,12 @@ fn parse_export(input: &mut dyn BufRead) -> Result<Vec<Line>, StoreError> {
             match &line {
                 Line::Header {
                     format, version, ..
-                } if format == EXPORT_FORMAT && *version == 1 => {}
+                } if format == EXPORT_FORMAT && (1..=EXPORT_VERSION).contains(version) => {}
                 _ => {
-                    return Err(StoreError::Invalid(
-                        "el archivo no es una exportación de incidencias (versión 1)".into(),
-                    ));
+                    return Err(StoreError::Invalid(format!(
+                        "el archivo no es una exportación de incidencias (versiones 1 a \
+                         {EXPORT_VERSION})"
+                    )));
                 }
             }
         }
@@ -339,6 +370,7 @@ async fn import_lines(
         "procedures",
         "incident_events",
         "incidents",
+        "folio_voids",
     ] {
         if count(conn, table).await? > 0 {
             return Err(StoreError::Invalid(format!(
@@ -422,6 +454,8 @@ async fn import_lines(
                     .await
                     .map_err(StoreError::db)?;
             }
+            Line::FolioBlock(b) => insert_block_row(conn, &b).await?,
+            Line::Void(v) => insert_void_row(conn, &v).await?,
             Line::Event(e) => {
                 if chain.last().is_some_and(|last| last.folio != e.folio) {
                     import_incident(conn, std::mem::take(&mut chain), now, &mut summary).await?;
@@ -447,6 +481,7 @@ async fn import_lines(
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db)?;
+    after_import(conn).await?;
     if backend == Backend::Postgres {
         // Explicit ids do not advance identity sequences.
         for table in ["agencies", "users", "procedures"] {
