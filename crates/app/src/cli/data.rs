@@ -38,8 +38,8 @@ pub async fn audit_verify(url: &str) -> Result<i32, CliError> {
     store.close().await;
     let report = report?;
     println!(
-        "{} incidencias y {} eventos revisados.",
-        report.incidents, report.events
+        "{} incidencias y {} eventos revisados; {} folios anulados registrados.",
+        report.incidents, report.events, report.voids
     );
     let Some(first) = report.problems.first() else {
         println!("Todas las cadenas son íntegras.");
