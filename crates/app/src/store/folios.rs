@@ -44,6 +44,9 @@ use tokio::sync::Mutex;
 
 use super::{Store, StoreError};
 
+/// How often a process reserving blocks also looks for blocks abandoned by dead ones.
+const SETTLE_EVERY_MS: i64 = 60 * 1000;
+
 /// Numbers reserved per database write.
 const BLOCK: i64 = 64;
 
@@ -80,6 +83,9 @@ pub struct FolioBlocks {
     ranges: Mutex<HashMap<i16, YearBlock>>,
     /// Whether this store ever reserved a block (only then does `release` write).
     reserved: std::sync::atomic::AtomicBool,
+    /// When this store last looked for abandoned blocks (ms): at most once a minute, and
+    /// never while holding `ranges` (the look is a round trip every create would wait on).
+    last_settle_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Default for FolioBlocks {
@@ -92,6 +98,7 @@ impl Default for FolioBlocks {
             ),
             ranges: Mutex::default(),
             reserved: Default::default(),
+            last_settle_ms: Default::default(),
         }
     }
 }
@@ -192,10 +199,6 @@ impl FolioBlocks {
             .await?;
         self.reserved
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        // Anything a dead process left behind is settled now and then, not only at start.
-        if let Err(e) = store.settle_abandoned().await {
-            tracing::warn!(error = %e, "no se pudieron anular los folios abandonados");
-        }
         let first = last - BLOCK + 1;
         let returned = ranges.remove(&year).map(|b| b.returned).unwrap_or_default();
         ranges.insert(
@@ -208,6 +211,26 @@ impl FolioBlocks {
                 returned,
             },
         );
+        drop(ranges);
+        // Anything a dead process left behind is settled now and then, not only at start:
+        // at most once a minute, after the lock is released.
+        let last_settle = self
+            .last_settle_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now - last_settle >= SETTLE_EVERY_MS
+            && self
+                .last_settle_ms
+                .compare_exchange(
+                    last_settle,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+            && let Err(e) = store.settle_abandoned().await
+        {
+            tracing::warn!(error = %e, "no se pudieron anular los folios abandonados");
+        }
         Ok(Taken {
             folio: folio_of(year.into(), first)?,
             year,
