@@ -8,26 +8,17 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 mod common;
-use common::process::{http, read_until, spawn, terminate};
+use common::process::{Demo, http, terminate, token_in};
 
 #[test]
 fn a_reply_ingested_by_another_process_is_seen_by_the_server_at_once() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut server = spawn(dir.path(), &["demo", "--bind", "127.0.0.1:0"]);
-    let lines = read_until(&mut server, |l| l.iter().any(|x| x.starts_with("Ejemplo:")));
-    let url = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("incidencias (demostración) en http://"))
-        .expect("the URL is printed")
-        .to_string();
-    let token_of = |email: &str| {
-        lines
-            .iter()
-            .find(|l| l.starts_with(email))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or_else(|| panic!("a token is printed for {email}"))
-            .to_string()
-    };
+    let Demo {
+        child: mut server,
+        url,
+        lines,
+    } = Demo::start(dir.path());
+    let token_of = |email: &str| token_in(&lines, email);
     let agency = token_of("responsable@sbd.gob.mx");
     let (status, body) = http(
         &url,

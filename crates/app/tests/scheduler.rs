@@ -53,6 +53,21 @@ async fn outbox(store: &Store) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The recipients of every outbox row of `kind`, in order.
+async fn recipients_of(store: &Store, kind: &str) -> Vec<serde_json::Value> {
+    sqlx::query("SELECT recipients FROM outbox WHERE kind = $1 ORDER BY id")
+        .bind(kind.to_string())
+        .fetch_all(store.pool())
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| {
+            serde_json::from_str(&r.try_get::<String, _>("recipients").expect("recipients"))
+                .expect("json")
+        })
+        .collect()
+}
+
 async fn warning_breach_and_levels_up_to_the_top(url: String) {
     let api = Api::new(&url).await;
     let (log, observer) = observed();
@@ -256,25 +271,7 @@ async fn every_responsible_of_a_several_procedure_incident_is_told_and_escalated
         json!({"severity": "critical"}),
     )
     .await;
-    let rows = |kind: &'static str| {
-        let store = api.store.clone();
-        async move {
-            sqlx::query("SELECT recipients FROM outbox WHERE kind = $1 ORDER BY id")
-                .bind(kind)
-                .fetch_all(store.pool())
-                .await
-                .expect("outbox")
-                .iter()
-                .map(|r| {
-                    serde_json::from_str::<serde_json::Value>(
-                        &r.try_get::<String, _>("recipients").expect("recipients"),
-                    )
-                    .expect("json")
-                })
-                .collect::<Vec<_>>()
-        }
-    };
-    let notices = rows("notification").await;
+    let notices = recipients_of(&api.store, "notification").await;
     assert_eq!(
         notices.iter().map(|r| r["to"].clone()).collect::<Vec<_>>(),
         [
@@ -286,7 +283,7 @@ async fn every_responsible_of_a_several_procedure_incident_is_told_and_escalated
     let scheduler = Scheduler::new(api.service.clone());
     api.advance(15 * 60);
     scheduler.tick().await.expect("tick");
-    let escalations = rows("escalation").await;
+    let escalations = recipients_of(&api.store, "escalation").await;
     assert_eq!(escalations.len(), 1, "{escalations:?}");
     assert_eq!(
         escalations[0]["to"],
@@ -318,17 +315,7 @@ async fn every_breach_is_told_to_the_help_desk_even_with_nobody_above(url: Strin
     .await;
     api.advance(30 * 60);
     scheduler.tick().await.expect("tick");
-    let breaches: Vec<serde_json::Value> =
-        sqlx::query("SELECT recipients, payload FROM outbox WHERE kind = 'breach' ORDER BY id")
-            .fetch_all(api.store.pool())
-            .await
-            .expect("outbox")
-            .iter()
-            .map(|r| {
-                let recipients: String = r.try_get("recipients").expect("recipients");
-                serde_json::from_str(&recipients).expect("json")
-            })
-            .collect();
+    let breaches = recipients_of(&api.store, "breach").await;
     assert!(!breaches.is_empty(), "the ack breach is mailed");
     assert!(
         breaches

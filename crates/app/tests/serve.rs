@@ -10,26 +10,17 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::process::{http, read_until, spawn, spawn_with, terminate};
+use common::process::{Demo, http, read_until, spawn, spawn_with, terminate, token_in};
 
 #[test]
 fn demo_serves_seeded_data_and_the_printed_credentials_work() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = spawn(dir.path(), &["demo", "--bind", "127.0.0.1:0"]);
-    let lines = read_until(&mut child, |l| l.iter().any(|x| x.starts_with("Ejemplo:")));
-    let url = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("incidencias (demostración) en http://"))
-        .expect("the URL is printed")
-        .to_string();
-    let token_of = |email: &str| {
-        lines
-            .iter()
-            .find(|l| l.starts_with(email))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or_else(|| panic!("a token is printed for {email}"))
-            .to_string()
-    };
+    let Demo {
+        mut child,
+        url,
+        lines,
+    } = Demo::start(dir.path());
+    let token_of = |email: &str| token_in(&lines, email);
     let helpdesk = token_of("mesa@ugd.gob.mx");
     let agency = token_of("responsable@sbd.gob.mx");
     let password = lines

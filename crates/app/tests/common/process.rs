@@ -92,3 +92,35 @@ pub fn terminate(child: &mut Child) -> Option<i32> {
     let _ = child.kill();
     None
 }
+
+/// `incidencias demo` started in `dir` on a free port, once it printed its accounts.
+pub struct Demo {
+    pub child: Child,
+    /// `host:port`.
+    pub url: String,
+    /// Everything it printed up to its example line.
+    pub lines: Vec<String>,
+}
+
+impl Demo {
+    pub fn start(dir: &std::path::Path) -> Demo {
+        let mut child = spawn(dir, &["demo", "--bind", "127.0.0.1:0"]);
+        let lines = read_until(&mut child, |l| l.iter().any(|x| x.starts_with("Ejemplo:")));
+        let url = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("incidencias (demostración) en http://"))
+            .expect("the URL is printed")
+            .to_string();
+        Demo { child, url, lines }
+    }
+}
+
+/// The API token the demo printed for `email` among `lines`.
+pub fn token_in(lines: &[String], email: &str) -> String {
+    lines
+        .iter()
+        .find(|l| l.starts_with(email))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_else(|| panic!("a token is printed for {email}"))
+        .to_string()
+}
