@@ -2,9 +2,10 @@
 
 use std::io::Read;
 
-use super::{CliError, OutboxState, service};
+use super::{CliError, service};
 use crate::config::GlobalArgs;
 use crate::service::Caller;
+use crate::service::OutboxState;
 use crate::store::Store;
 use crate::store::open::OpenMode;
 
@@ -38,11 +39,7 @@ pub async fn outbox_list(
 ) -> Result<i32, CliError> {
     let store = Store::open_with(global.database_url(), OpenMode::Existing).await?;
     let rows = service(&store, global)
-        .outbox(
-            &Caller::operator(),
-            state.map(OutboxState::into_service),
-            limit,
-        )
+        .outbox(&Caller::operator(), state, limit)
         .await;
     store.close().await;
     for r in rows.map_err(|e| CliError::with_flags(e, OUTBOX_FLAGS))? {

@@ -13,7 +13,7 @@ mod spanish;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 pub use error::CliError;
 
@@ -145,8 +145,8 @@ pub enum OutboxCommand {
     List {
         /// Sólo los correos en ese estado: pending (por enviar), sent (enviados) o dead
         /// (sin entregar tras todos los intentos).
-        #[arg(long, value_enum, value_name = "ESTADO")]
-        state: Option<OutboxState>,
+        #[arg(long, value_parser = outbox_state(), value_name = "ESTADO")]
+        state: Option<crate::service::OutboxState>,
         /// Cuántos correos mostrar, de 1 a 500.
         #[arg(long, default_value_t = 50, value_parser = limit, value_name = "N")]
         limit: i64,
@@ -160,26 +160,13 @@ pub enum OutboxCommand {
     },
 }
 
-/// The states of an outbox row, as the command line names them (clap needs its own
-/// enum to list and check them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutboxState {
-    /// Por enviar.
-    Pending,
-    /// Enviado.
-    Sent,
-    /// Sin entregar tras todos los intentos.
-    Dead,
-}
-
-impl OutboxState {
-    fn into_service(self) -> crate::service::OutboxState {
-        match self {
-            OutboxState::Pending => crate::service::OutboxState::Pending,
-            OutboxState::Sent => crate::service::OutboxState::Sent,
-            OutboxState::Dead => crate::service::OutboxState::Dead,
-        }
-    }
+/// `--state`: the outbox's own state names (clap lists them in the help and refuses any
+/// other with its "valores posibles" message).
+fn outbox_state() -> impl clap::builder::TypedValueParser<Value = crate::service::OutboxState> {
+    use crate::service::OutboxState;
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(OutboxState::ALL.map(OutboxState::as_str))
+        .try_map(|name| OutboxState::parse(&name).ok_or(format!("estado desconocido: {name}")))
 }
 
 /// Most rows one `outbox list` prints: the service's bound for every list.

@@ -50,12 +50,11 @@ pub async fn list(
 ) -> Result<Json<Vec<OutboxDoc>>, ApiError> {
     let mut filter = None;
     let limit = list_query(pairs, |name, value, errors| match name {
-        "state" if OutboxState::parse(&value).is_some() => {
-            filter = OutboxState::parse(&value);
-            true
-        }
         "state" => {
-            errors.push(FieldError::new("state", "debe ser pending, sent o dead"));
+            filter = OutboxState::parse(&value);
+            if filter.is_none() {
+                errors.push(FieldError::new("state", "debe ser pending, sent o dead"));
+            }
             true
         }
         _ => false,
@@ -100,13 +99,15 @@ pub async fn received(
     let (mut outcome, mut before) = (None, None);
     let limit = list_query(pairs, |name, value, errors| {
         match name {
-            "outcome" if InboundDisposition::parse(&value).is_some() => {
-                outcome = InboundDisposition::parse(&value)
-            }
-            "outcome" => errors.push(FieldError::new(
+            "outcome" => {
+                outcome = InboundDisposition::parse(&value);
+                if outcome.is_none() {
+                    errors.push(FieldError::new(
                 "outcome",
-                "debe ser acknowledged, resolution_notified, recorded, new_incident o triage",
-            )),
+                        "debe ser acknowledged, resolution_notified, recorded, new_incident o triage",
+                    ));
+                }
+            }
             "before" => match value.parse::<i64>() {
                 Ok(n) if n > 0 => before = Some(n),
                 _ => errors.push(FieldError::new("before", "debe ser un id positivo")),

@@ -57,8 +57,9 @@ impl IncidentCache {
         if !self.enabled {
             return None;
         }
-        let mut map = self.map.lock().ok()?;
+        // The marker is looked at before taking the lock: no syscall while others wait.
         let now = self.marker_time();
+        let mut map = self.map.lock().ok()?;
         if let Ok(mut seen) = self.seen.lock()
             && *seen != now
         {

@@ -143,18 +143,6 @@ pub struct Notice {
 }
 
 impl Notice {
-    /// The template's name: the outbox row's `kind`.
-    pub fn kind(&self) -> String {
-        match serde_json::to_value(&self.message) {
-            Ok(serde_json::Value::Object(map)) => map
-                .get("kind")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            _ => String::new(),
-        }
-    }
-
     /// The notice of an outbox row: its `kind` and payload. An unknown kind or a payload
     /// without the data its template needs is an error, never a blank email.
     pub fn from_stored(kind: &str, payload: &serde_json::Value) -> Result<Notice, String> {
@@ -168,15 +156,6 @@ impl Notice {
         serde_json::from_value(data)
             .map_err(|e| format!("el correo «{kind}» no se puede leer: {e}"))
     }
-
-    /// The payload kept in the outbox (everything but the kind, which has its column).
-    fn payload(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        if let Some(map) = value.as_object_mut() {
-            map.remove("kind");
-        }
-        value
-    }
 }
 
 /// A notice and its recipients.
@@ -188,13 +167,19 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// The outbox row that queues it.
+    /// The outbox row that queues it: the notice serialized once, its `kind` taken out
+    /// into its own column, the rest as the payload.
     pub(crate) fn into_row(self) -> NewOutboxMessage {
+        let mut payload = serde_json::to_value(&self.notice).unwrap_or(serde_json::Value::Null);
+        let kind = match payload.as_object_mut().and_then(|m| m.remove("kind")) {
+            Some(serde_json::Value::String(kind)) => kind,
+            _ => String::new(),
+        };
         NewOutboxMessage {
-            kind: self.notice.kind(),
+            kind,
             to: self.to,
             cc: self.cc,
-            payload: self.notice.payload(),
+            payload,
         }
     }
 }
