@@ -66,9 +66,9 @@ impl IncidentState {
     pub fn label(self) -> &'static str {
         match self {
             IncidentState::Reported => "Reportada",
-            IncidentState::AwaitingAck => "En espera de confirmación de enterado",
+            IncidentState::AwaitingAck => "En espera de confirmación",
             IncidentState::InCorrection => "En corrección",
-            IncidentState::AwaitingValidation => "En validación de CEDN",
+            IncidentState::AwaitingValidation => "En validación",
             IncidentState::Validated => "Validada",
             IncidentState::Closed => "Cerrada",
             IncidentState::Dismissed => "Descartada",

@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod actions;
 pub mod command;
 pub mod decide;
 pub mod escalation;
