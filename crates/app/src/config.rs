@@ -160,6 +160,17 @@ pub struct Config {
     pub link_secret: Option<String>,
     /// The tracing filter (INCIDENCIAS_LOG), checked.
     pub log: String,
+    /// The accounts the sign-in page lists: only `incidencias demo` fills it.
+    pub demo_accounts: Vec<DemoAccount>,
+}
+
+/// An account of the demo, listed on its sign-in page so a newcomer clicks straight in.
+#[derive(Debug, Clone)]
+pub struct DemoAccount {
+    pub email: String,
+    pub name: String,
+    /// The role as people say it.
+    pub role: String,
 }
 
 impl Config {
@@ -210,6 +221,7 @@ impl Config {
             imap,
             link_secret: global.link_secret.clone(),
             log: args.log.clone(),
+            demo_accounts: Vec::new(),
         })
     }
 
@@ -224,6 +236,7 @@ impl Config {
             imap: None,
             link_secret: None,
             log: "info".into(),
+            demo_accounts: Vec::new(),
         }
     }
 }

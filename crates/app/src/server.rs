@@ -94,6 +94,7 @@ pub async fn serve(
     let app = router(AppState {
         service,
         secure_cookies: config.secure_cookies,
+        demo_accounts: Arc::new(config.demo_accounts.clone()),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

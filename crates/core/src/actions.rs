@@ -231,3 +231,18 @@ pub fn available_actions(
         })
         .collect()
 }
+
+/// The states in which the next step of the step table is `role`'s ("pendiente de mí"):
+/// the help desk notifies a report and reviews the form and closes after validation; the
+/// agency acknowledges, corrects, removes the banner and delivers the form; CEDN
+/// validates.
+pub fn states_awaiting(role: crate::types::Role) -> &'static [crate::incident::IncidentState] {
+    use crate::incident::IncidentState as S;
+    use crate::types::Role;
+    match role {
+        Role::Helpdesk => &[S::Reported, S::Validated],
+        Role::Agency => &[S::AwaitingAck, S::InCorrection, S::Validated],
+        Role::Validator => &[S::AwaitingValidation],
+        Role::Admin => &[],
+    }
+}

@@ -50,6 +50,28 @@ pub enum ClosingCondition {
 }
 
 impl ClosingCondition {
+    /// Every condition of the closing rule, in the order the protocol meets them.
+    pub const ALL: [ClosingCondition; 5] = [
+        ClosingCondition::ValidationPassed,
+        ClosingCondition::ButtonEnabled,
+        ClosingCondition::BannerShownOrExempted,
+        ClosingCondition::BannerRemoved,
+        ClosingCondition::ReportFormAccepted,
+    ];
+
+    /// The condition itself, in Spanish (a checklist's line).
+    pub fn label(self) -> &'static str {
+        match self {
+            ClosingCondition::ValidationPassed => "Validación de CEDN aprobada",
+            ClosingCondition::ButtonEnabled => "Botón del trámite habilitado",
+            ClosingCondition::BannerShownOrExempted => {
+                "Cortinilla desplegada durante la incidencia (o excepción registrada)"
+            }
+            ClosingCondition::BannerRemoved => "Cortinilla retirada",
+            ClosingCondition::ReportFormAccepted => "Formato de incidencias aceptado",
+        }
+    }
+
     /// The API / code name (`snake_case`), equal to the serde form.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -57,11 +57,11 @@ impl ClockName {
     /// Spanish name for pages and emails.
     pub fn label(self) -> &'static str {
         match self {
-            ClockName::Report => "Reporte de la incidencia",
+            ClockName::Report => "Reporte",
             ClockName::Ack => "Confirmación de enterado",
-            ClockName::Resolution => "Aviso de resolución",
-            ClockName::Validation => "Validación de CEDN",
-            ClockName::ReportForm => "Entrega del formato de incidencias",
+            ClockName::Resolution => "Resolución",
+            ClockName::Validation => "Validación",
+            ClockName::ReportForm => "Formato de incidencias",
         }
     }
 

@@ -129,9 +129,9 @@ pub enum IncidentKind {
 text_enum!(IncidentKind, "tipo de incidencia",
     "debe ser unavailable, intermittent, slow o cannot_complete", {
     Unavailable => "unavailable", "No disponible";
-    Intermittent => "intermittent", "Intermitencia";
-    Slow => "slow", "Tiempos de respuesta lentos";
-    CannotComplete => "cannot_complete", "No permite la correcta finalización";
+    Intermittent => "intermittent", "Intermitente";
+    Slow => "slow", "Lento";
+    CannotComplete => "cannot_complete", "No se puede concluir";
 });
 
 /// How the report of step 1 reached the help desk.
@@ -151,10 +151,10 @@ pub enum Channel {
 
 text_enum!(Channel, "canal", "debe ser email, phone, web, api o monitor", {
     Email => "email", "Correo electrónico";
-    Phone => "phone", "Vía telefónica";
-    Web => "web", "Portal web";
+    Phone => "phone", "Teléfono";
+    Web => "web", "Portal";
     Api => "api", "API";
-    Monitor => "monitor", "Monitoreo automático";
+    Monitor => "monitor", "Monitoreo";
 });
 
 /// What a user may do. Agency users additionally belong to one agency.

@@ -181,7 +181,7 @@ fn step_2_only_a_slow_incident_may_keep_the_portal_button() {
     };
     assert_eq!(fields[0].field, "disable_button");
     assert!(
-        fields[0].message.contains("Tiempos de respuesta lentos"),
+        fields[0].message.contains("«Lento»"),
         "{}",
         fields[0].message
     );

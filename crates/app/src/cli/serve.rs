@@ -36,7 +36,7 @@ pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<i32, CliErro
 /// A fresh demo database (never the operator's: see `GlobalArgs::demo_database_url`),
 /// seeded, then served.
 pub async fn demo(global: &GlobalArgs, args: &ServeArgs) -> Result<i32, CliError> {
-    let config = Config::new(global.demo_database_url()?, global, args)?;
+    let mut config = Config::new(global.demo_database_url()?, global, args)?;
     let path = sqlite_file(&config.database_url).unwrap_or_default();
     // Never delete a demo database another process is serving.
     let claim = lock_serving(&path)?;
@@ -60,9 +60,19 @@ pub async fn demo(global: &GlobalArgs, args: &ServeArgs) -> Result<i32, CliError
             CliError::Service(e)
         ))
     })?;
+    config.demo_accounts = seeded
+        .users
+        .iter()
+        .map(|u| crate::config::DemoAccount {
+            email: u.user.email.clone(),
+            name: u.user.name.clone(),
+            role: crate::web::views::role_label(&u.user.role),
+        })
+        .collect();
     let listener = listen(&config.bind).await?;
     let addr = listener.local_addr()?;
     println!("incidencias (demostración) en http://{addr}");
+    println!("  Páginas:      http://{addr}/entrar (las cuentas de demostración aparecen ahí)");
     println!("  API:          http://{addr}/api/v1/incidents");
     println!("  Documentación: http://{addr}/api/docs");
     println!("  Base de datos de demostración (se recrea en cada arranque): {path}");

@@ -38,7 +38,7 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 /// A cookie-authenticated request that changes something must come from our own pages:
 /// browsers say where a request comes from (`Sec-Fetch-Site`, `Origin`); a foreign page
 /// riding on the user's cookie is refused.
-fn same_origin(parts: &Parts) -> bool {
+pub(crate) fn same_origin(parts: &Parts) -> bool {
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }

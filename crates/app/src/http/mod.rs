@@ -31,6 +31,8 @@ pub struct AppState {
     pub service: Service,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// The accounts the sign-in page lists (`incidencias demo` only; empty otherwise).
+    pub demo_accounts: std::sync::Arc<Vec<crate::config::DemoAccount>>,
 }
 
 #[derive(OpenApi)]
@@ -111,6 +113,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(actions::confirm).post(actions::perform),
         )
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", api))
+        // The web interface, on the same service (shared/UI.md).
+        .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -123,7 +127,16 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Service(ServiceError::Internal("pánico en un manejador".into())).into_response()
 }
 
-async fn not_found() -> Response {
+/// An unknown address: a page for a person, a problem document for a program.
+async fn not_found(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
+    let wants_page = !uri.path().starts_with("/api/")
+        && headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+    if wants_page {
+        return crate::web::not_found_page();
+    }
     ApiError::Service(ServiceError::NotFound("esa dirección".into())).into_response()
 }
 

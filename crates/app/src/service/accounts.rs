@@ -180,6 +180,106 @@ impl Service {
         }
     }
 
+    /// The caller's live API tokens: id and when each was made (secrets are never kept).
+    pub async fn my_tokens(&self, caller: &Caller) -> Result<Vec<(i64, Timestamp)>, ServiceError> {
+        Ok(self.store.api_tokens_of(caller.id).await?)
+    }
+
+    /// A new API token for the caller; the secret is returned once.
+    pub async fn create_my_token(&self, caller: &Caller) -> Result<String, ServiceError> {
+        let token = new_secret()?;
+        self.store
+            .add_token(
+                caller.id,
+                TokenKind::Api,
+                sha256_hex(token.as_bytes()),
+                self.now(),
+                None,
+            )
+            .await?;
+        Ok(token)
+    }
+
+    /// Revokes one of the caller's API tokens; a token that is not theirs (or no longer
+    /// live) is not found.
+    pub async fn revoke_my_token(&self, caller: &Caller, id: i64) -> Result<(), ServiceError> {
+        if self.store.revoke_api_token(caller.id, id, self.now()).await? {
+            // Revoked tokens must stop working now, not when the credential cache expires.
+            if let Ok(mut cache) = self.credentials.lock() {
+                cache.clear();
+            }
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("ese token".into()))
+        }
+    }
+
+    /// The caller changes their own password: the current one must be right, the new one
+    /// long enough and typed twice alike. Every other session of the account ends; the
+    /// one that asked (`session`) stays.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        session: &str,
+        current: &str,
+        new: &str,
+        confirmation: &str,
+    ) -> Result<(), ServiceError> {
+        let mut errors = Vec::new();
+        if new.chars().count() < super::catalog::MIN_PASSWORD_CHARS {
+            errors.push(incidencias_core::FieldError::new(
+                "new_password",
+                format!(
+                    "debe tener al menos {} caracteres",
+                    super::catalog::MIN_PASSWORD_CHARS
+                ),
+            ));
+        } else if new.chars().count() > 200 {
+            errors.push(incidencias_core::FieldError::new(
+                "new_password",
+                "no puede exceder 200 caracteres",
+            ));
+        }
+        if new != confirmation {
+            errors.push(incidencias_core::FieldError::new(
+                "confirmation",
+                "no coincide con la nueva contraseña",
+            ));
+        }
+        let user = self
+            .store
+            .user(caller.id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let hash = user.password_hash.clone();
+        let current = current.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            hash.is_some_and(|h| password_auth::verify_password(current, &h).is_ok())
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        if !ok {
+            errors.insert(
+                0,
+                incidencias_core::FieldError::new("current_password", "no es correcta"),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let new = new.to_string();
+        let new_hash = tokio::task::spawn_blocking(move || password_auth::generate_hash(new))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store
+            .set_password(caller.id, new_hash, sha256_hex(session.as_bytes()), self.now())
+            .await?;
+        if let Ok(mut cache) = self.credentials.lock() {
+            cache.clear();
+        }
+        Ok(())
+    }
+
     pub async fn logout(&self, session: &str) -> Result<(), ServiceError> {
         self.forget_credential(session, TokenKind::Session);
         self.store

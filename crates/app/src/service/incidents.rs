@@ -28,6 +28,12 @@ pub struct IncidentFilter {
     pub agency_id: Option<i64>,
     pub severity: Option<Severity>,
     pub breached: Option<bool>,
+    /// Only open incidents (not closed nor dismissed).
+    pub open_only: bool,
+    /// Only the incidents whose next step is the caller's role's ("pendiente de mí").
+    pub awaiting_me: bool,
+    /// Nearest deadline first (the queue) instead of newest report first (the API).
+    pub nearest_deadline_first: bool,
     pub page: u32,
     pub per_page: u32,
 }
@@ -200,7 +206,7 @@ impl Service {
 
     /// Loads an incident the caller may see (an agency user never learns that another
     /// agency's folio exists).
-    async fn visible(&self, caller: &Caller, folio: Folio) -> Result<StoredIncident, ServiceError> {
+    pub(super) async fn visible(&self, caller: &Caller, folio: Folio) -> Result<StoredIncident, ServiceError> {
         self.visible_as_of(caller, folio, false).await
     }
 
@@ -480,6 +486,28 @@ impl Service {
                 agency_id: agency,
                 severity: filter.severity,
                 breached: filter.breached.map(|b| (b, now)),
+                open_only: filter.open_only,
+                states_in: if filter.awaiting_me {
+                    // A role that never has the next step gets an impossible filter, not
+                    // every incident.
+                    let states = incidencias_core::actions::states_awaiting(caller.role());
+                    if states.is_empty() {
+                        return Ok(IncidentPage {
+                            items: Vec::new(),
+                            page,
+                            per_page,
+                            total: 0,
+                        });
+                    }
+                    states.to_vec()
+                } else {
+                    Vec::new()
+                },
+                order: if filter.nearest_deadline_first {
+                    crate::store::ListOrder::NearestDeadline
+                } else {
+                    crate::store::ListOrder::NewestReport
+                },
                 offset: u64::from(page - 1) * u64::from(per_page),
                 limit: u64::from(per_page),
             })

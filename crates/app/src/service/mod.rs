@@ -14,6 +14,7 @@ pub mod notify;
 mod org;
 mod outbox;
 mod timers;
+mod views;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ pub use links::{LINK_LIFETIME, LinkMaker, LinkRefusal};
 pub use org::OrgChart;
 pub use outbox::{InboundDisposition, MAX_LIST, OutboxState, OutgoingMail};
 pub use timers::Fired;
+pub use views::IncidentMail;
 
 /// Who is asking: a signed-in user as the service sees them (never a store row: what the
 /// front ends may know of an account is exactly this).

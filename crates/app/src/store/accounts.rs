@@ -134,6 +134,88 @@ impl Store {
         .await
     }
 
+    /// A user's live API tokens (id and creation instant: the secret is never stored).
+    pub async fn api_tokens_of(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(i64, Timestamp)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, created_at FROM api_tokens \
+             WHERE user_id = $1 AND kind = 'api' AND revoked_at IS NULL ORDER BY id",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id").map_err(StoreError::db)?;
+                let at: i64 = r.try_get("created_at").map_err(StoreError::db)?;
+                Ok((id, Timestamp::from_millisecond(at).unwrap_or(Timestamp::UNIX_EPOCH)))
+            })
+            .collect()
+    }
+
+    /// Revokes one of a user's API tokens by its id. Returns whether it was live (another
+    /// user's token id revokes nothing).
+    pub async fn revoke_api_token(
+        &self,
+        user: UserId,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 \
+                     WHERE id = $2 AND user_id = $3 AND kind = 'api' AND revoked_at IS NULL",
+                )
+                .bind(now.as_millisecond())
+                .bind(id)
+                .bind(user.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+                Ok(r.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    /// Replaces a user's password hash and ends their other sessions (a changed password
+    /// must lock out whoever knew the old one), keeping the session `keep` (the hash of the
+    /// one that asked).
+    pub async fn set_password(
+        &self,
+        user: UserId,
+        password_hash: String,
+        keep: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(user.0)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 \
+                     AND kind = 'session' AND revoked_at IS NULL AND token_hash <> $3",
+                )
+                .bind(now.as_millisecond())
+                .bind(user.0)
+                .bind(keep)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Counts a login attempt for `email` before its password is checked, in one write:
     /// refused (with the instant it may retry) while a wait is running; otherwise counted
     /// as a failure until [`Store::clear_login_failures`] says it succeeded. Counting first

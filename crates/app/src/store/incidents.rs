@@ -152,8 +152,25 @@ pub struct ListQuery {
     pub severity: Option<Severity>,
     /// Only incidents with (true) or without (false) a clock breached at this instant.
     pub breached: Option<(bool, Timestamp)>,
+    /// Only incidents not closed nor dismissed.
+    pub open_only: bool,
+    /// Only incidents in one of these states (empty: any).
+    pub states_in: Vec<IncidentState>,
+    /// How the page is ordered.
+    pub order: ListOrder,
     pub offset: u64,
     pub limit: u64,
+}
+
+/// The order of a page of incidents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Newest report first (the API's order).
+    #[default]
+    NewestReport,
+    /// The nearest deadline first: the earliest instant a running clock breaches, then the
+    /// incidents with no running clock, newest report first (the queue's order).
+    NearestDeadline,
 }
 
 /// What an append changes besides the events and the projection.
@@ -355,6 +372,17 @@ impl Store {
                 format!("NOT {breached}")
             });
         }
+        if q.open_only {
+            conditions.push("state NOT IN ('closed', 'dismissed')".to_string());
+        }
+        if !q.states_in.is_empty() {
+            let list: Vec<String> = q
+                .states_in
+                .iter()
+                .map(|s| param(s.as_str().into(), &mut values))
+                .collect();
+            conditions.push(format!("state IN ({})", list.join(", ")));
+        }
         let filter = if conditions.is_empty() {
             String::new()
         } else {
@@ -372,9 +400,15 @@ impl Store {
             .map_err(StoreError::db)?;
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        let order = match q.order {
+            ListOrder::NewestReport => "reported_at DESC, folio DESC",
+            ListOrder::NearestDeadline => {
+                "CASE WHEN breach_due_at IS NULL THEN 1 ELSE 0 END, breach_due_at, \
+                 reported_at DESC, folio DESC"
+            }
+        };
         let page_sql = format!(
-            "SELECT body FROM incidents {filter} ORDER BY reported_at DESC, folio DESC \
-             LIMIT {limit} OFFSET {offset}"
+            "SELECT body FROM incidents {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
         );
         let mut page = sqlx::query(sqlx::AssertSqlSafe(page_sql));
         for v in values {

@@ -33,7 +33,7 @@ pub use accounts::{IdempotencyRecord, TokenKind, login_wait_ms};
 pub use catalog::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
 pub use errors::StoreError;
 pub use folios::{VOID_ABANDONED, VOID_AT_STOP, VOID_IDEMPOTENCY_RACE};
-pub use incidents::{Effects, ListQuery, NewOutboxMessage, StoredEvent, StoredIncident};
+pub use incidents::{Effects, ListOrder, ListQuery, NewOutboxMessage, StoredEvent, StoredIncident};
 pub use open::DEFAULT_DATABASE_URL;
 pub use outbox::{InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState};
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};

@@ -296,6 +296,17 @@ impl Store {
         rows.iter().map(row_from).collect()
     }
 
+    /// One incident's emails, oldest first.
+    pub async fn outbox_of(&self, folio: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!("SELECT {COLS} FROM outbox WHERE folio = $1 ORDER BY id LIMIT 1000");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(folio.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter().map(row_from).collect()
+    }
+
     /// Puts dead rows (one, or all with `None`) back in the queue, due now.
     pub async fn retry_outbox(&self, id: Option<i64>, now: Timestamp) -> Result<u64, StoreError> {
         self.write(move |conn| {

@@ -285,6 +285,7 @@ impl Api {
             router: router(AppState {
                 service: service.clone(),
                 secure_cookies: false,
+                demo_accounts: Default::default(),
             }),
             admin: token(&admin).await,
             helpdesk: token(&helpdesk).await,

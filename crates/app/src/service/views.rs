@@ -1,0 +1,65 @@
+//! What the pages show about one incident beyond its document: the actions the caller may
+//! take now (asked of the core, never decided by a page) and the incident's emails with
+//! their subjects as they go out.
+
+use incidencias_core::Folio;
+use incidencias_core::actions::{Action, available_actions};
+
+use super::notify::Notice;
+use super::notify::render::render;
+use super::{Caller, Service, ServiceError};
+use crate::documents::OutboxDoc;
+
+/// One email of an incident, as its page lists it.
+#[derive(Debug, Clone)]
+pub struct IncidentMail {
+    pub doc: OutboxDoc,
+    /// The subject as sent (or as it will be); blank if the stored row cannot be rendered.
+    pub subject: String,
+}
+
+impl Service {
+    /// The copy-deck actions `caller` may take on the incident now, as the protocol would
+    /// decide them ([`available_actions`]). 404 for an incident the caller may not see.
+    pub async fn available_actions(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+    ) -> Result<Vec<Action>, ServiceError> {
+        let stored = self.visible(caller, folio).await?;
+        let now = self.now();
+        let org = self.org_chart().await?;
+        let ladder = org.ladder(&stored.incident);
+        let policy = self.policy_now(now).await?;
+        Ok(available_actions(
+            &stored.incident,
+            &caller.actor(),
+            now,
+            &policy,
+            &ladder,
+        ))
+    }
+
+    /// The emails queued and sent about an incident, oldest first, for whoever may see
+    /// the incident.
+    pub async fn incident_mail(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+    ) -> Result<Vec<IncidentMail>, ServiceError> {
+        self.visible(caller, folio).await?;
+        let rows = self.store.outbox_of(&folio.to_string()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let subject = Notice::from_stored(&row.kind, &row.payload)
+                    .map(|n| render(&n, "").subject)
+                    .unwrap_or_default();
+                IncidentMail {
+                    doc: row.into(),
+                    subject,
+                }
+            })
+            .collect())
+    }
+}

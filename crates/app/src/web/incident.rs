@@ -1,0 +1,822 @@
+//! The incident page (every clock, the portal, the closing checklist, the timeline, the
+//! emails, the report form and exactly the actions the caller may take now), the forms
+//! that act on it, and the new-incident form.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use incidencias_core::actions::Action;
+use incidencias_core::{
+    Channel, Command, Folio, FormField, IncidentKind, IncidentReport, OccurredAtCorrection,
+    ProcedureId, Severity, Via,
+};
+use serde::Deserialize;
+
+use super::format;
+use super::pages::{Choice, Errors, Layout, html, refused};
+use super::session::{self, FromOurPages, Viewer};
+use super::views::{self, ActionView, Check, ClockView, MailItem, Names, ReceivedItem, TimelineItem};
+use crate::encoding::sha256_hex;
+use crate::http::AppState;
+use crate::service::{IdemRequest, NewIncidentInput, ServiceError};
+
+/// A posted form's fields, in order (a field may repeat: checkboxes).
+#[derive(Debug, Default, Clone)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Non-blank lines of a textarea.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The form came from our pages with this session's token.
+    pub fn genuine(&self, viewer: &Viewer, ours: bool) -> bool {
+        ours && self.get("_csrf") == viewer.csrf
+    }
+
+    /// The form's idempotency key (one per rendered form): sending the same form twice
+    /// (a double click, a reload after a lost answer) acts once.
+    pub fn idem(&self, path: &str) -> Option<IdemRequest> {
+        let key = self.get("_clave");
+        if key.is_empty() || key.len() > 200 {
+            return None;
+        }
+        let mut fingerprint = format!("POST {path}\n");
+        for (k, v) in &self.0 {
+            if k != "_csrf" {
+                fingerprint.push_str(&format!("{k}={v}\n"));
+            }
+        }
+        Some(IdemRequest {
+            key: format!("web:{key}"),
+            request_hash: sha256_hex(fingerprint.as_bytes()),
+        })
+    }
+}
+
+/// A fresh key for the forms of one rendered page.
+fn new_key() -> String {
+    crate::service::new_secret()
+        .map(|s| s.trim_start_matches("inc_")[..24].to_string())
+        .unwrap_or_else(|_| "sin-clave".into())
+}
+
+fn parse_folio(raw: &str) -> Result<Folio, ServiceError> {
+    Folio::parse(raw).map_err(|_| ServiceError::NotFound("la incidencia".into()))
+}
+
+// ---------------------------------------------------------------- the page
+
+/// One field of the report form.
+pub struct FormFieldView {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// `instant`, `line` or `text`.
+    pub kind: &'static str,
+    pub value: String,
+    pub help: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+pub struct FormLine {
+    pub label: &'static str,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+pub struct IncidentPage {
+    layout: Layout,
+    folio: String,
+    done: Option<String>,
+    errors: Errors,
+    submitted: Fields,
+    state: String,
+    severity: String,
+    severity_class: String,
+    kind: String,
+    slow: bool,
+    agency: String,
+    procedures: Vec<String>,
+    channel: String,
+    occurred: String,
+    occurred_input: String,
+    occurred_confirmed: bool,
+    reported: String,
+    escalation_level: u32,
+    description: String,
+    actions: Vec<ActionView>,
+    form_actions: Vec<ActionView>,
+    severity_options: Vec<Choice>,
+    idem_key: String,
+    clocks: Vec<ClockView>,
+    button: String,
+    banner: String,
+    checklist: Vec<Check>,
+    form_state: String,
+    form_requested: Vec<String>,
+    form_issues: Vec<String>,
+    form_editable: bool,
+    form_fields: Vec<FormFieldView>,
+    form_view: Vec<FormLine>,
+    form_reviewable: bool,
+    missing_options: Vec<Choice>,
+    timeline: Vec<TimelineItem>,
+    mails: Vec<MailItem>,
+    received: Vec<ReceivedItem>,
+}
+
+impl IncidentPage {
+    /// What the person had typed in a field of a refused form.
+    pub fn value(&self, name: &str) -> String {
+        self.submitted.get(name).to_string()
+    }
+}
+
+fn form_state_label(state: &str) -> &'static str {
+    match state {
+        "not_due" => "aún no corresponde (se entrega después de la validación)",
+        "due" => "pendiente de entrega",
+        "draft" => "borrador guardado, sin entregar",
+        "submitted" => "entregado, en revisión de la Mesa de ayuda",
+        "incomplete" => "incompleto: se solicitó información faltante",
+        "accepted" => "aceptado",
+        _ => "desconocido",
+    }
+}
+
+fn form_kind(field: FormField) -> (&'static str, Option<&'static str>) {
+    match field {
+        FormField::DetectedAt | FormField::RestoredAt => ("instant", None),
+        FormField::PreparedByName | FormField::PreparedByPosition => ("line", None),
+        FormField::ActionsTaken => ("text", Some("Una acción por renglón.")),
+        FormField::Attachments => ("text", Some("Opcional. Un archivo o enlace por renglón.")),
+        _ => ("text", None),
+    }
+}
+
+/// The form's value of `field` as an input shows it.
+fn form_value(form: Option<&crate::documents::ReportFormBody>, field: FormField) -> String {
+    let Some(f) = form else {
+        return String::new();
+    };
+    match field {
+        FormField::DetectedAt => f.detected_at.map(format::input_value).unwrap_or_default(),
+        FormField::RestoredAt => f.restored_at.map(format::input_value).unwrap_or_default(),
+        FormField::Symptoms => f.symptoms.clone(),
+        FormField::Impact => f.impact.clone(),
+        FormField::RootCause => f.root_cause.clone(),
+        FormField::ActionsTaken => f.actions_taken.join("\n"),
+        FormField::Verification => f.verification.clone(),
+        FormField::PreventiveActions => f.preventive_actions.clone(),
+        FormField::PreparedByName => f.prepared_by_name.clone(),
+        FormField::PreparedByPosition => f.prepared_by_position.clone(),
+        FormField::Attachments => f.attachments.join("\n"),
+    }
+}
+
+/// The label of a field the service refused, by its API name.
+fn field_label(name: &str) -> String {
+    let bare = name.strip_prefix("report_form.").unwrap_or(name);
+    match bare {
+        "summary" => "Resumen de la corrección".into(),
+        "observations" => "Observaciones".into(),
+        "reason" => "Motivo".into(),
+        "severity" => "Severidad".into(),
+        "message" => "Mensaje".into(),
+        "occurred_at" => "Fecha y hora en que ocurrió".into(),
+        "occurred_at_reason" | "occurred_at.reason" => "Motivo de la corrección de la fecha".into(),
+        "disable_button" => "Botón del trámite".into(),
+        "description" => "Descripción".into(),
+        "procedure_ids" => "Trámite".into(),
+        "missing" => "Campos por completar".into(),
+        other => views::form_field_label(other),
+    }
+}
+
+fn field_anchor(name: &str) -> String {
+    let bare = name.strip_prefix("report_form.").unwrap_or(name);
+    if FormField::ALL.iter().any(|f| f.as_str() == bare) {
+        format!("form-{bare}")
+    } else {
+        match bare {
+            "summary" => "resolution-summary".into(),
+            "observations" => "reject-observations".into(),
+            "description" => "description".into(),
+            "occurred_at" => "occurred_at".into(),
+            "procedure_ids" => "procedure".into(),
+            _ => "contenido".into(),
+        }
+    }
+}
+
+/// Builds the page; `errors` and `submitted` come from a refused form.
+async fn build(
+    state: &AppState,
+    viewer: &Viewer,
+    folio: Folio,
+    done: Option<String>,
+    errors: Errors,
+    submitted: Fields,
+) -> Result<IncidentPage, ServiceError> {
+    let service = &state.service;
+    let caller = &viewer.caller;
+    let (doc, events, actions, mail, received, procedures, agencies, org) = tokio::try_join!(
+        service.incident(caller, folio),
+        service.events(caller, folio),
+        service.available_actions(caller, folio),
+        service.incident_mail(caller, folio),
+        service.incident_messages(caller, folio),
+        service.procedures(caller),
+        service.agencies(caller),
+        service.org_chart(),
+    )?;
+    let now = service.now();
+    let names = Names::new(&procedures, &agencies);
+    let mut people = std::collections::HashMap::new();
+    for e in &events {
+        if let Some(id) = e.data["to"].as_i64()
+            && let Some(name) = org.name(incidencias_core::UserId(id))
+        {
+            people.insert(id, name);
+        }
+    }
+    let (main_actions, form_actions) = views::split_actions(&actions);
+    let form_editable = form_actions
+        .iter()
+        .any(|a| a.name == Action::SubmitReportForm.name() || a.name == Action::SaveReportFormDraft.name());
+    let form_reviewable = form_actions.iter().any(|a| {
+        a.name == Action::AcceptReportForm.name()
+            || a.name == Action::RequestMissingInformation.name()
+    });
+    let kept = doc.report_form.form.as_ref();
+    let refused_form = submitted.0.iter().any(|(k, _)| k == "_accion");
+    let form_fields = FormField::ALL
+        .iter()
+        .map(|f| {
+            let (kind, help) = form_kind(*f);
+            let mut value = if refused_form {
+                submitted.get(f.as_str()).to_string()
+            } else {
+                form_value(kept, *f)
+            };
+            // A new form starts from what the record already says.
+            if value.is_empty() && !refused_form {
+                value = match f {
+                    FormField::DetectedAt => format::input_value(doc.occurred_at),
+                    FormField::RestoredAt => doc
+                        .rounds
+                        .last()
+                        .map(|r| format::input_value(r.notified_at))
+                        .unwrap_or_default(),
+                    FormField::PreparedByName => caller.name.clone(),
+                    _ => String::new(),
+                };
+            }
+            FormFieldView {
+                name: f.as_str(),
+                label: f.label(),
+                kind,
+                value,
+                help,
+                error: errors
+                    .fields
+                    .iter()
+                    .find(|e| e.field.strip_prefix("report_form.").unwrap_or(&e.field) == f.as_str())
+                    .map(|e| e.message.clone()),
+            }
+        })
+        .collect();
+    let form_view = match kept {
+        Some(_) => FormField::ALL
+            .iter()
+            .map(|f| FormLine {
+                label: f.label(),
+                value: match f {
+                    FormField::DetectedAt => kept
+                        .and_then(|k| k.detected_at)
+                        .map(format::instant)
+                        .unwrap_or_default(),
+                    FormField::RestoredAt => kept
+                        .and_then(|k| k.restored_at)
+                        .map(format::instant)
+                        .unwrap_or_default(),
+                    other => form_value(kept, *other),
+                },
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let issues_fields: Vec<&str> = doc.report_form.issues.iter().map(|i| i.field.as_str()).collect();
+    Ok(IncidentPage {
+        layout: Layout::new(Some(viewer), &format!("Incidencia {}", doc.folio), ""),
+        folio: doc.folio.clone(),
+        done,
+        errors,
+        submitted,
+        state: views::state_label(&doc.state),
+        severity: views::severity_label(doc.severity.as_deref()),
+        severity_class: doc.severity.clone().unwrap_or_else(|| "none".into()),
+        kind: views::kind_label(&doc.kind),
+        slow: doc.kind == IncidentKind::Slow.as_str(),
+        agency: names.agency_name(doc.agency_id),
+        procedures: names.procedures_of(&doc),
+        channel: views::channel_label(&doc.channel),
+        occurred: format!(
+            "{} ({})",
+            format::instant(doc.occurred_at),
+            format::relative(doc.occurred_at, now)
+        ),
+        occurred_input: format::input_value(doc.occurred_at),
+        occurred_confirmed: doc.occurred_at_confirmed,
+        reported: format!(
+            "{} ({})",
+            format::instant(doc.reported_at),
+            format::relative(doc.reported_at, now)
+        ),
+        escalation_level: doc.escalation_level,
+        description: doc.description.clone(),
+        actions: main_actions,
+        form_actions,
+        severity_options: Severity::ALL
+            .iter()
+            .map(|s| Choice {
+                value: s.as_str().into(),
+                label: s.label().into(),
+                selected: false,
+            })
+            .collect(),
+        idem_key: new_key(),
+        clocks: doc.clocks.iter().map(|c| views::clock_view(c, now)).collect(),
+        button: if doc.portal.button_enabled {
+            "Habilitado".into()
+        } else {
+            "Deshabilitado".into()
+        },
+        banner: match (doc.portal.banner_shown, &doc.portal.banner_message) {
+            (true, Some(m)) => format!("Desplegada: «{m}»"),
+            (true, None) => "Desplegada (aviso predeterminado)".into(),
+            (false, _) => "No desplegada".into(),
+        },
+        checklist: views::checklist(&doc),
+        form_state: form_state_label(&doc.report_form.state).into(),
+        form_requested: doc
+            .report_form
+            .requested
+            .iter()
+            .map(|f| views::form_field_label(f))
+            .collect(),
+        form_issues: doc
+            .report_form
+            .issues
+            .iter()
+            .map(|i| format!("{}: {}", views::form_field_label(&i.field), i.message))
+            .collect(),
+        form_editable,
+        form_fields,
+        form_view,
+        form_reviewable,
+        missing_options: FormField::ALL
+            .iter()
+            .map(|f| Choice {
+                value: f.as_str().into(),
+                label: f.label().into(),
+                selected: issues_fields.contains(&f.as_str()),
+            })
+            .collect(),
+        timeline: views::timeline(&events, &people, now),
+        mails: views::mail_items(&mail),
+        received: views::received_items(&received),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    hecho: Option<String>,
+}
+
+/// What a successful action says after the redirect.
+fn done_message(action: &str) -> Option<String> {
+    let label = match action {
+        "reportar" => "Registrar incidencia",
+        "formato" => "Formato de incidencias",
+        other => Action::named(other)?.label(),
+    };
+    Some(format!("Acción registrada: {label}."))
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(raw): Path<String>,
+    query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let folio = match parse_folio(&raw) {
+        Ok(f) => f,
+        Err(e) => return refused(Some(&viewer), &e),
+    };
+    let done = query.ok().and_then(|q| q.0.hecho).and_then(|h| done_message(&h));
+    match build(&state, &viewer, folio, done, Errors::default(), Fields::default()).await {
+        Ok(page) => html(StatusCode::OK, &page),
+        Err(e) => refused(Some(&viewer), &e),
+    }
+}
+
+// ---------------------------------------------------------------- acting
+
+/// The command a form asks for.
+fn command_of(action: Action, f: &Fields, current_occurred: Option<String>) -> Result<Command, ServiceError> {
+    let severity = |name: &str| {
+        Severity::parse(f.get(name))
+            .map_err(|_| ServiceError::invalid("severity", "elija una severidad"))
+    };
+    let text = |name: &str| f.get(name).to_string();
+    let optional = |name: &str| Some(f.get(name).trim().to_string()).filter(|s| !s.is_empty());
+    Ok(match action {
+        Action::Notify => {
+            let occurred = f.get("occurred_at");
+            let occurred_at = if occurred.is_empty() || Some(occurred.to_string()) == current_occurred {
+                None
+            } else {
+                let at = format::parse_input(occurred).ok_or_else(|| {
+                    ServiceError::invalid("occurred_at", "no es una fecha y hora válida")
+                })?;
+                Some(OccurredAtCorrection {
+                    occurred_at: at,
+                    reason: optional("occurred_at_reason"),
+                })
+            };
+            Command::Notify {
+                severity: severity("severity")?,
+                disable_button: f.get("keep_button") != "si",
+                occurred_at,
+            }
+        }
+        Action::Acknowledge => Command::Acknowledge,
+        Action::ShowBanner => Command::SetBanner {
+            shown: true,
+            message: optional("message"),
+        },
+        Action::RemoveBanner => Command::SetBanner {
+            shown: false,
+            message: None,
+        },
+        Action::NotifyResolution => Command::NotifyResolution {
+            summary: text("summary"),
+        },
+        Action::ApproveValidation => Command::RecordValidation {
+            passed: true,
+            observations: Vec::new(),
+        },
+        Action::RejectValidation => Command::RecordValidation {
+            passed: false,
+            observations: f.lines("observations"),
+        },
+        Action::EnableButton => Command::SetButton { enabled: true },
+        Action::DisableButton => Command::SetButton { enabled: false },
+        Action::SaveReportFormDraft => Command::SaveReportFormDraft(report_of(f)?),
+        Action::SubmitReportForm => Command::SubmitReportForm(report_of(f)?),
+        Action::AcceptReportForm => Command::ReviewReportForm {
+            complete: true,
+            missing: Vec::new(),
+            message: optional("message"),
+        },
+        Action::RequestMissingInformation => Command::ReviewReportForm {
+            complete: false,
+            missing: f.all("missing"),
+            message: optional("message"),
+        },
+        Action::ExemptBanner => Command::ExemptBanner {
+            reason: text("reason"),
+        },
+        Action::Escalate => Command::Escalate {
+            reason: text("reason"),
+            ladder: incidencias_core::Ladder::default(),
+        },
+        Action::ChangeSeverity => Command::ChangeSeverity {
+            severity: severity("severity")?,
+            reason: text("reason"),
+        },
+        Action::Close => Command::Close,
+        Action::Dismiss => Command::Dismiss {
+            reason: text("reason"),
+        },
+    })
+}
+
+/// The report form as posted; instants that do not read are named, all at once.
+fn report_of(f: &Fields) -> Result<IncidentReport, ServiceError> {
+    let mut errors = Vec::new();
+    let mut instant = |field: FormField| {
+        let raw = f.get(field.as_str());
+        if raw.trim().is_empty() {
+            return None;
+        }
+        let parsed = format::parse_input(raw);
+        if parsed.is_none() {
+            errors.push(incidencias_core::FieldError::new(
+                format!("report_form.{}", field.as_str()),
+                "no es una fecha y hora válida",
+            ));
+        }
+        parsed
+    };
+    let detected_at = instant(FormField::DetectedAt);
+    let restored_at = instant(FormField::RestoredAt);
+    if !errors.is_empty() {
+        return Err(ServiceError::Invalid(errors));
+    }
+    Ok(IncidentReport {
+        detected_at,
+        restored_at,
+        symptoms: f.get("symptoms").to_string(),
+        impact: f.get("impact").to_string(),
+        root_cause: f.get("root_cause").to_string(),
+        actions_taken: f.lines("actions_taken"),
+        verification: f.get("verification").to_string(),
+        preventive_actions: f.get("preventive_actions").to_string(),
+        prepared_by_name: f.get("prepared_by_name").to_string(),
+        prepared_by_position: f.get("prepared_by_position").to_string(),
+        attachments: f.lines("attachments"),
+    })
+}
+
+/// Performs `action` from a posted form: on success back to the page (POST-redirect-GET);
+/// refused, the page again with the reason and what was typed.
+async fn perform(
+    state: &AppState,
+    viewer: &Viewer,
+    raw_folio: &str,
+    action: Action,
+    fields: Fields,
+    path: &str,
+    done: &str,
+) -> Response {
+    let folio = match parse_folio(raw_folio) {
+        Ok(f) => f,
+        Err(e) => return refused(Some(viewer), &e),
+    };
+    let current = match state.service.incident(&viewer.caller, folio).await {
+        Ok(doc) => Some(format::input_value(doc.occurred_at)),
+        Err(e) => return refused(Some(viewer), &e),
+    };
+    let result = match command_of(action, &fields, current) {
+        Ok(command) => {
+            state
+                .service
+                .act_via(&viewer.caller, folio, command, fields.idem(path), Via::Web)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => Redirect::to(&format!("/incidencias/{folio}?hecho={done}")).into_response(),
+        Err(e @ (ServiceError::NotFound(_) | ServiceError::Unauthenticated)) => {
+            refused(Some(viewer), &e)
+        }
+        Err(e) => {
+            let status = super::pages::status_of(&e);
+            let errors = Errors::from_service(&e, field_label, field_anchor);
+            match build(state, viewer, folio, None, errors, fields).await {
+                Ok(page) => html(status, &page),
+                Err(e) => refused(Some(viewer), &e),
+            }
+        }
+    }
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    FromOurPages(ours): FromOurPages,
+    Path((folio, name)): Path<(String, String)>,
+    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
+    if !fields.genuine(&viewer, ours) {
+        return session::forged();
+    }
+    let Some(action) = Action::named(&name) else {
+        return refused(Some(&viewer), &ServiceError::NotFound("esa acción".into()));
+    };
+    let path = format!("/incidencias/{folio}/acciones/{name}");
+    perform(&state, &viewer, &folio, action, fields, &path, action.name()).await
+}
+
+/// The report form's two buttons (save a draft, deliver).
+pub async fn report_form(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    FromOurPages(ours): FromOurPages,
+    Path(folio): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
+    if !fields.genuine(&viewer, ours) {
+        return session::forged();
+    }
+    let action = match fields.get("_accion") {
+        "report_form_draft" => Action::SaveReportFormDraft,
+        _ => Action::SubmitReportForm,
+    };
+    let path = format!("/incidencias/{folio}/formato");
+    perform(&state, &viewer, &folio, action, fields, &path, action.name()).await
+}
+
+/// The help desk's review of the form (accept, or ask for the missing fields).
+pub async fn review(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    FromOurPages(ours): FromOurPages,
+    Path(folio): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
+    if !fields.genuine(&viewer, ours) {
+        return session::forged();
+    }
+    let action = match fields.get("_accion") {
+        "accept_report_form" => Action::AcceptReportForm,
+        _ => Action::RequestMissingInformation,
+    };
+    let path = format!("/incidencias/{folio}/revision");
+    perform(&state, &viewer, &folio, action, fields, &path, action.name()).await
+}
+
+// ---------------------------------------------------------------- new incident
+
+#[derive(Template)]
+#[template(path = "new_incident.html")]
+struct NewIncidentPage {
+    layout: Layout,
+    errors: Errors,
+    idem_key: String,
+    procedures: Vec<Choice>,
+    kinds: Vec<Choice>,
+    channels: Vec<Choice>,
+    description: String,
+    occurred_at: String,
+}
+
+async fn new_form(
+    state: &AppState,
+    viewer: &Viewer,
+    errors: Errors,
+    fields: &Fields,
+) -> Result<NewIncidentPage, ServiceError> {
+    let procedures = state.service.procedures(&viewer.caller).await?;
+    let now = state.service.now();
+    let picked = |name: &str, default: &str| {
+        let v = fields.get(name);
+        if v.is_empty() { default.to_string() } else { v.to_string() }
+    };
+    let procedure = fields.get("procedure_id").to_string();
+    let kind = picked("kind", IncidentKind::Unavailable.as_str());
+    // The help desk mostly takes calls; an agency reports through this page.
+    let default_channel = if viewer.caller.role == incidencias_core::Role::Agency {
+        Channel::Web
+    } else {
+        Channel::Phone
+    };
+    let channel = picked("channel", default_channel.as_str());
+    Ok(NewIncidentPage {
+        layout: Layout::new(Some(viewer), "Nueva incidencia", "/incidencias/nueva"),
+        errors,
+        idem_key: new_key(),
+        procedures: procedures
+            .iter()
+            .map(|p| Choice {
+                value: p.id.to_string(),
+                label: format!("{} — {}", p.homoclave, p.name),
+                selected: p.id.to_string() == procedure,
+            })
+            .collect(),
+        kinds: IncidentKind::ALL
+            .iter()
+            .map(|k| Choice {
+                value: k.as_str().into(),
+                label: k.label().into(),
+                selected: k.as_str() == kind,
+            })
+            .collect(),
+        channels: Channel::ALL
+            .iter()
+            .map(|c| Choice {
+                value: c.as_str().into(),
+                label: c.label().into(),
+                selected: c.as_str() == channel,
+            })
+            .collect(),
+        description: fields.get("description").to_string(),
+        occurred_at: picked("occurred_at", &format::input_value(now)),
+    })
+}
+
+pub async fn new_page(State(state): State<AppState>, viewer: Viewer) -> Response {
+    if let Err(e) = state.service.may_act(&viewer.caller, "report") {
+        return refused(Some(&viewer), &e);
+    }
+    match new_form(&state, &viewer, Errors::default(), &Fields::default()).await {
+        Ok(page) => html(StatusCode::OK, &page),
+        Err(e) => refused(Some(&viewer), &e),
+    }
+}
+
+fn new_input(f: &Fields) -> Result<NewIncidentInput, ServiceError> {
+    let mut errors = Vec::new();
+    let procedure = f.get("procedure_id").parse::<i64>().ok();
+    if procedure.is_none() {
+        errors.push(incidencias_core::FieldError::new("procedure_ids", "elija el trámite afectado"));
+    }
+    let kind = IncidentKind::parse(f.get("kind"));
+    if kind.is_err() {
+        errors.push(incidencias_core::FieldError::new("kind", "elija el tipo de incidencia"));
+    }
+    let channel = Channel::parse(f.get("channel"));
+    if channel.is_err() {
+        errors.push(incidencias_core::FieldError::new("channel", "elija el medio"));
+    }
+    let occurred = format::parse_input(f.get("occurred_at"));
+    if occurred.is_none() {
+        errors.push(incidencias_core::FieldError::new(
+            "occurred_at",
+            "escriba la fecha y hora en que ocurrió",
+        ));
+    }
+    match (procedure, kind, channel, occurred) {
+        (Some(p), Ok(kind), Ok(channel), Some(occurred_at)) if errors.is_empty() => {
+            Ok(NewIncidentInput {
+                procedure_ids: vec![ProcedureId(p)],
+                kind,
+                description: f.get("description").to_string(),
+                occurred_at,
+                channel,
+            })
+        }
+        _ => Err(ServiceError::Invalid(errors)),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    FromOurPages(ours): FromOurPages,
+    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
+    if !fields.genuine(&viewer, ours) {
+        return session::forged();
+    }
+    let result = match new_input(&fields) {
+        Ok(input) => {
+            state
+                .service
+                .report_via(&viewer.caller, input, fields.idem("/incidencias/nueva"), Via::Web)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(reply) => {
+            let folio = serde_json::from_str::<serde_json::Value>(&reply.body)
+                .ok()
+                .and_then(|v| v["folio"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            Redirect::to(&format!("/incidencias/{folio}?hecho=reportar")).into_response()
+        }
+        Err(e @ ServiceError::Forbidden(_)) => refused(Some(&viewer), &e),
+        Err(e) => {
+            let status = super::pages::status_of(&e);
+            let errors = Errors::from_service(&e, field_label, field_anchor);
+            match new_form(&state, &viewer, errors, &fields).await {
+                Ok(page) => html(status, &page),
+                Err(e) => refused(Some(&viewer), &e),
+            }
+        }
+    }
+}

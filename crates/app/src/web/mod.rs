@@ -1,0 +1,73 @@
+//! The web interface (shared/UI.md): server-rendered Spanish pages over the same
+//! [`crate::service::Service`] as the JSON API. Plain forms with POST-redirect-GET that
+//! work without JavaScript; a small script only improves (live countdowns, the queue
+//! refreshing itself, procedure search). Every form carries the session's CSRF token;
+//! every page is served with a strict Content-Security-Policy (no inline script or style,
+//! nothing from another origin).
+
+mod account;
+mod assets;
+pub mod format;
+mod incident;
+mod pages;
+mod session;
+pub mod views;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::http::AppState;
+pub use pages::not_found_page;
+
+/// The policy every page is served with: our own scripts, styles, fonts and images only;
+/// forms post only to us; no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The pages, one route table read top to bottom.
+pub fn router() -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(pages::queue))
+        .route("/entrar", get(pages::login_page).post(pages::login))
+        .route("/salir", post(pages::logout))
+        .route(
+            "/incidencias/nueva",
+            get(incident::new_page).post(incident::create),
+        )
+        .route("/incidencias/{folio}", get(incident::page))
+        .route(
+            "/incidencias/{folio}/acciones/{action}",
+            post(incident::act),
+        )
+        .route("/incidencias/{folio}/formato", post(incident::report_form))
+        .route("/incidencias/{folio}/revision", post(incident::review))
+        .route("/cuenta", get(account::page))
+        .route("/cuenta/contrasena", post(account::change_password))
+        .route("/cuenta/tokens", post(account::create_token))
+        .route("/cuenta/tokens/{id}/revocar", post(account::revoke_token))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    pages
+        .route("/estaticos/{file}", get(assets::serve))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+}

@@ -1,0 +1,141 @@
+//! Who is looking at a page: the API's cookie session, and the CSRF token every form
+//! carries. A page asked without a session sends the person to sign in and back.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::encoding::sha256_hex;
+use crate::http::AppState;
+use crate::http::extract::{SESSION_COOKIE, cookie, same_origin};
+use crate::service::Caller;
+
+/// A signed-in person and their session's CSRF token.
+#[derive(Clone)]
+pub struct Viewer {
+    pub caller: Caller,
+    /// The session secret (to end it, or keep it when the password changes).
+    pub session: String,
+    pub csrf: String,
+}
+
+/// The form token of a session: derived from the session's secret, which only the
+/// browser holding the HttpOnly cookie knows, so another site cannot forge it.
+pub fn csrf_token(session: &str) -> String {
+    sha256_hex(format!("formulario\0{session}").as_bytes())[..40].to_string()
+}
+
+/// Where a person goes to sign in, coming back to `path` afterwards.
+pub fn to_login(path: &str) -> Response {
+    let back = if path == "/" || path.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "?siguiente={}",
+            percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC)
+        )
+    };
+    Redirect::to(&format!("/entrar{back}")).into_response()
+}
+
+/// A path we may send a person back to after signing in: one of our own pages.
+pub fn safe_return(path: &str) -> &str {
+    if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') {
+        path
+    } else {
+        "/"
+    }
+}
+
+async fn viewer(parts: &Parts, state: &AppState) -> Option<Viewer> {
+    let session = cookie(parts, SESSION_COOKIE)?;
+    let caller = state.service.authenticate_session(session).await.ok()?;
+    Some(Viewer {
+        caller,
+        session: session.to_string(),
+        csrf: csrf_token(session),
+    })
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Viewer, Response> {
+        match viewer(parts, state).await {
+            Some(v) => Ok(v),
+            None => {
+                let path = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                // Only a page read comes back after signing in; a form posted without a
+                // session would be lost anyway.
+                let back = if parts.method == axum::http::Method::GET {
+                    path
+                } else {
+                    "/"
+                };
+                Err(to_login(back))
+            }
+        }
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Viewer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Viewer>, Self::Rejection> {
+        Ok(viewer(parts, state).await)
+    }
+}
+
+/// A posted form comes from our own pages: the browser says so (`Sec-Fetch-Site`,
+/// `Origin`), and, for a signed-in person, it carries the session's token.
+pub struct FromOurPages(pub bool);
+
+impl FromRequestParts<AppState> for FromOurPages {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<FromOurPages, Self::Rejection> {
+        Ok(FromOurPages(same_origin(parts)))
+    }
+}
+
+/// The session cookie for `secret` (empty and expired to end it).
+pub fn session_cookie(secret: Option<&str>, secure: bool) -> HeaderMap {
+    let value = match secret {
+        Some(s) => format!(
+            "{SESSION_COOKIE}={s}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+            crate::service::SESSION_HOURS * 3600,
+            if secure { "; Secure" } else { "" }
+        ),
+        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    };
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(header::SET_COOKIE, v);
+    }
+    headers
+}
+
+/// Refused: the form did not come from our pages (or its page is too old).
+pub fn forged() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        super::pages::message_page(
+            None,
+            "Solicitud rechazada",
+            "El formulario no proviene de esta página o su sesión cambió. Vuelva a la página, \
+             recárguela e intente de nuevo.",
+        ),
+    )
+        .into_response()
+}

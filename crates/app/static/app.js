@@ -1,0 +1,86 @@
+// incidencias: improvements only. Every page works without this script.
+// - live countdowns on [data-due] (the server wrote the same words at render time);
+// - the queue (#bandeja[data-refresh]) refreshes itself, revalidated by ETag;
+// - procedure search filters the <select> of the new-incident form;
+// - forms with data-confirm ask before a destructive action.
+(function () {
+  "use strict";
+
+  function span(seconds) {
+    var s = Math.abs(Math.trunc(seconds));
+    var d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    if (d > 0) { return h > 0 ? d + " d " + h + " h" : d + " d"; }
+    if (h > 0) { return m > 0 ? h + " h " + m + " min" : h + " h"; }
+    if (m > 0) { return m + " min"; }
+    return "menos de 1 min";
+  }
+
+  function tick(root) {
+    var now = Date.now();
+    (root || document).querySelectorAll("[data-due]").forEach(function (el) {
+      var due = Date.parse(el.getAttribute("data-due"));
+      if (isNaN(due)) { return; }
+      var secs = (due - now) / 1000;
+      el.textContent = secs >= 0 ? "vence en " + span(secs) : "excedido hace " + span(secs);
+    });
+  }
+
+  function refreshQueue() {
+    var box = document.getElementById("bandeja");
+    if (!box || !window.fetch) { return; }
+    var every = parseInt(box.getAttribute("data-refresh"), 10) || 30;
+    var etag = null;
+    setInterval(function () {
+      if (document.hidden) { return; }
+      var headers = { "X-Parcial": "bandeja" };
+      if (etag) { headers["If-None-Match"] = etag; }
+      fetch(window.location.href, { headers: headers, credentials: "same-origin" })
+        .then(function (r) {
+          if (r.status === 200) {
+            etag = r.headers.get("ETag");
+            return r.text().then(function (html) {
+              var focused = document.activeElement && box.contains(document.activeElement);
+              if (!focused) { box.innerHTML = html; tick(box); }
+            });
+          }
+          if (r.status === 401 || r.redirected) { window.location.reload(); }
+        })
+        .catch(function () { /* offline for a moment: try again next time */ });
+    }, every * 1000);
+  }
+
+  function procedureSearch() {
+    document.querySelectorAll("[data-show]").forEach(function (el) { el.hidden = false; });
+    document.querySelectorAll("input[data-filter]").forEach(function (input) {
+      var select = document.getElementById(input.getAttribute("data-filter"));
+      if (!select) { return; }
+      input.addEventListener("input", function () {
+        var q = input.value.trim().toLowerCase();
+        var first = null;
+        Array.prototype.forEach.call(select.options, function (o) {
+          if (!o.value) { return; }
+          var match = !q || o.text.toLowerCase().indexOf(q) !== -1;
+          o.hidden = !match;
+          if (match && !first) { first = o; }
+        });
+        if (q && first) { select.value = first.value; }
+      });
+    });
+  }
+
+  function confirmations() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (e) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { e.preventDefault(); }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tick();
+    setInterval(tick, 30000);
+    refreshQueue();
+    procedureSearch();
+    confirmations();
+  });
+})();
