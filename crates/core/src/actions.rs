@@ -167,9 +167,7 @@ impl Action {
             },
             Action::EnableButton => Command::SetButton { enabled: true },
             Action::DisableButton => Command::SetButton { enabled: false },
-            Action::SaveReportFormDraft => {
-                Command::SaveReportFormDraft(IncidentReport::default())
-            }
+            Action::SaveReportFormDraft => Command::SaveReportFormDraft(IncidentReport::default()),
             Action::SubmitReportForm => Command::SubmitReportForm(IncidentReport::default()),
             Action::AcceptReportForm => Command::ReviewReportForm {
                 complete: true,

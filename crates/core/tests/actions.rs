@@ -43,7 +43,10 @@ fn each_step_offers_the_next_step_to_its_party_through_the_whole_protocol() {
     );
     let desk = offered(&run, &helpdesk(), now);
     assert!(desk.contains(&A::Escalate) && desk.contains(&A::ChangeSeverity));
-    assert!(desk.contains(&A::Dismiss), "dismissal before acknowledgment");
+    assert!(
+        desk.contains(&A::Dismiss),
+        "dismissal before acknowledgment"
+    );
     assert!(!desk.contains(&A::Close) && !desk.contains(&A::Notify));
 
     run.ok(&agency(), Command::Acknowledge, now);
@@ -158,8 +161,7 @@ fn every_offered_action_is_one_decide_accepts_and_every_hidden_one_it_refuses() 
 fn manual_escalation_is_not_offered_with_nobody_above() {
     let run = Run::notified(Severity::High);
     let empty = incidencias_core::Ladder::default();
-    let with_empty =
-        available_actions(run.inc(), &helpdesk(), at(6 * MIN), &run.policy, &empty);
+    let with_empty = available_actions(run.inc(), &helpdesk(), at(6 * MIN), &run.policy, &empty);
     assert!(!with_empty.contains(&A::Escalate));
     assert!(offered(&run, &helpdesk(), at(6 * MIN)).contains(&A::Escalate));
 }
@@ -171,5 +173,8 @@ fn action_names_round_trip_and_labels_are_the_copy_deck_words() {
     }
     assert_eq!(A::Acknowledge.label(), "Confirmar de enterado");
     assert_eq!(A::Close.label(), "Cerrar incidencia");
-    assert_eq!(A::RequestMissingInformation.label(), "Solicitar información faltante");
+    assert_eq!(
+        A::RequestMissingInformation.label(),
+        "Solicitar información faltante"
+    );
 }

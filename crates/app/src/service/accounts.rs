@@ -203,7 +203,11 @@ impl Service {
     /// Revokes one of the caller's API tokens; a token that is not theirs (or no longer
     /// live) is not found.
     pub async fn revoke_my_token(&self, caller: &Caller, id: i64) -> Result<(), ServiceError> {
-        if self.store.revoke_api_token(caller.id, id, self.now()).await? {
+        if self
+            .store
+            .revoke_api_token(caller.id, id, self.now())
+            .await?
+        {
             // Revoked tokens must stop working now, not when the credential cache expires.
             if let Ok(mut cache) = self.credentials.lock() {
                 cache.clear();
@@ -272,7 +276,12 @@ impl Service {
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store
-            .set_password(caller.id, new_hash, sha256_hex(session.as_bytes()), self.now())
+            .set_password(
+                caller.id,
+                new_hash,
+                sha256_hex(session.as_bytes()),
+                self.now(),
+            )
             .await?;
         if let Ok(mut cache) = self.credentials.lock() {
             cache.clear();

@@ -206,7 +206,11 @@ impl Service {
 
     /// Loads an incident the caller may see (an agency user never learns that another
     /// agency's folio exists).
-    pub(super) async fn visible(&self, caller: &Caller, folio: Folio) -> Result<StoredIncident, ServiceError> {
+    pub(super) async fn visible(
+        &self,
+        caller: &Caller,
+        folio: Folio,
+    ) -> Result<StoredIncident, ServiceError> {
         self.visible_as_of(caller, folio, false).await
     }
 

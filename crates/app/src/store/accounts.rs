@@ -135,10 +135,7 @@ impl Store {
     }
 
     /// A user's live API tokens (id and creation instant: the secret is never stored).
-    pub async fn api_tokens_of(
-        &self,
-        user: UserId,
-    ) -> Result<Vec<(i64, Timestamp)>, StoreError> {
+    pub async fn api_tokens_of(&self, user: UserId) -> Result<Vec<(i64, Timestamp)>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, created_at FROM api_tokens \
              WHERE user_id = $1 AND kind = 'api' AND revoked_at IS NULL ORDER BY id",
@@ -151,7 +148,10 @@ impl Store {
             .map(|r| {
                 let id: i64 = r.try_get("id").map_err(StoreError::db)?;
                 let at: i64 = r.try_get("created_at").map_err(StoreError::db)?;
-                Ok((id, Timestamp::from_millisecond(at).unwrap_or(Timestamp::UNIX_EPOCH)))
+                Ok((
+                    id,
+                    Timestamp::from_millisecond(at).unwrap_or(Timestamp::UNIX_EPOCH),
+                ))
             })
             .collect()
     }

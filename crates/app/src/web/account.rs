@@ -75,7 +75,9 @@ pub async fn page(
         .ok()
         .and_then(|Query(q)| q.hecho)
         .and_then(|h| match h.as_str() {
-            "contrasena" => Some("Se cambió su contraseña; sus otras sesiones se cerraron.".to_string()),
+            "contrasena" => {
+                Some("Se cambió su contraseña; sus otras sesiones se cerraron.".to_string())
+            }
             "revocado" => Some("Se revocó el token.".to_string()),
             _ => None,
         });

@@ -11,19 +11,27 @@ pub fn mexico() -> TimeZone {
 
 /// `dd/mm/aaaa hh:mm`, Mexico City time.
 pub fn instant(t: Timestamp) -> String {
-    t.to_zoned_datetime(mexico()).strftime("%d/%m/%Y %H:%M").to_string()
+    t.to_zoned_datetime(mexico())
+        .strftime("%d/%m/%Y %H:%M")
+        .to_string()
 }
 
 /// The value of an `<input type="datetime-local">` for `t`, Mexico City time.
 pub fn input_value(t: Timestamp) -> String {
-    t.to_zoned_datetime(mexico()).strftime("%Y-%m-%dT%H:%M").to_string()
+    t.to_zoned_datetime(mexico())
+        .strftime("%Y-%m-%dT%H:%M")
+        .to_string()
 }
 
 /// Reads an `<input type="datetime-local">` value (Mexico City time, seconds optional).
 pub fn parse_input(value: &str) -> Option<Timestamp> {
     let value = value.trim();
     let civil: jiff::civil::DateTime = value.parse().ok()?;
-    mexico().to_ambiguous_zoned_datetime(civil).compatible().ok().map(|z| z.timestamp())
+    mexico()
+        .to_ambiguous_zoned_datetime(civil)
+        .compatible()
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 /// A duration in words: `3 h 10 min`, `2 d 4 h`, `45 min`, `menos de 1 min`.

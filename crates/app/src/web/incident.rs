@@ -17,7 +17,9 @@ use serde::Deserialize;
 use super::format;
 use super::pages::{Choice, Errors, Layout, html, refused};
 use super::session::{self, FromOurPages, Viewer};
-use super::views::{self, ActionView, Check, ClockView, MailItem, Names, ReceivedItem, TimelineItem};
+use super::views::{
+    self, ActionView, Check, ClockView, MailItem, Names, ReceivedItem, TimelineItem,
+};
 use crate::encoding::sha256_hex;
 use crate::http::AppState;
 use crate::service::{IdemRequest, NewIncidentInput, ServiceError};
@@ -266,9 +268,9 @@ async fn build(
         }
     }
     let (main_actions, form_actions) = views::split_actions(&actions);
-    let form_editable = form_actions
-        .iter()
-        .any(|a| a.name == Action::SubmitReportForm.name() || a.name == Action::SaveReportFormDraft.name());
+    let form_editable = form_actions.iter().any(|a| {
+        a.name == Action::SubmitReportForm.name() || a.name == Action::SaveReportFormDraft.name()
+    });
     let form_reviewable = form_actions.iter().any(|a| {
         a.name == Action::AcceptReportForm.name()
             || a.name == Action::RequestMissingInformation.name()
@@ -306,7 +308,9 @@ async fn build(
                 error: errors
                     .fields
                     .iter()
-                    .find(|e| e.field.strip_prefix("report_form.").unwrap_or(&e.field) == f.as_str())
+                    .find(|e| {
+                        e.field.strip_prefix("report_form.").unwrap_or(&e.field) == f.as_str()
+                    })
                     .map(|e| e.message.clone()),
             }
         })
@@ -331,7 +335,12 @@ async fn build(
             .collect(),
         None => Vec::new(),
     };
-    let issues_fields: Vec<&str> = doc.report_form.issues.iter().map(|i| i.field.as_str()).collect();
+    let issues_fields: Vec<&str> = doc
+        .report_form
+        .issues
+        .iter()
+        .map(|i| i.field.as_str())
+        .collect();
     Ok(IncidentPage {
         layout: Layout::new(Some(viewer), &format!("Incidencia {}", doc.folio), ""),
         folio: doc.folio.clone(),
@@ -371,7 +380,11 @@ async fn build(
             })
             .collect(),
         idem_key: new_key(),
-        clocks: doc.clocks.iter().map(|c| views::clock_view(c, now)).collect(),
+        clocks: doc
+            .clocks
+            .iter()
+            .map(|c| views::clock_view(c, now))
+            .collect(),
         button: if doc.portal.button_enabled {
             "Habilitado".into()
         } else {
@@ -440,8 +453,20 @@ pub async fn page(
         Ok(f) => f,
         Err(e) => return refused(Some(&viewer), &e),
     };
-    let done = query.ok().and_then(|q| q.0.hecho).and_then(|h| done_message(&h));
-    match build(&state, &viewer, folio, done, Errors::default(), Fields::default()).await {
+    let done = query
+        .ok()
+        .and_then(|q| q.0.hecho)
+        .and_then(|h| done_message(&h));
+    match build(
+        &state,
+        &viewer,
+        folio,
+        done,
+        Errors::default(),
+        Fields::default(),
+    )
+    .await
+    {
         Ok(page) => html(StatusCode::OK, &page),
         Err(e) => refused(Some(&viewer), &e),
     }
@@ -450,7 +475,11 @@ pub async fn page(
 // ---------------------------------------------------------------- acting
 
 /// The command a form asks for.
-fn command_of(action: Action, f: &Fields, current_occurred: Option<String>) -> Result<Command, ServiceError> {
+fn command_of(
+    action: Action,
+    f: &Fields,
+    current_occurred: Option<String>,
+) -> Result<Command, ServiceError> {
     let severity = |name: &str| {
         Severity::parse(f.get(name))
             .map_err(|_| ServiceError::invalid("severity", "elija una severidad"))
@@ -460,17 +489,18 @@ fn command_of(action: Action, f: &Fields, current_occurred: Option<String>) -> R
     Ok(match action {
         Action::Notify => {
             let occurred = f.get("occurred_at");
-            let occurred_at = if occurred.is_empty() || Some(occurred.to_string()) == current_occurred {
-                None
-            } else {
-                let at = format::parse_input(occurred).ok_or_else(|| {
-                    ServiceError::invalid("occurred_at", "no es una fecha y hora válida")
-                })?;
-                Some(OccurredAtCorrection {
-                    occurred_at: at,
-                    reason: optional("occurred_at_reason"),
-                })
-            };
+            let occurred_at =
+                if occurred.is_empty() || Some(occurred.to_string()) == current_occurred {
+                    None
+                } else {
+                    let at = format::parse_input(occurred).ok_or_else(|| {
+                        ServiceError::invalid("occurred_at", "no es una fecha y hora válida")
+                    })?;
+                    Some(OccurredAtCorrection {
+                        occurred_at: at,
+                        reason: optional("occurred_at_reason"),
+                    })
+                };
             Command::Notify {
                 severity: severity("severity")?,
                 disable_button: f.get("keep_button") != "si",
@@ -625,7 +655,16 @@ pub async fn act(
         return refused(Some(&viewer), &ServiceError::NotFound("esa acción".into()));
     };
     let path = format!("/incidencias/{folio}/acciones/{name}");
-    perform(&state, &viewer, &folio, action, fields, &path, action.name()).await
+    perform(
+        &state,
+        &viewer,
+        &folio,
+        action,
+        fields,
+        &path,
+        action.name(),
+    )
+    .await
 }
 
 /// The report form's two buttons (save a draft, deliver).
@@ -645,7 +684,16 @@ pub async fn report_form(
         _ => Action::SubmitReportForm,
     };
     let path = format!("/incidencias/{folio}/formato");
-    perform(&state, &viewer, &folio, action, fields, &path, action.name()).await
+    perform(
+        &state,
+        &viewer,
+        &folio,
+        action,
+        fields,
+        &path,
+        action.name(),
+    )
+    .await
 }
 
 /// The help desk's review of the form (accept, or ask for the missing fields).
@@ -665,7 +713,16 @@ pub async fn review(
         _ => Action::RequestMissingInformation,
     };
     let path = format!("/incidencias/{folio}/revision");
-    perform(&state, &viewer, &folio, action, fields, &path, action.name()).await
+    perform(
+        &state,
+        &viewer,
+        &folio,
+        action,
+        fields,
+        &path,
+        action.name(),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- new incident
@@ -693,7 +750,11 @@ async fn new_form(
     let now = state.service.now();
     let picked = |name: &str, default: &str| {
         let v = fields.get(name);
-        if v.is_empty() { default.to_string() } else { v.to_string() }
+        if v.is_empty() {
+            default.to_string()
+        } else {
+            v.to_string()
+        }
     };
     let procedure = fields.get("procedure_id").to_string();
     let kind = picked("kind", IncidentKind::Unavailable.as_str());
@@ -751,15 +812,24 @@ fn new_input(f: &Fields) -> Result<NewIncidentInput, ServiceError> {
     let mut errors = Vec::new();
     let procedure = f.get("procedure_id").parse::<i64>().ok();
     if procedure.is_none() {
-        errors.push(incidencias_core::FieldError::new("procedure_ids", "elija el trámite afectado"));
+        errors.push(incidencias_core::FieldError::new(
+            "procedure_ids",
+            "elija el trámite afectado",
+        ));
     }
     let kind = IncidentKind::parse(f.get("kind"));
     if kind.is_err() {
-        errors.push(incidencias_core::FieldError::new("kind", "elija el tipo de incidencia"));
+        errors.push(incidencias_core::FieldError::new(
+            "kind",
+            "elija el tipo de incidencia",
+        ));
     }
     let channel = Channel::parse(f.get("channel"));
     if channel.is_err() {
-        errors.push(incidencias_core::FieldError::new("channel", "elija el medio"));
+        errors.push(incidencias_core::FieldError::new(
+            "channel",
+            "elija el medio",
+        ));
     }
     let occurred = format::parse_input(f.get("occurred_at"));
     if occurred.is_none() {
@@ -796,7 +866,12 @@ pub async fn create(
         Ok(input) => {
             state
                 .service
-                .report_via(&viewer.caller, input, fields.idem("/incidencias/nueva"), Via::Web)
+                .report_via(
+                    &viewer.caller,
+                    input,
+                    fields.idem("/incidencias/nueva"),
+                    Via::Web,
+                )
                 .await
         }
         Err(e) => Err(e),

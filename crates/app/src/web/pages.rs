@@ -9,9 +9,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use incidencias_core::{Command, IncidentState, Severity};
 use serde::Deserialize;
 
+use super::format;
 use super::session::{self, FromOurPages, Viewer};
 use super::views::{self, Names, QueueRow};
-use super::format;
 use crate::http::AppState;
 use crate::service::{IncidentFilter, ServiceError};
 
@@ -209,7 +209,10 @@ pub fn refused(viewer: Option<&Viewer>, e: &ServiceError) -> Response {
         ServiceError::Forbidden(why) => ("Acción no permitida", capitalize(why)),
         ServiceError::Internal(detail) => {
             tracing::error!(error = %detail, "página");
-            ("Error interno", "Ocurrió un error; intente de nuevo más tarde.".to_string())
+            (
+                "Error interno",
+                "Ocurrió un error; intente de nuevo más tarde.".to_string(),
+            )
         }
         other => ("No fue posible", capitalize(&other.to_string())),
     };
@@ -303,7 +306,12 @@ pub async fn login(
         return session::forged();
     }
     let Ok(Form(form)) = form else {
-        let page = login_view(&state, Some("Escriba su correo electrónico y su contraseña.".into()), "", "/");
+        let page = login_view(
+            &state,
+            Some("Escriba su correo electrónico y su contraseña.".into()),
+            "",
+            "/",
+        );
         return html(StatusCode::BAD_REQUEST, &page);
     };
     match state.service.login(&form.email, &form.password).await {
@@ -331,7 +339,10 @@ pub async fn login(
                 ),
                 other => (status_of(other), capitalize(&other.to_string())),
             };
-            html(status, &login_view(&state, Some(message), &form.email, &form.siguiente))
+            html(
+                status,
+                &login_view(&state, Some(message), &form.email, &form.siguiente),
+            )
         }
     }
 }
@@ -358,7 +369,10 @@ pub async fn logout(
         }
     }
     let mut headers: HeaderMap = session::session_cookie(None, state.secure_cookies);
-    headers.insert(header::LOCATION, HeaderValue::from_static("/entrar?salida=1"));
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_static("/entrar?salida=1"),
+    );
     (StatusCode::SEE_OTHER, headers).into_response()
 }
 

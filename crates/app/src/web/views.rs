@@ -62,7 +62,12 @@ impl Names {
 }
 
 /// The copy deck's label of an API name, or the name itself if it is unknown.
-fn label_of<T: Copy>(all: &[T], name: &str, as_str: fn(T) -> &'static str, label: fn(T) -> &'static str) -> String {
+fn label_of<T: Copy>(
+    all: &[T],
+    name: &str,
+    as_str: fn(T) -> &'static str,
+    label: fn(T) -> &'static str,
+) -> String {
     all.iter()
         .find(|v| as_str(**v) == name)
         .map(|v| label(*v).to_string())
@@ -70,7 +75,12 @@ fn label_of<T: Copy>(all: &[T], name: &str, as_str: fn(T) -> &'static str, label
 }
 
 pub fn state_label(name: &str) -> String {
-    label_of(&IncidentState::ALL, name, IncidentState::as_str, IncidentState::label)
+    label_of(
+        &IncidentState::ALL,
+        name,
+        IncidentState::as_str,
+        IncidentState::label,
+    )
 }
 
 pub fn severity_label(name: Option<&str>) -> String {
@@ -81,7 +91,12 @@ pub fn severity_label(name: Option<&str>) -> String {
 }
 
 pub fn kind_label(name: &str) -> String {
-    label_of(IncidentKind::ALL, name, IncidentKind::as_str, IncidentKind::label)
+    label_of(
+        IncidentKind::ALL,
+        name,
+        IncidentKind::as_str,
+        IncidentKind::label,
+    )
 }
 
 pub fn channel_label(name: &str) -> String {
@@ -152,10 +167,7 @@ pub fn clock_view(doc: &ClockDoc, now: Timestamp) -> ClockView {
         ("breached", false) => (
             "excedido",
             "late",
-            format!(
-                "excedido por {}",
-                format::span(doc.elapsed_s - target)
-            ),
+            format!("excedido por {}", format::span(doc.elapsed_s - target)),
         ),
         ("met", _) => ("cumplido", "done", "cumplido".to_string()),
         ("paused", _) => (
@@ -259,8 +271,16 @@ pub fn split_actions(actions: &[Action]) -> (Vec<ActionView>, Vec<ActionView>) {
         )
     };
     (
-        actions.iter().filter(|a| !form(a)).map(|a| (*a).into()).collect(),
-        actions.iter().filter(|a| form(a)).map(|a| (*a).into()).collect(),
+        actions
+            .iter()
+            .filter(|a| !form(a))
+            .map(|a| (*a).into())
+            .collect(),
+        actions
+            .iter()
+            .filter(|a| form(a))
+            .map(|a| (*a).into())
+            .collect(),
     )
 }
 
@@ -297,7 +317,12 @@ pub fn describe(event: &EventDoc, people: &HashMap<i64, String>) -> String {
     let text = |k: &str| d[k].as_str().unwrap_or("").to_string();
     let person = |v: &serde_json::Value| {
         v.as_i64()
-            .map(|id| people.get(&id).cloned().unwrap_or_else(|| format!("usuario {id}")))
+            .map(|id| {
+                people
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("usuario {id}"))
+            })
             .unwrap_or_default()
     };
     match event.kind.as_str() {
@@ -333,7 +358,10 @@ pub fn describe(event: &EventDoc, people: &HashMap<i64, String>) -> String {
                 "Retiró la cortinilla".into()
             }
         }
-        "banner_exempted" => format!("Registró por qué no se desplegó la cortinilla: {}", text("reason")),
+        "banner_exempted" => format!(
+            "Registró por qué no se desplegó la cortinilla: {}",
+            text("reason")
+        ),
         "resolution_notified" => format!(
             "Avisó la resolución (ronda {}): {}",
             d["round"].as_u64().unwrap_or(0),
@@ -569,7 +597,10 @@ mod tests {
     #[test]
     fn the_buttons_a_role_sees_are_the_cores_answer_for_the_state() {
         let incident = reported();
-        assert_eq!(offered(&incident, &desk(), t(60)), ["Notificar", "Descartar"]);
+        assert_eq!(
+            offered(&incident, &desk(), t(60)),
+            ["Notificar", "Descartar"]
+        );
         assert!(offered(&incident, &agency(), t(60)).is_empty());
         let notified = apply(
             Some(incident),
@@ -583,7 +614,11 @@ mod tests {
         );
         assert_eq!(
             offered(&notified, &agency(), t(180)),
-            ["Confirmar de enterado", "Desplegar cortinilla", "Avisar resolución"]
+            [
+                "Confirmar de enterado",
+                "Desplegar cortinilla",
+                "Avisar resolución"
+            ]
         );
         let desk_now = offered(&notified, &desk(), t(180));
         assert!(!desk_now.contains(&"Notificar"));

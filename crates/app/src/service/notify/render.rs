@@ -75,10 +75,9 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
     let about = &notice.about;
     let folio = header_safe(&about.folio, 20);
     let severity = severity_label(about.severity.as_deref());
-    let link = format!(
-        "{}/api/v1/incidents/{folio}",
-        base_url.trim_end_matches('/')
-    );
+    // The incident's page (through sign-in when needed), not the JSON API: a person
+    // follows this link.
+    let link = format!("{}/incidencias/{folio}", base_url.trim_end_matches('/'));
     let procedures = header_safe(&about.procedures, 300);
     let (title, lines): (String, Vec<String>) = match &notice.message {
         Message::Reported { description } => (
@@ -244,24 +243,85 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
     }
     text.push_str(&format!("Consulte la incidencia: {link}\n\n"));
     text.push_str("--\nMesa de ayuda gob.mx · Protocolo de tratamiento de incidencias\n");
-    let mut html = format!(
-        "<!DOCTYPE html><html lang=\"es-MX\"><head><meta charset=\"utf-8\"><title>{}</title></head><body>",
-        escape_html(&subject)
-    );
-    html.push_str(&format!("<h1>{}</h1>", escape_html(&title)));
-    for line in &lines {
-        html.push_str(&format!("<p>{}</p>", escape_html(line)));
-    }
-    html.push_str(&format!(
-        "<p><a href=\"{0}\">Consultar la incidencia {1}</a></p><hr><p>Mesa de ayuda gob.mx · Protocolo de tratamiento de incidencias</p></body></html>",
-        escape_html(&link),
-        escape_html(&folio)
-    ));
+    // The deadlines of the message, as a small table in the HTML part (the text part
+    // says them in its lines).
+    let deadlines: Vec<(String, String)> = match &notice.message {
+        Message::Notification {
+            ack_due_at,
+            resolution_due_at,
+            ..
+        } => vec![
+            ("Confirmación de enterado".to_string(), local(*ack_due_at)),
+            ("Aviso de resolución".to_string(), local(*resolution_due_at)),
+        ],
+        Message::SeverityChanged { deadlines, .. } => deadlines
+            .iter()
+            .map(|d| (clock_label(&d.clock).to_string(), local(Some(d.due_at))))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let html = html_part(&subject, &title, &lines, &deadlines, &link, &folio);
     Rendered {
         subject,
         text,
         html,
     }
+}
+
+/// The HTML part: the pages' look (guinda header with a gold line, deadlines as a small
+/// table, the link as a button), with inline styles because mail clients drop style
+/// sheets. Everything in it is also in the text part.
+fn html_part(
+    subject: &str,
+    title: &str,
+    lines: &[String],
+    deadlines: &[(String, String)],
+    link: &str,
+    folio: &str,
+) -> String {
+    const FONT: &str = "font-family:Montserrat,Arial,Helvetica,sans-serif";
+    let mut html = format!(
+        "<!DOCTYPE html><html lang=\"es-MX\"><head><meta charset=\"utf-8\"><title>{}</title></head>\
+         <body style=\"margin:0;background:#f5f5f5;color:#212121;{FONT}\">\
+         <div style=\"background:#611232;color:#ffffff;padding:12px 20px;border-bottom:4px solid #b38e5d;font-size:18px\">\
+         <strong>gob.mx</strong> &nbsp;|&nbsp; Incidencias</div>\
+         <div style=\"background:#ffffff;max-width:640px;margin:16px auto;padding:16px 20px;border:1px solid #cfcfcf\">",
+        escape_html(subject)
+    );
+    html.push_str(&format!(
+        "<h1 style=\"color:#611232;font-size:20px;margin:0 0 12px\">{}</h1>",
+        escape_html(title)
+    ));
+    for line in lines {
+        html.push_str(&format!(
+            "<p style=\"margin:0 0 10px;line-height:1.5\">{}</p>",
+            escape_html(line)
+        ));
+    }
+    if !deadlines.is_empty() {
+        html.push_str(
+            "<table style=\"border-collapse:collapse;margin:8px 0 14px\">\
+             <caption style=\"text-align:left;font-weight:bold;padding:0 0 4px\">Plazos (hora del centro de México)</caption>\
+             <thead><tr><th scope=\"col\" style=\"text-align:left;padding:4px 10px;border-bottom:2px solid #b38e5d\">Paso</th>\
+             <th scope=\"col\" style=\"text-align:left;padding:4px 10px;border-bottom:2px solid #b38e5d\">A más tardar</th></tr></thead><tbody>",
+        );
+        for (step, due) in deadlines {
+            html.push_str(&format!(
+                "<tr><td style=\"padding:4px 10px;border-bottom:1px solid #cfcfcf\">{}</td>\
+                 <td style=\"padding:4px 10px;border-bottom:1px solid #cfcfcf\">{}</td></tr>",
+                escape_html(step),
+                escape_html(due)
+            ));
+        }
+        html.push_str("</tbody></table>");
+    }
+    html.push_str(&format!(
+        "<p style=\"margin:16px 0\"><a href=\"{0}\" style=\"background:#9d2449;color:#ffffff;padding:10px 16px;text-decoration:none;border-radius:4px;display:inline-block\">Consultar la incidencia {1}</a></p>\
+         </div><p style=\"text-align:center;color:#545454;font-size:13px;margin:0 0 16px\">Mesa de ayuda gob.mx · Protocolo de tratamiento de incidencias</p></body></html>",
+        escape_html(link),
+        escape_html(folio)
+    ));
+    html
 }
 
 #[cfg(test)]
