@@ -21,6 +21,7 @@ mod api;
 mod load;
 mod mail;
 mod timers;
+mod web;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -32,6 +33,9 @@ pub enum BenchCommand {
     Timers(timers::TimersBench),
     /// Bandeja de salida a un servidor SMTP contra lettre enviando directamente.
     Mail(mail::MailBench),
+    /// Páginas: la bandeja con 10,000 incidencias abiertas y una incidencia con 200 eventos,
+    /// junto a la API JSON sobre los mismos datos.
+    Web(web::WebBench),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +60,7 @@ pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
         BenchCommand::Api(args) => api::api_bench(args).await,
         BenchCommand::Timers(args) => timers::timers_bench(args).await,
         BenchCommand::Mail(args) => mail::mail_bench(args).await,
+        BenchCommand::Web(args) => web::web_bench(args).await,
     }
 }
 

@@ -1,0 +1,677 @@
+// The web UI walked end to end in a real browser, by every role of the protocol, with an
+// accessibility audit (axe-core, WCAG 2.1 A/AA) and a screenshot of every page visited.
+//
+// Run by crates/app/tests/browser.rs against `incidencias demo`; by hand:
+//   BASE_URL=http://127.0.0.1:8080 DEMO_PASSWORD=demo-incidencias-2026 \
+//   OTHER_EMAIL=... OTHER_PASSWORD=... node crates/app/tests/browser/walk.mjs
+//
+// Environment: BASE_URL, DEMO_PASSWORD, OTHER_EMAIL and OTHER_PASSWORD (a user of an
+// agency with no incidents), SCREENSHOTS (folder, default ./screenshots),
+// INCIDENCIAS_TEST_CHROMIUM (default /usr/bin/chromium). Exits non-zero at the first
+// failure, with a screenshot of the page it was on (FALLO.png).
+//
+// Pages are found by their accessible roles and names (getByRole, getByLabel), the way
+// assistive technology finds them, so markup details do not matter but names do.
+
+import { mkdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const AXE_PATH = require.resolve('axe-core/axe.min.js');
+
+const BASE_URL = required('BASE_URL').replace(/\/+$/, '');
+const DEMO_PASSWORD = required('DEMO_PASSWORD');
+const OTHER_EMAIL = required('OTHER_EMAIL');
+const OTHER_PASSWORD = required('OTHER_PASSWORD');
+const SCREENSHOTS = path.resolve(process.env.SCREENSHOTS || 'screenshots');
+const CHROMIUM = process.env.INCIDENCIAS_TEST_CHROMIUM || '/usr/bin/chromium';
+
+const HELPDESK = 'mesa@ugd.gob.mx';
+const AGENCY = 'responsable@sbd.gob.mx';
+const VALIDATOR = 'validacion.cedn@ugd.gob.mx';
+
+const DESKTOP = { width: 1366, height: 768 };
+const PHONE = { width: 390, height: 844 };
+const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+const BLOCKING_IMPACTS = new Set(['serious', 'critical']);
+const ACTION_MS = 15_000;
+const NAVIGATION_MS = 30_000;
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`FALLO: falta la variable de entorno ${name}`);
+    process.exit(2);
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------
+// Failing, and what the browser says behind our back
+// ---------------------------------------------------------------------------------------
+
+class WalkFailure extends Error {}
+
+function fail(message) {
+  throw new WalkFailure(message);
+}
+
+/** Console errors, uncaught page errors and CSP reports, until the next `assertQuiet`. */
+const problems = [];
+/**
+ * Paths whose error status the walk provokes on purpose: their "Failed to load resource"
+ * console line is fine. Never removed: every `goto` checks the status it gets itself.
+ */
+const expectedErrorPaths = new Set();
+let faviconNoticed = false;
+/** The page the walk is on, for the screenshot of a failure. */
+let current = null;
+
+function watch(page, { csp = false } = {}) {
+  page.on('console', (msg) => {
+    const text = msg.text();
+    const where = msg.location()?.url || page.url();
+    if (csp && /Content Security Policy|Refused to/i.test(text)) {
+      problems.push(`violación de la CSP en ${where}: ${text}`);
+      return;
+    }
+    if (msg.type() !== 'error') return;
+    if (/^Failed to load resource: the server responded with a status of \d+/.test(text)) {
+      const url = safeUrl(where);
+      // The browser asks for /favicon.ico on its own; the page did not.
+      if (url?.pathname === '/favicon.ico') {
+        if (!faviconNoticed) console.log(`  aviso: ${where} no existe (no hace fallar la prueba)`);
+        faviconNoticed = true;
+        return;
+      }
+      if (url && expectedErrorPaths.has(url.pathname)) return;
+    }
+    problems.push(`error en la consola de ${where}: ${text}`);
+  });
+  page.on('pageerror', (err) => {
+    problems.push(`error de JavaScript en ${page.url()}: ${err.message}`);
+  });
+  // Destructive actions ask "are you sure" (window.confirm): the person says yes.
+  page.on('dialog', async (dialog) => {
+    console.log(`  ${dialog.type()}: «${dialog.message()}» → Aceptar`);
+    await dialog.accept();
+  });
+}
+
+function assertQuiet() {
+  if (problems.length > 0) {
+    fail(`el navegador informó:\n    ${problems.splice(0).join('\n    ')}`);
+  }
+}
+
+function safeUrl(s) {
+  try {
+    return new URL(s);
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Browser contexts
+// ---------------------------------------------------------------------------------------
+
+let browser;
+
+/**
+ * A fresh context (own cookies). `bypassCSP` is on by default so that axe can be injected;
+ * the CSP itself is proven in a context of its own (`csp: true`).
+ */
+async function open({ viewport = DESKTOP, javaScript = true, csp = false, phone = false } = {}) {
+  const context = await browser.newContext({
+    viewport,
+    javaScriptEnabled: javaScript,
+    bypassCSP: !csp,
+    locale: 'es-MX',
+    timezoneId: 'America/Mexico_City',
+    ...(phone ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
+  });
+  context.setDefaultTimeout(ACTION_MS);
+  context.setDefaultNavigationTimeout(NAVIGATION_MS);
+  const page = await context.newPage();
+  watch(page, { csp });
+  current = page;
+  return page;
+}
+
+async function closeContext(page) {
+  assertQuiet();
+  await page.context().close();
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+const normalize = (s) => (s ?? '').replace(/\s+/g, ' ').trim();
+
+function step(title) {
+  console.log(`\n== ${title}`);
+}
+
+/** GET `pathname`; fails unless it answers `status` (by default any 2xx). */
+async function goto(page, pathname, { status } = {}) {
+  current = page;
+  const response = await page.goto(BASE_URL + pathname);
+  if (!response) fail(`GET ${pathname}: sin respuesta`);
+  const ok = status === undefined ? response.ok() : response.status() === status;
+  if (!ok) {
+    fail(`GET ${pathname} respondió ${response.status()}, se esperaba ${status ?? '2xx'}`);
+  }
+  return response;
+}
+
+/** Clicks a submit button and waits for the page the server answers with. */
+async function submit(page, button, what) {
+  current = page;
+  const navigated = page.waitForEvent('framenavigated', {
+    predicate: (frame) => frame === page.mainFrame(),
+    timeout: NAVIGATION_MS,
+  });
+  navigated.catch(() => {}); // handled below; keeps a click failure from leaving it unhandled
+  await button.click();
+  try {
+    await navigated;
+  } catch {
+    const invalid = await page
+      .locator('form :invalid')
+      .evaluateAll((els) => els.map((e) => `${e.name || e.id}: ${e.validationMessage}`))
+      .catch(() => []);
+    fail(
+      `«${what}» no envió el formulario` +
+        (invalid.length ? ` (el navegador lo rechaza: ${invalid.join('; ')})` : ''),
+    );
+  }
+  await page.waitForLoadState('load');
+}
+
+/** Visible, non-empty texts of the elements with `role`. */
+async function texts(page, role) {
+  const out = [];
+  for (const el of await page.getByRole(role).all()) {
+    const t = normalize(await el.textContent());
+    if (t && (await el.isVisible())) out.push(t);
+  }
+  return out;
+}
+
+/** The names of the action forms on the page (for messages). */
+async function offered(page) {
+  const names = await page
+    .locator('form[aria-label]')
+    .evaluateAll((forms) => forms.map((f) => f.getAttribute('aria-label')));
+  return names.length ? names.map((n) => `«${n}»`).join(', ') : '(ninguna)';
+}
+
+/** A value to keep when the field comes filled, otherwise `value`. */
+const keepOr = (value) => ({ keepOr: value });
+
+/** Picks the option whose text is `wanted` (or starts with it, or matches the RegExp). */
+async function choose(select, wanted, label) {
+  const options = await select.locator('option').evaluateAll((os) =>
+    os.map((o) => ({
+      value: o.value,
+      text: o.textContent.replace(/\s+/g, ' ').trim(),
+      usable: !o.disabled && o.value !== '',
+    })),
+  );
+  const usable = options.filter((o) => o.usable);
+  const pick =
+    wanted instanceof RegExp
+      ? usable.find((o) => wanted.test(o.text))
+      : (usable.find((o) => o.text === wanted) ?? usable.find((o) => o.text.startsWith(wanted)));
+  if (!pick) {
+    fail(
+      `«${label}» no ofrece ${wanted}; opciones: ${options.map((o) => `«${o.text}»`).join(', ')}`,
+    );
+  }
+  await select.selectOption(pick.value);
+  return pick;
+}
+
+/** Fills the labelled fields of `scope` (a form): text, textarea, datetime-local, select. */
+async function fill(scope, fields) {
+  const chosen = {};
+  for (const [label, wanted] of Object.entries(fields)) {
+    const field = scope.getByLabel(label, { exact: true });
+    const n = await field.count();
+    if (n !== 1) fail(`el campo «${label}» aparece ${n} veces en el formulario (se esperaba 1)`);
+    const tag = await field.evaluate((el) => el.tagName.toLowerCase());
+    if (tag === 'select') {
+      chosen[label] = (await choose(field, wanted, label)).text;
+    } else if (wanted && typeof wanted === 'object' && 'keepOr' in wanted) {
+      const prefilled = await field.inputValue();
+      if (prefilled) {
+        chosen[label] = prefilled;
+      } else {
+        await field.fill(wanted.keepOr);
+        chosen[label] = wanted.keepOr;
+      }
+    } else {
+      await field.fill(wanted);
+      chosen[label] = wanted;
+    }
+  }
+  return chosen;
+}
+
+/**
+ * Takes an action offered on the incident page: the form named `formName`, its `fields`
+ * filled, submitted with its button (named like the form unless `button` says otherwise).
+ * The server must answer with a role="status" message and no role="alert".
+ */
+async function act(page, formName, fields = {}, button = formName) {
+  current = page;
+  const form = page.getByRole('form', { name: formName, exact: true });
+  if ((await form.count()) !== 1) {
+    fail(`la acción «${formName}» no se ofrece en ${page.url()}; se ofrecen: ${await offered(page)}`);
+  }
+  await fill(form, fields);
+  await submit(page, form.getByRole('button', { name: button, exact: true }), button);
+  const alerts = await texts(page, 'alert');
+  if (alerts.length) fail(`«${button}» fue rechazada: ${alerts.join(' | ')}`);
+  const status = await texts(page, 'status');
+  if (!status.length) fail(`tras «${button}» no aparece un mensaje role="status" en ${page.url()}`);
+  console.log(`  ${button}: «${status.join(' | ')}»`);
+}
+
+async function expectState(page, text) {
+  const state = page.getByTestId('state');
+  if ((await state.count()) === 0) fail(`${page.url()} no muestra el estado (data-testid="state")`);
+  const shown = normalize(await state.first().textContent());
+  if (!shown.includes(text)) fail(`estado esperado «${text}», la página muestra «${shown}»`);
+  console.log(`  estado: ${shown}`);
+}
+
+let shots = 0;
+
+/**
+ * The page as it stands: no console errors so far, a screenshot (NN-name.png) and, where
+ * JavaScript runs, an axe audit that fails on any serious or critical violation.
+ */
+async function check(page, name, { axe = true } = {}) {
+  current = page;
+  await page.waitForLoadState('load');
+  assertQuiet();
+  shots += 1;
+  const file = `${String(shots).padStart(2, '0')}-${name}.png`;
+  await page.screenshot({ path: path.join(SCREENSHOTS, file), fullPage: true });
+  let verdict = 'axe: se omite sin JavaScript (la misma página se audita con JavaScript)';
+  if (axe) verdict = await audit(page, name);
+  assertQuiet();
+  console.log(`  ✓ ${file}  ${new URL(page.url()).pathname}  ${verdict}`);
+}
+
+async function audit(page, name) {
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) {
+    await page.addScriptTag({ path: AXE_PATH });
+  }
+  const result = await page.evaluate(
+    (values) => window.axe.run(document, { runOnly: { type: 'tag', values } }),
+    AXE_TAGS,
+  );
+  const blocking = result.violations.filter((v) => BLOCKING_IMPACTS.has(v.impact));
+  for (const v of result.violations) {
+    const mark = BLOCKING_IMPACTS.has(v.impact) ? 'VIOLACIÓN' : 'aviso';
+    console.log(`    ${mark} axe ${v.id} (${v.impact}): ${v.help}`);
+    for (const node of v.nodes) console.log(`      en ${node.target.join(' ')}`);
+  }
+  if (blocking.length) {
+    fail(
+      `axe: ${blocking.length} violación(es) graves o críticas en «${name}» (${page.url()}): ` +
+        blocking.map((v) => v.id).join(', '),
+    );
+  }
+  return `axe: ${result.passes.length} reglas cumplidas, ${result.violations.length} avisos menores`;
+}
+
+/** "YYYY-MM-DDTHH:MM" in Mexico City, `minutesAgo` minutes ago (for datetime-local). */
+function mexicoCity(minutesAgo = 0) {
+  const at = new Date(Date.now() - minutesAgo * 60_000);
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-CA', {
+      timeZone: 'America/Mexico_City',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    })
+      .formatToParts(at)
+      .map((p) => [p.type, p.value]),
+  );
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Signing in and out, the header, the queue
+// ---------------------------------------------------------------------------------------
+
+function loginForm(page) {
+  return page
+    .locator('form')
+    .filter({ has: page.getByLabel('Correo electrónico', { exact: true }) });
+}
+
+async function login(page, email, password = DEMO_PASSWORD) {
+  await goto(page, '/entrar');
+  const form = loginForm(page);
+  if ((await form.count()) !== 1) fail('/entrar no muestra el formulario «Correo electrónico»');
+  await form.getByLabel('Correo electrónico', { exact: true }).fill(email);
+  await form.getByLabel('Contraseña', { exact: true }).fill(password);
+  await submit(page, form.getByRole('button', { name: 'Entrar', exact: true }), 'Entrar');
+  if (new URL(page.url()).pathname.startsWith('/entrar')) {
+    const alerts = await texts(page, 'alert');
+    fail(`no se pudo entrar como ${email}: ${alerts.join(' | ') || 'la página sigue en /entrar'}`);
+  }
+  console.log(`  entró ${email} → ${new URL(page.url()).pathname}`);
+}
+
+async function logout(page) {
+  const salir = page.getByRole('button', { name: 'Salir', exact: true });
+  if ((await salir.count()) !== 1) fail(`${page.url()} no tiene el botón «Salir»`);
+  await submit(page, salir, 'Salir');
+  // Signed out, the queue is not shown (whatever / answers: a redirect, 401...).
+  expectedErrorPaths.add('/');
+  await page.goto(BASE_URL + '/');
+  await page.waitForLoadState('load');
+  if ((await page.getByRole('button', { name: 'Salir', exact: true }).count()) > 0) {
+    fail(`tras «Salir» la sesión sigue abierta (${page.url()})`);
+  }
+  console.log(`  salió (/ lleva a ${new URL(page.url()).pathname})`);
+}
+
+/** The signed-in header: nav links, "Salir", and "Nueva incidencia" only for `canReport`. */
+async function expectHeader(page, { canReport }) {
+  const nav = page.getByRole('navigation');
+  for (const name of ['Bandeja', 'Mi cuenta']) {
+    if ((await nav.getByRole('link', { name, exact: true }).count()) === 0) {
+      fail(`la navegación no tiene el enlace «${name}» (${page.url()})`);
+    }
+  }
+  const report = await nav.getByRole('link', { name: 'Nueva incidencia', exact: true }).count();
+  if ((report > 0) !== canReport) {
+    fail(`el enlace «Nueva incidencia» ${canReport ? 'falta' : 'sobra'} en la navegación`);
+  }
+  if ((await page.getByRole('button', { name: 'Salir', exact: true }).count()) !== 1) {
+    fail('falta el botón «Salir»');
+  }
+  if ((await page.getByRole('link', { name: 'Ir al contenido', exact: true }).count()) === 0) {
+    fail('falta el enlace «Ir al contenido»');
+  }
+}
+
+/** The skip link is the first stop of the keyboard and leads to an existing element. */
+async function expectSkipLinkFirst(page) {
+  await page.keyboard.press('Tab');
+  const focused = await page.evaluate(() => {
+    const el = document.activeElement;
+    const href = el?.getAttribute('href') ?? '';
+    const target = href.startsWith('#') ? document.getElementById(href.slice(1)) : null;
+    return { text: (el?.textContent ?? '').trim(), href, target: Boolean(target) };
+  });
+  if (focused.text !== 'Ir al contenido') {
+    fail(`la primera tecla Tab enfoca «${focused.text}», no «Ir al contenido»`);
+  }
+  if (!focused.target) fail(`«Ir al contenido» apunta a ${focused.href}, que no existe`);
+  // A focused skip link usually shows itself and moves the header: let it go again.
+  await page.evaluate(() => document.activeElement?.blur());
+}
+
+/** Opens the incident from the queue, by the link whose text is its folio. */
+async function openFromQueue(page, folio, shotName) {
+  await goto(page, '/');
+  const link = page.getByRole('link', { name: folio, exact: true });
+  if ((await link.count()) === 0) fail(`la bandeja no lista ${folio}`);
+  const href = await link.first().getAttribute('href');
+  if (!href?.endsWith(`/incidencias/${folio}`)) {
+    fail(`el enlace de ${folio} lleva a ${href}, no a /incidencias/${folio}`);
+  }
+  await check(page, shotName);
+  await link.first().click();
+  await page.waitForURL((u) => decodeURIComponent(u.pathname) === `/incidencias/${folio}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// The walk
+// ---------------------------------------------------------------------------------------
+
+async function walk() {
+  let page = await open();
+
+  step('0. /entrar: la página, y una contraseña incorrecta');
+  await goto(page, '/entrar');
+  await check(page, 'entrar');
+  expectedErrorPaths.add('/entrar'); // a refused sign-in may answer 401/422
+  const form = loginForm(page);
+  await form.getByLabel('Correo electrónico', { exact: true }).fill(HELPDESK);
+  await form.getByLabel('Contraseña', { exact: true }).fill('no-es-la-contraseña');
+  await submit(page, form.getByRole('button', { name: 'Entrar', exact: true }), 'Entrar');
+  const refused = await texts(page, 'alert');
+  if (!refused.length) fail('una contraseña incorrecta no muestra un mensaje role="alert"');
+  console.log(`  alerta: «${refused.join(' | ')}»`);
+  await check(page, 'entrar-contrasena-incorrecta');
+
+  step(`1. Mesa de ayuda (${HELPDESK}): registra una incidencia y la notifica`);
+  await login(page, HELPDESK);
+  await expectHeader(page, { canReport: true });
+  await expectSkipLinkFirst(page);
+  await check(page, 'bandeja-mesa');
+  await page.getByRole('navigation').getByRole('link', { name: 'Nueva incidencia', exact: true }).click();
+  await page.waitForURL((u) => u.pathname === '/incidencias/nueva');
+  await check(page, 'nueva-incidencia');
+  const occurred = page.getByLabel('Fecha y hora en que ocurrió', { exact: true });
+  if (!(await occurred.inputValue())) console.log('  aviso: «Fecha y hora en que ocurrió» no viene llena');
+  // Twenty minutes ago, so that the report form's detection (five minutes ago) is after it.
+  const chosen = await fill(page.locator('form').filter({ has: occurred }), {
+    Trámite: /^SBD-/,
+    'Tipo de incidencia': 'No disponible',
+    Descripción: 'Prueba en navegador: el trámite responde «Error 500» al enviar la solicitud.',
+    'Fecha y hora en que ocurrió': mexicoCity(20),
+    Medio: 'Teléfono',
+  });
+  console.log(`  trámite: ${chosen['Trámite']}`);
+  await submit(page, page.getByRole('button', { name: 'Registrar incidencia', exact: true }), 'Registrar incidencia');
+  const match = new URL(page.url()).pathname.match(/^\/incidencias\/([^/]+)$/);
+  if (!match || match[1] === 'nueva') {
+    const alerts = await texts(page, 'alert');
+    fail(`«Registrar incidencia» no llevó a la incidencia (${page.url()}): ${alerts.join(' | ')}`);
+  }
+  const folio = decodeURIComponent(match[1]);
+  const h1 = normalize(await page.getByRole('heading', { level: 1 }).first().textContent());
+  if (!h1.includes(folio)) fail(`el <h1> «${h1}» no contiene el folio ${folio}`);
+  console.log(`  folio: ${folio}`);
+  await expectState(page, 'Reportada');
+  await check(page, 'incidencia-reportada');
+  await act(page, 'Notificar', { Severidad: 'Alta' });
+  await expectState(page, 'En espera de confirmación');
+  await check(page, 'incidencia-notificada');
+  await logout(page);
+
+  step(`2. Dependencia (${AGENCY}): confirma sin JavaScript, despliega cortinilla, avisa resolución`);
+  await login(page, AGENCY);
+  await expectHeader(page, { canReport: true });
+  await openFromQueue(page, folio, 'bandeja-dependencia');
+  await check(page, 'incidencia-dependencia');
+  {
+    const noScript = await open({ javaScript: false });
+    await login(noScript, AGENCY);
+    await goto(noScript, `/incidencias/${folio}`);
+    await act(noScript, 'Confirmar de enterado');
+    await expectState(noScript, 'En corrección');
+    await check(noScript, 'sin-javascript-confirmada', { axe: false });
+    await closeContext(noScript);
+  }
+  current = page;
+  await goto(page, `/incidencias/${folio}`);
+  await expectState(page, 'En corrección');
+  await check(page, 'incidencia-en-correccion');
+  await act(page, 'Desplegar cortinilla', {
+    Mensaje: 'Este trámite presenta una falla; estamos trabajando para restablecerlo.',
+  });
+  await check(page, 'cortinilla-desplegada');
+  await act(page, 'Avisar resolución', {
+    'Resumen de la corrección': 'Se reinició el servicio de firma y se amplió su memoria.',
+  });
+  await expectState(page, 'En validación');
+  await check(page, 'incidencia-en-validacion');
+  await logout(page);
+
+  step(`3. Validación CEDN (${VALIDATOR}): aprueba`);
+  await login(page, VALIDATOR);
+  await expectHeader(page, { canReport: false });
+  await check(page, 'bandeja-validacion');
+  await goto(page, `/incidencias/${folio}`);
+  await act(page, 'Aprobar validación');
+  await expectState(page, 'Validada');
+  await check(page, 'incidencia-validada');
+  await logout(page);
+
+  step(`4. Dependencia (${AGENCY}): retira la cortinilla y envía el formato`);
+  await login(page, AGENCY);
+  await goto(page, `/incidencias/${folio}`);
+  await act(page, 'Retirar cortinilla');
+  await check(page, 'cortinilla-retirada');
+
+  console.log('  -- en un teléfono (390×844)');
+  {
+    const phone = await open({ viewport: PHONE, phone: true });
+    await login(phone, AGENCY);
+    await goto(phone, '/');
+    await check(phone, 'telefono-bandeja');
+    await goto(phone, `/incidencias/${folio}`);
+    await check(phone, 'telefono-incidencia');
+    await closeContext(phone);
+  }
+  console.log('  -- con la Content-Security-Policy en vigor');
+  {
+    const strict = await open({ csp: true });
+    await login(strict, AGENCY);
+    for (const pathname of ['/', `/incidencias/${folio}`, '/incidencias/nueva', '/cuenta']) {
+      await goto(strict, pathname);
+      await strict.waitForTimeout(250); // late console reports
+      assertQuiet();
+      console.log(`  ✓ sin violaciones de la CSP: ${pathname}`);
+    }
+    await logout(strict);
+    assertQuiet();
+    await closeContext(strict);
+  }
+  current = page;
+
+  const report = page.getByRole('form', { name: 'Formato de incidencias', exact: true });
+  if ((await report.count()) !== 1) {
+    fail(`no aparece el formulario «Formato de incidencias»; se ofrecen: ${await offered(page)}`);
+  }
+  const times = await fill(report, {
+    'Fecha y hora de detección': keepOr(mexicoCity(5)),
+    'Fecha y hora de restablecimiento del servicio': keepOr(mexicoCity(0)),
+  });
+  console.log(`  detección ${times['Fecha y hora de detección']}, restablecimiento ${times['Fecha y hora de restablecimiento del servicio']}`);
+  await act(
+    page,
+    'Formato de incidencias',
+    {
+      'Descripción de la falla observada': 'El trámite respondía «Error 500» al enviar la solicitud.',
+      'Impacto (usuarios o transacciones afectadas, estimado)': 'Unas 300 solicitudes no concluidas.',
+      'Causa raíz': 'El servicio de firma electrónica se quedó sin memoria.',
+      'Acciones aplicadas para la resolución':
+        'Se reinició el servicio de firma\nSe amplió la memoria asignada',
+      'Verificación y validación realizadas por la dependencia':
+        'Se enviaron diez solicitudes de prueba con éxito.',
+      'Acciones preventivas para evitar recurrencia':
+        'Alerta de memoria al 80 %\nPrueba de carga mensual',
+      'Nombre de quien elabora': 'Responsable de Pruebas',
+      'Cargo de quien elabora': 'Jefatura de Departamento de Operación',
+      Evidencias: 'https://www.gob.mx/evidencias/bitacora-servicio-firma',
+    },
+    'Enviar formato',
+  );
+  await check(page, 'formato-enviado');
+  await logout(page);
+
+  step(`5. Mesa de ayuda (${HELPDESK}): acepta el formato y cierra`);
+  await login(page, HELPDESK);
+  await goto(page, `/incidencias/${folio}`);
+  await check(page, 'formato-por-revisar');
+  await act(page, 'Revisión del formato', {}, 'Aceptar formato');
+  await check(page, 'formato-aceptado');
+  await act(page, 'Cerrar incidencia');
+  await expectState(page, 'Cerrada');
+  await check(page, 'incidencia-cerrada');
+  await page.getByRole('navigation').getByRole('link', { name: 'Mi cuenta', exact: true }).click();
+  await page.waitForURL((u) => u.pathname === '/cuenta');
+  if ((await page.getByRole('heading', { name: 'Mi cuenta' }).count()) === 0) {
+    fail('/cuenta no tiene un encabezado «Mi cuenta»');
+  }
+  await check(page, 'mi-cuenta');
+  await logout(page);
+
+  step(`6. Otra dependencia (${OTHER_EMAIL}): no ve la incidencia`);
+  await login(page, OTHER_EMAIL, OTHER_PASSWORD);
+  await expectHeader(page, { canReport: true });
+  if ((await page.getByText('No hay incidencias').count()) === 0) {
+    fail('la bandeja de otra dependencia no dice «No hay incidencias»');
+  }
+  if ((await page.getByRole('link', { name: folio, exact: true }).count()) > 0) {
+    fail(`la bandeja de otra dependencia lista ${folio}`);
+  }
+  await check(page, 'bandeja-vacia');
+  expectedErrorPaths.add(`/incidencias/${folio}`);
+  await goto(page, `/incidencias/${folio}`, { status: 404 });
+  console.log(`  GET /incidencias/${folio} → 404`);
+  await check(page, 'incidencia-ajena-404');
+  await logout(page);
+  await closeContext(page);
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function main() {
+  rmSync(SCREENSHOTS, { recursive: true, force: true });
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  console.log(`recorrido del navegador: ${BASE_URL}; capturas en ${SCREENSHOTS}`);
+  const started = Date.now();
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    console.log(`Chromium ${browser.version()} (${CHROMIUM})`);
+    await walk();
+    console.log(`\nRECORRIDO COMPLETO: ${shots} páginas auditadas en ${Math.round((Date.now() - started) / 1000)} s`);
+  } catch (err) {
+    process.exitCode = 1;
+    console.error(`\nFALLO: ${err instanceof WalkFailure ? err.message : err.stack}`);
+    if (current && !current.isClosed()) {
+      console.error(`  en ${current.url()}`);
+      const shot = path.join(SCREENSHOTS, 'FALLO.png');
+      await current
+        .screenshot({ path: shot, fullPage: true })
+        .then(() => console.error(`  captura: ${shot}`))
+        .catch(() => {});
+    }
+  } finally {
+    await browser?.close().catch(() => {});
+  }
+}
+
+await main();
