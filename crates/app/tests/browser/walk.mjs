@@ -330,7 +330,7 @@ async function audit(page, name) {
         blocking.map((v) => v.id).join(', '),
     );
   }
-  return `axe: ${result.passes.length} reglas cumplidas, ${result.violations.length} avisos menores`;
+  return `axe: ${result.passes.length} reglas cumplidas; avisos menores: ${result.violations.length}`;
 }
 
 /** "YYYY-MM-DDTHH:MM" in Mexico City, `minutesAgo` minutes ago (for datetime-local). */
@@ -446,7 +446,7 @@ async function openFromQueue(page, folio, shotName) {
 // ---------------------------------------------------------------------------------------
 
 async function walk() {
-  let page = await open();
+  const page = await open();
 
   step('0. /entrar: la página, y una contraseña incorrecta');
   await goto(page, '/entrar');
