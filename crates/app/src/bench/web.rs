@@ -192,6 +192,32 @@ pub async fn web_bench(args: WebBench) -> Result<i32, StoreError> {
     }
     eprintln!("sembrado en {:.1} s", seeded.elapsed().as_secs_f64());
 
+    // Where the incident page's time goes: each service call it makes, alone.
+    let caller = service
+        .authenticate_session(&session)
+        .await
+        .map_err(invalid)?;
+    let mut parts: Vec<(&str, Vec<Duration>)> = Vec::new();
+    macro_rules! part {
+        ($name:expr, $call:expr) => {{
+            let mut times = Vec::with_capacity(args.requests);
+            for _ in 0..args.requests {
+                let started = Instant::now();
+                $call.await.map_err(invalid)?;
+                times.push(started.elapsed());
+            }
+            times.sort();
+            parts.push(($name, times));
+        }};
+    }
+    part!("Service::incident", service.incident(&caller, busy));
+    part!("Service::events", service.events(&caller, busy));
+    part!("Service::available_actions", service.available_actions(&caller, busy));
+    part!("Service::incident_mail", service.incident_mail(&caller, busy));
+    part!("Service::incident_messages", service.incident_messages(&caller, busy));
+    part!("Service::procedures", service.procedures(&caller));
+    part!("Service::agencies", service.agencies(&caller));
+
     let app = router(AppState {
         service: service.clone(),
         secure_cookies: false,
@@ -255,6 +281,16 @@ pub async fn web_bench(args: WebBench) -> Result<i32, StoreError> {
             median(timings.iter().map(|t| t.p50).collect()),
             median(timings.iter().map(|t| t.p99).collect()),
             median(timings.iter().map(|t| t.max).collect()),
+        );
+    }
+    println!("\nThe incident page's service calls, each alone ({} calls):\n", args.requests);
+    println!("| call | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    for (name, times) in &parts {
+        println!(
+            "| {name} | {:.3} | {:.3} |",
+            percentile_ms(times, 0.50),
+            percentile_ms(times, 0.99)
         );
     }
     Ok(0)
