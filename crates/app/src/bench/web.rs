@@ -212,9 +212,18 @@ pub async fn web_bench(args: WebBench) -> Result<i32, StoreError> {
     }
     part!("Service::incident", service.incident(&caller, busy));
     part!("Service::events", service.events(&caller, busy));
-    part!("Service::available_actions", service.available_actions(&caller, busy));
-    part!("Service::incident_mail", service.incident_mail(&caller, busy));
-    part!("Service::incident_messages", service.incident_messages(&caller, busy));
+    part!(
+        "Service::available_actions",
+        service.available_actions(&caller, busy)
+    );
+    part!(
+        "Service::incident_mail",
+        service.incident_mail(&caller, busy)
+    );
+    part!(
+        "Service::incident_messages",
+        service.incident_messages(&caller, busy)
+    );
     part!("Service::procedures", service.procedures(&caller));
     part!("Service::agencies", service.agencies(&caller));
 
@@ -283,7 +292,10 @@ pub async fn web_bench(args: WebBench) -> Result<i32, StoreError> {
             median(timings.iter().map(|t| t.max).collect()),
         );
     }
-    println!("\nThe incident page's service calls, each alone ({} calls):\n", args.requests);
+    println!(
+        "\nThe incident page's service calls, each alone ({} calls):\n",
+        args.requests
+    );
     println!("| call | p50 ms | p99 ms |");
     println!("|---|---|---|");
     for (name, times) in &parts {
