@@ -59,10 +59,15 @@ impl Service {
     /// A new API token for the user with this address; the token is returned once.
     pub async fn create_token(&self, email: &str) -> Result<String, ServiceError> {
         let user = self.account(email).await?;
+        self.issue_token(user.id).await
+    }
+
+    /// A new API token of `user`: only its hash is kept; the secret is returned once.
+    async fn issue_token(&self, user: incidencias_core::UserId) -> Result<String, ServiceError> {
         let token = new_secret()?;
         self.store
             .add_token(
-                user.id,
+                user,
                 TokenKind::Api,
                 sha256_hex(token.as_bytes()),
                 self.now(),
@@ -187,17 +192,7 @@ impl Service {
 
     /// A new API token for the caller; the secret is returned once.
     pub async fn create_my_token(&self, caller: &Caller) -> Result<String, ServiceError> {
-        let token = new_secret()?;
-        self.store
-            .add_token(
-                caller.id,
-                TokenKind::Api,
-                sha256_hex(token.as_bytes()),
-                self.now(),
-                None,
-            )
-            .await?;
-        Ok(token)
+        self.issue_token(caller.id).await
     }
 
     /// Revokes one of the caller's API tokens; a token that is not theirs (or no longer

@@ -1,16 +1,14 @@
 //! "Mi cuenta": the person's data, their password, their API tokens.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::format;
-use super::incident::Fields;
 use super::pages::{Errors, Layout, html, refused, status_of};
-use super::session::{self, FromOurPages, Viewer};
+use super::session::{Posted, Viewer};
 use super::views;
 use crate::http::AppState;
 use crate::service::ServiceError;
@@ -99,14 +97,8 @@ fn label(field: &str) -> String {
 
 pub async fn change_password(
     State(state): State<AppState>,
-    viewer: Viewer,
-    FromOurPages(ours): FromOurPages,
-    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+    Posted { viewer, fields }: Posted,
 ) -> Response {
-    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
-    if !fields.genuine(&viewer, ours) {
-        return session::forged();
-    }
     let result = state
         .service
         .change_password(
@@ -132,14 +124,8 @@ pub async fn change_password(
 /// A new token is shown once, on the page that answers the form (never in a URL).
 pub async fn create_token(
     State(state): State<AppState>,
-    viewer: Viewer,
-    FromOurPages(ours): FromOurPages,
-    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+    Posted { viewer, .. }: Posted,
 ) -> Response {
-    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
-    if !fields.genuine(&viewer, ours) {
-        return session::forged();
-    }
     let token = match state.service.create_my_token(&viewer.caller).await {
         Ok(t) => t,
         Err(e) => return refused(Some(&viewer), &e),
@@ -152,15 +138,9 @@ pub async fn create_token(
 
 pub async fn revoke_token(
     State(state): State<AppState>,
-    viewer: Viewer,
-    FromOurPages(ours): FromOurPages,
     Path(id): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+    Posted { viewer, .. }: Posted,
 ) -> Response {
-    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
-    if !fields.genuine(&viewer, ours) {
-        return session::forged();
-    }
     let Ok(id) = id.parse::<i64>() else {
         return refused(Some(&viewer), &ServiceError::NotFound("ese token".into()));
     };

@@ -29,29 +29,36 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-fn etag(bytes: &[u8]) -> String {
+/// A strong `ETag` for `bytes`.
+pub fn etag(bytes: &[u8]) -> String {
     format!("\"{}\"", &crate::encoding::sha256_hex(bytes)[..32])
 }
 
-pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
-    let Some((_, content_type, bytes)) = FILES.iter().find(|(name, _, _)| *name == file) else {
-        return (StatusCode::NOT_FOUND, "no encontrado").into_response();
-    };
-    let tag = etag(bytes);
-    let fresh = headers
+/// `full` with its `ETag`, or 304 when the request already holds that version.
+pub fn revalidated(tag: &str, request: &HeaderMap, full: impl FnOnce() -> Response) -> Response {
+    let fresh = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == tag);
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, *content_type)], *bytes).into_response()
+        full()
     };
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&tag) {
-        h.insert(header::ETAG, v);
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        response.headers_mut().insert(header::ETAG, v);
     }
-    h.insert(
+    response
+}
+
+pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let Some((_, content_type, bytes)) = FILES.iter().find(|(name, _, _)| *name == file) else {
+        return (StatusCode::NOT_FOUND, "no encontrado").into_response();
+    };
+    let mut response = revalidated(&etag(bytes), &headers, || {
+        ([(header::CONTENT_TYPE, *content_type)], *bytes).into_response()
+    });
+    response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300, must-revalidate"),
     );

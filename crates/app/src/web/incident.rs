@@ -3,7 +3,6 @@
 //! that act on it, and the new-incident form.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,69 +15,12 @@ use serde::Deserialize;
 
 use super::format;
 use super::pages::{Choice, Errors, Layout, html, refused};
-use super::session::{self, FromOurPages, Viewer};
+use super::session::{Fields, Posted, Viewer};
 use super::views::{
     self, ActionView, Check, ClockView, MailItem, Names, ReceivedItem, TimelineItem,
 };
-use crate::encoding::sha256_hex;
 use crate::http::AppState;
-use crate::service::{IdemRequest, NewIncidentInput, ServiceError};
-
-/// A posted form's fields, in order (a field may repeat: checkboxes).
-#[derive(Debug, Default, Clone)]
-pub struct Fields(pub Vec<(String, String)>);
-
-impl Fields {
-    pub fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    /// Non-blank lines of a textarea.
-    pub fn lines(&self, name: &str) -> Vec<String> {
-        self.get(name)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// The form came from our pages with this session's token.
-    pub fn genuine(&self, viewer: &Viewer, ours: bool) -> bool {
-        ours && self.get("_csrf") == viewer.csrf
-    }
-
-    /// The form's idempotency key (one per rendered form): sending the same form twice
-    /// (a double click, a reload after a lost answer) acts once.
-    pub fn idem(&self, path: &str) -> Option<IdemRequest> {
-        let key = self.get("_clave");
-        if key.is_empty() || key.len() > 200 {
-            return None;
-        }
-        let mut fingerprint = format!("POST {path}\n");
-        for (k, v) in &self.0 {
-            if k != "_csrf" {
-                fingerprint.push_str(&format!("{k}={v}\n"));
-            }
-        }
-        Some(IdemRequest {
-            key: format!("web:{key}"),
-            request_hash: sha256_hex(fingerprint.as_bytes()),
-        })
-    }
-}
+use crate::service::{NewIncidentInput, ServiceError};
 
 /// A fresh key for the forms of one rendered page.
 fn new_key() -> String {
@@ -598,15 +540,12 @@ fn report_of(f: &Fields) -> Result<IncidentReport, ServiceError> {
 
 /// Performs `action` from a posted form: on success back to the page (POST-redirect-GET);
 /// refused, the page again with the reason and what was typed.
-async fn perform(
-    state: &AppState,
-    viewer: &Viewer,
-    raw_folio: &str,
-    action: Action,
-    fields: Fields,
-    path: &str,
-    done: &str,
-) -> Response {
+async fn perform(state: &AppState, posted: Posted, raw_folio: &str, action: Action) -> Response {
+    let Posted { viewer, fields } = posted;
+    let viewer = &viewer;
+    // The idempotency fingerprint names the action, whichever form carried it.
+    let path = format!("/incidencias/{raw_folio}/acciones/{}", action.name());
+    let done = action.name();
     let folio = match parse_folio(raw_folio) {
         Ok(f) => f,
         Err(e) => return refused(Some(viewer), &e),
@@ -619,7 +558,7 @@ async fn perform(
         Ok(command) => {
             state
                 .service
-                .act_via(&viewer.caller, folio, command, fields.idem(path), Via::Web)
+                .act_via(&viewer.caller, folio, command, fields.idem(&path), Via::Web)
                 .await
         }
         Err(e) => Err(e),
@@ -642,87 +581,41 @@ async fn perform(
 
 pub async fn act(
     State(state): State<AppState>,
-    viewer: Viewer,
-    FromOurPages(ours): FromOurPages,
     Path((folio, name)): Path<(String, String)>,
-    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+    posted: Posted,
 ) -> Response {
-    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
-    if !fields.genuine(&viewer, ours) {
-        return session::forged();
+    match Action::named(&name) {
+        Some(action) => perform(&state, posted, &folio, action).await,
+        None => refused(
+            Some(&posted.viewer),
+            &ServiceError::NotFound("esa acción".into()),
+        ),
     }
-    let Some(action) = Action::named(&name) else {
-        return refused(Some(&viewer), &ServiceError::NotFound("esa acción".into()));
-    };
-    let path = format!("/incidencias/{folio}/acciones/{name}");
-    perform(
-        &state,
-        &viewer,
-        &folio,
-        action,
-        fields,
-        &path,
-        action.name(),
-    )
-    .await
 }
 
-/// The report form's two buttons (save a draft, deliver).
-pub async fn report_form(
+/// The report form's buttons (save a draft, deliver) and the help desk's review (accept,
+/// ask for the missing fields): one form each, the button pressed names the action.
+pub async fn form_buttons(
     State(state): State<AppState>,
-    viewer: Viewer,
-    FromOurPages(ours): FromOurPages,
     Path(folio): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
+    posted: Posted,
 ) -> Response {
-    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
-    if !fields.genuine(&viewer, ours) {
-        return session::forged();
+    let action = Action::named(posted.fields.get("_accion")).filter(|a| {
+        matches!(
+            a,
+            Action::SaveReportFormDraft
+                | Action::SubmitReportForm
+                | Action::AcceptReportForm
+                | Action::RequestMissingInformation
+        )
+    });
+    match action {
+        Some(action) => perform(&state, posted, &folio, action).await,
+        None => refused(
+            Some(&posted.viewer),
+            &ServiceError::NotFound("esa acción".into()),
+        ),
     }
-    let action = match fields.get("_accion") {
-        "report_form_draft" => Action::SaveReportFormDraft,
-        _ => Action::SubmitReportForm,
-    };
-    let path = format!("/incidencias/{folio}/formato");
-    perform(
-        &state,
-        &viewer,
-        &folio,
-        action,
-        fields,
-        &path,
-        action.name(),
-    )
-    .await
-}
-
-/// The help desk's review of the form (accept, or ask for the missing fields).
-pub async fn review(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    FromOurPages(ours): FromOurPages,
-    Path(folio): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
-    if !fields.genuine(&viewer, ours) {
-        return session::forged();
-    }
-    let action = match fields.get("_accion") {
-        "accept_report_form" => Action::AcceptReportForm,
-        _ => Action::RequestMissingInformation,
-    };
-    let path = format!("/incidencias/{folio}/revision");
-    perform(
-        &state,
-        &viewer,
-        &folio,
-        action,
-        fields,
-        &path,
-        action.name(),
-    )
-    .await
 }
 
 // ---------------------------------------------------------------- new incident
@@ -852,16 +745,7 @@ fn new_input(f: &Fields) -> Result<NewIncidentInput, ServiceError> {
     }
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    FromOurPages(ours): FromOurPages,
-    form: Result<Form<Vec<(String, String)>>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
-    if !fields.genuine(&viewer, ours) {
-        return session::forged();
-    }
+pub async fn create(State(state): State<AppState>, Posted { viewer, fields }: Posted) -> Response {
     let result = match new_input(&fields) {
         Ok(input) => {
             state

@@ -42,8 +42,11 @@ pub fn router() -> Router<AppState> {
             "/incidencias/{folio}/acciones/{action}",
             post(incident::act),
         )
-        .route("/incidencias/{folio}/formato", post(incident::report_form))
-        .route("/incidencias/{folio}/revision", post(incident::review))
+        .route("/incidencias/{folio}/formato", post(incident::form_buttons))
+        .route(
+            "/incidencias/{folio}/revision",
+            post(incident::form_buttons),
+        )
         .route("/cuenta", get(account::page))
         .route("/cuenta/contrasena", post(account::change_password))
         .route("/cuenta/tokens", post(account::create_token))

@@ -583,23 +583,8 @@ fn partial<T: Template>(fragment: &T, headers: &HeaderMap) -> Response {
         }
     };
     // The "updated at" line changes every minute; the table's content is what counts.
-    let tag = format!(
-        "\"{}\"",
-        &crate::encoding::sha256_hex(strip_updated(&body).as_bytes())[..32]
-    );
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == tag);
-    let mut response = if fresh {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        Html(body).into_response()
-    };
-    if let Ok(v) = HeaderValue::from_str(&tag) {
-        response.headers_mut().insert(header::ETAG, v);
-    }
-    response
+    let tag = super::assets::etag(strip_updated(&body).as_bytes());
+    super::assets::revalidated(&tag, headers, || Html(body).into_response())
 }
 
 fn strip_updated(body: &str) -> String {

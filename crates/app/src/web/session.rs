@@ -1,7 +1,8 @@
 //! Who is looking at a page: the API's cookie session, and the CSRF token every form
 //! carries. A page asked without a session sends the person to sign in and back.
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::Form;
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -10,6 +11,7 @@ use crate::encoding::sha256_hex;
 use crate::http::AppState;
 use crate::http::extract::{SESSION_COOKIE, cookie, same_origin};
 use crate::service::Caller;
+use crate::service::IdemRequest;
 
 /// A signed-in person and their session's CSRF token.
 #[derive(Clone)]
@@ -138,4 +140,82 @@ pub fn forged() -> Response {
         ),
     )
         .into_response()
+}
+
+/// A posted form's fields, in order (a field may repeat: checkboxes).
+#[derive(Debug, Default, Clone)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Non-blank lines of a textarea.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The form's idempotency key (one per rendered form): sending the same form twice
+    /// (a double click, a reload after a lost answer) acts once.
+    pub fn idem(&self, path: &str) -> Option<IdemRequest> {
+        let key = self.get("_clave");
+        if key.is_empty() || key.len() > 200 {
+            return None;
+        }
+        let mut fingerprint = format!("POST {path}\n");
+        for (k, v) in &self.0 {
+            if k != "_csrf" {
+                fingerprint.push_str(&format!("{k}={v}\n"));
+            }
+        }
+        Some(IdemRequest {
+            key: format!("web:{key}"),
+            request_hash: sha256_hex(fingerprint.as_bytes()),
+        })
+    }
+}
+
+/// A form posted by a signed-in person from our own pages: the session, the browser's word
+/// that the form is ours (`Sec-Fetch-Site`, `Origin`) and the session's token in `_csrf`,
+/// checked before any handler sees the fields. Anything else is refused with nothing done.
+pub struct Posted {
+    pub viewer: Viewer,
+    pub fields: Fields,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Posted, Response> {
+        let (mut parts, body) = req.into_parts();
+        let viewer =
+            <Viewer as FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
+        let ours = same_origin(&parts);
+        let form =
+            Form::<Vec<(String, String)>>::from_request(Request::from_parts(parts, body), state)
+                .await;
+        let fields = Fields(form.map(|Form(f)| f).unwrap_or_default());
+        if !ours || fields.get("_csrf") != viewer.csrf {
+            return Err(forged());
+        }
+        Ok(Posted { viewer, fields })
+    }
 }
