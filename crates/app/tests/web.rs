@@ -62,6 +62,22 @@ async fn get_page(api: &Api, path: &str, cookie: &str) -> Answer {
     api.send(req.body(Body::empty()).expect("request")).await
 }
 
+/// Posts the sign-in form from our own page.
+async fn sign_in_form(api: &Api, email: &str, password: &str, next: &str) -> Answer {
+    post_form(
+        api,
+        "/entrar",
+        "",
+        "same-origin",
+        &[
+            ("email", email),
+            ("password", password),
+            ("siguiente", next),
+        ],
+    )
+    .await
+}
+
 fn csrf_in(html: &str) -> String {
     html.split("name=\"_csrf\" value=\"")
         .nth(1)
@@ -84,14 +100,7 @@ fn key_in(html: &str, form_action: &str) -> String {
 
 impl<'a> Browser<'a> {
     async fn sign_in(api: &'a Api, email: &str) -> Browser<'a> {
-        let a = post_form(
-            api,
-            "/entrar",
-            "",
-            "same-origin",
-            &[("email", email), ("password", PASSWORD), ("siguiente", "/")],
-        )
-        .await;
+        let a = sign_in_form(api, email, PASSWORD, "/").await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "sign-in: {}", a.text);
         let cookie = a
             .header("set-cookie")
@@ -145,32 +154,10 @@ async fn pages_require_a_session_and_send_people_to_sign_in_and_back(url: String
     );
     // Signing in with that return address lands on the incident.
     let back = format!("/incidencias/{folio}");
-    let a = post_form(
-        &api,
-        "/entrar",
-        "",
-        "same-origin",
-        &[
-            ("email", "mesa@ugd.gob.mx"),
-            ("password", PASSWORD),
-            ("siguiente", &back),
-        ],
-    )
-    .await;
+    let a = sign_in_form(&api, "mesa@ugd.gob.mx", PASSWORD, &back).await;
     assert_eq!(a.header("location"), Some(back.as_str()));
     // A return address elsewhere is not followed.
-    let a = post_form(
-        &api,
-        "/entrar",
-        "",
-        "same-origin",
-        &[
-            ("email", "mesa@ugd.gob.mx"),
-            ("password", PASSWORD),
-            ("siguiente", "//evil.example/"),
-        ],
-    )
-    .await;
+    let a = sign_in_form(&api, "mesa@ugd.gob.mx", PASSWORD, "//evil.example/").await;
     assert_eq!(a.header("location"), Some("/"));
     // A wrong password says so in Spanish, as an alert, and sets no cookie.
     let a = post_form(
