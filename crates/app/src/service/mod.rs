@@ -103,6 +103,36 @@ impl Caller {
     }
 }
 
+/// A part of the service beyond incidents, with the roles its use-cases require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// Received mail awaiting the help desk's review.
+    Triage,
+    /// Agencies, procedures, users (writes: admin).
+    Catalog,
+    /// SLO policy versions (read: help desk too).
+    Policies,
+    /// Emails queued, sent and dead.
+    Outbox,
+}
+
+impl Area {
+    /// Whether the caller's role may use this part: the same roles its use-cases require
+    /// (the pages only use it to show or hide a link; the use-cases check for themselves).
+    pub fn allows(self, caller: &Caller) -> bool {
+        self.roles().contains(&caller.role)
+    }
+
+    pub fn roles(self) -> &'static [Role] {
+        match self {
+            Area::Triage => &[Role::Helpdesk, Role::Admin],
+            Area::Catalog => &[Role::Admin],
+            Area::Policies => &[Role::Admin, Role::Helpdesk],
+            Area::Outbox => outbox::READERS,
+        }
+    }
+}
+
 /// A request's `Idempotency-Key` and a fingerprint of the request it came with.
 #[derive(Debug, Clone)]
 pub struct IdemRequest {

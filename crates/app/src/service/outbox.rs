@@ -11,6 +11,9 @@ use super::{Caller, Service, ServiceError};
 use crate::documents::{OutboxDoc, ReceivedDoc};
 pub use crate::store::{InboundDisposition, OutboxState};
 
+/// Who may read the outbox and retry its dead messages.
+pub(crate) const READERS: &[Role] = &[Role::Helpdesk, Role::Admin];
+
 /// The most rows one list answers.
 pub const MAX_LIST: i64 = 500;
 
@@ -49,10 +52,7 @@ impl Service {
         state: Option<OutboxState>,
         limit: i64,
     ) -> Result<Vec<OutboxDoc>, ServiceError> {
-        caller.require(
-            &[Role::Helpdesk, Role::Admin],
-            "consultar la bandeja de salida",
-        )?;
+        caller.require(READERS, "consultar la bandeja de salida")?;
         let rows = self.store.list_outbox(state, check_limit(limit)?).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -63,10 +63,7 @@ impl Service {
         caller: &Caller,
         id: Option<i64>,
     ) -> Result<u64, ServiceError> {
-        caller.require(
-            &[Role::Helpdesk, Role::Admin],
-            "reenviar correos de la bandeja de salida",
-        )?;
+        caller.require(READERS, "reenviar correos de la bandeja de salida")?;
         let n = self.store.retry_outbox(id, self.now()).await?;
         if n > 0 {
             self.mail_wake.notify_one();

@@ -18,6 +18,17 @@ pub struct IncidentMail {
     pub subject: String,
 }
 
+/// A stored row and the subject it goes out with.
+fn with_subject(row: crate::store::OutboxRow) -> IncidentMail {
+    let subject = Notice::from_stored(&row.kind, &row.payload)
+        .map(|n| render(&n, "").subject)
+        .unwrap_or_default();
+    IncidentMail {
+        doc: row.into(),
+        subject,
+    }
+}
+
 impl Service {
     /// The copy-deck actions `caller` may take on the incident now, as the protocol would
     /// decide them ([`available_actions`]). 404 for an incident the caller may not see.
@@ -49,17 +60,20 @@ impl Service {
     ) -> Result<Vec<IncidentMail>, ServiceError> {
         self.visible(caller, folio).await?;
         let rows = self.store.outbox_of(&folio.to_string()).await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let subject = Notice::from_stored(&row.kind, &row.payload)
-                    .map(|n| render(&n, "").subject)
-                    .unwrap_or_default();
-                IncidentMail {
-                    doc: row.into(),
-                    subject,
-                }
-            })
-            .collect())
+        Ok(rows.into_iter().map(with_subject).collect())
+    }
+
+    /// The outbox's newest messages (of one state), with their subjects (help desk and
+    /// admin).
+    pub async fn outbox_mail(
+        &self,
+        caller: &Caller,
+        state: Option<super::OutboxState>,
+        limit: i64,
+    ) -> Result<Vec<IncidentMail>, ServiceError> {
+        caller.require(super::outbox::READERS, "consultar la bandeja de salida")?;
+        let limit = limit.clamp(1, super::MAX_LIST);
+        let rows = self.store.list_outbox(state, limit).await?;
+        Ok(rows.into_iter().map(with_subject).collect())
     }
 }

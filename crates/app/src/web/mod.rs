@@ -7,10 +7,14 @@
 
 mod account;
 mod assets;
+mod catalog;
 pub mod format;
 mod incident;
+mod outbox;
 mod pages;
+mod policies;
 mod session;
+mod triage;
 pub mod views;
 
 use axum::Router;
@@ -47,6 +51,15 @@ pub fn router() -> Router<AppState> {
             "/incidencias/{folio}/revision",
             post(incident::form_buttons),
         )
+        .route("/correos", get(triage::page))
+        .route("/catalogo", get(catalog::page))
+        .route("/catalogo/dependencias", post(catalog::create_agency))
+        .route("/catalogo/tramites", post(catalog::create_procedure))
+        .route("/catalogo/usuarios", post(catalog::create_user))
+        .route("/politicas", get(policies::page).post(policies::create))
+        .route("/salida", get(outbox::page))
+        .route("/salida/reintentar", post(outbox::retry_all))
+        .route("/salida/{id}/reintentar", post(outbox::retry_one))
         .route("/cuenta", get(account::page))
         .route("/cuenta/contrasena", post(account::change_password))
         .route("/cuenta/tokens", post(account::create_token))

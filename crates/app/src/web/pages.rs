@@ -50,9 +50,20 @@ impl Layout {
         let may_report = Command::roles_named("report")
             .unwrap_or(&[])
             .contains(&v.caller.role);
+        use crate::service::Area;
         let mut nav = vec![("/", "Bandeja")];
         if may_report {
             nav.push(("/incidencias/nueva", "Nueva incidencia"));
+        }
+        for (area, href, label) in [
+            (Area::Triage, "/correos", "Correos por revisar"),
+            (Area::Catalog, "/catalogo", "Catálogo"),
+            (Area::Policies, "/politicas", "Políticas de SLO"),
+            (Area::Outbox, "/salida", "Bandeja de salida"),
+        ] {
+            if area.allows(&v.caller) {
+                nav.push((href, label));
+            }
         }
         nav.push(("/cuenta", "Mi cuenta"));
         Layout {

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod imap;
 pub mod process;
+pub mod web;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,129 @@
+//! "Bandeja de salida" (help desk, admin): emails by state, a dead one's last error, retry.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::format;
+use super::pages::{Choice, Errors, Layout, html, refused};
+use super::session::{Posted, Viewer};
+use super::views::outbox_state_label;
+use crate::http::AppState;
+use crate::service::{OutboxState, ServiceError};
+
+/// Rows per page of the outbox.
+const PAGE: i64 = 100;
+
+pub struct OutboxLine {
+    pub id: i64,
+    pub created: String,
+    pub folio: Option<String>,
+    pub subject: String,
+    pub to: String,
+    pub state: &'static str,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub dead: bool,
+}
+
+#[derive(Template)]
+#[template(path = "outbox.html")]
+struct OutboxPage {
+    layout: Layout,
+    done: Option<String>,
+    errors: Errors,
+    states: Vec<Choice>,
+    has_dead: bool,
+    rows: Vec<OutboxLine>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct OutboxQuery {
+    #[serde(default)]
+    estado: Option<String>,
+    #[serde(default)]
+    hecho: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    query: Result<Query<OutboxQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let wanted = query
+        .estado
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(OutboxState::parse);
+    let rows = match state
+        .service
+        .outbox_mail(&viewer.caller, wanted, PAGE)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => return refused(Some(&viewer), &e),
+    };
+    let done = query.hecho.and_then(|h| {
+        h.parse::<u64>().ok().map(|n| match n {
+            0 => "No había correos no entregados que reintentar.".to_string(),
+            1 => "Se volvió a encolar 1 correo.".to_string(),
+            n => format!("Se volvieron a encolar {n} correos."),
+        })
+    });
+    let page = OutboxPage {
+        layout: Layout::new(Some(&viewer), "Bandeja de salida", "/salida"),
+        done,
+        errors: Errors::default(),
+        states: ["pending", "sent", "dead"]
+            .iter()
+            .map(|s| Choice {
+                value: (*s).to_string(),
+                label: outbox_state_label(s).to_string(),
+                selected: wanted.is_some_and(|w| w.as_str() == *s),
+            })
+            .collect(),
+        has_dead: rows.iter().any(|r| r.doc.state == "dead"),
+        next: None,
+        rows: rows
+            .into_iter()
+            .map(|m| OutboxLine {
+                id: m.doc.id,
+                created: format::instant(m.doc.created_at),
+                folio: m.doc.folio.clone(),
+                subject: m.subject,
+                to: m.doc.to.join(", "),
+                state: outbox_state_label(&m.doc.state),
+                attempts: m.doc.attempts,
+                dead: m.doc.state == "dead",
+                error: m.doc.last_error,
+            })
+            .collect(),
+    };
+    html(StatusCode::OK, &page)
+}
+
+async fn retry(state: &AppState, viewer: &Viewer, id: Option<i64>) -> Response {
+    match state.service.retry_outbox(&viewer.caller, id).await {
+        Ok(n) => Redirect::to(&format!("/salida?hecho={n}")).into_response(),
+        Err(e) => refused(Some(viewer), &e),
+    }
+}
+
+pub async fn retry_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, .. }: Posted,
+) -> Response {
+    match id.parse::<i64>() {
+        Ok(id) => retry(&state, &viewer, Some(id)).await,
+        Err(_) => refused(Some(&viewer), &ServiceError::NotFound("ese correo".into())),
+    }
+}
+
+pub async fn retry_all(State(state): State<AppState>, Posted { viewer, .. }: Posted) -> Response {
+    retry(&state, &viewer, None).await
+}
