@@ -196,13 +196,13 @@ pub async fn page(
     query: Result<Query<CatalogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let done = query.ok().and_then(|Query(q)| q.hecho).and_then(|h| {
-        Some(match h.as_str() {
+        let text = match h.as_str() {
             "dependencia" => "Se registró la dependencia.",
             "tramite" => "Se registró el trámite.",
             "usuario" => "Se registró el usuario.",
             _ => return None,
-        })
-        .map(str::to_string)
+        };
+        Some(text.to_string())
     });
     match build(
         &state,
