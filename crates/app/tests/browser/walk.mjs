@@ -32,6 +32,7 @@ const CHROMIUM = process.env.INCIDENCIAS_TEST_CHROMIUM || '/usr/bin/chromium';
 const HELPDESK = 'mesa@ugd.gob.mx';
 const AGENCY = 'responsable@sbd.gob.mx';
 const VALIDATOR = 'validacion.cedn@ugd.gob.mx';
+const ADMIN = 'admin@incidencias.gob.mx';
 
 const DESKTOP = { width: 1366, height: 768 };
 const PHONE = { width: 390, height: 844 };
@@ -630,6 +631,59 @@ async function walk() {
   await goto(page, `/incidencias/${folio}`, { status: 404 });
   console.log(`  GET /incidencias/${folio} → 404`);
   await check(page, 'incidencia-ajena-404');
+  await logout(page);
+
+  step(`7. Administración (${ADMIN}): una dependencia, su cadena de tres usuarios y un trámite`);
+  await login(page, ADMIN);
+  await goto(page, '/catalogo');
+  await check(page, 'catalogo');
+  await act(
+    page,
+    'Nueva dependencia',
+    { Nombre: 'Agencia del Recorrido', Siglas: 'RECO', 'Dominios de correo': 'reco.gob.mx' },
+    'Registrar dependencia',
+  );
+  const ladder = [
+    ['Titular RECO', 'titular@reco.gob.mx', null],
+    ['Dirección RECO', 'direccion@reco.gob.mx', 'Titular RECO'],
+    ['Responsable RECO', 'responsable@reco.gob.mx', 'Dirección RECO'],
+  ];
+  for (const [name, email, boss] of ladder) {
+    const fields = {
+      Nombre: name,
+      'Correo electrónico': email,
+      Rol: 'Dependencia',
+      'Dependencia (sólo para el rol Dependencia)': 'RECO',
+    };
+    if (boss) fields['Superior jerárquico (a quien se escala)'] = boss;
+    await act(page, 'Nuevo usuario', fields, 'Registrar usuario');
+  }
+  if ((await page.getByText('Dirección RECO → Titular RECO', { exact: true }).count()) === 0) {
+    fail('el catálogo no muestra la cadena «Dirección RECO → Titular RECO» del responsable');
+  }
+  await act(
+    page,
+    'Nuevo trámite',
+    {
+      Homoclave: 'RECO-01-001',
+      Nombre: 'Trámite del recorrido',
+      Dependencia: 'RECO',
+      'Dirección del trámite en gob.mx': 'https://www.gob.mx/tramites/recorrido',
+      Responsable: 'Responsable RECO',
+    },
+    'Registrar trámite',
+  );
+  await check(page, 'catalogo-registrado');
+  await goto(page, '/politicas');
+  await check(page, 'politicas-de-slo');
+  await goto(page, '/salida');
+  await check(page, 'bandeja-de-salida');
+  await logout(page);
+
+  step(`8. Mesa de ayuda (${HELPDESK}): correos por revisar`);
+  await login(page, HELPDESK);
+  await goto(page, '/correos');
+  await check(page, 'correos-por-revisar');
   await logout(page);
   await closeContext(page);
 }
