@@ -91,6 +91,8 @@ pub struct IncidentPage {
     missing_options: Vec<Choice>,
     timeline: Vec<TimelineItem>,
     mails: Vec<MailItem>,
+    /// The viewer may put a dead email back in the queue.
+    may_retry: bool,
     received: Vec<ReceivedItem>,
 }
 
@@ -365,6 +367,7 @@ async fn build(
             .collect(),
         timeline: views::timeline(&events, &people, now),
         mails: views::mail_items(&mail),
+        may_retry: crate::service::Area::Outbox.allows(caller),
         received: views::received_items(&received),
     })
 }

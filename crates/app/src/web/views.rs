@@ -465,6 +465,8 @@ pub fn timeline(
 /// One email of the incident as its page lists it.
 #[derive(Debug, Clone)]
 pub struct MailItem {
+    pub id: i64,
+    pub dead: bool,
     pub at: String,
     pub subject: String,
     pub to: String,
@@ -484,6 +486,8 @@ pub fn outbox_state_label(state: &str) -> &'static str {
 pub fn mail_items(mail: &[IncidentMail]) -> Vec<MailItem> {
     mail.iter()
         .map(|m| MailItem {
+            id: m.doc.id,
+            dead: m.doc.state == "dead",
             at: format::instant(m.doc.created_at),
             subject: m.subject.clone(),
             to: m.doc.to.join(", "),
