@@ -651,7 +651,53 @@ async fn outbox_preview_masks_link_tokens(url: String) {
     );
 }
 
+/// The bytes are kept exactly (8-bit text that is not UTF-8 included) and shown lossily;
+/// a message too large to read lands in triage without its bytes, and its raw view is
+/// not found.
+async fn raw_bytes_are_kept_exactly(url: String) {
+    let api = Api::new(&url).await;
+    let mut raw = message("x@gmail.com", "Falla", "Tr", "crudo.1");
+    raw.truncate(raw.len() - 2);
+    raw.extend_from_slice(b"\xe1mite sin acento UTF-8\r\n");
+    let id = into_triage(&api, &raw).await;
+    assert_eq!(
+        api.store.inbound_raw(id).await.expect("raw"),
+        Some(Some(raw.clone())),
+        "stored byte for byte"
+    );
+    let text = api
+        .service
+        .inbound_raw(helpdesk(&api), id)
+        .await
+        .expect("raw as text");
+    assert!(text.contains("Tr\u{fffd}mite"), "{text}");
+
+    let mut big = message("x@gmail.com", "Grande", "Anexo", "crudo.2");
+    big.resize(incidencias::service::MAX_MESSAGE_BYTES + 1, b'A');
+    let outcome = api.service.ingest_or_triage(&big).await.expect("kept");
+    assert_eq!(outcome.outcome, InboundDisposition::Triage);
+    let queue = api
+        .service
+        .triage_queue(helpdesk(&api), None, 50)
+        .await
+        .expect("queue");
+    assert_eq!(queue.len(), 2, "{queue:?}");
+    not_found(
+        api.service.inbound_raw(helpdesk(&api), queue[0].id).await,
+        "bytes too large to keep",
+    );
+    // Paging the queue.
+    let older = api
+        .service
+        .triage_queue(helpdesk(&api), Some(queue[0].id), 50)
+        .await
+        .expect("page");
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].id, id);
+}
+
 on_both_backends!(
+    raw_bytes_are_kept_exactly,
     a_message_in_triage_is_attached_to_its_incident,
     a_discarded_message_is_kept_with_who_and_when,
     suggestions_by_homoclave_and_by_domain,
