@@ -183,6 +183,34 @@ async fn a_message_in_triage_is_attached_to_its_incident(url: String) {
             .await,
         "discard after attach",
     );
+    // A reply the router recorded on receipt is not in triage: nothing to resolve.
+    let recorded = api
+        .service
+        .ingest(&message(
+            "responsable@sepru.gob.mx",
+            "Re: [INC-2026-000001] Notificación",
+            "Seguimos revisando.",
+            "adjuntar.3",
+        ))
+        .await
+        .expect("ingest");
+    assert_eq!(
+        recorded.outcome,
+        InboundDisposition::Recorded,
+        "{recorded:?}"
+    );
+    let recorded_id = api
+        .service
+        .received(helpdesk(&api), None, None, 1)
+        .await
+        .expect("received")[0]
+        .id;
+    conflict(
+        api.service
+            .discard_inbound(helpdesk(&api), recorded_id, "no aplica")
+            .await,
+        "a message not in triage",
+    );
     // An unknown incident is not found, and the message stays pending.
     let other = into_triage(
         &api,

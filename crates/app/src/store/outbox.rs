@@ -250,11 +250,7 @@ impl Store {
     }
 
     /// One statement as its own write.
-    pub(super) async fn execute_one(
-        &self,
-        sql: &'static str,
-        values: Vec<Value>,
-    ) -> Result<(), StoreError> {
+    async fn execute_one(&self, sql: &'static str, values: Vec<Value>) -> Result<(), StoreError> {
         self.write(move |conn| {
             Box::pin(async move {
                 let mut q = sqlx::query(sql);
@@ -290,24 +286,36 @@ impl Store {
         self.list_outbox_before(state, None, limit).await
     }
 
-    /// [`Store::list_outbox`] of the rows older than `before` (an id), when given.
+    /// [`Store::list_outbox`] of the rows older than `before` (an id), when given. The
+    /// filters are written only when asked for, so each query is one the planner can
+    /// serve from an index.
     pub async fn list_outbox_before(
         &self,
         state: Option<OutboxState>,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let sql = format!(
-            "SELECT {COLS} FROM outbox WHERE ($2 IS NULL OR state = $2) \
-             AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $1"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
-            .bind(state.map(|s| s.as_str().to_string()))
-            .bind(before)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db)?;
+        let mut filters = Vec::new();
+        let mut values: Vec<Value> = vec![limit.into()];
+        if let Some(s) = state {
+            values.push(s.as_str().into());
+            filters.push(format!("state = ${}", values.len()));
+        }
+        if let Some(id) = before {
+            values.push(id.into());
+            filters.push(format!("id < ${}", values.len()));
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        let sql = format!("SELECT {COLS} FROM outbox {filter} ORDER BY id DESC LIMIT $1");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in values {
+            q = bind(q, v);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(StoreError::db)?;
         rows.iter().map(row_from).collect()
     }
 

@@ -131,12 +131,16 @@ fn not_pending(row: &InboundRow) -> Option<ServiceError> {
             crate::service::notify::render::local(Some(t.at))
         )));
     }
-    (row.record.outcome != InboundDisposition::Triage).then(|| {
-        ServiceError::Conflict(format!(
-            "este correo no está en revisión: se procesó como «{}»",
-            row.record.outcome.as_str()
-        ))
-    })
+    let done = match row.record.outcome {
+        InboundDisposition::Triage => return None,
+        InboundDisposition::Acknowledged => "confirmó de enterado su incidencia",
+        InboundDisposition::ResolutionNotified => "avisó la resolución de su incidencia",
+        InboundDisposition::Recorded => "se registró en su incidencia",
+        InboundDisposition::NewIncident => "abrió una incidencia",
+    };
+    Some(ServiceError::Conflict(format!(
+        "este correo no está en revisión: al recibirlo {done}"
+    )))
 }
 
 /// A note or reason as kept: one paragraph of at most 2,000 characters, `None` if blank.
