@@ -377,4 +377,7 @@ mod catalog;
 pub use catalog::{AgencyDoc, ProcedureDoc, UserDoc};
 pub mod instant;
 mod mail;
-pub use mail::{InboundDoc, OutboxDoc, ReceivedDoc};
+pub use mail::{
+    InboundDoc, OutboxDoc, OutboxPreview, ReceivedDoc, ReportSuggestion, TriageItem,
+    TriageSuggestion,
+};

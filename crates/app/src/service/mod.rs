@@ -30,7 +30,7 @@ pub use inbound::{InboundOutcome, MAX_MESSAGE_BYTES};
 pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
 pub use links::{LINK_LIFETIME, LinkMaker, LinkRefusal};
 pub use org::OrgChart;
-pub use outbox::{InboundDisposition, MAX_LIST, OutboxState, OutgoingMail};
+pub use outbox::{InboundDisposition, MASKED_TOKEN, MAX_LIST, OutboxState, OutgoingMail};
 pub use timers::Fired;
 pub use views::IncidentMail;
 

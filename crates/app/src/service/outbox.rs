@@ -5,10 +5,10 @@
 use incidencias_core::{FieldError, Role};
 use jiff::Timestamp;
 
-use super::notify::Notice;
 use super::notify::render::{Rendered, render};
+use super::notify::{Message, Notice};
 use super::{Caller, Service, ServiceError};
-use crate::documents::{OutboxDoc, ReceivedDoc};
+use crate::documents::{OutboxDoc, OutboxPreview, ReceivedDoc};
 pub use crate::store::{InboundDisposition, OutboxState};
 
 /// Who may read the outbox and retry its dead messages.
@@ -44,6 +44,28 @@ fn check_limit(limit: i64) -> Result<i64, ServiceError> {
     }
 }
 
+/// What stands in a previewed link for its token.
+pub const MASKED_TOKEN: &str = "[firma oculta]";
+
+/// `notice` with its one-click link tokens (the only secrets a message carries) replaced
+/// by [`MASKED_TOKEN`], so the same [`render`] shows where the links go and not how to
+/// follow them.
+fn masked(mut notice: Notice) -> Notice {
+    if let Message::Notification {
+        ack_link,
+        resolution_link,
+        ..
+    } = &mut notice.message
+    {
+        for link in [ack_link, resolution_link] {
+            if link.is_some() {
+                *link = Some(MASKED_TOKEN.to_string());
+            }
+        }
+    }
+    notice
+}
+
 impl Service {
     /// Queued, sent and dead emails, newest first (help desk and admin).
     pub async fn outbox(
@@ -55,6 +77,66 @@ impl Service {
         caller.require(READERS, "consultar la bandeja de salida")?;
         let rows = self.store.list_outbox(state, check_limit(limit)?).await?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// [`Service::outbox`] of the emails older than `before_id` (an id), when given: the
+    /// next page after a page whose last id it is.
+    pub async fn outbox_page(
+        &self,
+        caller: &Caller,
+        state: Option<OutboxState>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<OutboxDoc>, ServiceError> {
+        caller.require(
+            &[Role::Helpdesk, Role::Admin],
+            "consultar la bandeja de salida",
+        )?;
+        let rows = self
+            .store
+            .list_outbox_before(state, before_id, check_limit(limit)?)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Email `id` rendered exactly as the outbox worker sends it, with links based at
+    /// `base_url` (the service does not know the public address: the front end passes the
+    /// one the worker uses), except that one-click link tokens are masked: the preview is
+    /// for reading, and a token would let its reader act as the recipient. Help desk and
+    /// admin; 404 for an unknown id.
+    pub async fn outbox_preview(
+        &self,
+        caller: &Caller,
+        id: i64,
+        base_url: &str,
+    ) -> Result<OutboxPreview, ServiceError> {
+        caller.require(
+            &[Role::Helpdesk, Role::Admin],
+            "consultar la bandeja de salida",
+        )?;
+        let row =
+            self.store.outbox_row(id).await?.ok_or_else(|| {
+                ServiceError::NotFound("el correo de la bandeja de salida".into())
+            })?;
+        let rendered = Notice::from_stored(&row.kind, &row.payload)
+            .map(|notice| render(&masked(notice), base_url));
+        let doc = OutboxDoc::from(row);
+        Ok(match rendered {
+            Ok(r) => OutboxPreview {
+                doc,
+                subject: r.subject,
+                text: r.text,
+                html: r.html,
+                error: None,
+            },
+            Err(e) => OutboxPreview {
+                doc,
+                subject: String::new(),
+                text: String::new(),
+                html: String::new(),
+                error: Some(e),
+            },
+        })
     }
 
     /// Puts dead emails (one, or all) back in the queue, due now; returns how many.

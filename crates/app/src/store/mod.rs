@@ -20,6 +20,7 @@ mod outbox;
 mod script;
 mod timers;
 mod transfer;
+mod triage;
 mod voids;
 mod writer;
 
@@ -35,7 +36,10 @@ pub use errors::StoreError;
 pub use folios::{VOID_ABANDONED, VOID_AT_STOP, VOID_IDEMPOTENCY_RACE};
 pub use incidents::{Effects, ListOrder, ListQuery, NewOutboxMessage, StoredEvent, StoredIncident};
 pub use open::DEFAULT_DATABASE_URL;
-pub use outbox::{InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState};
+pub use outbox::{
+    InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState, TriageAction,
+    TriageResolution,
+};
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
 
 /// A boxed future borrowing the connection for `'c`: what a write job returns.

@@ -283,17 +283,51 @@ impl Store {
         state: Option<OutboxState>,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let (filter, bind) = match state {
-            Some(s) => ("WHERE state = $2", Some(s.as_str().to_string())),
-            None => ("", None),
+        self.list_outbox_before(state, None, limit).await
+    }
+
+    /// [`Store::list_outbox`] of the rows older than `before` (an id), when given. The
+    /// filters are written only when asked for, so each query is one the planner can
+    /// serve from an index.
+    pub async fn list_outbox_before(
+        &self,
+        state: Option<OutboxState>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut filters = Vec::new();
+        let mut values: Vec<Value> = vec![limit.into()];
+        if let Some(s) = state {
+            values.push(s.as_str().into());
+            filters.push(format!("state = ${}", values.len()));
+        }
+        if let Some(id) = before {
+            values.push(id.into());
+            filters.push(format!("id < ${}", values.len()));
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
         };
         let sql = format!("SELECT {COLS} FROM outbox {filter} ORDER BY id DESC LIMIT $1");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit);
-        if let Some(s) = bind {
-            q = q.bind(s);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in values {
+            q = bind(q, v);
         }
         let rows = q.fetch_all(&self.pool).await.map_err(StoreError::db)?;
         rows.iter().map(row_from).collect()
+    }
+
+    /// One queued email.
+    pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        let sql = format!("SELECT {COLS} FROM outbox WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        row.as_ref().map(row_from).transpose()
     }
 
     /// One incident's emails, oldest first.
@@ -357,12 +391,58 @@ pub struct InboundRecord {
 pub struct InboundRow {
     pub id: i64,
     pub record: InboundRecord,
+    /// How the help desk resolved it, for a message that landed in triage.
+    pub triage: Option<TriageResolution>,
 }
 
-const INBOUND_COLS: &str =
-    "id, received_at, message_id, sender, subject, folio, outcome, reason, excerpt, raw_sha256";
+/// What the help desk did with a message in triage (migration 0005).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriageResolution {
+    pub at: Timestamp,
+    /// The user who did it (0: the command line's operator).
+    pub by: i64,
+    pub action: TriageAction,
+    /// The discard reason, or the help desk's note.
+    pub note: Option<String>,
+}
 
-fn inbound_from(r: &sqlx::any::AnyRow) -> Result<InboundRow, StoreError> {
+/// How a message in triage was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageAction {
+    /// Recorded on an existing incident (its folio is now the row's).
+    Attached,
+    /// An incident was opened from it (its folio is now the row's).
+    Opened,
+    /// Set aside with a reason.
+    Discarded,
+}
+
+impl TriageAction {
+    pub const ALL: [TriageAction; 3] = [
+        TriageAction::Attached,
+        TriageAction::Opened,
+        TriageAction::Discarded,
+    ];
+
+    /// The name stored in `inbound_messages.triage_action` and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriageAction::Attached => "attached",
+            TriageAction::Opened => "opened",
+            TriageAction::Discarded => "discarded",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TriageAction> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+pub(super) const INBOUND_COLS: &str = "id, received_at, message_id, sender, subject, folio, outcome, \
+     reason, excerpt, raw_sha256, triaged_at, triaged_by, triage_action, triage_note";
+
+pub(super) fn inbound_from(r: &sqlx::any::AnyRow) -> Result<InboundRow, StoreError> {
     let ms: i64 = r.try_get("received_at").map_err(StoreError::db)?;
     Ok(InboundRow {
         id: r.try_get("id").map_err(StoreError::db)?,
@@ -378,15 +458,37 @@ fn inbound_from(r: &sqlx::any::AnyRow) -> Result<InboundRow, StoreError> {
             excerpt: r.try_get("excerpt").map_err(StoreError::db)?,
             raw_sha256: r.try_get("raw_sha256").map_err(StoreError::db)?,
         },
+        triage: triage_from(r)?,
     })
 }
 
+fn triage_from(r: &AnyRow) -> Result<Option<TriageResolution>, StoreError> {
+    let at: Option<i64> = r.try_get("triaged_at").map_err(StoreError::db)?;
+    let Some(at) = at else { return Ok(None) };
+    Ok(Some(TriageResolution {
+        at: Timestamp::from_millisecond(at)
+            .map_err(|e| StoreError::Corrupt(format!("inbound_messages.triaged_at: {e}")))?,
+        by: r
+            .try_get::<Option<i64>, _>("triaged_by")
+            .map_err(StoreError::db)?
+            .unwrap_or_default(),
+        action: stored_name(r, "triage_action", TriageAction::parse)?,
+        note: r.try_get("triage_note").map_err(StoreError::db)?,
+    }))
+}
+
 impl Store {
-    /// Keeps a received message; a second copy of the same bytes is ignored.
-    pub async fn record_inbound(&self, r: InboundRecord) -> Result<(), StoreError> {
+    /// Keeps a received message, with its bytes when given (`raw`, for the help desk to
+    /// read); a second copy of the same bytes is ignored.
+    pub async fn record_inbound(
+        &self,
+        r: InboundRecord,
+        raw: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
         self.execute_one(
             "INSERT INTO inbound_messages (received_at, message_id, sender, subject, folio, \
-             outcome, reason, excerpt, raw_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             outcome, reason, excerpt, raw_sha256, raw) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (raw_sha256) DO NOTHING",
             vec![
                 r.received_at.as_millisecond().into(),
@@ -398,6 +500,7 @@ impl Store {
                 r.reason.into(),
                 r.excerpt.into(),
                 r.raw_sha256.into(),
+                raw.into(),
             ],
         )
         .await

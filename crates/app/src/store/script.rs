@@ -19,6 +19,8 @@ pub enum Value {
     OptInt(Option<i64>),
     Text(String),
     OptText(Option<String>),
+    /// A received message's bytes (`inbound_messages.raw`).
+    OptBytes(Option<Vec<u8>>),
 }
 
 impl From<i64> for Value {
@@ -57,6 +59,12 @@ impl From<Option<String>> for Value {
     }
 }
 
+impl From<Option<Vec<u8>>> for Value {
+    fn from(v: Option<Vec<u8>>) -> Value {
+        Value::OptBytes(v)
+    }
+}
+
 /// Binds one value to a plain query (for queries built at run time, like list filters).
 pub fn bind<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, AnyArguments>,
@@ -67,6 +75,7 @@ pub fn bind<'q>(
         Value::OptInt(v) => q.bind(v),
         Value::Text(v) => q.bind(v),
         Value::OptText(v) => q.bind(v),
+        Value::OptBytes(v) => q.bind(v),
     }
 }
 
@@ -76,6 +85,7 @@ fn add(args: &mut AnyArguments, value: Value) -> Result<(), StoreError> {
         Value::OptInt(v) => args.add(v),
         Value::Text(v) => args.add(v),
         Value::OptText(v) => args.add(v),
+        Value::OptBytes(v) => args.add(v),
     };
     r.map_err(|e| StoreError::Database(format!("parámetro no válido: {e}")))
 }

@@ -7,6 +7,7 @@ use incidencias_core::{Channel, Command, Email, Folio, IncidentKind, IncidentSta
 use super::{Caller, IdemRequest, InboundDisposition, NewIncidentInput, Service, ServiceError};
 use crate::documents::InboundDoc;
 mod read;
+mod triage;
 
 use crate::encoding::header_safe;
 pub use read::MAX_MESSAGE_BYTES;
@@ -137,17 +138,20 @@ impl Service {
         })?;
         let result = self.route(&message, &digest).await?;
         self.store
-            .record_inbound(crate::store::InboundRecord {
-                received_at: self.now(),
-                message_id: message.message_id.clone().map(|m| header_safe(&m, 300)),
-                sender: header_safe(&message.sender, 300),
-                subject: header_safe(&message.subject, 500),
-                folio: result.folio.clone(),
-                outcome: result.outcome,
-                reason: result.reason.clone(),
-                excerpt: clean(&message.new_text, 2000),
-                raw_sha256: Some(digest),
-            })
+            .record_inbound(
+                crate::store::InboundRecord {
+                    received_at: self.now(),
+                    message_id: message.message_id.clone().map(|m| header_safe(&m, 300)),
+                    sender: header_safe(&message.sender, 300),
+                    subject: header_safe(&message.subject, 500),
+                    folio: result.folio.clone(),
+                    outcome: result.outcome,
+                    reason: result.reason.clone(),
+                    excerpt: clean(&message.new_text, 2000),
+                    raw_sha256: Some(digest),
+                },
+                triage::kept(raw),
+            )
             .await?;
         if result.outcome != InboundDisposition::Triage {
             tracing::info!(folio = ?result.folio, outcome = result.outcome.as_str(), "correo recibido");
@@ -186,17 +190,20 @@ impl Service {
     ) -> Result<InboundOutcome, ServiceError> {
         let (sender, subject) = read::best_effort_headers(raw);
         self.store
-            .record_inbound(crate::store::InboundRecord {
-                received_at: self.now(),
-                message_id: None,
-                sender: header_safe(&sender, 300),
-                subject: header_safe(&subject, 500),
-                folio: None,
-                outcome: InboundDisposition::Triage,
-                reason: Some(reason.to_string()),
-                excerpt: String::new(),
-                raw_sha256: Some(digest),
-            })
+            .record_inbound(
+                crate::store::InboundRecord {
+                    received_at: self.now(),
+                    message_id: None,
+                    sender: header_safe(&sender, 300),
+                    subject: header_safe(&subject, 500),
+                    folio: None,
+                    outcome: InboundDisposition::Triage,
+                    reason: Some(reason.to_string()),
+                    excerpt: String::new(),
+                    raw_sha256: Some(digest),
+                },
+                triage::kept(raw),
+            )
             .await?;
         tracing::warn!(%sender, %reason, "correo recibido que no se pudo procesar; queda en revisión");
         Ok(outcome(InboundDisposition::Triage, None, Some(reason)))
