@@ -395,6 +395,16 @@ async fn export_then_import_reproduces_state_and_hashes(url: String) {
         copy.policies().await.expect("policies"),
         store.policies().await.expect("policies")
     );
+    assert_eq!(
+        copy.admin_changes(None, None, None, 1000)
+            .await
+            .expect("changes"),
+        store
+            .admin_changes(None, None, None, 1000)
+            .await
+            .expect("changes"),
+        "the record of catalogue changes travels with the export"
+    );
     // New work continues after the imported folios and ids.
     let next = create(&copy, &fx, at(300)).await;
     assert!(next.incident.folio.number() > 3, "{}", next.incident.folio);

@@ -111,6 +111,67 @@ pub struct AdminChange {
     pub after: Option<String>,
 }
 
+/// A row of `admin_changes` as exported and imported (`transfer.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) struct AdminChangeRow {
+    id: i64,
+    at: Timestamp,
+    actor_id: i64,
+    entity: String,
+    entity_id: i64,
+    action: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+pub(super) async fn fetch_admin_changes(
+    conn: &mut AnyConnection,
+) -> Result<Vec<AdminChangeRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor_id, entity, entity_id, action, before, after \
+         FROM admin_changes ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    rows.iter()
+        .map(|r| {
+            Ok(AdminChangeRow {
+                id: get(r, "id")?,
+                at: ts(get(r, "at")?)?,
+                actor_id: get(r, "actor_id")?,
+                entity: get(r, "entity")?,
+                entity_id: get(r, "entity_id")?,
+                action: get(r, "action")?,
+                before: get(r, "before")?,
+                after: get(r, "after")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn insert_admin_change_row(
+    conn: &mut AnyConnection,
+    c: &AdminChangeRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO admin_changes (id, at, actor_id, entity, entity_id, action, before, after) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(c.id)
+    .bind(c.at.as_millisecond())
+    .bind(c.actor_id)
+    .bind(c.entity.clone())
+    .bind(c.entity_id)
+    .bind(c.action.clone())
+    .bind(c.before.clone())
+    .bind(c.after.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db)?;
+    Ok(())
+}
+
 /// The new values of an agency (the whole row but its id and creation instant).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgencyUpdate {
