@@ -374,7 +374,7 @@ impl From<crate::store::StoredEvent> for EventDoc {
 }
 
 mod catalog;
-pub use catalog::{AgencyDoc, ProcedureDoc, UserDoc};
+pub use catalog::{AdminChangeDoc, AgencyDoc, ProcedureDoc, UserDoc};
 pub mod instant;
 mod mail;
 pub use mail::{

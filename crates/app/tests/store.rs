@@ -395,6 +395,16 @@ async fn export_then_import_reproduces_state_and_hashes(url: String) {
         copy.policies().await.expect("policies"),
         store.policies().await.expect("policies")
     );
+    assert_eq!(
+        copy.admin_changes(None, None, None, 1000)
+            .await
+            .expect("changes"),
+        store
+            .admin_changes(None, None, None, 1000)
+            .await
+            .expect("changes"),
+        "the record of catalogue changes travels with the export"
+    );
     // New work continues after the imported folios and ids.
     let next = create(&copy, &fx, at(300)).await;
     assert!(next.incident.folio.number() > 3, "{}", next.incident.folio);
@@ -451,6 +461,7 @@ async fn catalogue_round_trips_and_duplicates_are_named(url: String) {
                 url: "https://www.gob.mx/otro".into(),
                 responsible_id: fx.responsible.id,
             },
+            common::audit("procedure"),
             at(0),
         )
         .await;
@@ -467,7 +478,14 @@ async fn catalogue_round_trips_and_duplicates_are_named(url: String) {
     let mut v2 = incidencias_core::SloPolicy::seed();
     v2.targets.ack.critical = 10;
     let added = store
-        .add_policy(v2, Some(fx.helpdesk.id), at(5))
+        .add_policy(
+            v2,
+            incidencias::store::Audit {
+                actor: fx.helpdesk.id,
+                ..common::audit("policy")
+            },
+            at(5),
+        )
         .await
         .expect("add");
     assert_eq!(added.version, 2);
@@ -493,6 +511,7 @@ async fn audit_verify_catches_edited_projection_columns_and_links(url: String) {
                 acronym: "OTRA".into(),
                 email_domains: vec!["otra.gob.mx".into()],
             },
+            common::audit("agency"),
             at(1),
         )
         .await

@@ -18,6 +18,7 @@ use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 use crate::store::{Effects, Store, StoreError};
 
 mod api;
+mod import;
 mod load;
 mod mail;
 mod timers;
@@ -36,6 +37,9 @@ pub enum BenchCommand {
     /// Páginas: la bandeja con 10,000 incidencias abiertas y una incidencia con 200 eventos,
     /// junto a la API JSON sobre los mismos datos.
     Web(web::WebBench),
+    /// Importación CSV: vista previa de 10,000 usuarios y de 10,000 trámites (objetivo ≤ 2 s),
+    /// su aplicación y una segunda vista previa.
+    Import(import::ImportBench),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +65,7 @@ pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
         BenchCommand::Timers(args) => timers::timers_bench(args).await,
         BenchCommand::Mail(args) => mail::mail_bench(args).await,
         BenchCommand::Web(args) => web::web_bench(args).await,
+        BenchCommand::Import(args) => import::import_bench(args).await,
     }
 }
 

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::store::{Agency, Procedure, User};
+use jiff::Timestamp;
+
+use crate::store::{AdminChange, Agency, Procedure, User};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AgencyDoc {
@@ -11,6 +13,8 @@ pub struct AgencyDoc {
     pub name: String,
     pub acronym: String,
     pub email_domains: Vec<String>,
+    /// False once deactivated (agencies are never deleted).
+    pub active: bool,
 }
 
 impl From<Agency> for AgencyDoc {
@@ -20,6 +24,7 @@ impl From<Agency> for AgencyDoc {
             name: a.name,
             acronym: a.acronym,
             email_domains: a.email_domains,
+            active: a.active,
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct ProcedureDoc {
     pub agency_id: i64,
     pub url: String,
     pub responsible_id: i64,
+    /// False once deactivated: it takes no new reports (procedures are never deleted).
+    pub active: bool,
 }
 
 impl From<Procedure> for ProcedureDoc {
@@ -68,6 +75,54 @@ impl From<Procedure> for ProcedureDoc {
             agency_id: p.agency_id.0,
             url: p.url,
             responsible_id: p.responsible_id.0,
+            active: p.active,
+        }
+    }
+}
+
+/// One recorded catalogue change (`admin_changes`): who, when, what, and the document
+/// before and after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdminChangeDoc {
+    pub id: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// 0 is the command-line operator.
+    pub actor_id: i64,
+    /// The actor's name, or the operator's description for id 0.
+    pub actor_name: String,
+    /// `agency`, `user`, `procedure` or `policy`.
+    pub entity: String,
+    /// The agency, user or procedure id; a policy's version.
+    pub entity_id: i64,
+    /// `created`, `updated`, `deactivated`, `reactivated` or `imported`.
+    pub action: String,
+    /// The document (`AgencyDoc`, `UserDoc`, `ProcedureDoc` or the policy) before the
+    /// change; null for a creation.
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+}
+
+impl AdminChangeDoc {
+    /// `operator` names actor 0 (who is no row of `users`).
+    pub fn of(c: AdminChange, operator: &str) -> AdminChangeDoc {
+        let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
+        AdminChangeDoc {
+            id: c.id,
+            at: c.at,
+            actor_id: c.actor_id,
+            actor_name: match c.actor_name {
+                Some(n) => n,
+                None if c.actor_id == 0 => operator.to_string(),
+                None => format!("usuario {}", c.actor_id),
+            },
+            entity: c.entity,
+            entity_id: c.entity_id,
+            action: c.action,
+            before: parse(c.before),
+            after: parse(c.after),
         }
     }
 }

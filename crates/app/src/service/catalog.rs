@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::{Caller, Service, ServiceError};
 use crate::documents::{AgencyDoc, ProcedureDoc, UserDoc};
-use crate::store::{NewAgency, NewProcedure, NewUser, User};
+use crate::store::{Agency, Audit, NewAgency, NewProcedure, NewUser, Procedure, User};
 
 #[derive(Debug, Clone)]
 pub struct NewAgencyInput {
@@ -45,7 +45,46 @@ pub struct PolicyInput {
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
-fn required(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
+/// A document as recorded in `admin_changes`.
+fn json<T: serde::Serialize>(doc: &T) -> String {
+    // Documents are plain structs of strings and numbers: serializing cannot fail.
+    serde_json::to_string(doc).unwrap_or_default()
+}
+
+/// How each catalogue write by `actor` is recorded (`admin_changes`, in its transaction).
+pub(super) fn agency_audit(actor: UserId) -> Audit<Agency> {
+    Audit {
+        actor,
+        entity: "agency",
+        doc: |a| json(&AgencyDoc::from(a.clone())),
+    }
+}
+
+pub(super) fn user_audit(actor: UserId) -> Audit<User> {
+    Audit {
+        actor,
+        entity: "user",
+        doc: |u| json(&UserDoc::from(u.clone())),
+    }
+}
+
+pub(super) fn procedure_audit(actor: UserId) -> Audit<Procedure> {
+    Audit {
+        actor,
+        entity: "procedure",
+        doc: |p| json(&ProcedureDoc::from(p.clone())),
+    }
+}
+
+fn policy_audit(actor: UserId) -> Audit<SloPolicy> {
+    Audit {
+        actor,
+        entity: "policy",
+        doc: json::<SloPolicy>,
+    }
+}
+
+pub(super) fn required(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
     if value.trim().is_empty() {
         errors.push(FieldError::new(field, "es obligatorio"));
     } else if value.chars().count() > max {
@@ -58,7 +97,7 @@ fn required(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) 
     }
 }
 
-fn done(errors: Vec<FieldError>) -> Result<(), ServiceError> {
+pub(super) fn done(errors: Vec<FieldError>) -> Result<(), ServiceError> {
     if errors.is_empty() {
         Ok(())
     } else {
@@ -67,7 +106,7 @@ fn done(errors: Vec<FieldError>) -> Result<(), ServiceError> {
 }
 
 /// A mail domain as agencies write it: lowercase labels of letters, digits and hyphens.
-fn valid_domain(d: &str) -> bool {
+pub(super) fn valid_domain(d: &str) -> bool {
     let labels: Vec<&str> = d.split('.').collect();
     labels.len() >= 2
         && labels.iter().all(|l| {
@@ -80,14 +119,64 @@ fn valid_domain(d: &str) -> bool {
         })
 }
 
+/// Checks an agency's fields; returns its acronym and domains as stored.
+pub(super) fn agency_fields(input: &NewAgencyInput) -> Result<(String, Vec<String>), ServiceError> {
+    let mut errors = Vec::new();
+    required(&mut errors, "name", &input.name, 300);
+    let acronym = input.acronym.trim().to_uppercase();
+    if !(2..=12).contains(&acronym.len()) || !acronym.bytes().all(|b| b.is_ascii_uppercase()) {
+        errors.push(FieldError::new(
+            "acronym",
+            "deben ser de 2 a 12 letras sin acentos",
+        ));
+    }
+    let domains: Vec<String> = input
+        .email_domains
+        .iter()
+        .map(|d| d.trim().to_lowercase())
+        .collect();
+    if domains.is_empty() {
+        errors.push(FieldError::new(
+            "email_domains",
+            "indique al menos un dominio de correo",
+        ));
+    }
+    for d in &domains {
+        if !valid_domain(d) {
+            errors.push(FieldError::new(
+                "email_domains",
+                format!("dominio no válido: {d}"),
+            ));
+        }
+    }
+    done(errors)?;
+    Ok((acronym, domains))
+}
+
+/// Checks a procedure's address; returns it as stored.
+pub(super) fn procedure_url(errors: &mut Vec<FieldError>, url: &str) -> String {
+    let url = url.trim().to_string();
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.len() > 2000
+        || url.contains(char::is_whitespace)
+    {
+        errors.push(FieldError::new(
+            "url",
+            "debe ser una dirección http:// o https://",
+        ));
+    }
+    url
+}
+
 /// Who may change the catalogue (agencies, users, procedures, SLO policies).
-const WRITERS: &[Role] = &[Role::Admin];
+pub(super) const WRITERS: &[Role] = &[Role::Admin];
 
 /// The roles of a catalogue write by the name front ends give it (see
 /// [`Service::may_act`]).
 pub(super) fn roles_named(action: &str) -> Option<&'static [Role]> {
     match action {
-        "create_agency" | "create_user" | "create_procedure" | "create_policy" => Some(WRITERS),
+        "create_agency" | "create_user" | "create_procedure" | "create_policy"
+        | "update_agency" | "update_user" | "update_procedure" | "import" => Some(WRITERS),
         _ => None,
     }
 }
@@ -99,35 +188,7 @@ impl Service {
         input: NewAgencyInput,
     ) -> Result<AgencyDoc, ServiceError> {
         caller.require(WRITERS, "registrar dependencias")?;
-        let mut errors = Vec::new();
-        required(&mut errors, "name", &input.name, 300);
-        let acronym = input.acronym.trim().to_uppercase();
-        if !(2..=12).contains(&acronym.len()) || !acronym.bytes().all(|b| b.is_ascii_uppercase()) {
-            errors.push(FieldError::new(
-                "acronym",
-                "deben ser de 2 a 12 letras sin acentos",
-            ));
-        }
-        let domains: Vec<String> = input
-            .email_domains
-            .iter()
-            .map(|d| d.trim().to_lowercase())
-            .collect();
-        if domains.is_empty() {
-            errors.push(FieldError::new(
-                "email_domains",
-                "indique al menos un dominio de correo",
-            ));
-        }
-        for d in &domains {
-            if !valid_domain(d) {
-                errors.push(FieldError::new(
-                    "email_domains",
-                    format!("dominio no válido: {d}"),
-                ));
-            }
-        }
-        done(errors)?;
+        let (acronym, domains) = agency_fields(&input)?;
         Ok(self
             .store
             .create_agency(
@@ -136,6 +197,7 @@ impl Service {
                     acronym,
                     email_domains: domains,
                 },
+                agency_audit(caller.id),
                 self.now(),
             )
             .await?
@@ -153,14 +215,20 @@ impl Service {
     }
 
     /// Creates an account. Passwords are hashed with Argon2id off the async threads.
+    /// Without a caller (the command line, the demo, the tests' seed), so recorded as the
+    /// operator's (actor 0).
     pub async fn create_user_unchecked(
         &self,
         input: NewUserInput,
     ) -> Result<UserDoc, ServiceError> {
-        self.create_account(input).await.map(Into::into)
+        self.create_account(input, UserId(0)).await.map(Into::into)
     }
 
-    async fn create_account(&self, input: NewUserInput) -> Result<User, ServiceError> {
+    async fn create_account(
+        &self,
+        input: NewUserInput,
+        actor: UserId,
+    ) -> Result<User, ServiceError> {
         let mut errors = Vec::new();
         required(&mut errors, "name", &input.name, 300);
         let email = match Email::parse(&input.email) {
@@ -257,6 +325,7 @@ impl Service {
                     reports_to: input.reports_to.map(UserId),
                     password_hash,
                 },
+                user_audit(actor),
                 self.now(),
             )
             .await?)
@@ -268,7 +337,7 @@ impl Service {
         input: NewUserInput,
     ) -> Result<UserDoc, ServiceError> {
         caller.require(WRITERS, "registrar usuarios")?;
-        self.create_user_unchecked(input).await
+        self.create_account(input, caller.id).await.map(Into::into)
     }
 
     /// Every account (admin).
@@ -298,22 +367,17 @@ impl Service {
             }
         };
         required(&mut errors, "name", &input.name, 500);
-        let url = input.url.trim().to_string();
-        if !(url.starts_with("https://") || url.starts_with("http://"))
-            || url.len() > 2000
-            || url.contains(char::is_whitespace)
-        {
-            errors.push(FieldError::new(
-                "url",
-                "debe ser una dirección http:// o https://",
-            ));
-        }
-        let agency = self.store.agency(AgencyId(input.agency_id)).await?;
-        if agency.is_none() {
-            errors.push(FieldError::new(
+        let url = procedure_url(&mut errors, &input.url);
+        match self.store.agency(AgencyId(input.agency_id)).await? {
+            None => errors.push(FieldError::new(
                 "agency_id",
                 format!("no existe la dependencia {}", input.agency_id),
-            ));
+            )),
+            Some(a) if !a.active => errors.push(FieldError::new(
+                "agency_id",
+                format!("la dependencia {} está dada de baja", a.acronym),
+            )),
+            Some(_) => {}
         }
         match self.store.user(UserId(input.responsible_id)).await? {
             Some(u) if u.role == Role::Agency && u.agency_id == Some(AgencyId(input.agency_id)) => {
@@ -342,6 +406,7 @@ impl Service {
                     url,
                     responsible_id: UserId(input.responsible_id),
                 },
+                procedure_audit(caller.id),
                 self.now(),
             )
             .await?
@@ -387,6 +452,9 @@ impl Service {
                     .collect(),
             ));
         }
-        Ok(self.store.add_policy(policy, Some(caller.id), now).await?)
+        Ok(self
+            .store
+            .add_policy(policy, policy_audit(caller.id), now)
+            .await?)
     }
 }

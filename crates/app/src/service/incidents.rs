@@ -132,6 +132,15 @@ impl Service {
                     format!("no existe el trámite {id}"),
                 ));
             };
+            if !p.active {
+                return Err(ServiceError::invalid(
+                    "procedure_ids",
+                    format!(
+                        "el trámite {} está dado de baja y no admite reportes nuevos",
+                        p.homoclave
+                    ),
+                ));
+            }
             match agency {
                 None => agency = Some(p.agency_id),
                 Some(a) if a != p.agency_id => {

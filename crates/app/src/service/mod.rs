@@ -6,7 +6,9 @@
 //! the first answer exactly as it was (201 for a creation, 200 for an action).
 
 mod accounts;
+mod admin;
 mod catalog;
+mod import;
 mod inbound;
 mod incidents;
 mod links;
@@ -25,7 +27,12 @@ use crate::clock::Clock;
 use crate::store::{Store, StoreError, User};
 
 pub use accounts::{LoginOutcome, SESSION_HOURS, new_secret};
+pub use admin::{
+    AgencyUpdateInput, CatalogEntity, MAX_CHANGES, NO_SUPERIOR_RESPONSIBLE, NO_SUPERIOR_VALIDATOR,
+    ProcedureUpdateInput, UserUpdateInput,
+};
 pub use catalog::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
+pub use import::{ImportCounts, ImportKind, ImportPreview, ImportRow, RowOutcome};
 pub use inbound::{InboundOutcome, MAX_MESSAGE_BYTES};
 pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
 pub use links::{LINK_LIFETIME, LinkMaker, LinkRefusal};

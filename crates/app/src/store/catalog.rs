@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::admin::Audit;
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +24,14 @@ pub struct Agency {
     pub name: String,
     pub acronym: String,
     pub email_domains: Vec<String>,
+    /// Deactivated instead of deleted (migration 0004); exports before it had none.
+    #[serde(default = "yes")]
+    pub active: bool,
     pub created_at: Timestamp,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +76,9 @@ pub struct Procedure {
     pub agency_id: AgencyId,
     pub url: String,
     pub responsible_id: UserId,
+    /// A deactivated procedure gets no new reports (migration 0004).
+    #[serde(default = "yes")]
+    pub active: bool,
     pub created_at: Timestamp,
 }
 
@@ -76,7 +87,7 @@ pub(super) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("instante fuera de rango ({ms}): {e}")))
 }
 
-fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T, StoreError>
+pub(super) fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
@@ -84,13 +95,14 @@ where
         .map_err(|e| StoreError::Corrupt(format!("columna {col}: {e}")))
 }
 
-fn agency_from(row: &AnyRow) -> Result<Agency, StoreError> {
+pub(super) fn agency_from(row: &AnyRow) -> Result<Agency, StoreError> {
     let domains: String = get(row, "email_domains")?;
     Ok(Agency {
         id: AgencyId(get(row, "id")?),
         name: get(row, "name")?,
         acronym: get(row, "acronym")?,
         email_domains: serde_json::from_str(&domains).map_err(StoreError::json)?,
+        active: get::<i64>(row, "active")? != 0,
         created_at: ts(get(row, "created_at")?)?,
     })
 }
@@ -111,7 +123,7 @@ pub(super) fn user_from(row: &AnyRow) -> Result<User, StoreError> {
     })
 }
 
-fn procedure_from(row: &AnyRow) -> Result<Procedure, StoreError> {
+pub(super) fn procedure_from(row: &AnyRow) -> Result<Procedure, StoreError> {
     let homoclave: String = get(row, "homoclave")?;
     Ok(Procedure {
         id: ProcedureId(get(row, "id")?),
@@ -120,19 +132,22 @@ fn procedure_from(row: &AnyRow) -> Result<Procedure, StoreError> {
         agency_id: AgencyId(get(row, "agency_id")?),
         url: get(row, "url")?,
         responsible_id: UserId(get(row, "responsible_id")?),
+        active: get::<i64>(row, "active")? != 0,
         created_at: ts(get(row, "created_at")?)?,
     })
 }
 
-const AGENCY_COLS: &str = "id, name, acronym, email_domains, created_at";
-const USER_COLS: &str =
+pub(super) const AGENCY_COLS: &str = "id, name, acronym, email_domains, active, created_at";
+pub(super) const USER_COLS: &str =
     "id, email, name, role, agency_id, reports_to, active, password_hash, created_at";
-const PROCEDURE_COLS: &str = "id, homoclave, name, agency_id, url, responsible_id, created_at";
+pub(super) const PROCEDURE_COLS: &str =
+    "id, homoclave, name, agency_id, url, responsible_id, active, created_at";
 
 impl Store {
     pub async fn create_agency(
         &self,
         new: NewAgency,
+        audit: Audit<Agency>,
         now: Timestamp,
     ) -> Result<Agency, StoreError> {
         let domains = serde_json::to_string(&new.email_domains).map_err(StoreError::json)?;
@@ -150,13 +165,20 @@ impl Store {
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(StoreError::db)?;
-                agency_from(&row)
+                let agency = agency_from(&row)?;
+                audit.created(conn, agency.id.0, &agency, now).await?;
+                Ok(agency)
             })
         })
         .await
     }
 
-    pub async fn create_user(&self, new: NewUser, now: Timestamp) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        new: NewUser,
+        audit: Audit<User>,
+        now: Timestamp,
+    ) -> Result<User, StoreError> {
         let sql = format!(
             "INSERT INTO users (email, name, role, agency_id, reports_to, password_hash, active, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 1, $7) RETURNING {USER_COLS}"
@@ -174,7 +196,9 @@ impl Store {
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(StoreError::db)?;
-                user_from(&row)
+                let user = user_from(&row)?;
+                audit.created(conn, user.id.0, &user, now).await?;
+                Ok(user)
             })
         })
         .await
@@ -183,6 +207,7 @@ impl Store {
     pub async fn create_procedure(
         &self,
         new: NewProcedure,
+        audit: Audit<Procedure>,
         now: Timestamp,
     ) -> Result<Procedure, StoreError> {
         let sql = format!(
@@ -201,7 +226,9 @@ impl Store {
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(StoreError::db)?;
-                procedure_from(&row)
+                let procedure = procedure_from(&row)?;
+                audit.created(conn, procedure.id.0, &procedure, now).await?;
+                Ok(procedure)
             })
         })
         .await
@@ -306,9 +333,11 @@ impl Store {
     pub async fn add_policy(
         &self,
         policy: SloPolicy,
-        created_by: Option<UserId>,
+        audit: Audit<SloPolicy>,
         now: Timestamp,
     ) -> Result<SloPolicy, StoreError> {
+        // The command-line operator (id 0) is no row of `users`.
+        let created_by = Some(audit.actor).filter(|a| a.0 != 0);
         let mut last = StoreError::Conflict;
         for _ in 0..5 {
             let mut policy = policy.clone();
@@ -325,6 +354,9 @@ impl Store {
                             StoreError::Invalid("demasiadas versiones de política".into())
                         })?;
                         insert_policy(conn, &policy, created_by, now).await?;
+                        audit
+                            .created(conn, i64::from(policy.version), &policy, now)
+                            .await?;
                         Ok(policy)
                     })
                 })

@@ -9,6 +9,7 @@
 //! its own transaction on the pool (the server groups concurrent WAL flushes itself).
 
 mod accounts;
+mod admin;
 mod cache;
 mod catalog;
 pub mod chain;
@@ -31,6 +32,7 @@ use sqlx::AnyConnection;
 use sqlx::AnyPool;
 
 pub use accounts::{IdempotencyRecord, TokenKind, login_wait_ms};
+pub use admin::{AdminChange, AgencyUpdate, Audit, ImportWrite, ProcedureUpdate, UserUpdate};
 pub use catalog::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
 pub use errors::StoreError;
 pub use folios::{VOID_ABANDONED, VOID_AT_STOP, VOID_IDEMPOTENCY_RACE};

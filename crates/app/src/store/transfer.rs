@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
+use super::admin::{AdminChangeRow, fetch_admin_changes, insert_admin_change_row};
 use super::catalog::{
     fetch_agencies, fetch_policies, fetch_procedures, fetch_users, insert_policy,
 };
@@ -94,6 +95,8 @@ enum Line {
     FolioBlock(FolioBlock),
     /// A folio recorded void (version 2).
     Void(FolioVoid),
+    /// A recorded catalogue change (version 3).
+    AdminChange(AdminChangeRow),
     FolioCounter {
         year: i64,
         last_number: i64,
@@ -111,8 +114,9 @@ pub const POSTGRES_BACKUP_HINT: &str = "para PostgreSQL use pg_dump (por ejemplo
      --format=custom --file=respaldo.dump URL); incidencias backup sólo copia bases SQLite";
 
 const EXPORT_FORMAT: &str = "incidencias-export";
-/// 2 added the folio blocks and voids; version 1 files (without them) still import.
-const EXPORT_VERSION: u32 = 2;
+/// 2 added the folio blocks and voids, 3 the record of catalogue changes; older files
+/// (without them) still import.
+const EXPORT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -256,6 +260,9 @@ impl Store {
         for v in fetch_voids(&mut tx).await? {
             put(&Line::Void(v))?;
         }
+        for c in fetch_admin_changes(&mut tx).await? {
+            put(&Line::AdminChange(c))?;
+        }
         let (mut incidents, mut events) = (0u64, 0u64);
         for folio in fetch_folios(&mut tx).await? {
             incidents += 1;
@@ -371,6 +378,7 @@ async fn import_lines(
         "incident_events",
         "incidents",
         "folio_voids",
+        "admin_changes",
     ] {
         if count(conn, table).await? > 0 {
             return Err(StoreError::Invalid(format!(
@@ -391,13 +399,14 @@ async fn import_lines(
             Line::Agency(a) => {
                 summary.agencies += 1;
                 sqlx::query(
-                    "INSERT INTO agencies (id, name, acronym, email_domains, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO agencies (id, name, acronym, email_domains, active, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(a.id.0)
                 .bind(a.name)
                 .bind(a.acronym)
                 .bind(serde_json::to_string(&a.email_domains).map_err(StoreError::json)?)
+                .bind(i64::from(a.active))
                 .bind(a.created_at.as_millisecond())
                 .execute(&mut *conn)
                 .await
@@ -429,7 +438,7 @@ async fn import_lines(
                 summary.procedures += 1;
                 sqlx::query(
                     "INSERT INTO procedures (id, homoclave, name, agency_id, url, responsible_id, \
-                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(p.id.0)
                 .bind(p.homoclave.as_str().to_string())
@@ -437,6 +446,7 @@ async fn import_lines(
                 .bind(p.agency_id.0)
                 .bind(p.url)
                 .bind(p.responsible_id.0)
+                .bind(i64::from(p.active))
                 .bind(p.created_at.as_millisecond())
                 .execute(&mut *conn)
                 .await
@@ -456,6 +466,7 @@ async fn import_lines(
             }
             Line::FolioBlock(b) => insert_block_row(conn, &b).await?,
             Line::Void(v) => insert_void_row(conn, &v).await?,
+            Line::AdminChange(c) => insert_admin_change_row(conn, &c).await?,
             Line::Event(e) => {
                 if chain.last().is_some_and(|last| last.folio != e.folio) {
                     import_incident(conn, std::mem::take(&mut chain), now, &mut summary).await?;
@@ -484,7 +495,7 @@ async fn import_lines(
     after_import(conn).await?;
     if backend == Backend::Postgres {
         // Explicit ids do not advance identity sequences.
-        for table in ["agencies", "users", "procedures"] {
+        for table in ["agencies", "users", "procedures", "admin_changes"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
                  COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"

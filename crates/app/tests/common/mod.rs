@@ -15,10 +15,10 @@ pub mod web;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use incidencias::store::{NewAgency, NewProcedure, NewUser, Procedure, Store, User};
+use incidencias::store::{Audit, NewAgency, NewProcedure, NewUser, Procedure, Store, User};
 use incidencias_core::{
     Actor, AgencyId, Channel, Command, Email, Homoclave, IncidentKind, NewReport, Role, SloPolicy,
-    decide,
+    UserId, decide,
 };
 use jiff::Timestamp;
 use sqlx::{AnyConnection, Connection, Executor};
@@ -196,6 +196,16 @@ fn email(s: &str) -> Email {
     Email::parse(s).expect("valid email")
 }
 
+/// How the seed's writes are recorded in `admin_changes`: by the operator (actor 0), as
+/// the store rows' JSON.
+pub fn audit<T: serde::Serialize>(entity: &'static str) -> Audit<T> {
+    Audit {
+        actor: UserId(0),
+        entity,
+        doc: |t| serde_json::to_string(t).expect("json"),
+    }
+}
+
 pub async fn seed(store: &Store) -> Fixture {
     let now = t0();
     let agency = store
@@ -205,6 +215,7 @@ pub async fn seed(store: &Store) -> Fixture {
                 acronym: "SEPRU".into(),
                 email_domains: vec!["sepru.gob.mx".into()],
             },
+            audit("agency"),
             now,
         )
         .await
@@ -225,6 +236,7 @@ pub async fn seed(store: &Store) -> Fixture {
                     reports_to: above,
                     password_hash: None,
                 },
+                audit("user"),
                 now,
             )
             .await
@@ -242,6 +254,7 @@ pub async fn seed(store: &Store) -> Fixture {
                 reports_to: above,
                 password_hash: None,
             },
+            audit("user"),
             now,
         )
         .await
@@ -255,6 +268,7 @@ pub async fn seed(store: &Store) -> Fixture {
                 url: "https://www.gob.mx/tramites/constancia".into(),
                 responsible_id: responsible.id,
             },
+            audit("procedure"),
             now,
         )
         .await
@@ -269,6 +283,7 @@ pub async fn seed(store: &Store) -> Fixture {
                 reports_to: None,
                 password_hash: None,
             },
+            audit("user"),
             now,
         )
         .await
@@ -283,6 +298,7 @@ pub async fn seed(store: &Store) -> Fixture {
                 reports_to: None,
                 password_hash: None,
             },
+            audit("user"),
             now,
         )
         .await
