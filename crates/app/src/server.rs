@@ -54,7 +54,7 @@ pub async fn serve(
     }
     match config.smtp {
         Some(mut settings) => {
-            settings.base_url = base_url;
+            settings.base_url = base_url.clone();
             // Checked when the Config was built; a failure here is a bug worth a log line,
             // not a reason to refuse the API.
             match OutboxWorker::new(service.clone(), &settings) {
@@ -94,6 +94,7 @@ pub async fn serve(
     let app = router(AppState {
         service,
         secure_cookies: config.secure_cookies,
+        base_url: base_url.clone(),
         demo_accounts: Arc::new(config.demo_accounts.clone()),
     });
     let served = axum::serve(listener, app)

@@ -230,6 +230,7 @@ pub async fn web_bench(args: WebBench) -> Result<i32, StoreError> {
     let app = router(AppState {
         service: service.clone(),
         secure_cookies: false,
+        base_url: "https://incidencias.gob.mx".into(),
         demo_accounts: Default::default(),
     });
     let cookie = format!("{}={session}", crate::http::extract::SESSION_COOKIE);

@@ -31,6 +31,9 @@ pub struct AppState {
     pub service: Service,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// Where people reach the service: the base of the links a message carries (the
+    /// outbox preview shows them as they will be sent).
+    pub base_url: String,
     /// The accounts the sign-in page lists (`incidencias demo` only; empty otherwise).
     pub demo_accounts: std::sync::Arc<Vec<crate::config::DemoAccount>>,
 }

@@ -88,10 +88,7 @@ impl Service {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<OutboxDoc>, ServiceError> {
-        caller.require(
-            &[Role::Helpdesk, Role::Admin],
-            "consultar la bandeja de salida",
-        )?;
+        caller.require(READERS, "consultar la bandeja de salida")?;
         let rows = self
             .store
             .list_outbox_before(state, before_id, check_limit(limit)?)
@@ -110,10 +107,7 @@ impl Service {
         id: i64,
         base_url: &str,
     ) -> Result<OutboxPreview, ServiceError> {
-        caller.require(
-            &[Role::Helpdesk, Role::Admin],
-            "consultar la bandeja de salida",
-        )?;
+        caller.require(READERS, "consultar la bandeja de salida")?;
         let row =
             self.store.outbox_row(id).await?.ok_or_else(|| {
                 ServiceError::NotFound("el correo de la bandeja de salida".into())

@@ -63,17 +63,21 @@ impl Service {
         Ok(rows.into_iter().map(with_subject).collect())
     }
 
-    /// The outbox's newest messages (of one state), with their subjects (help desk and
-    /// admin).
+    /// The outbox's messages (of one state), newest first, older than `before_id` when
+    /// paging, with their subjects (help desk and admin).
     pub async fn outbox_mail(
         &self,
         caller: &Caller,
         state: Option<super::OutboxState>,
+        before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<IncidentMail>, ServiceError> {
         caller.require(super::outbox::READERS, "consultar la bandeja de salida")?;
         let limit = limit.clamp(1, super::MAX_LIST);
-        let rows = self.store.list_outbox(state, limit).await?;
+        let rows = self
+            .store
+            .list_outbox_before(state, before_id, limit)
+            .await?;
         Ok(rows.into_iter().map(with_subject).collect())
     }
 }

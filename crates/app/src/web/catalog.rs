@@ -18,12 +18,16 @@ use crate::http::AppState;
 use crate::service::{NewAgencyInput, NewProcedureInput, NewUserInput, ServiceError};
 
 pub struct AgencyLine {
+    pub id: i64,
+    pub active: bool,
     pub acronym: String,
     pub name: String,
     pub domains: String,
 }
 
 pub struct ProcedureLine {
+    pub id: i64,
+    pub active: bool,
     pub homoclave: String,
     pub name: String,
     pub url: String,
@@ -32,6 +36,7 @@ pub struct ProcedureLine {
 }
 
 pub struct UserLine {
+    pub id: i64,
     pub name: String,
     pub email: String,
     pub role: String,
@@ -53,6 +58,8 @@ struct CatalogPage {
     agencies: Vec<AgencyLine>,
     procedures: Vec<ProcedureLine>,
     users: Vec<UserLine>,
+    /// Users whose ladder is empty where the protocol needs one, and why.
+    warnings: Vec<(String, String)>,
     agency_options: Vec<Choice>,
     agency_user_options: Vec<Choice>,
     user_options: Vec<Choice>,
@@ -100,10 +107,11 @@ async fn build(
     submitted: Fields,
 ) -> Result<CatalogPage, ServiceError> {
     let caller = &viewer.caller;
-    let (agencies, procedures, users) = tokio::try_join!(
+    let (agencies, procedures, users, warnings) = tokio::try_join!(
         state.service.agencies(caller),
         state.service.procedures(caller),
         state.service.users(caller),
+        state.service.ladder_warnings(caller),
     )?;
     let by_id: HashMap<i64, &UserDoc> = users.iter().map(|u| (u.id, u)).collect();
     let agency_name: HashMap<i64, String> =
@@ -119,6 +127,10 @@ async fn build(
         errors,
         refused_form,
         submitted,
+        warnings: warnings
+            .into_iter()
+            .map(|(u, why)| (format!("{} ({})", u.name, u.email), why))
+            .collect(),
         agency_options: agencies
             .iter()
             .map(|a| choice(a.id.to_string(), format!("{} — {}", a.acronym, a.name)))
@@ -149,6 +161,8 @@ async fn build(
         agencies: agencies
             .iter()
             .map(|a| AgencyLine {
+                id: a.id,
+                active: a.active,
                 acronym: a.acronym.clone(),
                 name: a.name.clone(),
                 domains: a.email_domains.join(", "),
@@ -157,6 +171,8 @@ async fn build(
         procedures: procedures
             .iter()
             .map(|p| ProcedureLine {
+                id: p.id,
+                active: p.active,
                 homoclave: p.homoclave.clone(),
                 name: p.name.clone(),
                 url: p.url.clone(),
@@ -170,6 +186,7 @@ async fn build(
         users: users
             .iter()
             .map(|u| UserLine {
+                id: u.id,
                 name: u.name.clone(),
                 email: u.email.clone(),
                 role: views::role_label(&u.role),

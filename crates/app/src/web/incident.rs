@@ -634,6 +634,10 @@ struct NewIncidentPage {
     channels: Vec<Choice>,
     description: String,
     occurred_at: String,
+    /// The received email this report comes from, if any.
+    message: Option<String>,
+    /// Why the fields came prefilled, in words.
+    suggestion: Option<String>,
 }
 
 async fn new_form(
@@ -644,15 +648,32 @@ async fn new_form(
 ) -> Result<NewIncidentPage, ServiceError> {
     let procedures = state.service.procedures(&viewer.caller).await?;
     let now = state.service.now();
-    let picked = |name: &str, default: &str| {
-        let v = fields.get(name);
-        if v.is_empty() {
-            default.to_string()
-        } else {
-            v.to_string()
+    // Opened from a received email: the service's suggestion fills what was not typed.
+    let message = fields.get("correo").parse::<i64>().ok();
+    let suggestion = match message {
+        Some(id) => Some(state.service.suggest_report(&viewer.caller, id).await?),
+        None => None,
+    };
+    let suggested = |name: &str| -> Option<String> {
+        let s = suggestion.as_ref()?;
+        match name {
+            "procedure_id" => s.procedure_id.map(|p| p.to_string()),
+            "kind" => Some(s.kind.clone()),
+            "description" => Some(s.description.clone()),
+            "occurred_at" => Some(format::input_value(s.occurred_at)),
+            "channel" => Some(Channel::Email.as_str().to_string()),
+            _ => None,
         }
     };
-    let procedure = fields.get("procedure_id").to_string();
+    let picked = |name: &str, default: &str| {
+        let v = fields.get(name);
+        if !v.is_empty() {
+            v.to_string()
+        } else {
+            suggested(name).unwrap_or_else(|| default.to_string())
+        }
+    };
+    let procedure = picked("procedure_id", "");
     let kind = picked("kind", IncidentKind::Unavailable.as_str());
     // The help desk mostly takes calls; an agency reports through this page.
     let default_channel = if viewer.caller.role == incidencias_core::Role::Agency {
@@ -689,16 +710,33 @@ async fn new_form(
                 selected: c.as_str() == channel,
             })
             .collect(),
-        description: fields.get("description").to_string(),
+        description: picked("description", ""),
         occurred_at: picked("occurred_at", &format::input_value(now)),
+        message: message.map(|id| id.to_string()),
+        suggestion: suggestion.map(|s| s.reason),
     })
 }
 
-pub async fn new_page(State(state): State<AppState>, viewer: Viewer) -> Response {
+#[derive(Deserialize, Default)]
+pub struct NewQuery {
+    /// A received email to open the incident from.
+    #[serde(default)]
+    correo: Option<i64>,
+}
+
+pub async fn new_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    query: Result<axum::extract::Query<NewQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if let Err(e) = state.service.may_act(&viewer.caller, "report") {
         return refused(Some(&viewer), &e);
     }
-    match new_form(&state, &viewer, Errors::default(), &Fields::default()).await {
+    let mut fields = Fields::default();
+    if let Some(id) = query.ok().and_then(|q| q.0.correo) {
+        fields.0.push(("correo".into(), id.to_string()));
+    }
+    match new_form(&state, &viewer, Errors::default(), &fields).await {
         Ok(page) => html(StatusCode::OK, &page),
         Err(e) => refused(Some(&viewer), &e),
     }

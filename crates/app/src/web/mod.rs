@@ -8,6 +8,7 @@
 mod account;
 mod assets;
 mod catalog;
+mod catalog_admin;
 pub mod format;
 mod incident;
 mod outbox;
@@ -52,13 +53,33 @@ pub fn router() -> Router<AppState> {
             post(incident::form_buttons),
         )
         .route("/correos", get(triage::page))
+        .route("/correos/{id}/original", get(triage::original))
+        .route("/correos/{id}/adjuntar", post(triage::attach))
+        .route("/correos/{id}/descartar", post(triage::discard))
         .route("/catalogo", get(catalog::page))
         .route("/catalogo/dependencias", post(catalog::create_agency))
         .route("/catalogo/tramites", post(catalog::create_procedure))
         .route("/catalogo/usuarios", post(catalog::create_user))
+        .route("/catalogo/cambios", get(catalog_admin::changes))
+        .route(
+            "/catalogo/importar",
+            get(catalog_admin::import_page)
+                .post(catalog_admin::import)
+                // A 10,000-row catalogue is about 1.5 MB; the upload and its preview's
+                // content posted back both fit.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    2 * crate::service::MAX_IMPORT_BYTES,
+                )),
+        )
+        .route(
+            "/catalogo/{segment}/{id}",
+            get(catalog_admin::edit).post(catalog_admin::update),
+        )
         .route("/politicas", get(policies::page).post(policies::create))
         .route("/salida", get(outbox::page))
         .route("/salida/reintentar", post(outbox::retry_all))
+        .route("/salida/{id}", get(outbox::message))
+        .route("/salida/{id}/html", get(outbox::message_html))
         .route("/salida/{id}/reintentar", post(outbox::retry_one))
         .route("/cuenta", get(account::page))
         .route("/cuenta/contrasena", post(account::change_password))

@@ -46,6 +46,8 @@ pub struct OutboxQuery {
     estado: Option<String>,
     #[serde(default)]
     hecho: Option<String>,
+    #[serde(default)]
+    antes: Option<i64>,
 }
 
 pub async fn page(
@@ -61,7 +63,7 @@ pub async fn page(
         .and_then(OutboxState::parse);
     let rows = match state
         .service
-        .outbox_mail(&viewer.caller, wanted, PAGE)
+        .outbox_mail(&viewer.caller, wanted, query.antes, PAGE)
         .await
     {
         Ok(rows) => rows,
@@ -87,7 +89,13 @@ pub async fn page(
             })
             .collect(),
         has_dead: rows.iter().any(|r| r.doc.state == "dead"),
-        next: None,
+        next: (rows.len() as i64 == PAGE)
+            .then(|| rows.last())
+            .flatten()
+            .map(|last| match wanted {
+                Some(w) => format!("/salida?estado={}&antes={}", w.as_str(), last.doc.id),
+                None => format!("/salida?antes={}", last.doc.id),
+            }),
         rows: rows
             .into_iter()
             .map(|m| OutboxLine {
@@ -126,4 +134,91 @@ pub async fn retry_one(
 
 pub async fn retry_all(State(state): State<AppState>, Posted { viewer, .. }: Posted) -> Response {
     retry(&state, &viewer, None).await
+}
+
+#[derive(Template)]
+#[template(path = "outbox_message.html")]
+struct MessagePage {
+    layout: Layout,
+    id: i64,
+    subject: String,
+    to: String,
+    cc: String,
+    state: &'static str,
+    attempts: i64,
+    folio: Option<String>,
+    created: String,
+    last_error: Option<String>,
+    render_error: Option<String>,
+    text: String,
+}
+
+fn message_id(raw: &str) -> Result<i64, ServiceError> {
+    raw.parse()
+        .map_err(|_| ServiceError::NotFound("ese correo".into()))
+}
+
+/// One message as it will be sent (links' signatures masked), before any SMTP server.
+pub async fn message(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    let preview = match message_id(&id) {
+        Ok(id) => {
+            state
+                .service
+                .outbox_preview(&viewer.caller, id, &state.base_url)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let preview = match preview {
+        Ok(p) => p,
+        Err(e) => return refused(Some(&viewer), &e),
+    };
+    let page = MessagePage {
+        layout: Layout::new(Some(&viewer), &preview.subject, "/salida"),
+        id: preview.doc.id,
+        subject: preview.subject.clone(),
+        to: preview.doc.to.join(", "),
+        cc: preview.doc.cc.join(", "),
+        state: outbox_state_label(&preview.doc.state),
+        attempts: preview.doc.attempts,
+        folio: preview.doc.folio.clone(),
+        created: format::instant(preview.doc.created_at),
+        last_error: preview.doc.last_error.clone(),
+        render_error: preview.error.clone(),
+        text: preview.text,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// The HTML part alone, as the recipient's mail client will show it: its own inline
+/// styles allowed, nothing else (no script, no request to anywhere).
+pub async fn message_html(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    let preview = match message_id(&id) {
+        Ok(id) => {
+            state
+                .service
+                .outbox_preview(&viewer.caller, id, &state.base_url)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match preview {
+        Ok(p) => (
+            [(
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            )],
+            axum::response::Html(p.html),
+        )
+            .into_response(),
+        Err(e) => refused(Some(&viewer), &e),
+    }
 }

@@ -285,6 +285,7 @@ impl Api {
             router: router(AppState {
                 service: service.clone(),
                 secure_cookies: false,
+                base_url: "https://incidencias.gob.mx".into(),
                 demo_accounts: Default::default(),
             }),
             admin: token(&admin).await,

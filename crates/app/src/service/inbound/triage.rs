@@ -165,8 +165,21 @@ impl Service {
             ));
         }
         let rows = self.store.triage_pending(before_id, limit).await?;
-        let procedures = self.store.procedures().await?;
-        let agencies = self.store.agencies().await?;
+        // Only what can take a new report is suggested.
+        let procedures: Vec<_> = self
+            .store
+            .procedures()
+            .await?
+            .into_iter()
+            .filter(|p| p.active)
+            .collect();
+        let agencies: Vec<_> = self
+            .store
+            .agencies()
+            .await?
+            .into_iter()
+            .filter(|a| a.active)
+            .collect();
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let m = &row.record;
@@ -252,8 +265,21 @@ impl Service {
         let row = self.inbound_row(id).await?;
         let raw = self.store.inbound_raw(id).await?.flatten();
         let parsed = raw.as_deref().and_then(|r| read::read(r).ok());
-        let procedures = self.store.procedures().await?;
-        let agencies = self.store.agencies().await?;
+        // Only what can take a new report is suggested.
+        let procedures: Vec<_> = self
+            .store
+            .procedures()
+            .await?
+            .into_iter()
+            .filter(|p| p.active)
+            .collect();
+        let agencies: Vec<_> = self
+            .store
+            .agencies()
+            .await?
+            .into_iter()
+            .filter(|a| a.active)
+            .collect();
         let m = &row.record;
         let fallback = format!("{}\n{}", m.subject, m.excerpt);
         let said = match &parsed {
@@ -419,6 +445,7 @@ mod tests {
             agency_id: AgencyId(agency),
             url: "https://www.gob.mx/x".into(),
             responsible_id: UserId(1),
+            active: true,
             created_at: jiff::Timestamp::UNIX_EPOCH,
         }
     }
@@ -429,6 +456,7 @@ mod tests {
             name: format!("Secretaría {acronym}"),
             acronym: acronym.into(),
             email_domains: vec![domain.into()],
+            active: true,
             created_at: jiff::Timestamp::UNIX_EPOCH,
         }
     }
