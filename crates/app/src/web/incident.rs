@@ -787,28 +787,33 @@ fn new_input(f: &Fields) -> Result<NewIncidentInput, ServiceError> {
 }
 
 pub async fn create(State(state): State<AppState>, Posted { viewer, fields }: Posted) -> Response {
-    let result = match new_input(&fields) {
-        Ok(input) => {
-            state
-                .service
-                .report_via(
-                    &viewer.caller,
-                    input,
-                    fields.idem("/incidencias/nueva"),
-                    Via::Web,
-                )
-                .await
-        }
-        Err(e) => Err(e),
+    let message = fields.get("correo").parse::<i64>().ok();
+    let result = match (new_input(&fields), message) {
+        // From a received email: the service opens it and records the message's outcome.
+        (Ok(input), Some(id)) => state
+            .service
+            .open_incident_from_inbound(&viewer.caller, id, input)
+            .await
+            .map(|received| received.folio.unwrap_or_default()),
+        (Ok(input), None) => state
+            .service
+            .report_via(
+                &viewer.caller,
+                input,
+                fields.idem("/incidencias/nueva"),
+                Via::Web,
+            )
+            .await
+            .map(|reply| {
+                serde_json::from_str::<serde_json::Value>(&reply.body)
+                    .ok()
+                    .and_then(|v| v["folio"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }),
+        (Err(e), _) => Err(e),
     };
     match result {
-        Ok(reply) => {
-            let folio = serde_json::from_str::<serde_json::Value>(&reply.body)
-                .ok()
-                .and_then(|v| v["folio"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            Redirect::to(&format!("/incidencias/{folio}?hecho=reportar")).into_response()
-        }
+        Ok(folio) => Redirect::to(&format!("/incidencias/{folio}?hecho=reportar")).into_response(),
         Err(e @ ServiceError::Forbidden(_)) => refused(Some(&viewer), &e),
         Err(e) => {
             let status = super::pages::status_of(&e);
