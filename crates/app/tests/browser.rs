@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{Demo, http, terminate, token_in};
+use common::process::{Demo, http, http_typed, terminate, token_in};
 use serde_json::{Value, json};
 
 /// The whole walk, launch included; the walk itself takes well under a minute.
@@ -173,6 +173,20 @@ fn every_role_walks_an_incident_from_report_to_closure_in_an_accessible_browser_
     let server = Server(child);
 
     let admin = token_in(&lines, "admin@incidencias.gob.mx");
+    // A message the help desk must review (no folio, an unknown sender): the walk turns it
+    // into an incident.
+    let raw = "From: ciudadana@ejemplo.com\r\nTo: mesa@ugd.gob.mx\r\n\
+               Subject: Falla reportada por correo\r\nMessage-ID: <recorrido@ejemplo.com>\r\n\r\n\
+               La Consulta de pagos no abre desde la mañana.\r\n";
+    let (status, body) = http_typed(
+        &url,
+        "POST",
+        "/api/v1/inbound-email",
+        Some(&token_in(&lines, "mesa@ugd.gob.mx")),
+        "message/rfc822",
+        Some(raw),
+    );
+    assert_eq!(status, 202, "deliver a message for review: {body}");
     let other_password = "clave-de-la-agencia-ajena";
     let other_email = another_agency_user(&url, &admin, other_password);
 

@@ -674,16 +674,67 @@ async function walk() {
     'Registrar trámite',
   );
   await check(page, 'catalogo-registrado');
+
+  // A CSV with one bad row: the preview says which and why, and offers nothing to apply.
+  await goto(page, '/catalogo/importar');
+  await check(page, 'importar');
+  const upload = async (csv, shotName) => {
+    const form = page.getByRole('form', { name: 'Archivo a importar', exact: true });
+    await choose(form.getByLabel('Qué contiene', { exact: true }), 'Trámites', 'Qué contiene');
+    await form.getByLabel('Archivo CSV', { exact: true }).setInputFiles({
+      name: 'tramites.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(csv, 'utf8'),
+    });
+    await submit(page, form.getByRole('button', { name: 'Ver vista previa', exact: true }), 'Ver vista previa');
+    await check(page, shotName);
+    return normalize(await page.locator('main').textContent());
+  };
+  const header = '\ufeffhomoclave;nombre;dependencia;url;responsable\n';
+  const good = 'RECO-01-002;Constancia del recorrido;RECO;https://www.gob.mx/tramites/constancia;responsable@reco.gob.mx\n';
+  const wrong = 'RECO-01-003;Trámite sin dependencia;NADA;https://www.gob.mx/tramites/x;responsable@reco.gob.mx\n';
+  let shown = await upload(header + good + wrong, 'importar-con-error');
+  if (!shown.includes('no existe la dependencia')) fail('la vista previa no explica el renglón con error');
+  if ((await page.getByRole('button', { name: 'Aplicar importación', exact: true }).count()) !== 0) {
+    fail('con un renglón con error no debe ofrecerse «Aplicar importación»');
+  }
+  console.log('  vista previa: 1 nuevo, 1 error; nada que aplicar');
+  shown = await upload(header + good, 'importar-vista-previa');
+  await act(page, 'Aplicar la importación', {}, 'Aplicar importación');
+  if (!normalize(await page.locator('main').textContent()).includes('Importación aplicada')) {
+    fail('tras aplicar no dice «Importación aplicada»');
+  }
+  await check(page, 'importar-aplicada');
+  await goto(page, '/catalogo/cambios');
+  await check(page, 'registro-de-cambios');
   await goto(page, '/politicas');
   await check(page, 'politicas-de-slo');
   await goto(page, '/salida');
   await check(page, 'bandeja-de-salida');
   await logout(page);
 
-  step(`8. Mesa de ayuda (${HELPDESK}): correos por revisar`);
+  step(`8. Mesa de ayuda (${HELPDESK}): un correo por revisar se vuelve incidencia`);
   await login(page, HELPDESK);
   await goto(page, '/correos');
   await check(page, 'correos-por-revisar');
+  const openLink = page.getByRole('link', { name: /^Abrir una incidencia con este correo/ }).first();
+  if ((await openLink.count()) === 0) fail('no hay correos por revisar con «Abrir una incidencia con este correo»');
+  await openLink.click();
+  await page.waitForURL((u) => u.pathname === '/incidencias/nueva');
+  await check(page, 'incidencia-desde-correo');
+  const description = await page.getByLabel('Descripción', { exact: true }).inputValue();
+  if (!description.trim()) fail('la descripción no viene del correo');
+  const newForm = page.getByRole('form', { name: 'Nueva incidencia', exact: true });
+  await fill(newForm, { 'Trámite': /^SBD-/ });
+  await submit(page, newForm.getByRole('button', { name: 'Registrar incidencia', exact: true }), 'Registrar incidencia');
+  await expectState(page, 'Reportada');
+  const medium = normalize(await page.locator('.facts').first().textContent());
+  if (!medium.includes('Correo electrónico')) fail('la incidencia abierta desde un correo no dice Medio: Correo electrónico');
+  await check(page, 'incidencia-abierta-desde-correo');
+  await goto(page, '/correos');
+  if ((await page.getByText('Falla reportada por correo', { exact: true }).count()) !== 0) {
+    fail('el correo convertido en incidencia sigue por revisar');
+  }
   await logout(page);
   await closeContext(page);
 }
