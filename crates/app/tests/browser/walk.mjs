@@ -674,6 +674,12 @@ async function walk() {
     'Registrar trámite',
   );
   await check(page, 'catalogo-registrado');
+  await page.getByRole('link', { name: 'Editar responsable@reco.gob.mx', exact: true }).click();
+  await page.waitForLoadState('load');
+  if (!normalize(await page.locator('main').textContent()).includes('Dirección RECO → Titular RECO')) {
+    fail('la página del usuario no muestra su cadena jerárquica');
+  }
+  await check(page, 'editar-usuario');
 
   // A CSV with one bad row: the preview says which and why, and offers nothing to apply.
   await goto(page, '/catalogo/importar');
@@ -711,6 +717,9 @@ async function walk() {
   await check(page, 'politicas-de-slo');
   await goto(page, '/salida');
   await check(page, 'bandeja-de-salida');
+  await page.getByRole('link', { name: /^Ver correo/ }).first().click();
+  await page.waitForLoadState('load');
+  await check(page, 'correo-vista-previa');
   await logout(page);
 
   step(`8. Mesa de ayuda (${HELPDESK}): un correo por revisar se vuelve incidencia`);
