@@ -585,29 +585,38 @@ fn kind_name(kind: ImportKind) -> &'static str {
     }
 }
 
+/// "1 renglón", "3 renglones".
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 fn preview_view(p: &ImportPreview, content: String) -> PreviewView {
     let c = &p.counts;
+    let tally = format!(
+        "{}, {}, {}",
+        count(c.new, "nuevo", "nuevos"),
+        count(c.changed, "modificado", "modificados"),
+        count(c.unchanged, "sin cambios", "sin cambios")
+    );
     let summary = if p.applied {
-        format!(
-            "Se aplicó en una sola operación: {} nuevos, {} modificados, {} sin cambios.",
-            c.new, c.changed, c.unchanged
-        )
+        format!("Se aplicó en una sola operación: {tally}.")
     } else if c.errors > 0 {
         format!(
-            "{} renglones con error: corríjalos en el archivo y vuelva a cargarlo; nada se \
-             aplica mientras haya errores. ({} nuevos, {} modificados, {} sin cambios.)",
-            c.errors, c.new, c.changed, c.unchanged
+            "{} con error: corríjalo en el archivo y vuelva a cargarlo; nada se aplica \
+             mientras haya errores. ({tally}.)",
+            count(c.errors, "renglón", "renglones")
         )
     } else if c.new + c.changed == 0 {
         format!(
-            "Nada que cambiar: los {} renglones ya están así.",
-            c.unchanged
+            "Nada que cambiar: el archivo coincide con el catálogo ({}).",
+            count(c.unchanged, "renglón", "renglones")
         )
     } else {
-        format!(
-            "Al aplicar: {} nuevos, {} modificados, {} sin cambios. Nada ha cambiado todavía.",
-            c.new, c.changed, c.unchanged
-        )
+        format!("Al aplicar: {tally}. Nada ha cambiado todavía.")
     };
     PreviewView {
         kind: kind_name(p.kind),
