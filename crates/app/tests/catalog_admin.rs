@@ -521,7 +521,7 @@ async fn ladder_chain_and_warnings(url: String) {
 async fn user_updates_keep_the_ladder_sound(url: String) {
     let api = Api::new(&url).await;
     let admin = &api.callers[0];
-    let [responsible, director, dg] = [api.users[3].id, api.users[4].id, api.users[5].id];
+    let [responsible, dg] = [api.users[3].id, api.users[5].id];
     let input = |reports_to: Option<i64>| UserUpdateInput {
         name: "Dirección General".into(),
         role: "agency".into(),
@@ -565,7 +565,24 @@ async fn user_updates_keep_the_ladder_sound(url: String) {
         .await
         .expect("changes")[0];
     assert_eq!(change.action, "updated");
-    let _ = director;
+    // A procedure's responsible stays an agency user of its agency.
+    let mut moved = input(None);
+    moved.name = "Responsable".into();
+    moved.agency_id = Some(api.other_agency_id);
+    let e = fields(api.service.update_user(admin, responsible, moved).await);
+    assert!(e[0].contains("es responsable de SEPRU-01-001"), "{e:?}");
+    let file = "correo,nombre,rol,dependencia
+        responsable@sepru.gob.mx,Responsable,helpdesk,
+";
+    let p = api
+        .service
+        .preview_import(admin, ImportKind::Users, file.as_bytes())
+        .await
+        .expect("preview");
+    assert!(
+        error_of(&p, 2).contains("es responsable de SEPRU-01-001"),
+        "{p:?}"
+    );
 }
 
 async fn only_admins_administer(url: String) {

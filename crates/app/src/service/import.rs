@@ -220,6 +220,8 @@ struct Catalogue {
     users: HashMap<String, User>,
     user_by_id: HashMap<UserId, User>,
     procedures: HashMap<String, Procedure>,
+    /// The homoclaves each user is responsible for.
+    responsible_of: HashMap<UserId, Vec<String>>,
 }
 
 impl Catalogue {
@@ -227,7 +229,15 @@ impl Catalogue {
         let agencies = service.store.agencies().await?;
         let users = service.store.users().await?;
         let procedures = service.store.procedures().await?;
+        let mut responsible_of: HashMap<UserId, Vec<String>> = HashMap::new();
+        for p in &procedures {
+            responsible_of
+                .entry(p.responsible_id)
+                .or_default()
+                .push(p.homoclave.to_string());
+        }
         Ok(Catalogue {
+            responsible_of,
             agency_by_id: agencies.iter().map(|a| (a.id, a.clone())).collect(),
             agencies: agencies
                 .into_iter()
@@ -530,6 +540,21 @@ fn check_users(cat: &Catalogue, rows: &[(usize, Vec<String>)]) -> Vec<Checked> {
         .map(|((_, cells), r)| {
             let existing = r.email.as_ref().and_then(|e| cat.users.get(e.as_str()));
             let mut changed = Vec::new();
+            if let (Some(u), Some(role)) = (existing, r.role)
+                && (role != Role::Agency || r.agency != u.agency_id)
+                && let Some(owned) = cat.responsible_of.get(&u.id)
+                && r.problems.is_empty()
+            {
+                return (
+                    RowOutcome::Error(format!(
+                        "{} es responsable de {}: asigne otro responsable antes de cambiar su \
+                         rol o dependencia",
+                        u.email,
+                        owned.join(", ")
+                    )),
+                    None,
+                );
+            }
             if let (Some(u), Some(role)) = (existing, r.role) {
                 let name = &cells[1];
                 if u.name != name.as_str() {
