@@ -32,7 +32,9 @@ pub use admin::{
     ProcedureUpdateInput, UserUpdateInput,
 };
 pub use catalog::{NewAgencyInput, NewProcedureInput, NewUserInput, PolicyInput};
-pub use import::{ImportCounts, ImportKind, ImportPreview, ImportRow, RowOutcome};
+pub use import::{
+    ImportCounts, ImportKind, ImportPreview, ImportRow, MAX_IMPORT_BYTES, RowOutcome,
+};
 pub use inbound::{InboundOutcome, MAX_MESSAGE_BYTES};
 pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
 pub use links::{LINK_LIFETIME, LinkMaker, LinkRefusal};
