@@ -365,6 +365,29 @@ async fn changes_are_recorded_with_before_and_after(url: String) {
     assert_eq!(i.before.as_ref().expect("before")["name"], "Constancia");
     assert_eq!(i.after.as_ref().expect("after")["name"], "Constancia nueva");
 
+    // A policy version is recorded by its number.
+    let policy = api
+        .service
+        .add_policy(
+            admin,
+            incidencias::service::PolicyInput {
+                effective_from: None,
+                targets: incidencias_core::slo::SEED_TARGETS,
+                warning_ratio: None,
+                escalation_repeat_s: None,
+            },
+        )
+        .await
+        .expect("policy");
+    let recorded = &api
+        .service
+        .admin_changes(admin, Some("policy"), None, None, 10)
+        .await
+        .expect("changes")[0];
+    assert_eq!(recorded.entity_id, i64::from(policy.version));
+    assert_eq!(recorded.action, "created");
+    assert_eq!(recorded.actor_id, admin.id.0);
+
     // Paging: newest first, then older than the last id seen.
     let all = api
         .service
