@@ -365,6 +365,29 @@ async fn changes_are_recorded_with_before_and_after(url: String) {
     assert_eq!(i.before.as_ref().expect("before")["name"], "Constancia");
     assert_eq!(i.after.as_ref().expect("after")["name"], "Constancia nueva");
 
+    // A policy version is recorded by its number.
+    let policy = api
+        .service
+        .add_policy(
+            admin,
+            incidencias::service::PolicyInput {
+                effective_from: None,
+                targets: incidencias_core::slo::SEED_TARGETS,
+                warning_ratio: None,
+                escalation_repeat_s: None,
+            },
+        )
+        .await
+        .expect("policy");
+    let recorded = &api
+        .service
+        .admin_changes(admin, Some("policy"), None, None, 10)
+        .await
+        .expect("changes")[0];
+    assert_eq!(recorded.entity_id, i64::from(policy.version));
+    assert_eq!(recorded.action, "created");
+    assert_eq!(recorded.actor_id, admin.id.0);
+
     // Paging: newest first, then older than the last id seen.
     let all = api
         .service
@@ -521,7 +544,7 @@ async fn ladder_chain_and_warnings(url: String) {
 async fn user_updates_keep_the_ladder_sound(url: String) {
     let api = Api::new(&url).await;
     let admin = &api.callers[0];
-    let [responsible, director, dg] = [api.users[3].id, api.users[4].id, api.users[5].id];
+    let [responsible, dg] = [api.users[3].id, api.users[5].id];
     let input = |reports_to: Option<i64>| UserUpdateInput {
         name: "Dirección General".into(),
         role: "agency".into(),
@@ -565,7 +588,24 @@ async fn user_updates_keep_the_ladder_sound(url: String) {
         .await
         .expect("changes")[0];
     assert_eq!(change.action, "updated");
-    let _ = director;
+    // A procedure's responsible stays an agency user of its agency.
+    let mut moved = input(None);
+    moved.name = "Responsable".into();
+    moved.agency_id = Some(api.other_agency_id);
+    let e = fields(api.service.update_user(admin, responsible, moved).await);
+    assert!(e[0].contains("es responsable de SEPRU-01-001"), "{e:?}");
+    let file = "correo,nombre,rol,dependencia
+        responsable@sepru.gob.mx,Responsable,helpdesk,
+";
+    let p = api
+        .service
+        .preview_import(admin, ImportKind::Users, file.as_bytes())
+        .await
+        .expect("preview");
+    assert!(
+        error_of(&p, 2).contains("es responsable de SEPRU-01-001"),
+        "{p:?}"
+    );
 }
 
 async fn only_admins_administer(url: String) {

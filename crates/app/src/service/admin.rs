@@ -191,6 +191,34 @@ impl Service {
                 }
             }
         }
+        // A procedure's responsible is an agency user of its agency (create_procedure's
+        // rule): moving them out of it would leave the procedure with a wrong one.
+        if role.is_some_and(|r| r != Role::Agency)
+            || input.agency_id.map(AgencyId) != users[&UserId(id)].agency_id
+        {
+            let owned: Vec<String> = self
+                .store
+                .procedures()
+                .await?
+                .into_iter()
+                .filter(|p| p.responsible_id == UserId(id))
+                .map(|p| p.homoclave.to_string())
+                .collect();
+            if !owned.is_empty() {
+                errors.push(FieldError::new(
+                    if role == Some(Role::Agency) {
+                        "agency_id"
+                    } else {
+                        "role"
+                    },
+                    format!(
+                        "es responsable de {}: asigne otro responsable antes de cambiar su rol \
+                         o dependencia",
+                        owned.join(", ")
+                    ),
+                ));
+            }
+        }
         done(errors)?;
         let Some(role) = role else {
             return Err(ServiceError::invalid("role", "es obligatorio"));

@@ -393,7 +393,8 @@ impl Service {
 
     /// Whether the caller's role may perform `action` at all: an incident command by its
     /// [`incidencias_core::Command::name`] (the core's table), or a catalogue write
-    /// (`create_agency`, `create_user`, `create_procedure`, `create_policy`). Asked by a
+    /// (`create_agency`, `create_user`, `create_procedure`, `create_policy`, `update_agency`,
+    /// `update_user`, `update_procedure`, `import`). Asked by a
     /// front end before it reads the rest of the request, so that a caller whose role may
     /// not act is refused whatever the request says (the API's 403 before 400 or 422). It
     /// judges the role only: the incident's agency and state are the use-case's to check.

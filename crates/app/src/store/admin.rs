@@ -371,7 +371,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         self.write(move |conn| {
             Box::pin(async move {
-                // (entity id, document before) of each row, in order.
+                // (entity id, document before, whether a user) of each row, in order.
                 let mut touched: Vec<(i64, Option<String>, bool)> = Vec::new();
                 for row in &rows {
                     match row {
