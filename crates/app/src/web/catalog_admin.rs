@@ -652,7 +652,7 @@ fn preview_view(p: &ImportPreview, content: String) -> PreviewView {
 }
 
 pub async fn import_page(State(state): State<AppState>, viewer: Viewer) -> Response {
-    if let Err(e) = state.service.may_act(&viewer.caller, "create_procedure") {
+    if let Err(e) = state.service.may_act(&viewer.caller, "import") {
         return refused(Some(&viewer), &e);
     }
     let page = ImportPage {
