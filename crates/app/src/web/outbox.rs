@@ -153,6 +153,19 @@ struct MessagePage {
     text: String,
 }
 
+/// Message `raw_id` as it will be sent, with links based where the worker bases them.
+async fn preview(
+    state: &AppState,
+    viewer: &Viewer,
+    raw_id: &str,
+) -> Result<crate::documents::OutboxPreview, ServiceError> {
+    let id = message_id(raw_id)?;
+    state
+        .service
+        .outbox_preview(&viewer.caller, id, &state.base_url)
+        .await
+}
+
 fn message_id(raw: &str) -> Result<i64, ServiceError> {
     raw.parse()
         .map_err(|_| ServiceError::NotFound("ese correo".into()))
@@ -164,16 +177,7 @@ pub async fn message(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Response {
-    let preview = match message_id(&id) {
-        Ok(id) => {
-            state
-                .service
-                .outbox_preview(&viewer.caller, id, &state.base_url)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    let preview = match preview {
+    let preview = match preview(&state, &viewer, &id).await {
         Ok(p) => p,
         Err(e) => return refused(Some(&viewer), &e),
     };
@@ -201,16 +205,7 @@ pub async fn message_html(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Response {
-    let preview = match message_id(&id) {
-        Ok(id) => {
-            state
-                .service
-                .outbox_preview(&viewer.caller, id, &state.base_url)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match preview {
+    match preview(&state, &viewer, &id).await {
         Ok(p) => (
             [(
                 axum::http::header::CONTENT_SECURITY_POLICY,

@@ -149,6 +149,19 @@ fn note_of(text: Option<&str>) -> Option<String> {
 }
 
 impl Service {
+    /// The procedures and agencies a suggestion may name: only those that can take a new
+    /// report.
+    async fn suggestable(
+        &self,
+    ) -> Result<(Vec<crate::store::Procedure>, Vec<crate::store::Agency>), ServiceError> {
+        let procedures = self.store.procedures().await?;
+        let agencies = self.store.agencies().await?;
+        Ok((
+            procedures.into_iter().filter(|p| p.active).collect(),
+            agencies.into_iter().filter(|a| a.active).collect(),
+        ))
+    }
+
     /// Messages waiting in the triage queue (outcome `triage`, not yet resolved), newest
     /// first; `before_id` pages by id. Help desk and admin.
     pub async fn triage_queue(
@@ -165,21 +178,7 @@ impl Service {
             ));
         }
         let rows = self.store.triage_pending(before_id, limit).await?;
-        // Only what can take a new report is suggested.
-        let procedures: Vec<_> = self
-            .store
-            .procedures()
-            .await?
-            .into_iter()
-            .filter(|p| p.active)
-            .collect();
-        let agencies: Vec<_> = self
-            .store
-            .agencies()
-            .await?
-            .into_iter()
-            .filter(|a| a.active)
-            .collect();
+        let (procedures, agencies) = self.suggestable().await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let m = &row.record;
@@ -265,21 +264,7 @@ impl Service {
         let row = self.inbound_row(id).await?;
         let raw = self.store.inbound_raw(id).await?.flatten();
         let parsed = raw.as_deref().and_then(|r| read::read(r).ok());
-        // Only what can take a new report is suggested.
-        let procedures: Vec<_> = self
-            .store
-            .procedures()
-            .await?
-            .into_iter()
-            .filter(|p| p.active)
-            .collect();
-        let agencies: Vec<_> = self
-            .store
-            .agencies()
-            .await?
-            .into_iter()
-            .filter(|a| a.active)
-            .collect();
+        let (procedures, agencies) = self.suggestable().await?;
         let m = &row.record;
         let fallback = format!("{}\n{}", m.subject, m.excerpt);
         let said = match &parsed {
