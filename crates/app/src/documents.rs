@@ -331,6 +331,31 @@ impl PublicStatusDoc {
     }
 }
 
+/// Every published procedure's state, for the portal in one request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicProceduresDoc {
+    pub procedures: Vec<PublicProcedureDoc>,
+}
+
+/// One procedure as citizens see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicProcedureDoc {
+    #[schema(example = "SEGOB-01-001")]
+    pub homoclave: String,
+    pub name: String,
+    pub url: String,
+    pub agency_acronym: String,
+    pub agency_name: String,
+    /// `operating`, `incident` (the button is disabled), `maintenance` (usable, with the
+    /// banner shown).
+    pub state: String,
+    pub button_enabled: bool,
+    pub banner: BannerDoc,
+    /// Since when the published incident behind the state (null when operating).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub since: Option<Timestamp>,
+}
+
 /// One event of an incident's record, with its place in the hash chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EventDoc {

@@ -68,6 +68,23 @@
     });
   }
 
+  // The public status page: filter the list as the person types (the form works without).
+  function listFilter() {
+    document.querySelectorAll("input[data-filter-list]").forEach(function (input) {
+      var list = document.getElementById(input.getAttribute("data-filter-list"));
+      if (!list) { return; }
+      input.addEventListener("input", function () {
+        var q = input.value.trim().toLowerCase();
+        list.querySelectorAll("li[data-text]").forEach(function (li) {
+          li.hidden = q !== "" && li.getAttribute("data-text").indexOf(q) === -1;
+        });
+        list.querySelectorAll("[data-group]").forEach(function (g) {
+          g.hidden = g.querySelectorAll("li[data-text]:not([hidden])").length === 0;
+        });
+      });
+    });
+  }
+
   function confirmations() {
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (e) {
@@ -81,6 +98,7 @@
     setInterval(tick, 30000);
     refreshQueue();
     procedureSearch();
+    listFilter();
     confirmations();
   });
 })();

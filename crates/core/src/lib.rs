@@ -33,7 +33,9 @@ pub use escalation::{
 };
 pub use event::{Actor, BannerCause, ButtonCause, Change, Event, Via};
 pub use incident::{Incident, IncidentState, ReplayError, ReportFormState};
-pub use portal::{ClosingCondition, PortalState, closing_conditions_unmet, procedure_status};
+pub use portal::{
+    ClosingCondition, PortalState, PublicState, closing_conditions_unmet, procedure_status,
+};
 pub use report_form::{FormField, FormIssue, IncidentReport};
 pub use slo::{Clock, ClockId, ClockName, ClockState, SloPolicy, policy_in_force};
 pub use types::{

@@ -169,3 +169,50 @@ pub fn procedure_status<'a>(incidents: impl IntoIterator<Item = &'a Incident>) -
         since: latest.map(|i| i.reported_at),
     }
 }
+
+/// What a citizen is told about a procedure on the public status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PublicState {
+    /// No published incident, or the service is restored (button enabled, no banner)
+    /// while the incident's paperwork finishes.
+    Operating,
+    /// A published incident disabled the procedure's button: it cannot be used now.
+    Incident,
+    /// The procedure can be used (its button stays enabled, as for a slow one) but the
+    /// agency shows the banner: it works with a notice.
+    Maintenance,
+}
+
+impl PublicState {
+    /// The state of a procedure with `status` ([`procedure_status`]).
+    pub fn of(status: &ProcedureStatus) -> PublicState {
+        match (
+            status.incident.is_some(),
+            status.button_enabled,
+            status.banner_shown,
+        ) {
+            (false, _, _) => PublicState::Operating,
+            (true, false, _) => PublicState::Incident,
+            (true, true, true) => PublicState::Maintenance,
+            (true, true, false) => PublicState::Operating,
+        }
+    }
+
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublicState::Operating => "operating",
+            PublicState::Incident => "incident",
+            PublicState::Maintenance => "maintenance",
+        }
+    }
+
+    /// The words of the public page.
+    pub fn label(self) -> &'static str {
+        match self {
+            PublicState::Operating => "Operando",
+            PublicState::Incident => "Con incidencia",
+            PublicState::Maintenance => "En mantenimiento",
+        }
+    }
+}

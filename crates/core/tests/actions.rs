@@ -178,3 +178,49 @@ fn action_names_round_trip_and_labels_are_the_copy_deck_words() {
         "Solicitar información faltante"
     );
 }
+
+#[test]
+fn the_public_state_says_unusable_usable_with_notice_or_operating() {
+    use incidencias_core::{PublicState, procedure_status};
+    let run = Run::notified(Severity::High);
+    let status = procedure_status([run.inc()]);
+    assert_eq!(
+        PublicState::of(&status),
+        PublicState::Incident,
+        "button disabled"
+    );
+    assert_eq!(PublicState::Incident.label(), "Con incidencia");
+    let none = procedure_status(std::iter::empty());
+    assert_eq!(PublicState::of(&none), PublicState::Operating);
+    let mut slow = Run::new();
+    let Command::Report(mut new) = report(10 * MIN) else {
+        unreachable!("report() builds a report")
+    };
+    new.kind = incidencias_core::IncidentKind::Slow;
+    slow.ok(&helpdesk(), Command::Report(new), at(0));
+    slow.ok(
+        &helpdesk(),
+        Command::Notify {
+            severity: Severity::Low,
+            disable_button: false,
+            occurred_at: None,
+        },
+        at(MIN),
+    );
+    let kept = procedure_status([slow.inc()]);
+    assert_eq!(
+        PublicState::of(&kept),
+        PublicState::Operating,
+        "no banner yet"
+    );
+    slow.ok(
+        &agency(),
+        Command::SetBanner {
+            shown: true,
+            message: None,
+        },
+        at(2 * MIN),
+    );
+    let noticed = procedure_status([slow.inc()]);
+    assert_eq!(PublicState::of(&noticed), PublicState::Maintenance);
+}

@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(p::healthz))
         .routes(routes!(p::readyz))
         .routes(routes!(p::procedure_status))
+        .routes(routes!(p::procedures))
         .routes(routes!(a::login))
         .routes(routes!(a::logout))
         .routes(routes!(a::me))

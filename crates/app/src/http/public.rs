@@ -47,3 +47,30 @@ pub async fn procedure_status(
     );
     Ok(response)
 }
+
+/// Every published procedure's state in one request (the portal's list): operating,
+/// incident (button disabled) or maintenance (usable, banner shown), with the banner's
+/// text. Public; `ETag` and `If-None-Match` answer 304 while nothing changed.
+#[utoipa::path(get, path = "/api/v1/public/procedures", tag = "portal",
+    params(("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer")),
+    responses(
+        (status = 200, body = crate::documents::PublicProceduresDoc, headers(("ETag" = String))),
+        (status = 304, description = "Unchanged since the ETag sent"),
+    ))]
+pub async fn procedures(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let doc = state.service.public_procedures().await?;
+    let body = serde_json::to_vec(&doc)
+        .map_err(|e| crate::service::ServiceError::Internal(e.to_string()))?;
+    let tag = crate::web::etag(&body);
+    let mut response = crate::web::revalidated(&tag, &headers, || {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    });
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=30"),
+    );
+    Ok(response)
+}

@@ -533,6 +533,53 @@ impl Service {
         })
     }
 
+    /// Every active procedure's public state, by agency then homoclave: what the portal
+    /// and the public status page read. No internal names (folios stay private here).
+    pub async fn public_procedures(
+        &self,
+    ) -> Result<crate::documents::PublicProceduresDoc, ServiceError> {
+        use std::collections::HashMap;
+        let (procedures, agencies, open) = tokio::try_join!(
+            self.store.procedures(),
+            self.store.agencies(),
+            self.store.open_incidents_by_procedure(),
+        )?;
+        let mut by_procedure: HashMap<ProcedureId, Vec<Incident>> = HashMap::new();
+        for (procedure, incident) in open {
+            by_procedure.entry(procedure).or_default().push(incident);
+        }
+        let agencies: HashMap<i64, &crate::store::Agency> =
+            agencies.iter().map(|a| (a.id.0, a)).collect();
+        let mut list: Vec<crate::documents::PublicProcedureDoc> = procedures
+            .iter()
+            .filter(|p| p.active)
+            .filter_map(|p| {
+                let agency = agencies.get(&p.agency_id.0).filter(|a| a.active)?;
+                let status = procedure_status(by_procedure.get(&p.id).into_iter().flatten());
+                let state = incidencias_core::PublicState::of(&status);
+                Some(crate::documents::PublicProcedureDoc {
+                    homoclave: p.homoclave.as_str().to_string(),
+                    name: p.name.clone(),
+                    url: p.url.clone(),
+                    agency_acronym: agency.acronym.clone(),
+                    agency_name: agency.name.clone(),
+                    state: state.as_str().to_string(),
+                    button_enabled: status.button_enabled,
+                    banner: crate::documents::BannerDoc {
+                        shown: status.banner_shown,
+                        message: status.banner_message.clone(),
+                    },
+                    since: status.since,
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            (a.agency_acronym.as_str(), a.homoclave.as_str())
+                .cmp(&(b.agency_acronym.as_str(), b.homoclave.as_str()))
+        });
+        Ok(crate::documents::PublicProceduresDoc { procedures: list })
+    }
+
     /// What the portal shows for a procedure.
     pub async fn public_status(&self, homoclave: &str) -> Result<PublicStatusDoc, ServiceError> {
         let key = incidencias_core::Homoclave::parse(homoclave)

@@ -425,6 +425,29 @@ impl Store {
         Ok((items, u64::try_from(total).unwrap_or(0)))
     }
 
+    /// Every open incident with each procedure it touches, in one query (the public list
+    /// of every procedure's state).
+    pub async fn open_incidents_by_procedure(
+        &self,
+    ) -> Result<Vec<(ProcedureId, Incident)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.procedure_id, i.body FROM incidents i \
+             JOIN incident_procedures p ON p.folio = i.folio \
+             WHERE i.state NOT IN ('closed', 'dismissed')",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get("procedure_id").map_err(StoreError::db)?;
+                let body: String = r.try_get("body").map_err(StoreError::db)?;
+                let incident = serde_json::from_str(&body).map_err(StoreError::json)?;
+                Ok((ProcedureId(id), incident))
+            })
+            .collect()
+    }
+
     /// The open (not closed, not dismissed) incidents touching a procedure.
     pub async fn open_incidents_of(
         &self,

@@ -14,6 +14,7 @@ mod incident;
 mod outbox;
 mod pages;
 mod policies;
+mod public;
 mod session;
 mod triage;
 pub mod views;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::AppState;
+pub use assets::{etag, revalidated};
 pub use pages::not_found_page;
 
 /// The policy every page is served with: our own scripts, styles, fonts and images only;
@@ -37,6 +39,7 @@ pub fn router() -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(pages::queue))
         .route("/entrar", get(pages::login_page).post(pages::login))
+        .route("/estado", get(public::page))
         .route("/salir", post(pages::logout))
         .route(
             "/incidencias/nueva",

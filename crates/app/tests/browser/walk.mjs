@@ -449,7 +449,18 @@ async function openFromQueue(page, folio, shotName) {
 async function walk() {
   const page = await open();
 
-  step('0. /entrar: la página, y una contraseña incorrecta');
+  step('0. /estado (público, sin sesión) y /entrar: la página, y una contraseña incorrecta');
+  await goto(page, '/estado');
+  const states = normalize(await page.locator('main').textContent());
+  if (!states.includes('Con incidencia') || !states.includes('Operando')) {
+    fail('el estado público no muestra trámites «Con incidencia» y «Operando» del demo');
+  }
+  if (/INC-\d{4}-\d{6}/.test(states)) fail('el estado público muestra un folio interno');
+  await check(page, 'estado-publico');
+  await page.getByLabel('Buscar por nombre, homoclave o dependencia', { exact: true }).fill('zzz-nada');
+  if ((await page.locator('li[data-text]:visible').count()) !== 0) {
+    fail('la búsqueda del estado público no filtra la lista');
+  }
   await goto(page, '/entrar');
   await check(page, 'entrar');
   expectedErrorPaths.add('/entrar'); // a refused sign-in may answer 401/422
