@@ -36,6 +36,8 @@
       if (etag) { headers["If-None-Match"] = etag; }
       fetch(window.location.href, { headers: headers, credentials: "same-origin" })
         .then(function (r) {
+          // The session ended: the answer is the sign-in page, not the queue.
+          if (r.redirected || r.status === 401) { window.location.reload(); return; }
           if (r.status === 200) {
             etag = r.headers.get("ETag");
             return r.text().then(function (html) {
@@ -43,7 +45,6 @@
               if (!focused) { box.innerHTML = html; tick(box); }
             });
           }
-          if (r.status === 401 || r.redirected) { window.location.reload(); }
         })
         .catch(function () { /* offline for a moment: try again next time */ });
     }, every * 1000);

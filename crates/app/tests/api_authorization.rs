@@ -93,6 +93,13 @@ fn rows() -> Vec<Row> {
         },
         Row {
             method: "GET",
+            path: "/api/v1/public/procedures",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 200, 200, 200, 200],
+        },
+        Row {
+            method: "GET",
             path: "/api/v1/public/procedures/{homoclave}/status",
             setup: Setup::None,
             body: none,

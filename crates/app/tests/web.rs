@@ -439,7 +439,60 @@ async fn my_account_changes_the_password_and_shows_a_new_token_once(url: String)
     );
 }
 
+async fn return_paths_browsers_would_rewrite_and_origin_less_sign_ins_are_refused(url: String) {
+    let api = Api::new(&url).await;
+    // Browsers drop tabs and newlines from URLs: "/\t/evil" would become "//evil".
+    for next in [
+        "/\t/evil.example",
+        "/\\evil.example",
+        "/\n/evil.example",
+        "https://evil.example/",
+    ] {
+        let a = sign_in_form(&api, "mesa@ugd.gob.mx", PASSWORD, next).await;
+        assert_eq!(a.header("location"), Some("/"), "{next:?} is not followed");
+    }
+    // A sign-in form that says nothing of where it comes from is not taken as ours.
+    let req = Request::builder()
+        .method(axum::http::Method::POST)
+        .uri("/entrar")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "email=mesa%40ugd.gob.mx&password=contrase%C3%B1a-de-prueba",
+        ))
+        .expect("request");
+    assert_eq!(api.send(req).await.status, StatusCode::FORBIDDEN);
+}
+
+async fn the_current_password_is_guessed_no_faster_than_at_sign_in(url: String) {
+    let api = Api::new(&url).await;
+    let me = Browser::sign_in(&api, "mesa@ugd.gob.mx").await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let a = post_form(
+            &api,
+            "/cuenta/contrasena",
+            &me.cookie,
+            "same-origin",
+            &[
+                ("_csrf", &me.csrf),
+                ("current_password", "adivinanza-123"),
+                ("new_password", "nueva-contraseña-1"),
+                ("confirmation", "nueva-contraseña-1"),
+            ],
+        )
+        .await;
+        statuses.push(a.status);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "after three failures the next guess waits: {statuses:?}"
+    );
+}
+
 on_both_backends!(
+    return_paths_browsers_would_rewrite_and_origin_less_sign_ins_are_refused,
+    the_current_password_is_guessed_no_faster_than_at_sign_in,
     pages_require_a_session_and_send_people_to_sign_in_and_back,
     forms_without_the_sessions_token_or_from_another_site_change_nothing,
     the_whole_protocol_runs_through_the_pages_forms,

@@ -78,7 +78,7 @@ async fn a_new_policy_version_is_written_as_durations_in_words(url: String) {
     let page = admin.get("/politicas").await;
     assert!(page.text.contains("Versión 1"));
     assert!(
-        page.text.contains("ninguna de las"),
+        page.text.contains("ninguna incidencia abierta cambia"),
         "the preview says nothing changes"
     );
     // The form comes prefilled with the version in force, in words; change two cells.

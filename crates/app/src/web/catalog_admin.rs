@@ -349,7 +349,7 @@ async fn edit_page(
                     },
                     EditField {
                         name: "agency_id".into(),
-                        label: "Dependencia (sólo para el rol Dependencia)",
+                        label: "Dependencia (solo para el rol Dependencia)",
                         kind: "select",
                         value: u.agency_id.map(|a| a.to_string()).unwrap_or_default(),
                         options: agency_choices(),
@@ -606,7 +606,7 @@ fn preview_view(p: &ImportPreview, content: String) -> PreviewView {
         format!("Se aplicó en una sola operación: {tally}.")
     } else if c.errors > 0 {
         format!(
-            "{} con error: corríjalo en el archivo y vuelva a cargarlo; nada se aplica \
+            "{} con error: corríjalos en el archivo y vuelva a cargarlo; nada se aplica \
              mientras haya errores. ({tally}.)",
             count(c.errors, "renglón", "renglones")
         )

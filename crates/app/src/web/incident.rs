@@ -160,6 +160,9 @@ fn field_label(name: &str) -> String {
         "description" => "Descripción".into(),
         "procedure_ids" => "Trámite".into(),
         "missing" => "Campos por completar".into(),
+        "kind" => "Tipo de incidencia".into(),
+        "channel" => "Medio".into(),
+        "body" => "Datos".into(),
         other => views::form_field_label(other),
     }
 }
@@ -173,7 +176,7 @@ fn field_anchor(name: &str) -> String {
             "summary" => "resolution-summary".into(),
             "observations" => "reject-observations".into(),
             "description" => "description".into(),
-            "occurred_at" => "occurred_at".into(),
+            "occurred_at" => "notify-occurred".into(),
             "procedure_ids" => "procedure".into(),
             _ => "contenido".into(),
         }

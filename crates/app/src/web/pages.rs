@@ -206,7 +206,10 @@ pub fn message_page(viewer: Option<&Viewer>, heading: &str, text: &str) -> Html<
         heading: heading.to_string(),
         text: text.to_string(),
     };
-    Html(page.render().unwrap_or_else(|_| text.to_string()))
+    Html(page.render().unwrap_or_else(|_| {
+        "<!DOCTYPE html><html lang=\"es-MX\"><title>Error</title><p>Error interno.</p></html>"
+            .to_string()
+    }))
 }
 
 /// The answer to a request the service refused outright (no form to show again).

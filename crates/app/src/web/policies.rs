@@ -185,9 +185,9 @@ async fn build(
         state.service.list(&viewer.caller, reported),
     )?;
     let preview = format!(
-        "Vista previa: ninguna de las {} incidencias abiertas cambia de plazos (las políticas se \
-         aplican al notificar). Las {} aún sin notificar tomarán la versión vigente en el \
-         momento en que se notifiquen.",
+        "Vista previa: ninguna incidencia abierta cambia de plazos ({} abiertas; las políticas \
+         se aplican al notificar). Las que aún no se notifican ({}) tomarán la versión vigente \
+         en el momento en que se notifiquen.",
         open.total, reported.total
     );
     let value = |name: &str, default: String| match posted {
@@ -261,6 +261,7 @@ pub async fn page(
     let done = query
         .ok()
         .and_then(|Query(q)| q.hecho)
+        .and_then(|v| v.parse::<u32>().ok())
         .map(|v| format!("Se publicó la versión {v}."));
     match build(&state, &viewer, done, Errors::default(), None).await {
         Ok(p) => html(StatusCode::OK, &p),

@@ -105,7 +105,9 @@ pub async fn page(
     }
     let summary = match (shown, troubled) {
         (0, _) => "Ningún trámite coincide con la búsqueda.".to_string(),
+        (1, 0) => "1 trámite, operando.".to_string(),
         (n, 0) => format!("{n} trámites; todos operando."),
+        (1, _) => "1 trámite, con incidencia o en mantenimiento.".to_string(),
         (n, t) => format!("{n} trámites; {t} con incidencia o en mantenimiento."),
     };
     let page = PublicPage {

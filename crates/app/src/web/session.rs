@@ -43,11 +43,14 @@ pub fn to_login(path: &str) -> Response {
 
 /// A path we may send a person back to after signing in: one of our own pages.
 pub fn safe_return(path: &str) -> &str {
-    if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') {
-        path
-    } else {
-        "/"
-    }
+    // Browsers drop tabs and newlines from URLs, so "/\t/evil" would become "//evil":
+    // only a plain local path is followed.
+    let plain = path.chars().all(|c| {
+        c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '?' | '=' | '&' | '%')
+    });
+    let mut chars = path.chars();
+    let local = chars.next() == Some('/') && !matches!(chars.next(), Some('/') | Some('\\'));
+    if plain && local { path } else { "/" }
 }
 
 async fn viewer(parts: &Parts, state: &AppState) -> Option<Viewer> {
@@ -107,7 +110,11 @@ impl FromRequestParts<AppState> for FromOurPages {
         parts: &mut Parts,
         _state: &AppState,
     ) -> Result<FromOurPages, Self::Rejection> {
-        Ok(FromOurPages(same_origin(parts)))
+        // A browser says where a form comes from; a request that says nothing is not
+        // taken as ours (sign-in has no session token to fall back on).
+        let says = parts.headers.contains_key("sec-fetch-site")
+            || parts.headers.contains_key(header::ORIGIN);
+        Ok(FromOurPages(says && same_origin(parts)))
     }
 }
 

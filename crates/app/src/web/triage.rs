@@ -39,6 +39,8 @@ struct TriagePage {
     errors: Errors,
     rows: Vec<TriageLine>,
     next: Option<String>,
+    /// The caller may act on the messages (the help desk), not only read them.
+    may_act: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -68,6 +70,7 @@ async fn build(
         done,
         errors,
         next,
+        may_act: state.service.may_resolve_triage(&viewer.caller),
         rows: items
             .into_iter()
             .map(|m| TriageLine {

@@ -417,10 +417,15 @@ pub fn describe(event: &EventDoc, people: &HashMap<i64, String>) -> String {
                 true => text("reason"),
                 false => format!("plazo de {} excedido", clock_name_of(&d["clock"])),
             };
+            let to = person(&d["to"]);
+            let to = if to.is_empty() {
+                String::new()
+            } else {
+                format!(" ({to})")
+            };
             format!(
-                "Escaló al nivel {} ({}): {}",
+                "Escaló al nivel {}{to}: {}",
                 d["level"].as_u64().unwrap_or(0),
-                person(&d["to"]),
                 why
             )
         }

@@ -664,7 +664,7 @@ async function walk() {
       Nombre: name,
       'Correo electrónico': email,
       Rol: 'Dependencia',
-      'Dependencia (sólo para el rol Dependencia)': 'RECO',
+      'Dependencia (solo para el rol Dependencia)': 'RECO',
     };
     if (boss) fields['Superior jerárquico (a quien se escala)'] = boss;
     await act(page, 'Nuevo usuario', fields, 'Registrar usuario');

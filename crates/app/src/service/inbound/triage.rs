@@ -149,6 +149,12 @@ fn note_of(text: Option<&str>) -> Option<String> {
 }
 
 impl Service {
+    /// Whether the caller may attach, open or discard a message under review (the pages
+    /// show those forms only then).
+    pub fn may_resolve_triage(&self, caller: &Caller) -> bool {
+        ACTORS.contains(&caller.role)
+    }
+
     /// The procedures and agencies a suggestion may name: only those that can take a new
     /// report.
     async fn suggestable(
