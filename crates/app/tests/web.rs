@@ -490,7 +490,57 @@ async fn the_current_password_is_guessed_no_faster_than_at_sign_in(url: String) 
     );
 }
 
+async fn a_refused_form_comes_back_with_what_was_typed(url: String) {
+    let api = Api::new(&url).await;
+    let folio = api.report().await;
+    api.step(
+        &folio,
+        "notify",
+        &api.helpdesk,
+        serde_json::json!({"severity": "high"}),
+    )
+    .await;
+    let desk = Browser::sign_in(&api, "mesa@ugd.gob.mx").await;
+    // The same severity is refused; the reason typed comes back in that form only.
+    let refused = desk
+        .act(
+            &folio,
+            "severity",
+            &[("severity", "high"), ("reason", "Afecta a más usuarios")],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    let form = refused
+        .text
+        .split("aria-label=\"Cambiar severidad\"")
+        .nth(1)
+        .and_then(|r| r.split("</form>").next())
+        .expect("the severity form");
+    assert!(form.contains("value=\"Afecta a más usuarios\""), "{form}");
+    assert!(form.contains("value=\"high\" selected"), "{form}");
+    let other = refused
+        .text
+        .split("aria-label=\"Escalar\"")
+        .nth(1)
+        .and_then(|r| r.split("</form>").next())
+        .unwrap_or("");
+    assert!(
+        !other.contains("Afecta a más usuarios"),
+        "not copied into other forms"
+    );
+    // A form's address opened as a page answers with a page.
+    let page = get_page(&api, "/salir", &desk.cookie).await;
+    assert_eq!(page.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(page.text.contains("Esta dirección recibe formularios"));
+}
+
 on_both_backends!(
+    a_refused_form_comes_back_with_what_was_typed,
     return_paths_browsers_would_rewrite_and_origin_less_sign_ins_are_refused,
     the_current_password_is_guessed_no_faster_than_at_sign_in,
     pages_require_a_session_and_send_people_to_sign_in_and_back,

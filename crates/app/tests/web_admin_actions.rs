@@ -270,8 +270,7 @@ async fn a_user_is_edited_and_deactivated_with_the_change_recorded(url: String) 
     assert!(
         record
             .text
-            .contains("name: Responsable → Responsable renombrado")
-            || record.text.contains("Responsable renombrado"),
+            .contains("Nombre: Responsable → Responsable renombrado"),
         "the change is recorded with before and after"
     );
     // Deactivating: no checkbox sent.

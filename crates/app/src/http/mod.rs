@@ -144,6 +144,16 @@ async fn not_found(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Resp
     ApiError::Service(ServiceError::NotFound("esa dirección".into())).into_response()
 }
 
-async fn method_not_allowed() -> Response {
+/// A method the address does not take: a page for a person (a form's address opened
+/// in the browser), a problem document for a program.
+async fn method_not_allowed(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
+    let wants_page = !uri.path().starts_with("/api/")
+        && headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+    if wants_page {
+        return crate::web::method_not_allowed_page();
+    }
     ApiError::MethodNotAllowed.into_response()
 }

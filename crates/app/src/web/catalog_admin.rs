@@ -49,10 +49,41 @@ fn action_label(action: &str) -> &'static str {
 }
 
 fn show(v: Option<&serde_json::Value>) -> String {
+    use serde_json::Value;
     match v {
-        None | Some(serde_json::Value::Null) => "—".into(),
-        Some(serde_json::Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => "—".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(true)) => "Sí".into(),
+        Some(Value::Bool(false)) => "No".into(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| show(Some(i)))
+            .collect::<Vec<_>>()
+            .join(", "),
         Some(other) => other.to_string(),
+    }
+}
+
+/// A recorded field, as the catalogue's forms call it.
+fn field_name(key: &str) -> &str {
+    match key {
+        "name" => "Nombre",
+        "acronym" => "Siglas",
+        "email_domains" => "Dominios de correo",
+        "email" => "Correo electrónico",
+        "role" => "Rol",
+        "agency_id" => "Dependencia (id)",
+        "reports_to" => "Superior jerárquico (id)",
+        "active" => "Activo",
+        "homoclave" => "Homoclave",
+        "url" => "Dirección del trámite",
+        "responsible_id" => "Responsable (id)",
+        "effective_from" => "Vigente desde",
+        "warning_ratio" => "Aviso preventivo",
+        "escalation_repeat_s" => "Periodo entre escalamientos (s)",
+        "targets" => "Tiempos objetivo",
+        "version" => "Versión",
+        other => other,
     }
 }
 
@@ -66,7 +97,7 @@ fn diff(before: Option<&serde_json::Value>, after: Option<&serde_json::Value>) -
     keys.dedup();
     keys.into_iter()
         .filter(|k| b.get(*k) != a.get(*k))
-        .map(|k| format!("{k}: {} → {}", show(b.get(k)), show(a.get(k))))
+        .map(|k| format!("{}: {} → {}", field_name(k), show(b.get(k)), show(a.get(k))))
         .collect()
 }
 

@@ -59,6 +59,8 @@ pub struct IncidentPage {
     done: Option<String>,
     errors: Errors,
     submitted: Fields,
+    /// The action whose form was refused ("" when none).
+    refused_action: &'static str,
     state: String,
     severity: String,
     severity_class: String,
@@ -97,9 +99,14 @@ pub struct IncidentPage {
 }
 
 impl IncidentPage {
-    /// What the person had typed in a field of a refused form.
-    pub fn value(&self, name: &str) -> String {
-        self.submitted.get(name).to_string()
+    /// What the person had typed in `field` of the form of `action`, if that is the form
+    /// the service just refused (several forms share field names such as "reason").
+    pub fn kept(&self, action: &str, field: &str) -> String {
+        if self.refused_action == action {
+            self.submitted.get(field).to_string()
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -191,6 +198,7 @@ async fn build(
     done: Option<String>,
     errors: Errors,
     submitted: Fields,
+    refused_action: &'static str,
 ) -> Result<IncidentPage, ServiceError> {
     let service = &state.service;
     let caller = &viewer.caller;
@@ -288,12 +296,26 @@ async fn build(
         .iter()
         .map(|i| i.field.as_str())
         .collect();
+    let missing_options: Vec<Choice> = FormField::ALL
+        .iter()
+        .map(|f| Choice {
+            value: f.as_str().into(),
+            label: f.label().into(),
+            // A refused request keeps the fields the person ticked.
+            selected: if refused_action == Action::RequestMissingInformation.name() {
+                submitted.all("missing").iter().any(|m| m == f.as_str())
+            } else {
+                issues_fields.contains(&f.as_str())
+            },
+        })
+        .collect();
     Ok(IncidentPage {
         layout: Layout::new(Some(viewer), &format!("Incidencia {}", doc.folio), ""),
         folio: doc.folio.clone(),
         done,
         errors,
         submitted,
+        refused_action,
         state: views::state_label(&doc.state),
         severity: views::severity_label(doc.severity.as_deref()),
         severity_class: doc.severity.clone().unwrap_or_else(|| "none".into()),
@@ -360,14 +382,7 @@ async fn build(
         form_fields,
         form_view,
         form_reviewable,
-        missing_options: FormField::ALL
-            .iter()
-            .map(|f| Choice {
-                value: f.as_str().into(),
-                label: f.label().into(),
-                selected: issues_fields.contains(&f.as_str()),
-            })
-            .collect(),
+        missing_options,
         timeline: views::timeline(&events, &people, now),
         mails: views::mail_items(&mail),
         may_retry: crate::service::Area::Outbox.allows(caller),
@@ -412,6 +427,7 @@ pub async fn page(
         done,
         Errors::default(),
         Fields::default(),
+        "",
     )
     .await
     {
@@ -577,7 +593,7 @@ async fn perform(state: &AppState, posted: Posted, raw_folio: &str, action: Acti
         Err(e) => {
             let status = super::pages::status_of(&e);
             let errors = Errors::from_service(&e, field_label, field_anchor);
-            match build(state, viewer, folio, None, errors, fields).await {
+            match build(state, viewer, folio, None, errors, fields, action.name()).await {
                 Ok(page) => html(status, &page),
                 Err(e) => refused(Some(viewer), &e),
             }

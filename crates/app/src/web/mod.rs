@@ -26,7 +26,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::AppState;
 pub use assets::{etag, revalidated};
-pub use pages::not_found_page;
+pub use pages::{method_not_allowed_page, not_found_page};
 
 /// The policy every page is served with: our own scripts, styles, fonts and images only;
 /// forms post only to us; no framing.

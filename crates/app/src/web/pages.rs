@@ -233,6 +233,24 @@ pub fn refused(viewer: Option<&Viewer>, e: &ServiceError) -> Response {
     (status, message_page(viewer, heading, &text)).into_response()
 }
 
+/// 405 for a form's address opened as a page (a bookmark, a reload after a refusal).
+pub fn method_not_allowed_page() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            super::CONTENT_SECURITY_POLICY,
+        )],
+        message_page(
+            None,
+            "Esta dirección recibe formularios",
+            "Esta dirección solo recibe el envío de un formulario. Vuelva a la página anterior \
+             o a la bandeja.",
+        ),
+    )
+        .into_response()
+}
+
 /// 404 for a page address nobody serves.
 pub fn not_found_page() -> Response {
     (

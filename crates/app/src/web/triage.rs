@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::format;
 use super::pages::{Errors, Layout, html, refused, status_of};
-use super::session::{Posted, Viewer};
+use super::session::{Fields, Posted, Viewer};
 use crate::http::AppState;
 use crate::service::ServiceError;
 
@@ -41,6 +41,18 @@ struct TriagePage {
     next: Option<String>,
     /// The caller may act on the messages (the help desk), not only read them.
     may_act: bool,
+    /// The message whose form was refused, and what it held.
+    refused: Option<(i64, Fields)>,
+}
+
+impl TriagePage {
+    /// What was typed in `field` of a refused form about message `id`.
+    pub fn kept(&self, id: &i64, field: &str) -> String {
+        match &self.refused {
+            Some((refused, fields)) if refused == id => fields.get(field).to_string(),
+            _ => String::new(),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -57,6 +69,7 @@ async fn build(
     before: Option<i64>,
     done: Option<String>,
     errors: Errors,
+    refused: Option<(i64, Fields)>,
 ) -> Result<TriagePage, ServiceError> {
     let items = state
         .service
@@ -71,6 +84,7 @@ async fn build(
         errors,
         next,
         may_act: state.service.may_resolve_triage(&viewer.caller),
+        refused,
         rows: items
             .into_iter()
             .map(|m| TriageLine {
@@ -113,7 +127,7 @@ pub async fn page(
         };
         Some(text.to_string())
     });
-    match build(&state, &viewer, query.antes, done, Errors::default()).await {
+    match build(&state, &viewer, query.antes, done, Errors::default(), None).await {
         Ok(p) => html(StatusCode::OK, &p),
         Err(e) => refused(Some(&viewer), &e),
     }
@@ -134,6 +148,7 @@ async fn answer<T>(
     state: &AppState,
     viewer: Viewer,
     done: &str,
+    typed: Option<(i64, Fields)>,
     result: Result<T, ServiceError>,
 ) -> Response {
     match result {
@@ -141,7 +156,7 @@ async fn answer<T>(
         Err(e @ ServiceError::Forbidden(_)) => refused(Some(&viewer), &e),
         Err(e) => {
             let errors = Errors::from_service(&e, label, |_| "contenido".into());
-            match build(state, &viewer, None, None, errors).await {
+            match build(state, &viewer, None, None, errors, typed).await {
                 Ok(p) => html(status_of(&e), &p),
                 Err(e) => refused(Some(&viewer), &e),
             }
@@ -170,7 +185,8 @@ pub async fn attach(
             .await
     }
     .await;
-    answer(&state, viewer, "adjuntado", result).await
+    let refused = message_id(&id).ok().map(|m| (m, fields));
+    answer(&state, viewer, "adjuntado", refused, result).await
 }
 
 pub async fn discard(
@@ -186,7 +202,8 @@ pub async fn discard(
             .await
     }
     .await;
-    answer(&state, viewer, "descartado", result).await
+    let refused = message_id(&id).ok().map(|m| (m, fields));
+    answer(&state, viewer, "descartado", refused, result).await
 }
 
 /// The message as it was received, as plain text (never rendered as a page).
