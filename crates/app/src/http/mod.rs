@@ -131,14 +131,19 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Service(ServiceError::Internal("pánico en un manejador".into())).into_response()
 }
 
-/// An unknown address: a page for a person, a problem document for a program.
-async fn not_found(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
-    let wants_page = !uri.path().starts_with("/api/")
+/// A person's browser (it accepts HTML) asking outside the API: it gets pages, not
+/// problem documents.
+fn wants_page(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> bool {
+    !uri.path().starts_with("/api/")
         && headers
             .get(axum::http::header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"));
-    if wants_page {
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+/// An unknown address: a page for a person, a problem document for a program.
+async fn not_found(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
+    if wants_page(&headers, &uri) {
         return crate::web::not_found_page();
     }
     ApiError::Service(ServiceError::NotFound("esa dirección".into())).into_response()
@@ -147,12 +152,7 @@ async fn not_found(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Resp
 /// A method the address does not take: a page for a person (a form's address opened
 /// in the browser), a problem document for a program.
 async fn method_not_allowed(headers: axum::http::HeaderMap, uri: axum::http::Uri) -> Response {
-    let wants_page = !uri.path().starts_with("/api/")
-        && headers
-            .get(axum::http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"));
-    if wants_page {
+    if wants_page(&headers, &uri) {
         return crate::web::method_not_allowed_page();
     }
     ApiError::MethodNotAllowed.into_response()

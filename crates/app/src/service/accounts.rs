@@ -133,12 +133,7 @@ impl Service {
     pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome, ServiceError> {
         let now = self.now();
         let key = email.trim().to_lowercase();
-        if let Err(until) = self.store.begin_login_attempt(key.clone(), now).await? {
-            let wait = until.duration_since(now).as_secs().max(1);
-            return Err(ServiceError::TooManyAttempts {
-                retry_after_s: u64::try_from(wait).unwrap_or(1),
-            });
-        }
+        self.begin_attempt(&key, now).await?;
         let user = match Email::parse(email) {
             Ok(e) => self.store.user_by_email(&e).await?,
             Err(_) => None,
@@ -254,12 +249,7 @@ impl Service {
         // of failures per address, the same growing waits.
         let key = user.email.as_str().to_lowercase();
         let now = self.now();
-        if let Err(until) = self.store.begin_login_attempt(key.clone(), now).await? {
-            let wait = until.duration_since(now).as_secs().max(1);
-            return Err(ServiceError::TooManyAttempts {
-                retry_after_s: u64::try_from(wait).unwrap_or(1),
-            });
-        }
+        self.begin_attempt(&key, now).await?;
         let hash = user.password_hash.clone();
         let current = current.to_string();
         let ok = tokio::task::spawn_blocking(move || {
@@ -292,6 +282,18 @@ impl Service {
             .await?;
         if let Ok(mut cache) = self.credentials.lock() {
             cache.clear();
+        }
+        Ok(())
+    }
+
+    /// Counts a password check for `key` (an address, lowercase), or refuses it while its
+    /// wait runs: sign-in and the password change share the count and the waits.
+    async fn begin_attempt(&self, key: &str, now: Timestamp) -> Result<(), ServiceError> {
+        if let Err(until) = self.store.begin_login_attempt(key.to_string(), now).await? {
+            let wait = until.duration_since(now).as_secs().max(1);
+            return Err(ServiceError::TooManyAttempts {
+                retry_after_s: u64::try_from(wait).unwrap_or(1),
+            });
         }
         Ok(())
     }

@@ -74,9 +74,7 @@ impl Service {
         state: Option<OutboxState>,
         limit: i64,
     ) -> Result<Vec<OutboxDoc>, ServiceError> {
-        caller.require(READERS, "consultar la bandeja de salida")?;
-        let rows = self.store.list_outbox(state, check_limit(limit)?).await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        self.outbox_page(caller, state, None, limit).await
     }
 
     /// [`Service::outbox`] of the emails older than `before_id` (an id), when given: the

@@ -277,22 +277,12 @@ async fn answer<T>(
     }
 }
 
-fn optional_id(f: &Fields, name: &str) -> Option<i64> {
-    f.get(name).trim().parse().ok()
-}
-
 pub async fn create_agency(State(state): State<AppState>, posted: Posted) -> Response {
     let Posted { viewer, fields } = posted;
     let input = NewAgencyInput {
         name: fields.get("name").to_string(),
         acronym: fields.get("acronym").to_string(),
-        email_domains: fields
-            .get("email_domains")
-            .split([',', ';', ' '])
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(str::to_string)
-            .collect(),
+        email_domains: fields.words("email_domains"),
     };
     let result = state.service.create_agency(&viewer.caller, input).await;
     answer(&state, viewer, fields, "agency", "dependencia", result).await
@@ -300,10 +290,7 @@ pub async fn create_agency(State(state): State<AppState>, posted: Posted) -> Res
 
 pub async fn create_procedure(State(state): State<AppState>, posted: Posted) -> Response {
     let Posted { viewer, fields } = posted;
-    let result = match (
-        optional_id(&fields, "agency_id"),
-        optional_id(&fields, "responsible_id"),
-    ) {
+    let result = match (fields.id("agency_id"), fields.id("responsible_id")) {
         (Some(agency_id), Some(responsible_id)) => {
             let input = NewProcedureInput {
                 homoclave: fields.get("homoclave").to_string(),
@@ -341,8 +328,8 @@ pub async fn create_user(State(state): State<AppState>, posted: Posted) -> Respo
         name: fields.get("name").to_string(),
         email: fields.get("email").to_string(),
         role: fields.get("role").to_string(),
-        agency_id: optional_id(&fields, "agency_id"),
-        reports_to: optional_id(&fields, "reports_to"),
+        agency_id: fields.id("agency_id"),
+        reports_to: fields.id("reports_to"),
         password: (!password.is_empty()).then(|| password.to_string()),
     };
     let result = state.service.create_user(&viewer.caller, input).await;

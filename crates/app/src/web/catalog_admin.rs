@@ -467,10 +467,6 @@ pub async fn edit(
     }
 }
 
-fn optional_id(f: &Fields, name: &str) -> Option<i64> {
-    f.get(name).trim().parse().ok()
-}
-
 fn label(field: &str) -> String {
     match field {
         "name" => "Nombre",
@@ -506,19 +502,13 @@ pub async fn update(
                 AgencyUpdateInput {
                     name: fields.get("name").into(),
                     acronym: fields.get("acronym").into(),
-                    email_domains: fields
-                        .get("email_domains")
-                        .split([',', ';', ' '])
-                        .map(str::trim)
-                        .filter(|d| !d.is_empty())
-                        .map(str::to_string)
-                        .collect(),
+                    email_domains: fields.words("email_domains"),
                     active: is_active,
                 },
             )
             .await
             .map(|_| ()),
-        Kind::Procedure => match optional_id(&fields, "responsible_id") {
+        Kind::Procedure => match fields.id("responsible_id") {
             Some(responsible_id) => state
                 .service
                 .update_procedure(
@@ -546,8 +536,8 @@ pub async fn update(
                 UserUpdateInput {
                     name: fields.get("name").into(),
                     role: fields.get("role").into(),
-                    agency_id: optional_id(&fields, "agency_id"),
-                    reports_to: optional_id(&fields, "reports_to"),
+                    agency_id: fields.id("agency_id"),
+                    reports_to: fields.id("reports_to"),
                     active: is_active,
                 },
             )

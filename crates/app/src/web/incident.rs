@@ -572,9 +572,15 @@ async fn perform(state: &AppState, posted: Posted, raw_folio: &str, action: Acti
         Ok(f) => f,
         Err(e) => return refused(Some(viewer), &e),
     };
-    let current = match state.service.incident(&viewer.caller, folio).await {
-        Ok(doc) => Some(format::input_value(doc.occurred_at)),
-        Err(e) => return refused(Some(viewer), &e),
+    // Only notifying reads the incident first: its form shows the recorded instant, and
+    // an unchanged one is no correction.
+    let current = if action == Action::Notify {
+        match state.service.incident(&viewer.caller, folio).await {
+            Ok(doc) => Some(format::input_value(doc.occurred_at)),
+            Err(e) => return refused(Some(viewer), &e),
+        }
+    } else {
+        None
     };
     let result = match command_of(action, &fields, current) {
         Ok(command) => {

@@ -176,6 +176,10 @@ pub fn status_of(e: &ServiceError) -> StatusCode {
     }
 }
 
+/// What a person gets when a page cannot be rendered (logged as an error).
+const RENDER_FAILED: &str =
+    "<!DOCTYPE html><html lang=\"es-MX\"><title>Error</title><p>Error interno.</p></html>";
+
 /// A rendered template, or an error page if it cannot be rendered.
 pub fn html<T: Template>(status: StatusCode, page: &T) -> Response {
     match page.render() {
@@ -184,7 +188,7 @@ pub fn html<T: Template>(status: StatusCode, page: &T) -> Response {
             tracing::error!(error = %e, "plantilla");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Html("<!DOCTYPE html><html lang=\"es-MX\"><title>Error</title><p>Error interno.</p></html>".to_string()),
+                Html(RENDER_FAILED.to_string()),
             )
                 .into_response()
         }
@@ -206,10 +210,7 @@ pub fn message_page(viewer: Option<&Viewer>, heading: &str, text: &str) -> Html<
         heading: heading.to_string(),
         text: text.to_string(),
     };
-    Html(page.render().unwrap_or_else(|_| {
-        "<!DOCTYPE html><html lang=\"es-MX\"><title>Error</title><p>Error interno.</p></html>"
-            .to_string()
-    }))
+    Html(page.render().unwrap_or_else(|_| RENDER_FAILED.to_string()))
 }
 
 /// The answer to a request the service refused outright (no form to show again).

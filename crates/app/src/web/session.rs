@@ -170,6 +170,21 @@ impl Fields {
             .collect()
     }
 
+    /// An id chosen in a `<select>` (`None` for "Ninguno" or anything else).
+    pub fn id(&self, name: &str) -> Option<i64> {
+        self.get(name).trim().parse().ok()
+    }
+
+    /// A list typed in one field, separated by commas, semicolons or spaces.
+    pub fn words(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .split([',', ';', ' '])
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Non-blank lines of a textarea.
     pub fn lines(&self, name: &str) -> Vec<String> {
         self.get(name)
