@@ -119,6 +119,26 @@ pub struct ServeArgs {
     /// dirección donde escucha).
     #[arg(long, env = "INCIDENCIAS_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+    /// Orígenes del portal (https://www.gob.mx, separados por comas) que pueden incluir la
+    /// cortinilla y leer el estado público de los trámites; sus dominios son también los
+    /// únicos a los que la revisión de la cortinilla sigue redirecciones.
+    #[arg(
+        long,
+        env = "INCIDENCIAS_PORTAL_ORIGINS",
+        default_value = DEFAULT_PORTAL_ORIGINS,
+        value_name = "ORÍGENES"
+    )]
+    pub portal_origins: String,
+    /// Cuánto esperar, después de que la dependencia informa la cortinilla desplegada,
+    /// para buscarla en la página del trámite (por ejemplo 15m, 1h; 0s: de inmediato; «no»
+    /// desactiva la revisión).
+    #[arg(
+        long,
+        env = "INCIDENCIAS_BANNER_CHECK_GRACE",
+        default_value = "15m",
+        value_name = "DURACIÓN"
+    )]
+    pub banner_check_grace: String,
     /// Certificados de autoridad adicionales (PEM) en los que confiar para SMTP e IMAP,
     /// además de los públicos (por ejemplo, la autoridad interna de la dependencia).
     #[arg(long, env = "INCIDENCIAS_TLS_CA_FILE", value_name = "ARCHIVO")]
@@ -132,6 +152,53 @@ pub struct ServeArgs {
         value_name = "FILTRO"
     )]
     pub log: String,
+}
+
+/// The portal's origin when none is configured.
+pub const DEFAULT_PORTAL_ORIGINS: &str = "https://www.gob.mx";
+
+/// Reads a comma-separated list of origins (`https://host[:port]`, nothing after).
+pub fn portal_origins(text: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = |why: &str| {
+            ConfigError(format!(
+                "INCIDENCIAS_PORTAL_ORIGINS: «{item}» no es un origen ({why}); \
+                 escriba por ejemplo https://www.gob.mx"
+            ))
+        };
+        let url = url::Url::parse(item).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(bad("debe ser http:// o https:// con un dominio"));
+        }
+        if url.path() != "/" || url.query().is_some() || item.ends_with('/') {
+            return Err(bad("sin ruta ni / final"));
+        }
+        out.push(url.origin().ascii_serialization());
+    }
+    Ok(out)
+}
+
+/// A duration such as `15m`, `90s`, `1h` or `0`.
+pub fn duration(text: &str, variable: &str) -> Result<std::time::Duration, ConfigError> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits.parse().map_err(|_| {
+        ConfigError(format!(
+            "{variable}: «{text}» no es una duración (escriba por ejemplo 15m, 90s o 1h)"
+        ))
+    })?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" | "min" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => {
+            return Err(ConfigError(format!(
+                "{variable}: unidad «{unit}» desconocida (use s, m o h)"
+            )));
+        }
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// A setting that cannot be used, in Spanish, naming its variable.
@@ -162,6 +229,12 @@ pub struct Config {
     pub log: String,
     /// The accounts the sign-in page lists: only `incidencias demo` fills it.
     pub demo_accounts: Vec<DemoAccount>,
+    /// Extra trusted authorities for our outgoing HTTPS (webhooks, the banner check).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Origins of the portal (INCIDENCIAS_PORTAL_ORIGINS).
+    pub portal_origins: Vec<String>,
+    /// Wait before looking for the banner on the procedure's page; `None`: never look.
+    pub banner_check_grace: Option<std::time::Duration>,
 }
 
 /// An account of the demo, listed on its sign-in page so a newcomer clicks straight in.
@@ -204,7 +277,7 @@ impl Config {
                     reply_to: args.mail_reply_to.clone(),
                     // Filled in by `serve` from `public_url` or the bound address.
                     base_url: String::new(),
-                    ca_pem,
+                    ca_pem: ca_pem.clone(),
                 };
                 crate::mail::worker::check_settings(&settings)
                     .map_err(|e| ConfigError(format!("correo: {e}")))?;
@@ -222,6 +295,12 @@ impl Config {
             link_secret: global.link_secret.clone(),
             log: args.log.clone(),
             demo_accounts: Vec::new(),
+            ca_pem,
+            portal_origins: portal_origins(&args.portal_origins)?,
+            banner_check_grace: match args.banner_check_grace.trim() {
+                "no" => None,
+                text => Some(duration(text, "INCIDENCIAS_BANNER_CHECK_GRACE")?),
+            },
         })
     }
 
@@ -237,6 +316,9 @@ impl Config {
             link_secret: None,
             log: "info".into(),
             demo_accounts: Vec::new(),
+            ca_pem: None,
+            portal_origins: vec![DEFAULT_PORTAL_ORIGINS.to_string()],
+            banner_check_grace: None,
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::mail::worker::OutboxWorker;
 use crate::scheduler::Scheduler;
 use crate::service::Service;
 use crate::store::Store;
+use crate::webhooks::banner::{BannerCheckSettings, BannerChecker};
+use crate::webhooks::worker::{WebhookSettings, WebhookWorker};
 
 /// Default address: local only, so a newcomer does not expose anything by accident.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -33,7 +35,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = Service::new(store.clone(), clock.clone());
+    let service =
+        Service::new(store.clone(), clock.clone()).with_banner_check(config.banner_check_grace);
     if let Some(secret) = &config.link_secret {
         service.use_link_secret(secret);
     }
@@ -83,6 +86,47 @@ pub async fn serve(
              no se envían"
         ),
     }
+    {
+        let settings = WebhookSettings {
+            ca_pem: config.ca_pem.clone(),
+            ..WebhookSettings::default()
+        };
+        let (service, wake) = (service.clone(), service.webhook_wake.clone());
+        workers.push(tokio::spawn(supervise(
+            "los webhooks",
+            stopped.clone(),
+            move |stop| {
+                let worker = WebhookWorker::new(service.clone(), settings.clone());
+                let wake = wake.clone();
+                async move {
+                    match worker {
+                        Ok(worker) => worker.run(wake, until(stop)).await,
+                        Err(e) => tracing::error!(error = %e, "webhooks desactivados"),
+                    }
+                }
+            },
+        )));
+    }
+    if config.banner_check_grace.is_some() {
+        let settings = BannerCheckSettings::new(&config.portal_origins, config.ca_pem.clone());
+        let (service, wake) = (service.clone(), service.banner_wake.clone());
+        workers.push(tokio::spawn(supervise(
+            "la revisión de cortinillas",
+            stopped.clone(),
+            move |stop| {
+                let checker = BannerChecker::new(service.clone(), settings.clone());
+                let wake = wake.clone();
+                async move {
+                    match checker {
+                        Ok(checker) => checker.run(wake, until(stop)).await,
+                        Err(e) => {
+                            tracing::error!(error = %e, "revisión de cortinillas desactivada")
+                        }
+                    }
+                }
+            },
+        )));
+    }
     if let Some(settings) = config.imap {
         let service = service.clone();
         workers.push(tokio::spawn(supervise(
@@ -96,6 +140,7 @@ pub async fn serve(
         secure_cookies: config.secure_cookies,
         base_url: base_url.clone(),
         demo_accounts: Arc::new(config.demo_accounts.clone()),
+        portal_origins: Arc::new(config.portal_origins.clone()),
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -224,6 +224,7 @@ async fn timers_and_outbox_are_written_with_the_event(url: String) {
         }],
         idempotency: None,
         used_link: None,
+        ..Effects::default()
     };
     let notified = store
         .append(&created, events, effects.clone(), at(60))

@@ -134,6 +134,16 @@ pub enum Command {
         /// The ladder the action's recipients are taken from.
         ladder: Ladder,
     },
+    /// The banner check (the service fetched the procedure's page on the portal after the
+    /// agency reported the banner shown) did not find it: recorded, and the help desk is
+    /// warned. The service's own ([`crate::Actor::System`]); refused once the banner is
+    /// no longer reported shown.
+    RecordBannerNotSeen {
+        /// The page fetched.
+        url: String,
+        /// What was seen instead, in Spanish (no marker, a timeout, a redirect refused...).
+        detail: String,
+    },
     /// Step 7.
     Close,
     /// The help desk sets aside a report that is not an incident (duplicate, false alarm).
@@ -162,6 +172,7 @@ impl Command {
             Command::ChangeSeverity { .. } => "severity",
             Command::Escalate { .. } => "escalate",
             Command::Fire { .. } => "fire",
+            Command::RecordBannerNotSeen { .. } => "banner_not_seen",
             Command::Close => "close",
             Command::Dismiss { .. } => "dismiss",
         }
@@ -184,6 +195,7 @@ impl Command {
             Command::ChangeSeverity { .. } => "cambiar la severidad",
             Command::Escalate { .. } => "escalar la incidencia",
             Command::Fire { .. } => "ejecutar una acción programada",
+            Command::RecordBannerNotSeen { .. } => "registrar la revisión de la cortinilla",
             Command::Close => "cerrar la incidencia",
             Command::Dismiss { .. } => "descartar el reporte",
         }
@@ -206,7 +218,7 @@ impl Command {
             "button" | "validation" => &[Role::Validator],
             "notify" | "report_form_review" | "severity" | "escalate" | "close"
             | "banner_exemption" | "dismiss" => &[Role::Helpdesk],
-            "fire" => &[],
+            "fire" | "banner_not_seen" => &[],
             _ => return None,
         })
     }

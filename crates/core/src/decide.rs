@@ -38,7 +38,10 @@ pub fn decide(
     let role = actor.role();
     let role_ok = match role {
         Some(role) => command.allowed_roles().contains(&role),
-        None => matches!(command, Command::Fire { .. }),
+        None => matches!(
+            command,
+            Command::Fire { .. } | Command::RecordBannerNotSeen { .. }
+        ),
     };
     if !role_ok {
         return Err(DecideError::RoleNotAllowed {
@@ -407,6 +410,15 @@ fn changes(
             }])
         }
         Command::Escalate { reason, ladder } => decide_manual_escalation(incident, reason, ladder),
+        Command::RecordBannerNotSeen { url, detail } => {
+            if !incident.portal.banner_shown {
+                return refuse("la cortinilla ya no está desplegada");
+            }
+            Ok(vec![Change::BannerNotSeen {
+                url: url.clone(),
+                detail: detail.trim().to_string(),
+            }])
+        }
         Command::Fire { key, ladder } => {
             let not_due = DecideError::NotDue { key: *key };
             if key.folio != incident.folio {

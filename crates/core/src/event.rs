@@ -165,6 +165,15 @@ pub enum Change {
         #[serde(default)]
         cause: BannerCause,
     },
+    /// The service looked for the banner on the procedure's page on the portal, after the
+    /// agency reported it shown, and did not find it; the help desk is warned. Changes
+    /// nothing else: the agency's report stands until someone acts.
+    BannerNotSeen {
+        /// The page fetched.
+        url: String,
+        /// What was seen instead, in Spanish.
+        detail: String,
+    },
     /// The help desk recorded why the banner was not shown during the incident (an
     /// alternative to it in the closing rule).
     BannerExempted {
@@ -291,6 +300,7 @@ impl Change {
             Change::Acknowledged => "acknowledged",
             Change::BannerSet { .. } => "banner_set",
             Change::BannerExempted { .. } => "banner_exempted",
+            Change::BannerNotSeen { .. } => "banner_not_seen",
             Change::ResolutionNotified { .. } => "resolution_notified",
             Change::ValidationRecorded { .. } => "validation_recorded",
             Change::ReportFormSubmitted { .. } => "report_form_submitted",

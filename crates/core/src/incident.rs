@@ -361,6 +361,8 @@ impl Incident {
                 s.stop(ClockId::ACK, at);
             }
             Change::BannerExempted { reason } => s.banner_exemption = Some(reason.clone()),
+            // A record and a warning; the portal's state is the agency's report.
+            Change::BannerNotSeen { .. } => {}
             Change::BannerSet { shown, message, .. } => {
                 if *shown && s.banner_first_shown_at.is_none() {
                     s.banner_first_shown_at = Some(at);

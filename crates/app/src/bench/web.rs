@@ -232,6 +232,7 @@ pub async fn web_bench(args: WebBench) -> Result<i32, StoreError> {
         secure_cookies: false,
         base_url: "https://incidencias.gob.mx".into(),
         demo_accounts: Default::default(),
+        portal_origins: Default::default(),
     });
     let cookie = format!("{}={session}", crate::http::extract::SESSION_COOKIE);
     let page = |path: String| {

@@ -36,6 +36,9 @@ pub struct AppState {
     pub base_url: String,
     /// The accounts the sign-in page lists (`incidencias demo` only; empty otherwise).
     pub demo_accounts: std::sync::Arc<Vec<crate::config::DemoAccount>>,
+    /// Origins of the portal's pages: they may read the public status (CORS) and frame
+    /// the banner.
+    pub portal_origins: std::sync::Arc<Vec<String>>,
 }
 
 #[derive(OpenApi)]
@@ -115,6 +118,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/acciones/{token}",
             axum::routing::get(actions::confirm).post(actions::perform),
+        )
+        // CORS preflights of the portal's reads (public.rs).
+        .route(
+            "/api/v1/public/procedures",
+            axum::routing::options(p::preflight),
+        )
+        .route(
+            "/api/v1/public/procedures/{homoclave}/status",
+            axum::routing::options(p::preflight),
         )
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", api))
         // The web interface, on the same service (shared/UI.md).

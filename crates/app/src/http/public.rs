@@ -38,6 +38,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn procedure_status(
     State(state): State<AppState>,
     Path(homoclave): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let doc = state.service.public_status(&homoclave).await?;
     let mut response = Json(doc).into_response();
@@ -45,7 +46,54 @@ pub async fn procedure_status(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=30"),
     );
+    allow_portal(&state, &headers, &mut response);
     Ok(response)
+}
+
+/// CORS for the portal's pages: a request from one of the configured portal origins may
+/// read the answer (no credentials: nothing here depends on who asks). Any other origin
+/// gets no CORS header, so its scripts cannot read the answer.
+pub fn allow_portal(state: &AppState, request: &axum::http::HeaderMap, response: &mut Response) {
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = request.get(header::ORIGIN) else {
+        return;
+    };
+    let allowed = origin
+        .to_str()
+        .is_ok_and(|o| state.portal_origins.iter().any(|p| p == o));
+    if allowed {
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    }
+}
+
+/// The preflight of a portal page's request (a plain GET needs none; one with extra
+/// headers does): allowed for the configured origins, for GET only.
+pub async fn preflight(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    allow_portal(&state, &headers, &mut response);
+    if response
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
+        let h = response.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("If-None-Match"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    response
 }
 
 /// Every published procedure's state in one request (the portal's list): operating,
@@ -61,16 +109,18 @@ pub async fn procedures(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let doc = state.service.public_procedures().await?;
-    let body = serde_json::to_vec(&doc)
-        .map_err(|e| crate::service::ServiceError::Internal(e.to_string()))?;
-    let tag = crate::web::etag(&body);
-    let mut response = crate::web::revalidated(&tag, &headers, || {
-        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let snapshot = state.service.public_snapshot().await?;
+    let mut response = crate::web::revalidated(&snapshot.etag, &headers, || {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            snapshot.json.clone(),
+        )
+            .into_response()
     });
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=30"),
     );
+    allow_portal(&state, &headers, &mut response);
     Ok(response)
 }

@@ -176,22 +176,7 @@ impl From<crate::service::ServiceError> for Failure {
 
 /// The public roots plus the extra authorities of `ca_pem`.
 fn tls_connector(ca_pem: Option<&[u8]>) -> Result<tokio_rustls::TlsConnector, Failure> {
-    let mut roots = tokio_rustls::rustls::RootCertStore::from_iter(
-        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
-    );
-    if let Some(pem) = ca_pem {
-        for cert in super::ca_certificates(pem).map_err(Failure)? {
-            roots
-                .add(cert)
-                .map_err(|e| Failure(format!("certificado de autoridad no utilizable: {e}")))?;
-        }
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Failure(format!("configuración TLS no válida: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = super::tls_config(ca_pem).map_err(Failure)?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 

@@ -23,3 +23,27 @@ pub fn ca_certificates(
     }
     Ok(certs)
 }
+
+/// The TLS client settings of every outgoing connection (SMTP, IMAP, webhooks, the banner
+/// check): the public roots plus the extra authorities of `ca_pem`, with the `ring`
+/// provider.
+pub fn tls_config(ca_pem: Option<&[u8]>) -> Result<tokio_rustls::rustls::ClientConfig, String> {
+    let mut roots = tokio_rustls::rustls::RootCertStore::from_iter(
+        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+    );
+    if let Some(pem) = ca_pem {
+        for cert in ca_certificates(pem)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("certificado de autoridad no utilizable: {e}"))?;
+        }
+    }
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    Ok(
+        tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("configuración TLS no válida: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}

@@ -3,13 +3,13 @@
 use incidencias_core::escalation::{Ladder, next_due};
 use incidencias_core::{
     Channel, Command, Event, Folio, Incident, IncidentKind, IncidentState, NewReport, ProcedureId,
-    Role, Severity, SloPolicy, Via, decide, policy_in_force, procedure_status,
+    Role, Severity, SloPolicy, Via, decide, policy_in_force,
 };
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::{Caller, IdemRequest, LinkMaker, OrgChart, Reply, Service, ServiceError, notify};
-use crate::documents::{EventDoc, IncidentDoc, PublicStatusDoc};
+use crate::documents::{EventDoc, IncidentDoc};
 use crate::store::{Effects, IdempotencyRecord, StoreError, StoredIncident};
 
 /// Step 1 as the API receives it.
@@ -180,6 +180,8 @@ impl Service {
                 },
                 |stored, events| {
                     body = render(&stored.incident, now);
+                    let (webhooks, banner_check) =
+                        self.portal_effects(None, &stored.incident, events, org.as_deref(), now);
                     Effects {
                         next_due: None,
                         outbox: org
@@ -193,6 +195,8 @@ impl Service {
                             .unwrap_or_default(),
                         idempotency: Self::record(caller, &idem, 201, &body),
                         used_link: None,
+                        webhooks,
+                        banner_check,
                     }
                 },
             )
@@ -394,18 +398,30 @@ impl Service {
                     ) => (prior, events, state, mail, idempotency, used_link, answer),
                 };
             let due = next_due(&state, &org.ladder(&state));
+            let (webhooks, banner_check) =
+                self.portal_effects(Some(&prior.incident), &state, &events, Some(&org), now);
             let effects = Effects {
                 next_due: due,
                 outbox: mail.into_iter().map(notify::Outgoing::into_row).collect(),
                 idempotency,
                 used_link,
+                webhooks,
+                banner_check,
             };
             let mails = !effects.outbox.is_empty();
+            let hooks = !effects.webhooks.is_empty();
+            let check = effects.banner_check.is_some();
             match self.store.append(&prior, events, effects, now).await {
                 Ok(_) => {
                     self.timers.offer(due);
                     if mails {
                         self.mail_wake.notify_one();
+                    }
+                    if hooks {
+                        self.webhook_wake.notify_one();
+                    }
+                    if check {
+                        self.banner_wake.notify_one();
                     }
                     return Ok(Latest::Done(answer));
                 }
@@ -531,64 +547,6 @@ impl Service {
             per_page,
             total,
         })
-    }
-
-    /// Every active procedure's public state, by agency then homoclave: what the portal
-    /// and the public status page read. No internal names (folios stay private here).
-    pub async fn public_procedures(
-        &self,
-    ) -> Result<crate::documents::PublicProceduresDoc, ServiceError> {
-        use std::collections::HashMap;
-        let (procedures, agencies, open) = tokio::try_join!(
-            self.store.procedures(),
-            self.store.agencies(),
-            self.store.open_incidents_by_procedure(),
-        )?;
-        let mut by_procedure: HashMap<ProcedureId, Vec<Incident>> = HashMap::new();
-        for (procedure, incident) in open {
-            by_procedure.entry(procedure).or_default().push(incident);
-        }
-        let agencies: HashMap<i64, &crate::store::Agency> =
-            agencies.iter().map(|a| (a.id.0, a)).collect();
-        let mut list: Vec<crate::documents::PublicProcedureDoc> = procedures
-            .iter()
-            .filter(|p| p.active)
-            .filter_map(|p| {
-                let agency = agencies.get(&p.agency_id.0).filter(|a| a.active)?;
-                let status = procedure_status(by_procedure.get(&p.id).into_iter().flatten());
-                let state = incidencias_core::PublicState::of(&status);
-                Some(crate::documents::PublicProcedureDoc {
-                    homoclave: p.homoclave.as_str().to_string(),
-                    name: p.name.clone(),
-                    url: p.url.clone(),
-                    agency_acronym: agency.acronym.clone(),
-                    agency_name: agency.name.clone(),
-                    state: state.as_str().to_string(),
-                    button_enabled: status.button_enabled,
-                    banner: crate::documents::BannerDoc {
-                        shown: status.banner_shown,
-                        message: status.banner_message.clone(),
-                    },
-                    since: status.since,
-                })
-            })
-            .collect();
-        list.sort_by(|a, b| {
-            (a.agency_acronym.as_str(), a.homoclave.as_str())
-                .cmp(&(b.agency_acronym.as_str(), b.homoclave.as_str()))
-        });
-        Ok(crate::documents::PublicProceduresDoc { procedures: list })
-    }
-
-    /// What the portal shows for a procedure.
-    pub async fn public_status(&self, homoclave: &str) -> Result<PublicStatusDoc, ServiceError> {
-        let key = incidencias_core::Homoclave::parse(homoclave)
-            .map_err(|e| ServiceError::invalid("homoclave", e.to_string()))?;
-        let Some(procedure) = self.store.procedure_by_homoclave(&key).await? else {
-            return Err(ServiceError::NotFound(format!("el trámite {key}")));
-        };
-        let open = self.store.open_incidents_of(procedure.id).await?;
-        Ok(PublicStatusDoc::of(key.as_str(), procedure_status(&open)))
     }
 }
 

@@ -15,8 +15,10 @@ mod links;
 pub mod notify;
 mod org;
 mod outbox;
+mod public;
 mod timers;
 mod views;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -40,8 +42,14 @@ pub use incidents::{IncidentFilter, IncidentPage, NewIncidentInput};
 pub use links::{LINK_LIFETIME, LinkMaker, LinkRefusal};
 pub use org::OrgChart;
 pub use outbox::{InboundDisposition, MASKED_TOKEN, MAX_LIST, OutboxState, OutgoingMail};
+pub use public::{
+    HISTORY_DAYS, PUBLIC_TTL, PastIncident, ProcedureHistory, PublicSnapshot, what_failed,
+};
 pub use timers::Fired;
 pub use views::IncidentMail;
+pub use webhooks::{
+    BannerJob, LOG_ROWS, ROTATION_OVERLAP, WebhookDoc, WebhookInput, WebhookJob, WebhookSecretDoc,
+};
 
 /// Who is asking: a signed-in user as the service sees them (never a store row: what the
 /// front ends may know of an account is exactly this).
@@ -305,6 +313,15 @@ pub struct Service {
     /// The org chart, reloaded when older than [`ORG_CHART_TTL`] or after a catalogue
     /// change made here.
     org: Arc<OrgSlot>,
+    /// Every procedure's public state as last built (`public.rs`).
+    public: Arc<public::PublicSlot>,
+    /// Wakes this process's webhook worker when a write queued deliveries.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Wakes this process's banner checker when a write planned a check.
+    pub banner_wake: Arc<tokio::sync::Notify>,
+    /// How long after the agency reports the banner shown its page is checked; `None`:
+    /// never (see [`Service::with_banner_check`]).
+    banner_grace: Option<std::time::Duration>,
 }
 
 /// The cached org chart and when it was loaded.
@@ -324,7 +341,49 @@ impl Service {
             mail_wake: Arc::default(),
             signer: Arc::default(),
             org: Arc::default(),
+            public: Arc::default(),
+            webhook_wake: Arc::default(),
+            banner_wake: Arc::default(),
+            banner_grace: None,
         }
+    }
+
+    /// Checks the procedure's page for the banner `grace` after the agency reports it
+    /// shown (INCIDENCIAS_BANNER_CHECK_GRACE).
+    pub fn with_banner_check(mut self, grace: Option<std::time::Duration>) -> Service {
+        self.banner_grace = grace;
+        self
+    }
+
+    /// What a change means for the portal's side besides emails: the webhook deliveries
+    /// it announces and, when the agency just reported the banner shown, when to look
+    /// for it on the procedure's page.
+    pub(crate) fn portal_effects(
+        &self,
+        prior: Option<&incidencias_core::Incident>,
+        after: &incidencias_core::Incident,
+        events: &[incidencias_core::Event],
+        org: Option<&OrgChart>,
+        now: Timestamp,
+    ) -> (Vec<crate::webhooks::NewWebhook>, Option<Timestamp>) {
+        let homoclaves = org.map(|o| o.homoclaves(after)).unwrap_or_default();
+        let hooks = crate::webhooks::events_of(prior, after, &homoclaves, now);
+        let shown_by_agency = events.iter().any(|e| {
+            matches!(
+                &e.change,
+                incidencias_core::Change::BannerSet {
+                    shown: true,
+                    cause: incidencias_core::BannerCause::Agency,
+                    ..
+                }
+            )
+        });
+        let check = self
+            .banner_grace
+            .filter(|_| shown_by_agency)
+            .and_then(|g| jiff::SignedDuration::try_from(g).ok())
+            .and_then(|g| now.checked_add(g).ok());
+        (hooks, check)
     }
 
     pub fn now(&self) -> Timestamp {

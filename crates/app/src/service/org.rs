@@ -13,6 +13,8 @@ pub struct OrgChart {
     responsible: HashMap<ProcedureId, UserId>,
     /// "HOMOCLAVE Nombre" per procedure, for emails.
     procedure_labels: HashMap<ProcedureId, String>,
+    /// Homoclave and page (URL) on the portal per procedure.
+    portal_pages: HashMap<ProcedureId, (String, String)>,
     /// Who acts for CEDN: the first front-line validator (see `load`).
     validator: Option<UserId>,
 }
@@ -40,10 +42,15 @@ impl OrgChart {
             .iter()
             .map(|p| (p.id, format!("{} {}", p.homoclave, p.name)))
             .collect();
+        let portal_pages = procedures
+            .iter()
+            .map(|p| (p.id, (p.homoclave.as_str().to_string(), p.url.clone())))
+            .collect();
         Ok(OrgChart {
             users: users.into_iter().map(|u| (u.id, u)).collect(),
             responsible,
             procedure_labels,
+            portal_pages,
             validator,
         })
     }
@@ -104,6 +111,24 @@ impl OrgChart {
             .collect();
         out.sort();
         out
+    }
+
+    /// The homoclaves of the incident's procedures, in order.
+    pub fn homoclaves(&self, incident: &Incident) -> Vec<String> {
+        incident
+            .procedure_ids
+            .iter()
+            .filter_map(|p| self.portal_pages.get(p).map(|(h, _)| h.clone()))
+            .collect()
+    }
+
+    /// The portal page (URL) of the incident's procedures, with their homoclaves.
+    pub fn portal_pages(&self, incident: &Incident) -> Vec<(String, String)> {
+        incident
+            .procedure_ids
+            .iter()
+            .filter_map(|p| self.portal_pages.get(p).cloned())
+            .collect()
     }
 
     /// The incident's procedures as people name them.

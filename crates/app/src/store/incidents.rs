@@ -183,6 +183,12 @@ pub struct Effects {
     pub idempotency: Option<IdempotencyRecord>,
     /// The one-click link this change used up (its nonce): it never works again.
     pub used_link: Option<String>,
+    /// What these events announce to webhook subscribers: one delivery per subscription
+    /// to the event's type, written in this transaction.
+    pub webhooks: Vec<crate::webhooks::NewWebhook>,
+    /// The agency reported the banner shown: look for it on the procedure's page at this
+    /// instant.
+    pub banner_check: Option<Timestamp>,
 }
 
 const EVENT_COLS: &str = "folio, seq, at, actor, kind, payload, prev_hash, hash";
@@ -444,6 +450,31 @@ impl Store {
                 let body: String = r.try_get("body").map_err(StoreError::db)?;
                 let incident = serde_json::from_str(&body).map_err(StoreError::json)?;
                 Ok((ProcedureId(id), incident))
+            })
+            .collect()
+    }
+
+    /// The incidents touching a procedure that were open at some time since `since`
+    /// (not dismissed; closed ones last written since then), for its public history.
+    pub async fn incidents_of_since(
+        &self,
+        procedure: ProcedureId,
+        since: Timestamp,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.body FROM incidents i JOIN incident_procedures p ON p.folio = i.folio \
+             WHERE p.procedure_id = $1 AND i.state <> 'dismissed' \
+             AND (i.state <> 'closed' OR i.updated_at >= $2)",
+        )
+        .bind(procedure.0)
+        .bind(since.as_millisecond())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body").map_err(StoreError::db)?;
+                serde_json::from_str(&body).map_err(StoreError::json)
             })
             .collect()
     }
@@ -791,6 +822,34 @@ fn push_effects(
         );
     }
     let seq = stored.last().map(|s| s.seq);
+    for hook in &effects.webhooks {
+        // The same change always has the same id: a subscriber recognises a retry.
+        let message_id = format!("msg_{folio}_{}_{}", seq.unwrap_or(0), hook.event_type);
+        script.push(
+            "INSERT INTO webhook_deliveries (subscription_id, message_id, event_type, folio, \
+             payload, state, attempts, next_attempt_at, created_at) \
+             SELECT id, $1, $2, $3, $4, 'pending', 0, $5, $5 FROM webhook_subscriptions \
+             WHERE active = 1 AND events LIKE $6",
+            vec![
+                message_id.into(),
+                hook.event_type.into(),
+                folio.to_string().into(),
+                hook.body.clone().into(),
+                now.as_millisecond().into(),
+                format!("%,{},%", hook.event_type).into(),
+            ],
+        );
+    }
+    if let (Some(due), Some(seq)) = (effects.banner_check, seq) {
+        script.push(
+            "INSERT INTO banner_checks (folio, seq, due_at, state) VALUES ($1, $2, $3, 'pending')",
+            vec![
+                folio.to_string().into(),
+                seq.into(),
+                due.as_millisecond().into(),
+            ],
+        );
+    }
     for (n, msg) in effects.outbox.iter().enumerate() {
         // Deterministic: the same notification always has the same Message-ID, so a
         // re-send after a crash is recognisably the same message.

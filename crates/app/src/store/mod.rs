@@ -23,6 +23,7 @@ mod timers;
 mod transfer;
 mod triage;
 mod voids;
+mod webhooks;
 mod writer;
 
 use std::future::Future;
@@ -43,6 +44,9 @@ pub use outbox::{
     TriageResolution,
 };
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
+pub use webhooks::{
+    AttemptOutcome, BannerCheck, WebhookAttempt, WebhookDelivery, WebhookSubscription,
+};
 
 /// A boxed future borrowing the connection for `'c`: what a write job returns.
 pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;
@@ -79,6 +83,8 @@ pub struct Store {
     cache: std::sync::Arc<cache::IncidentCache>,
     /// The lock file held while this process serves a SQLite database.
     serving: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    /// How many writes this process committed: what caches of derived documents compare.
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -96,6 +102,13 @@ impl Store {
         &self.display
     }
 
+    /// How many writes this process has committed so far (any table). A document derived
+    /// from the database and cached in memory is current while this number is unchanged
+    /// (for this process's writes; another instance's are seen when the cache expires).
+    pub fn write_generation(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Runs `job` in a write transaction and returns its result once durably committed.
     /// If the job fails, nothing it did is kept. On SQLite the job may share the commit
     /// with other writers' jobs (each in its own savepoint, so one failure never undoes
@@ -107,17 +120,32 @@ impl Store {
     {
         match &self.writer {
             Some(w) => {
-                let out = w.submit(job).await?;
+                let out = w.submit(job).await;
+                self.written();
+                let out = out?;
                 self.cache.written();
                 Ok(out)
             }
             None => {
                 let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
-                let out = job(&mut tx).await?;
-                tx.commit().await.map_err(StoreError::db)?;
+                let out = job(&mut tx).await;
+                let out = match out {
+                    Ok(out) => out,
+                    Err(e) => return Err(e),
+                };
+                let committed = tx.commit().await.map_err(StoreError::db);
+                // Counted even when the commit's answer was lost: a stale cache is worse
+                // than one rebuilt for nothing.
+                self.written();
+                committed?;
                 Ok(out)
             }
         }
+    }
+
+    fn written(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Claims a SQLite database for this serving process: one `serve` per database file,

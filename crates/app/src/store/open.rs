@@ -160,6 +160,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
             folios: Default::default(),
             cache: Default::default(),
             serving: Default::default(),
+            writes: Default::default(),
         });
     }
 
@@ -205,6 +206,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         cache: std::sync::Arc::new(super::cache::IncidentCache::new(&path)),
         display: path,
         serving: Default::default(),
+        writes: Default::default(),
     })
 }
 
@@ -316,6 +318,7 @@ async fn open_postgres(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         folios: Default::default(),
         cache: Default::default(),
         serving: Default::default(),
+        writes: Default::default(),
     })
 }
 

@@ -250,7 +250,11 @@ impl Store {
     }
 
     /// One statement as its own write.
-    async fn execute_one(&self, sql: &'static str, values: Vec<Value>) -> Result<(), StoreError> {
+    pub(super) async fn execute_one(
+        &self,
+        sql: &'static str,
+        values: Vec<Value>,
+    ) -> Result<(), StoreError> {
         self.write(move |conn| {
             Box::pin(async move {
                 let mut q = sqlx::query(sql);

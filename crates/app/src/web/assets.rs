@@ -18,6 +18,16 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/app.js"),
     ),
     (
+        "cortinilla-frame.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/embed/cortinilla-frame.css"),
+    ),
+    (
+        "portal-sim.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/portal-sim.css"),
+    ),
+    (
         "montserrat-latin-400-normal.woff2",
         "font/woff2",
         include_bytes!("../../static/fonts/montserrat-latin-400-normal.woff2"),
@@ -36,10 +46,15 @@ pub fn etag(bytes: &[u8]) -> String {
 
 /// `full` with its `ETag`, or 304 when the request already holds that version.
 pub fn revalidated(tag: &str, request: &HeaderMap, full: impl FnOnce() -> Response) -> Response {
+    // `If-None-Match` may list several tags, weak or strong, or be `*` (RFC 9110 13.1.2:
+    // the weak comparison applies).
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
     let fresh = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == tag);
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || weak(t) == weak(tag));
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

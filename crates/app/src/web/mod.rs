@@ -9,6 +9,7 @@ mod account;
 mod assets;
 mod catalog;
 mod catalog_admin;
+mod embed;
 pub mod format;
 mod incident;
 mod outbox;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::queue))
         .route("/entrar", get(pages::login_page).post(pages::login))
         .route("/estado", get(public::page))
+        .route("/estado/{homoclave}", get(public::procedure))
         .route("/salir", post(pages::logout))
         .route(
             "/incidencias/nueva",
@@ -110,4 +112,6 @@ pub fn router() -> Router<AppState> {
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("same-origin"),
         ))
+        // After the layers above: the banner's frame is framed by the portal.
+        .merge(embed::router())
 }

@@ -358,6 +358,11 @@ pub fn describe(event: &EventDoc, people: &HashMap<i64, String>) -> String {
                 "Retiró la cortinilla".into()
             }
         }
+        "banner_not_seen" => format!(
+            "No se encontró la cortinilla en {}: {}",
+            text("url"),
+            text("detail")
+        ),
         "banner_exempted" => format!(
             "Registró por qué no se desplegó la cortinilla: {}",
             text("reason")

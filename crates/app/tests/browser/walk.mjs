@@ -7,13 +7,16 @@
 //
 // Environment: BASE_URL, DEMO_PASSWORD, OTHER_EMAIL and OTHER_PASSWORD (a user of an
 // agency with no incidents), SCREENSHOTS (folder, default ./screenshots),
-// INCIDENCIAS_TEST_CHROMIUM (default /usr/bin/chromium). Exits non-zero at the first
+// INCIDENCIAS_TEST_CHROMIUM (default /usr/bin/chromium), and PORTAL_ORIGIN (optional:
+// http://127.0.0.1:PORT, a free port the demo lists in INCIDENCIAS_PORTAL_ORIGINS, where
+// the walk serves a portal page that embeds the banner). Exits non-zero at the first
 // failure, with a screenshot of the page it was on (FALLO.png).
 //
 // Pages are found by their accessible roles and names (getByRole, getByLabel), the way
 // assistive technology finds them, so markup details do not matter but names do.
 
 import { mkdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -28,6 +31,7 @@ const OTHER_EMAIL = required('OTHER_EMAIL');
 const OTHER_PASSWORD = required('OTHER_PASSWORD');
 const SCREENSHOTS = path.resolve(process.env.SCREENSHOTS || 'screenshots');
 const CHROMIUM = process.env.INCIDENCIAS_TEST_CHROMIUM || '/usr/bin/chromium';
+const PORTAL_ORIGIN = (process.env.PORTAL_ORIGIN || '').replace(/\/+$/, '');
 
 const HELPDESK = 'mesa@ugd.gob.mx';
 const AGENCY = 'responsable@sbd.gob.mx';
@@ -67,6 +71,13 @@ const problems = [];
  * console line is fine. Never removed: every `goto` checks the status it gets itself.
  */
 const expectedErrorPaths = new Set();
+/**
+ * Whole URLs whose failed load the walk provokes on purpose (the embedded banner against a
+ * stopped or failing service, or read from an origin that is not the portal's): their
+ * "Failed to load resource" and CORS lines are fine, whatever the reason (refused
+ * connection, aborted request, error status, no CORS). An uncaught exception is not.
+ */
+const expectedFailedUrls = new Set();
 let faviconNoticed = false;
 /** The page the walk is on, for the screenshot of a failure. */
 let current = null;
@@ -80,6 +91,10 @@ function watch(page, { csp = false } = {}) {
       return;
     }
     if (msg.type() !== 'error') return;
+    const failed = text.startsWith('Failed to load resource:')
+      ? where
+      : text.match(/^Access to \w+ at '([^']+)' from origin .* blocked by CORS policy/)?.[1];
+    if (failed && expectedFailedUrls.has(failed)) return;
     if (/^Failed to load resource: the server responded with a status of \d+/.test(text)) {
       const url = safeUrl(where);
       // The browser asks for /favicon.ico on its own; the page did not.
@@ -443,6 +458,333 @@ async function openFromQueue(page, folio, shotName) {
 }
 
 // ---------------------------------------------------------------------------------------
+// The portal's banner (cortinilla): the simulator of `incidencias demo` and a portal of
+// another origin, both embedding /embed/cortinilla.js
+// ---------------------------------------------------------------------------------------
+
+const START_BUTTON = 'Iniciar trámite en línea';
+
+const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const statusPath = (homoclave) =>
+  `/api/v1/public/procedures/${encodeURIComponent(homoclave)}/status`;
+
+/**
+ * The demo procedure of agency `prefix` the walk reports on: one that the demo's other
+ * incidents leave operating (button enabled, no banner), so that the portal shows this
+ * walk's banner, and none once it is removed.
+ */
+async function quietProcedure(prefix) {
+  const response = await fetch(`${BASE_URL}/api/v1/public/procedures`);
+  if (!response.ok) fail(`GET /api/v1/public/procedures respondió ${response.status}`);
+  const { procedures } = await response.json();
+  const quiet = procedures.find(
+    (p) => p.homoclave.startsWith(prefix) && p.button_enabled && !p.banner.shown,
+  );
+  if (!quiet) fail(`el demo no tiene un trámite ${prefix}… sin cortinilla y con el botón habilitado`);
+  return quiet;
+}
+
+/**
+ * Opens the portal simulator of `homoclave` until the public status its embed reads has
+ * `banner.shown === shown` (reloading for a while, should the status lag behind the
+ * incident); returns that status document.
+ */
+async function openPortal(page, homoclave, shown) {
+  const pathname = `/demo/portal/${encodeURIComponent(homoclave)}`;
+  const deadline = Date.now() + ACTION_MS;
+  for (;;) {
+    const answered = page.waitForResponse((r) => safeUrl(r.url())?.pathname === statusPath(homoclave));
+    answered.catch(() => {}); // handled below
+    await goto(page, pathname);
+    const response = await answered.catch(() => null);
+    if (!response) fail(`${pathname} no pidió ${statusPath(homoclave)} (¿no carga /embed/cortinilla.js?)`);
+    if (!response.ok()) fail(`${statusPath(homoclave)} respondió ${response.status()}`);
+    const doc = await response.json();
+    if (doc.banner?.shown === shown) return doc;
+    if (Date.now() > deadline) {
+      fail(`${statusPath(homoclave)} sigue diciendo banner.shown = ${doc.banner?.shown}`);
+    }
+    await page.waitForTimeout(1000);
+  }
+}
+
+/** The banner the embed inserted, waited for; fails unless it shows `message`. */
+async function expectBanner(page, message) {
+  const alert = page.getByRole('alert').filter({ hasText: 'Aviso de mantenimiento' });
+  try {
+    await alert.first().waitFor({ timeout: ACTION_MS });
+  } catch {
+    fail(`${page.url()} no muestra la cortinilla (role="alert" «Aviso de mantenimiento»)`);
+  }
+  if ((await alert.count()) !== 1) fail(`${page.url()} muestra ${await alert.count()} cortinillas`);
+  const shown = normalize(await alert.textContent());
+  if (!shown.includes(message)) fail(`la cortinilla dice «${shown}», no «${message}»`);
+  // Fixed to the viewport: it takes no room in the page, so nothing moves when it appears.
+  const position = await alert.evaluate((el) => getComputedStyle(el).position);
+  if (position !== 'fixed') fail(`la cortinilla tiene position: ${position}, no fixed`);
+  console.log(`  cortinilla: «${shown}»`);
+  return alert;
+}
+
+/**
+ * Step 2, banner up and button disabled: the simulator shows the incident's banner under
+ * its own strict CSP and passes axe; "Cerrar aviso" closes it; the iframe variant shows
+ * it; the portal's origin (PORTAL_ORIGIN), under a strict CSP of its own, shows it too
+ * (the status answers it with CORS), and any other origin shows nothing.
+ */
+async function expectPortalWithBanner(procedure, message) {
+  for (const csp of [true, false]) {
+    const portal = await open({ csp });
+    await openPortal(portal, procedure.homoclave, true);
+    const h1 = normalize(await portal.getByRole('heading', { level: 1 }).textContent());
+    if (h1 !== procedure.name) fail(`el simulador titula «${h1}», no «${procedure.name}»`);
+    const alert = await expectBanner(portal, message);
+    const button = portal.getByRole('button', { name: START_BUTTON, exact: true });
+    if ((await button.count()) !== 1 || !(await button.isDisabled())) {
+      fail(`con la incidencia notificada, «${START_BUTTON}» no es un botón deshabilitado`);
+    }
+    if ((await portal.getByRole('link', { name: START_BUTTON, exact: true }).count()) !== 0) {
+      fail(`con el botón deshabilitado, «${START_BUTTON}» sigue siendo un enlace`);
+    }
+    if (csp) {
+      await portal.waitForTimeout(250); // late console reports
+      assertQuiet();
+      console.log('  ✓ sin violaciones de la CSP: el simulador del portal con la cortinilla');
+    } else {
+      await check(portal, 'portal-simulador-cortinilla');
+      await alert.getByRole('button', { name: 'Cerrar aviso', exact: true }).click();
+      if ((await portal.getByRole('alert').count()) !== 0) fail('«Cerrar aviso» no quita la cortinilla');
+      // The iframe variant, for portal pages that embed no script.
+      await goto(portal, `/embed/cortinilla/${encodeURIComponent(procedure.homoclave)}`);
+      const framed = normalize(await portal.getByRole('alert').textContent());
+      if (!framed.includes(message)) fail(`la cortinilla en iframe dice «${framed}», no «${message}»`);
+      await check(portal, 'cortinilla-iframe');
+    }
+    await closeContext(portal);
+  }
+  const tag = `<script async src="${BASE_URL}/embed/cortinilla.js" data-tramite="${procedure.homoclave}"></script>`;
+  // The portal's own origin reads the status (CORS) and shows the banner.
+  if (PORTAL_ORIGIN) {
+    const port = Number(new URL(PORTAL_ORIGIN).port);
+    if (new URL(PORTAL_ORIGIN).origin !== `http://127.0.0.1:${port}`) {
+      fail(`PORTAL_ORIGIN debe ser http://127.0.0.1:PUERTO, no ${PORTAL_ORIGIN}`);
+    }
+    const portal = await open({ csp: true });
+    await foreignPortal(portal, [tag], { port });
+    await expectBanner(portal, message);
+    await portal.waitForTimeout(250); // late console reports
+    assertQuiet();
+    console.log(`  ✓ el portal (${PORTAL_ORIGIN}, bajo su propia CSP) muestra la cortinilla`);
+    await closeContext(portal);
+  } else {
+    console.log('  aviso: sin PORTAL_ORIGIN no se prueba la cortinilla desde el origen del portal');
+  }
+  // Any other origin is refused the status: the embed shows nothing, and throws nothing.
+  const api = `${BASE_URL}${statusPath(procedure.homoclave)}`;
+  expectedFailedUrls.add(api);
+  const stranger = await open({ csp: true });
+  const asked = stranger.waitForRequest((r) => r.url() === api, { timeout: ACTION_MS });
+  asked.catch(() => {}); // handled below
+  const origin = await foreignPortal(stranger, [tag]);
+  if (!(await asked.catch(() => null))) fail(`${origin}: el script no pidió ${api}`);
+  await stranger.waitForTimeout(500); // whatever the script does with the refusal
+  if ((await stranger.locator('[role=alert]').count()) !== 0) {
+    fail(`un origen que no es el del portal (${origin}) lee el estado y muestra la cortinilla`);
+  }
+  assertQuiet();
+  console.log(`  ✓ otro origen (${origin}) no lee el estado (sin CORS): nada se muestra, ningún error`);
+  await closeContext(stranger);
+  expectedFailedUrls.delete(api);
+}
+
+/** Step 4, banner removed and button enabled again: no banner (script nor iframe); the button is a link. */
+async function expectPortalWithoutBanner(procedure) {
+  const portal = await open();
+  const doc = await openPortal(portal, procedure.homoclave, false);
+  if (!doc.button_enabled) fail(`${statusPath(procedure.homoclave)} dice button_enabled = false`);
+  await portal.waitForTimeout(250); // the embed inserts its banner right after the answer
+  if ((await portal.getByRole('alert').count()) !== 0) {
+    fail('el simulador muestra una cortinilla que el estado público ya no muestra');
+  }
+  const link = portal.getByRole('link', { name: START_BUTTON, exact: true });
+  if ((await link.count()) !== 1) fail(`«${START_BUTTON}» no es un enlace con el botón habilitado`);
+  const href = await link.getAttribute('href');
+  if (href !== procedure.url) fail(`«${START_BUTTON}» lleva a ${href}, no a ${procedure.url}`);
+  await check(portal, 'portal-simulador-sin-cortinilla');
+  await goto(portal, `/embed/cortinilla/${encodeURIComponent(procedure.homoclave)}`);
+  if ((await portal.getByRole('alert').count()) !== 0) fail('la cortinilla en iframe sigue mostrándose');
+  await closeContext(portal);
+}
+
+/**
+ * Portals of other origins: servers of the walk's own on ports of 127.0.0.1 (real
+ * servers, not page.route, so that Chromium sees the page and our service in the same
+ * address space and lets one read the other), answering every path with `foreign.body`
+ * under a strict CSP that allows scripts and requests from `scriptOrigin` only (no
+ * styles, no inline script).
+ */
+const foreign = { servers: new Map(), body: '', csp: '' };
+
+/** The origin of the walk's portal server on `port` (0: any free one), started once. */
+async function foreignOrigin(port = 0) {
+  if (!foreign.servers.has(port)) {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'content-security-policy': foreign.csp,
+        'cache-control': 'no-store',
+      });
+      res.end(foreign.body);
+    });
+    server.unref();
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', resolve);
+    }).catch((err) => fail(`no se pudo servir un portal en 127.0.0.1:${port}: ${err.message}`));
+    foreign.servers.set(port, { server, origin: `http://127.0.0.1:${server.address().port}` });
+  }
+  return foreign.servers.get(port).origin;
+}
+
+/** Opens, in `page`, a portal page of another origin (see `foreignOrigin`) with `scripts`. */
+async function foreignPortal(page, scripts, { scriptOrigin = BASE_URL, port = 0 } = {}) {
+  current = page;
+  const origin = await foreignOrigin(port);
+  foreign.csp =
+    `default-src 'none'; script-src ${scriptOrigin}; connect-src ${scriptOrigin}; ` +
+    "style-src 'none'; img-src data:; base-uri 'none'";
+  foreign.body =
+    '<!DOCTYPE html><html lang="es-MX"><head><meta charset="utf-8">' +
+    '<link rel="icon" href="data:,"><title>Portal de otro origen</title></head>' +
+    '<body><main><h1>Trámite de prueba</h1><p>Una página del portal.</p></main>' +
+    scripts.join('') +
+    '</body></html>';
+  const response = await page.goto(`${origin}/tramite`);
+  if (!response?.ok()) fail(`el portal de otro origen no respondió (${origin})`);
+  await page.waitForLoadState('load');
+  return origin;
+}
+
+/** A port of 127.0.0.1 free a moment ago: nothing listens on it. */
+async function freePort() {
+  const server = http.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The status of a procedure as the fake answers it (`body` a string or a document). */
+function fakeStatus(route, status, body) {
+  return route.fulfill({
+    status,
+    contentType: typeof body === 'string' ? 'text/html' : 'application/json',
+    headers: { 'access-control-allow-origin': '*' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/**
+ * The embed on a portal of another origin when our service is stopped or failing: nothing
+ * is shown and no exception escapes (a failed request's console line is expected here, an
+ * uncaught exception never). A control case proves a banner would have been seen, and
+ * that the agency's text is shown as text, once however often the script is included.
+ */
+async function embedFailures() {
+  const homoclave = 'PRUEBA-01-001';
+  const script = (origin, tramite = homoclave) =>
+    `<script async src="${origin}/embed/cortinilla.js"` +
+    (tramite ? ` data-tramite="${tramite}"` : '') +
+    '></script>';
+  // A port nothing listens on: one just freed (Chromium refuses the discard port 9 by
+  // itself, ERR_UNSAFE_PORT, without trying to connect).
+  const stopped = `http://127.0.0.1:${await freePort()}`;
+  const api = `${BASE_URL}${statusPath(homoclave)}`;
+  expectedFailedUrls.add(`${stopped}/embed/cortinilla.js`);
+  expectedFailedUrls.add(api);
+
+  const cases = [
+    ['el servicio no responde (el script no carga)', stopped, null],
+    ['la petición del estado falla (red)', BASE_URL, (route) => route.abort()],
+    ['el estado responde 500', BASE_URL, (route) => fakeStatus(route, 500, { title: 'error' })],
+    ['el estado no es JSON', BASE_URL, (route) => fakeStatus(route, 200, '<html>mantenimiento</html>')],
+    ['el estado no trae banner', BASE_URL, (route) => fakeStatus(route, 200, { homoclave })],
+  ];
+  for (const [what, origin, answer] of cases) {
+    const page = await open({ csp: true });
+    let hit;
+    const asked = new Promise((resolve) => {
+      hit = resolve;
+    });
+    if (answer) {
+      await page.route(`${BASE_URL}/api/v1/public/procedures/**`, (route) => {
+        hit();
+        return answer(route);
+      });
+    }
+    await foreignPortal(page, [script(origin)], { scriptOrigin: origin });
+    if (answer) {
+      const loaded = await Promise.race([
+        asked.then(() => true),
+        page.waitForTimeout(ACTION_MS).then(() => false),
+      ]);
+      if (!loaded) fail(`${what}: el script no pidió el estado (¿no cargó?)`);
+    }
+    await page.waitForTimeout(500); // whatever the script does with the answer
+    if ((await page.locator('[role=alert]').count()) !== 0) fail(`${what}: se muestra una cortinilla`);
+    assertQuiet();
+    console.log(`  ✓ ${what}: nada se muestra, ningún error de JavaScript`);
+    await closeContext(page);
+  }
+
+  {
+    const page = await open({ csp: true });
+    let asked = 0;
+    await page.route(`${BASE_URL}/api/v1/public/procedures/**`, (route) => {
+      asked += 1;
+      return fakeStatus(route, 200, { homoclave, button_enabled: true, banner: { shown: true }, incident: null });
+    });
+    await foreignPortal(page, [script(BASE_URL, '')]);
+    await page.waitForTimeout(500);
+    if (asked !== 0) fail('sin data-tramite, el script pidió un estado');
+    if ((await page.locator('[role=alert]').count()) !== 0) fail('sin data-tramite se muestra una cortinilla');
+    assertQuiet();
+    console.log('  ✓ sin data-tramite: no pide nada ni muestra nada');
+    await closeContext(page);
+  }
+
+  // The control: a banner shown, its text markup to be shown as text, the script twice.
+  const markup = 'Falla <img src="x" data-inyectado="1"> & <b>mantenimiento</b>';
+  const page = await open({ csp: true });
+  await page.route(`${BASE_URL}/api/v1/public/procedures/**`, (route) =>
+    fakeStatus(route, 200, {
+      homoclave,
+      button_enabled: false,
+      banner: { shown: true, message: markup },
+      incident: null,
+    }),
+  );
+  await foreignPortal(page, [script(BASE_URL), script(BASE_URL)]);
+  const alert = await expectBanner(page, markup);
+  await page.waitForTimeout(500); // the second copy's answer
+  if ((await page.locator('[role=alert]').count()) !== 1) fail('incluido dos veces, el script muestra dos cortinillas');
+  if ((await alert.locator('img, b').count()) !== 0) fail('el texto de la dependencia se insertó como HTML');
+  assertQuiet();
+  console.log('  ✓ control: una sola cortinilla, el texto de la dependencia como texto');
+  // The default text when the agency wrote none.
+  await page.unroute(`${BASE_URL}/api/v1/public/procedures/**`);
+  await page.route(`${BASE_URL}/api/v1/public/procedures/**`, (route) =>
+    fakeStatus(route, 200, { homoclave, button_enabled: false, banner: { shown: true, message: null }, incident: null }),
+  );
+  await page.reload();
+  await expectBanner(page, 'Este trámite presenta una falla y se encuentra en atención.');
+  assertQuiet();
+  await closeContext(page);
+  expectedFailedUrls.delete(`${stopped}/embed/cortinilla.js`);
+  expectedFailedUrls.delete(api);
+}
+
+// ---------------------------------------------------------------------------------------
 // The walk
 // ---------------------------------------------------------------------------------------
 
@@ -481,11 +823,12 @@ async function walk() {
   await page.getByRole('navigation').getByRole('link', { name: 'Nueva incidencia', exact: true }).click();
   await page.waitForURL((u) => u.pathname === '/incidencias/nueva');
   await check(page, 'nueva-incidencia');
+  const procedure = await quietProcedure('SBD-');
   const occurred = page.getByLabel('Fecha y hora en que ocurrió', { exact: true });
   if (!(await occurred.inputValue())) console.log('  aviso: «Fecha y hora en que ocurrió» no viene llena');
   // Twenty minutes ago, so that the report form's detection (five minutes ago) is after it.
   const chosen = await fill(page.locator('form').filter({ has: occurred }), {
-    Trámite: /^SBD-/,
+    Trámite: new RegExp(`^${escapeRegExp(procedure.homoclave)} `),
     'Tipo de incidencia': 'No disponible',
     Descripción: 'Prueba en navegador: el trámite responde «Error 500» al enviar la solicitud.',
     'Fecha y hora en que ocurrió': mexicoCity(20),
@@ -527,10 +870,12 @@ async function walk() {
   await goto(page, `/incidencias/${folio}`);
   await expectState(page, 'En corrección');
   await check(page, 'incidencia-en-correccion');
-  await act(page, 'Desplegar cortinilla', {
-    Mensaje: 'Este trámite presenta una falla; estamos trabajando para restablecerlo.',
-  });
+  const bannerMessage = 'Este trámite presenta una falla; estamos trabajando para restablecerlo.';
+  await act(page, 'Desplegar cortinilla', { Mensaje: bannerMessage });
   await check(page, 'cortinilla-desplegada');
+  console.log(`  -- el portal de ${procedure.homoclave} con la cortinilla y el botón deshabilitado`);
+  await expectPortalWithBanner(procedure, bannerMessage);
+  current = page;
   await act(page, 'Avisar resolución', {
     'Resumen de la corrección': 'Se reinició el servicio de firma y se amplió su memoria.',
   });
@@ -553,6 +898,9 @@ async function walk() {
   await goto(page, `/incidencias/${folio}`);
   await act(page, 'Retirar cortinilla');
   await check(page, 'cortinilla-retirada');
+  console.log(`  -- el portal de ${procedure.homoclave} sin cortinilla y con el botón habilitado`);
+  await expectPortalWithoutBanner(procedure);
+  current = page;
 
   console.log('  -- en un teléfono (390×844)');
   {
@@ -757,6 +1105,9 @@ async function walk() {
   }
   await logout(page);
   await closeContext(page);
+
+  step('9. La cortinilla insertada en un portal ajeno, con el servicio detenido o con fallas');
+  await embedFailures();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -796,6 +1147,7 @@ async function main() {
     }
   } finally {
     await browser?.close().catch(() => {});
+    for (const { server } of foreign.servers.values()) server.close();
   }
 }
 

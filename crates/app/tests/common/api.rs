@@ -287,6 +287,7 @@ impl Api {
                 secure_cookies: false,
                 base_url: "https://incidencias.gob.mx".into(),
                 demo_accounts: Default::default(),
+                portal_origins: std::sync::Arc::new(vec!["https://www.gob.mx".into()]),
             }),
             admin: token(&admin).await,
             helpdesk: token(&helpdesk).await,

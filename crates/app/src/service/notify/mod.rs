@@ -84,6 +84,8 @@ pub enum Message {
     ReportFormAccepted,
     /// Step 7, to the responsible.
     Closed,
+    /// The banner check did not find the banner on the procedure's page, to the help desk.
+    BannerNotSeen { url: String, detail: String },
     /// A report dismissed after its notification, to the responsible and CEDN: the portal
     /// was restored automatically.
     Dismissed { reason: String },
@@ -332,6 +334,14 @@ pub(crate) fn for_events(
                 out.push(mail(&responsible, &[], Message::ReportFormAccepted))
             }
             Change::Closed => out.push(mail(&responsible, &[], Message::Closed)),
+            Change::BannerNotSeen { url, detail } => out.push(mail(
+                &helpdesk,
+                &[],
+                Message::BannerNotSeen {
+                    url: url.clone(),
+                    detail: detail.clone(),
+                },
+            )),
             // Before notification nobody outside the help desk knew of the report.
             Change::Dismissed {
                 reason,

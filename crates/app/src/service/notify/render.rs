@@ -191,6 +191,15 @@ pub fn render(notice: &Notice, base_url: &str) -> Rendered {
                 "El botón del trámite se habilitó y la cortinilla se retiró automáticamente. No se requiere ninguna acción.".into(),
             ],
         ),
+        Message::BannerNotSeen { url, detail } => (
+            "Cortinilla no encontrada en el portal".into(),
+            vec![
+                format!("La dependencia informó la cortinilla desplegada en la incidencia {folio}, pero no se encontró en la página del trámite."),
+                format!("Página revisada: {url}"),
+                format!("Resultado: {detail}"),
+                "Acción requerida (Mesa de ayuda): confirmar con la dependencia que la cortinilla se muestre en el portal.".into(),
+            ],
+        ),
         Message::Closed => (
             "Cierre de la incidencia".into(),
             vec![

@@ -1,0 +1,205 @@
+//! What citizens and the portal read without signing in: every procedure's state (kept
+//! built in memory, see [`PublicSnapshot`]), one procedure's state, and a procedure's
+//! history of published incidents.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use incidencias_core::{Incident, IncidentKind, IncidentState, ProcedureId, procedure_status};
+use jiff::Timestamp;
+
+use super::{Service, ServiceError};
+use crate::documents::{BannerDoc, PublicProcedureDoc, PublicProceduresDoc, PublicStatusDoc};
+
+/// How long a built list of every procedure's state serves when this process wrote
+/// nothing since: what another instance (or the command line) changed shows within this
+/// time. Clients may cache the list for 30 s anyway (`Cache-Control`).
+pub const PUBLIC_TTL: Duration = Duration::from_secs(2);
+
+/// How many days of history a procedure's public page shows.
+pub const HISTORY_DAYS: i64 = 90;
+
+/// The list of every procedure's state as last built: the document, its JSON and the
+/// JSON's `ETag`, so that a request costs a lookup (the portal may poll it often).
+#[derive(Debug)]
+pub struct PublicSnapshot {
+    pub doc: PublicProceduresDoc,
+    pub json: bytes::Bytes,
+    pub etag: String,
+    generation: u64,
+    built: Instant,
+}
+
+/// The slot of the last snapshot.
+pub(super) type PublicSlot = std::sync::Mutex<Option<Arc<PublicSnapshot>>>;
+
+/// A published incident of a procedure, in plain words (no folio, no internal names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastIncident {
+    /// What failed, e.g. "El trámite no estuvo disponible".
+    pub what: &'static str,
+    /// When the failure began.
+    pub from: Timestamp,
+    /// When the procedure was restored (CEDN validated the correction, or the incident
+    /// closed); `None` while it lasts.
+    pub until: Option<Timestamp>,
+}
+
+/// A procedure's published incidents over the last [`HISTORY_DAYS`] days.
+#[derive(Debug, Clone)]
+pub struct ProcedureHistory {
+    pub procedure: PublicProcedureDoc,
+    /// Oldest first.
+    pub incidents: Vec<PastIncident>,
+}
+
+/// The plain Spanish sentence for what failed.
+pub fn what_failed(kind: IncidentKind) -> &'static str {
+    match kind {
+        IncidentKind::Unavailable => "El trámite no estuvo disponible",
+        IncidentKind::Intermittent => "El trámite falló de forma intermitente",
+        IncidentKind::Slow => "El trámite respondió con lentitud",
+        IncidentKind::CannotComplete => "No fue posible concluir el trámite",
+    }
+}
+
+/// A published incident as a citizen hears of it; `None` for what is never published (a
+/// report not notified, a dismissed one).
+fn past_incident(i: &Incident) -> Option<PastIncident> {
+    if i.notified_at.is_none() || i.state == IncidentState::Dismissed {
+        return None;
+    }
+    let restored = i
+        .rounds
+        .iter()
+        .filter(|r| r.passed == Some(true))
+        .filter_map(|r| r.decided_at)
+        .min();
+    Some(PastIncident {
+        what: what_failed(i.kind),
+        from: i.occurred_at,
+        until: restored.or(i.closed_at),
+    })
+}
+
+impl Service {
+    /// Every active procedure's public state, by agency then homoclave: what the portal
+    /// and the public status page read. Built at most once per write of this process (or
+    /// per [`PUBLIC_TTL`]), however many ask.
+    pub async fn public_snapshot(&self) -> Result<Arc<PublicSnapshot>, ServiceError> {
+        let generation = self.store.write_generation();
+        if let Ok(slot) = self.public.lock()
+            && let Some(s) = slot.as_ref()
+            && s.generation == generation
+            && s.built.elapsed() < PUBLIC_TTL
+        {
+            return Ok(s.clone());
+        }
+        let doc = self.public_procedures().await?;
+        let json = serde_json::to_vec(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let etag = format!("\"{}\"", &crate::encoding::sha256_hex(&json)[..32]);
+        let snapshot = Arc::new(PublicSnapshot {
+            doc,
+            json: bytes::Bytes::from(json),
+            etag,
+            generation,
+            built: Instant::now(),
+        });
+        if let Ok(mut slot) = self.public.lock() {
+            // A snapshot built from an older generation never replaces a newer one.
+            if slot.as_ref().is_none_or(|s| s.generation <= generation) {
+                *slot = Some(snapshot.clone());
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// The list itself, read now (see [`Service::public_snapshot`]).
+    async fn public_procedures(&self) -> Result<PublicProceduresDoc, ServiceError> {
+        let (procedures, agencies, open) = tokio::try_join!(
+            self.store.procedures(),
+            self.store.agencies(),
+            self.store.open_incidents_by_procedure(),
+        )?;
+        let mut by_procedure: HashMap<ProcedureId, Vec<Incident>> = HashMap::new();
+        for (procedure, incident) in open {
+            by_procedure.entry(procedure).or_default().push(incident);
+        }
+        let agencies: HashMap<i64, &crate::store::Agency> =
+            agencies.iter().map(|a| (a.id.0, a)).collect();
+        let mut list: Vec<PublicProcedureDoc> = procedures
+            .iter()
+            .filter(|p| p.active)
+            .filter_map(|p| {
+                let agency = agencies.get(&p.agency_id.0).filter(|a| a.active)?;
+                let status = procedure_status(by_procedure.get(&p.id).into_iter().flatten());
+                let state = incidencias_core::PublicState::of(&status);
+                Some(PublicProcedureDoc {
+                    homoclave: p.homoclave.as_str().to_string(),
+                    name: p.name.clone(),
+                    url: p.url.clone(),
+                    agency_acronym: agency.acronym.clone(),
+                    agency_name: agency.name.clone(),
+                    state: state.as_str().to_string(),
+                    button_enabled: status.button_enabled,
+                    banner: BannerDoc {
+                        shown: status.banner_shown,
+                        message: status.banner_message.clone(),
+                    },
+                    since: status.since,
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            (a.agency_acronym.as_str(), a.homoclave.as_str())
+                .cmp(&(b.agency_acronym.as_str(), b.homoclave.as_str()))
+        });
+        Ok(PublicProceduresDoc { procedures: list })
+    }
+
+    /// What the portal shows for a procedure.
+    pub async fn public_status(&self, homoclave: &str) -> Result<PublicStatusDoc, ServiceError> {
+        let key = incidencias_core::Homoclave::parse(homoclave)
+            .map_err(|e| ServiceError::invalid("homoclave", e.to_string()))?;
+        let Some(procedure) = self.store.procedure_by_homoclave(&key).await? else {
+            return Err(ServiceError::NotFound(format!("el trámite {key}")));
+        };
+        let open = self.store.open_incidents_of(procedure.id).await?;
+        Ok(PublicStatusDoc::of(key.as_str(), procedure_status(&open)))
+    }
+
+    /// A published procedure's state and its published incidents of the last
+    /// [`HISTORY_DAYS`] days. An unknown, inactive or unpublished procedure is not found.
+    pub async fn public_history(&self, homoclave: &str) -> Result<ProcedureHistory, ServiceError> {
+        let key = incidencias_core::Homoclave::parse(homoclave)
+            .map_err(|e| ServiceError::invalid("homoclave", e.to_string()))?;
+        let snapshot = self.public_snapshot().await?;
+        let Some(procedure) = snapshot
+            .doc
+            .procedures
+            .iter()
+            .find(|p| p.homoclave == key.as_str())
+            .cloned()
+        else {
+            return Err(ServiceError::NotFound(format!("el trámite {key}")));
+        };
+        let Some(stored) = self.store.procedure_by_homoclave(&key).await? else {
+            return Err(ServiceError::NotFound(format!("el trámite {key}")));
+        };
+        let window_start = self.now() - jiff::SignedDuration::from_hours(24 * HISTORY_DAYS);
+        let mut incidents: Vec<PastIncident> = self
+            .store
+            .incidents_of_since(stored.id, window_start)
+            .await?
+            .iter()
+            .filter_map(past_incident)
+            .filter(|p| p.until.is_none_or(|u| u >= window_start))
+            .collect();
+        incidents.sort_by_key(|p| p.from);
+        Ok(ProcedureHistory {
+            procedure,
+            incidents,
+        })
+    }
+}

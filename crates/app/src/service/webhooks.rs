@@ -1,0 +1,439 @@
+//! Webhook subscriptions (administrators), what the webhook worker and the banner checker
+//! need, and what they record.
+
+use incidencias_core::{Actor, Command, Folio, Role, decide};
+use jiff::Timestamp;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Caller, Service, ServiceError};
+use crate::store::{AttemptOutcome, WebhookAttempt, WebhookDelivery, WebhookSubscription};
+use crate::webhooks::EVENT_TYPES;
+
+/// Who manages subscriptions and reads their logs.
+pub const WEBHOOK_ADMINS: &[Role] = &[Role::Admin];
+
+/// How long a replaced secret keeps signing after a rotation.
+pub const ROTATION_OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// Most rows a delivery log shows.
+pub const LOG_ROWS: i64 = 200;
+
+/// A subscription as administrators see it: the secret only as a hint.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookDoc {
+    pub id: i64,
+    pub url: String,
+    pub description: String,
+    /// Event types: `procedure.button`, `procedure.banner`, `incident.state`.
+    pub events: Vec<String>,
+    pub active: bool,
+    /// The first characters of the current secret, to tell which one a receiver holds.
+    pub secret_hint: String,
+    /// While a replaced secret still signs (after a rotation), until when.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub previous_secret_until: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+/// A subscription just created or rotated, with its secret: shown this once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookSecretDoc {
+    pub subscription: WebhookDoc,
+    /// `whsec_` + base64: the key of the HMAC-SHA256 signatures.
+    pub secret: String,
+}
+
+/// A new subscription as asked.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookInput {
+    pub url: String,
+    pub description: String,
+    pub events: Vec<String>,
+}
+
+/// A delivery to send now: where, the body, and every secret that signs it.
+#[derive(Debug, Clone)]
+pub struct WebhookJob {
+    pub delivery: WebhookDelivery,
+    pub url: String,
+    pub secrets: Vec<String>,
+}
+
+/// A banner check due: the incident and the pages (homoclave, URL) of its procedures.
+#[derive(Debug, Clone)]
+pub struct BannerJob {
+    pub id: i64,
+    pub folio: String,
+    pub pages: Vec<(String, String)>,
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl WebhookDoc {
+    fn of(s: &WebhookSubscription, now: Timestamp) -> WebhookDoc {
+        WebhookDoc {
+            id: s.id,
+            url: s.url.clone(),
+            description: s.description.clone(),
+            events: s.events.clone(),
+            active: s.active,
+            secret_hint: format!("{}…", s.secret.chars().take(12).collect::<String>()),
+            previous_secret_until: s
+                .previous_until
+                .map(ts)
+                .filter(|u| s.previous_secret.is_some() && *u > now),
+            created_at: ts(s.created_at),
+        }
+    }
+}
+
+/// The secrets that sign now: the current one, and the replaced one during its overlap.
+fn signing_secrets(s: &WebhookSubscription, now: Timestamp) -> Vec<String> {
+    let mut out = vec![s.secret.clone()];
+    if let (Some(prev), Some(until)) = (&s.previous_secret, s.previous_until)
+        && until > now.as_millisecond()
+    {
+        out.push(prev.clone());
+    }
+    out
+}
+
+/// Checks a receiver's address: http or https, with a host, no credentials in it.
+fn check_url(url: &str) -> Result<String, ServiceError> {
+    let url = url.trim();
+    let parsed = url::Url::parse(url).map_err(|_| {
+        ServiceError::invalid(
+            "url",
+            "escriba una dirección completa, como https://portal.gob.mx/webhooks",
+        )
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ServiceError::invalid(
+            "url",
+            "la dirección debe comenzar con https:// (o http://) y tener un dominio",
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ServiceError::invalid(
+            "url",
+            "la dirección no debe llevar usuario ni contraseña: la firma autentica los envíos",
+        ));
+    }
+    if url.len() > 2000 {
+        return Err(ServiceError::invalid(
+            "url",
+            "la dirección es demasiado larga",
+        ));
+    }
+    Ok(parsed.to_string())
+}
+
+fn check_events(events: &[String]) -> Result<Vec<String>, ServiceError> {
+    let mut out = Vec::new();
+    for e in events {
+        let e = e.trim();
+        if !EVENT_TYPES.iter().any(|(name, _)| *name == e) {
+            return Err(ServiceError::invalid(
+                "events",
+                format!(
+                    "«{e}» no es un tipo de evento; elija entre procedure.button, procedure.banner e incident.state"
+                ),
+            ));
+        }
+        if !out.iter().any(|x: &String| x == e) {
+            out.push(e.to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err(ServiceError::invalid(
+            "events",
+            "elija al menos un tipo de evento",
+        ));
+    }
+    Ok(out)
+}
+
+impl Service {
+    /// Every subscription, newest first.
+    pub async fn webhooks(&self, caller: &Caller) -> Result<Vec<WebhookDoc>, ServiceError> {
+        caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
+        let now = self.now();
+        Ok(self
+            .store
+            .webhooks()
+            .await?
+            .iter()
+            .map(|s| WebhookDoc::of(s, now))
+            .collect())
+    }
+
+    /// A new subscription; its secret is in the answer, and nowhere else after.
+    pub async fn create_webhook(
+        &self,
+        caller: &Caller,
+        input: WebhookInput,
+    ) -> Result<WebhookSecretDoc, ServiceError> {
+        caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
+        let mut errors = Vec::new();
+        let url = check_url(&input.url).map_err(|e| errors.push(e)).ok();
+        let events = check_events(&input.events).map_err(|e| errors.push(e)).ok();
+        let description = input.description.trim().to_string();
+        if description.chars().count() > 200 {
+            errors.push(ServiceError::invalid(
+                "description",
+                "la descripción admite hasta 200 caracteres",
+            ));
+        }
+        let (Some(url), Some(events), true) = (url, events, errors.is_empty()) else {
+            let fields = errors
+                .into_iter()
+                .flat_map(|e| match e {
+                    ServiceError::Invalid(f) => f,
+                    _ => Vec::new(),
+                })
+                .collect();
+            return Err(ServiceError::Invalid(fields));
+        };
+        let secret = crate::webhooks::new_secret().map_err(ServiceError::Internal)?;
+        let now = self.now();
+        let stored = self
+            .store
+            .create_webhook(url, description, events, secret.clone(), caller.id.0, now)
+            .await?;
+        tracing::info!(
+            id = stored.id,
+            by = caller.id.0,
+            "suscripción de webhook creada"
+        );
+        Ok(WebhookSecretDoc {
+            subscription: WebhookDoc::of(&stored, now),
+            secret,
+        })
+    }
+
+    async fn subscription(&self, id: i64) -> Result<WebhookSubscription, ServiceError> {
+        self.store
+            .webhook(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("la suscripción".into()))
+    }
+
+    /// A new secret; the one it replaces keeps signing for [`ROTATION_OVERLAP`] (every
+    /// delivery carries both signatures meanwhile).
+    pub async fn rotate_webhook(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<WebhookSecretDoc, ServiceError> {
+        caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
+        self.subscription(id).await?;
+        let secret = crate::webhooks::new_secret().map_err(ServiceError::Internal)?;
+        let now = self.now();
+        self.store
+            .rotate_webhook_secret(id, secret.clone(), now + ROTATION_OVERLAP)
+            .await?;
+        tracing::info!(id, by = caller.id.0, "secreto de webhook rotado");
+        let stored = self.subscription(id).await?;
+        Ok(WebhookSecretDoc {
+            subscription: WebhookDoc::of(&stored, now),
+            secret,
+        })
+    }
+
+    /// Pauses or resumes a subscription.
+    pub async fn set_webhook_active(
+        &self,
+        caller: &Caller,
+        id: i64,
+        active: bool,
+    ) -> Result<WebhookDoc, ServiceError> {
+        caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
+        self.subscription(id).await?;
+        self.store.set_webhook_active(id, active).await?;
+        if active {
+            self.webhook_wake.notify_one();
+        }
+        Ok(WebhookDoc::of(&self.subscription(id).await?, self.now()))
+    }
+
+    /// Sends the subscription's dead deliveries again.
+    pub async fn retry_webhook(&self, caller: &Caller, id: i64) -> Result<(), ServiceError> {
+        caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
+        self.subscription(id).await?;
+        self.store.retry_webhook(id, self.now()).await?;
+        self.webhook_wake.notify_one();
+        Ok(())
+    }
+
+    /// A subscription with its latest deliveries and attempts (the delivery log).
+    pub async fn webhook_log(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<(WebhookDoc, Vec<WebhookDelivery>, Vec<WebhookAttempt>), ServiceError> {
+        caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
+        let s = self.subscription(id).await?;
+        let (deliveries, attempts) = tokio::try_join!(
+            self.store.webhook_deliveries(id, LOG_ROWS),
+            self.store.webhook_attempts(id, LOG_ROWS),
+        )?;
+        Ok((WebhookDoc::of(&s, self.now()), deliveries, attempts))
+    }
+
+    /// Leases the deliveries due now, with where and how to sign each.
+    pub async fn claim_webhooks(
+        &self,
+        owner: &str,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<WebhookJob>, ServiceError> {
+        let now = self.now();
+        let rows = self
+            .store
+            .claim_webhooks(owner, now, lease_until, limit)
+            .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let subscriptions = self.store.webhooks().await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|delivery| {
+                let s = subscriptions
+                    .iter()
+                    .find(|s| s.id == delivery.subscription_id)?;
+                Some(WebhookJob {
+                    url: s.url.clone(),
+                    secrets: signing_secrets(s, now),
+                    delivery,
+                })
+            })
+            .collect())
+    }
+
+    /// Records an attempt (see [`crate::store::Store::webhook_attempted`]).
+    pub async fn webhook_attempted(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: AttemptOutcome,
+        delivered: bool,
+        next: Option<Timestamp>,
+    ) -> Result<(), ServiceError> {
+        Ok(self
+            .store
+            .webhook_attempted(id, owner, outcome, delivered, next)
+            .await?)
+    }
+
+    pub async fn webhook_released(&self, id: i64, owner: &str) -> Result<(), ServiceError> {
+        Ok(self.store.webhook_release(id, owner).await?)
+    }
+
+    pub async fn next_webhook_attempt(&self) -> Result<Option<Timestamp>, ServiceError> {
+        Ok(self.store.next_webhook_attempt(self.now()).await?)
+    }
+
+    /// Leases the banner checks due now, with the pages to look at.
+    pub async fn claim_banner_checks(
+        &self,
+        owner: &str,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<BannerJob>, ServiceError> {
+        let rows = self
+            .store
+            .claim_banner_checks(owner, self.now(), lease_until, limit)
+            .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let org = self.org_chart().await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let folio = Folio::parse(&row.folio)
+                .map_err(|e| ServiceError::Internal(format!("folio guardado no válido: {e}")))?;
+            let pages = match self.store.load(folio).await? {
+                Some(stored) => org.portal_pages(&stored.incident),
+                None => Vec::new(),
+            };
+            out.push(BannerJob {
+                id: row.id,
+                folio: row.folio,
+                pages,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn next_banner_check(&self) -> Result<Option<Timestamp>, ServiceError> {
+        Ok(self.store.next_banner_check(self.now()).await?)
+    }
+
+    /// The check's result. Found: recorded with the check. Missing: recorded on the
+    /// incident (the `banner_not_seen` event, which warns the help desk by email),
+    /// unless the banner is no longer reported shown or the incident ended (then the
+    /// check is only marked skipped).
+    pub async fn banner_check_done(
+        &self,
+        job: &BannerJob,
+        missing: Option<(String, String)>,
+    ) -> Result<(), ServiceError> {
+        let now = self.now();
+        let Some((url, detail)) = missing else {
+            let pages: Vec<&str> = job.pages.iter().map(|(_, u)| u.as_str()).collect();
+            self.store
+                .banner_checked(
+                    job.id,
+                    "found",
+                    format!("encontrada en {}", pages.join(", ")),
+                    now,
+                )
+                .await?;
+            return Ok(());
+        };
+        let folio = Folio::parse(&job.folio)
+            .map_err(|e| ServiceError::Internal(format!("folio guardado no válido: {e}")))?;
+        let command = Command::RecordBannerNotSeen {
+            url: url.clone(),
+            detail: detail.clone(),
+        };
+        let recorded = self.act_as_system(folio, &command).await;
+        let (state, note) = match recorded {
+            Ok(()) => ("missing", format!("{url}: {detail}")),
+            Err(ServiceError::InvalidTransition { message, .. }) => (
+                "skipped",
+                format!("{url}: {detail} (no se registró: {message})"),
+            ),
+            Err(e) => return Err(e),
+        };
+        self.store.banner_checked(job.id, state, note, now).await?;
+        Ok(())
+    }
+
+    /// Runs a command of the service's own on an incident (the banner check's record).
+    async fn act_as_system(&self, folio: Folio, command: &Command) -> Result<(), ServiceError> {
+        use super::incidents::{Plan, applied};
+        self.on_latest(folio, true, None, |prior, cx| {
+            let Some(prior) = prior else {
+                return Err(ServiceError::NotFound(format!("la incidencia {folio}")));
+            };
+            let events = decide(Some(prior), &Actor::System, command, cx.now, cx.policy)?;
+            let state = applied(prior, &events)?;
+            Ok(Plan::Append {
+                mail: super::notify::for_events(cx.org, &state, &events, cx.links),
+                idempotency: None,
+                used_link: None,
+                events,
+                state: Box::new(state),
+                answer: (),
+            })
+        })
+        .await
+        .map(|_| ())
+    }
+}
