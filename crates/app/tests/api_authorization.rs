@@ -361,6 +361,43 @@ fn rows() -> Vec<Row> {
             body: none,
             expect: [200, 200, 403, 403, 403, 401],
         },
+        Row {
+            method: "GET",
+            path: "/api/v1/webhooks",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 403, 403, 403, 403, 401],
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/webhooks",
+            setup: Setup::None,
+            body: |_, _| {
+                Some(json!({"url": "https://www.gob.mx/avisos", "events": ["procedure.button"]}))
+            },
+            expect: [201, 403, 403, 403, 403, 401],
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/webhooks/{id}/rotate",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 403, 403, 403, 403, 401],
+        },
+        Row {
+            method: "PATCH",
+            path: "/api/v1/webhooks/{id}",
+            setup: Setup::None,
+            body: |_, _| Some(json!({"active": true})),
+            expect: [200, 403, 403, 403, 403, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/webhooks/{id}/deliveries",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 403, 403, 403, 403, 401],
+        },
     ]
 }
 
@@ -471,13 +508,25 @@ async fn matrix(url: String) {
         "rows for endpoints the API does not serve: {stale:?}"
     );
 
+    // The subscription the `{id}` rows act on.
+    let created = api
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            &api.admin,
+            Some(json!({"url": "https://www.gob.mx/avisos", "events": ["incident.state"]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let webhook = created.json["subscription"]["id"].to_string();
     for row in &rows {
         for (n, who) in WHO.iter().enumerate() {
             let folio = prepare(&api, row.setup).await;
             let path = row
                 .path
                 .replace("{folio}", folio.as_deref().unwrap_or(""))
-                .replace("{homoclave}", &api.procedure_homoclave);
+                .replace("{homoclave}", &api.procedure_homoclave)
+                .replace("{id}", &webhook);
             let method = Method::from_bytes(row.method.as_bytes()).expect("method");
             let answer = api
                 .call(method, &path, token(&api, *who), (row.body)(&api, n))

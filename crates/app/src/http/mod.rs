@@ -10,6 +10,7 @@ pub mod extract;
 pub mod incidents;
 pub mod outbox;
 pub mod public;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -50,12 +51,14 @@ pub struct AppState {
                        un `code` estable. Instantes RFC 3339 en UTC; duraciones en segundos.",
     ),
     modifiers(&SecuritySchemes),
+    components(schemas(webhooks::WebhookPayloadDoc, webhooks::WebhookDataDoc)),
     tags(
         (name = "incidencias", description = "El protocolo: pasos 1 a 7 y excepciones"),
         (name = "catálogo", description = "Dependencias, usuarios, trámites y políticas de SLO"),
         (name = "cuentas", description = "Inicio de sesión"),
         (name = "portal", description = "Estado público por trámite"),
         (name = "correo", description = "Bandeja de salida de correos"),
+        (name = "webhooks", description = "Suscripciones a los avisos del portal (botón, cortinilla, etapa), firmados según Standard Webhooks"),
         (name = "salud", description = "Vida y disponibilidad"),
     )
 )]
@@ -111,6 +114,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(i::close))
         .routes(routes!(i::dismiss))
         .routes(routes!(outbox::list))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::rotate))
+        .routes(routes!(webhooks::set_state))
+        .routes(routes!(webhooks::deliveries))
         .routes(routes!(outbox::inbound, outbox::received))
         .split_for_parts();
     routes

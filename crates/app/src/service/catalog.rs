@@ -177,6 +177,7 @@ pub(super) fn roles_named(action: &str) -> Option<&'static [Role]> {
     match action {
         "create_agency" | "create_user" | "create_procedure" | "create_policy"
         | "update_agency" | "update_user" | "update_procedure" | "import" => Some(WRITERS),
+        "manage_webhooks" => Some(super::webhooks::WEBHOOK_ADMINS),
         _ => None,
     }
 }

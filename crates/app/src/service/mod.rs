@@ -131,6 +131,8 @@ pub enum Area {
     Policies,
     /// Emails queued, sent and dead.
     Outbox,
+    /// Webhook subscriptions and their delivery logs.
+    Webhooks,
 }
 
 impl Area {
@@ -146,6 +148,7 @@ impl Area {
             Area::Catalog => &[Role::Admin],
             Area::Policies => &[Role::Admin, Role::Helpdesk],
             Area::Outbox => outbox::READERS,
+            Area::Webhooks => webhooks::WEBHOOK_ADMINS,
         }
     }
 }

@@ -19,6 +19,7 @@ mod public;
 mod session;
 mod triage;
 pub mod views;
+mod webhooks;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -86,6 +87,9 @@ pub fn router() -> Router<AppState> {
         .route("/salida/{id}", get(outbox::message))
         .route("/salida/{id}/html", get(outbox::message_html))
         .route("/salida/{id}/reintentar", post(outbox::retry_one))
+        .route("/webhooks", get(webhooks::page).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::show))
+        .route("/webhooks/{id}/{action}", post(webhooks::act))
         .route("/cuenta", get(account::page))
         .route("/cuenta/contrasena", post(account::change_password))
         .route("/cuenta/tokens", post(account::create_token))

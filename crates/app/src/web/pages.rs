@@ -60,6 +60,7 @@ impl Layout {
             (Area::Catalog, "/catalogo", "Catálogo"),
             (Area::Policies, "/politicas", "Políticas de SLO"),
             (Area::Outbox, "/salida", "Bandeja de salida"),
+            (Area::Webhooks, "/webhooks", "Webhooks"),
         ] {
             if area.allows(&v.caller) {
                 nav.push((href, label));
