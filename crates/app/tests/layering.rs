@@ -11,9 +11,9 @@ fn forbidden_for(relative: &str) -> &'static [&'static str] {
     let top = relative.split('/').next().unwrap_or(relative);
     match top {
         "http" | "http.rs" | "web" | "web.rs" => &["store"],
-        "mail" | "mail.rs" | "scheduler.rs" => &["store"],
-        "service" | "service.rs" => &["http", "web", "mail", "scheduler"],
-        "store" | "store.rs" => &["service", "http", "web", "mail", "scheduler"],
+        "mail" | "mail.rs" | "scheduler.rs" | "webhooks" | "webhooks.rs" => &["store"],
+        "service" | "service.rs" => &["http", "web", "mail", "scheduler", "webhooks"],
+        "store" | "store.rs" => &["service", "http", "web", "mail", "scheduler", "webhooks"],
         _ => &[],
     }
 }

@@ -89,7 +89,7 @@ async fn start_constant() -> Result<SocketAddr, StoreError> {
 
 /// Runs the load generator on its own thread and runtime, so that it does not share the
 /// server's worker threads (it still shares the machine's two cores, like wrk would).
-fn drive(
+pub(super) fn drive(
     addr: SocketAddr,
     connections: usize,
     seconds: u64,

@@ -21,6 +21,7 @@ mod api;
 mod import;
 mod load;
 mod mail;
+mod public;
 mod timers;
 mod web;
 
@@ -40,6 +41,9 @@ pub enum BenchCommand {
     /// Importación CSV: vista previa de 10,000 usuarios y de 10,000 trámites (objetivo ≤ 2 s),
     /// su aplicación y una segunda vista previa.
     Import(import::ImportBench),
+    /// El estado público de 10,000 trámites (y su revalidación 304) junto a un manejador
+    /// constante que responde los mismos bytes.
+    Public(public::PublicBench),
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +70,7 @@ pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
         BenchCommand::Mail(args) => mail::mail_bench(args).await,
         BenchCommand::Web(args) => web::web_bench(args).await,
         BenchCommand::Import(args) => import::import_bench(args).await,
+        BenchCommand::Public(args) => public::public_bench(args).await,
     }
 }
 

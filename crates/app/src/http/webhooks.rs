@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{Auth, Body};
 use crate::service::{ServiceError, WebhookDoc, WebhookInput, WebhookSecretDoc};
-use crate::store::{WebhookAttempt, WebhookDelivery};
+use crate::service::{WebhookAttempt, WebhookDelivery};
 
 const TAG: &str = "webhooks";
 

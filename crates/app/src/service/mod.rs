@@ -28,6 +28,7 @@ use jiff::Timestamp;
 use crate::clock::Clock;
 use crate::store::{Store, StoreError, User};
 
+pub use crate::store::{AttemptOutcome, WebhookAttempt, WebhookDelivery};
 pub use accounts::{LoginOutcome, SESSION_HOURS, new_secret};
 pub use admin::{
     AgencyUpdateInput, CatalogEntity, MAX_CHANGES, NO_SUPERIOR_RESPONSIBLE, NO_SUPERIOR_VALIDATOR,
@@ -48,7 +49,10 @@ pub use public::{
 pub use timers::Fired;
 pub use views::IncidentMail;
 pub use webhooks::{
-    BannerJob, LOG_ROWS, ROTATION_OVERLAP, WebhookDoc, WebhookInput, WebhookJob, WebhookSecretDoc,
+    BANNER as WEBHOOK_BANNER, BUTTON as WEBHOOK_BUTTON, BannerJob,
+    EVENT_TYPES as WEBHOOK_EVENT_TYPES, LOG_ROWS, ROTATION_OVERLAP, SECRET_PREFIX,
+    STATE as WEBHOOK_STATE, WebhookDoc, WebhookInput, WebhookJob, WebhookSecretDoc,
+    new_webhook_secret,
 };
 
 /// Who is asking: a signed-in user as the service sees them (never a store row: what the
@@ -368,9 +372,9 @@ impl Service {
         events: &[incidencias_core::Event],
         org: Option<&OrgChart>,
         now: Timestamp,
-    ) -> (Vec<crate::webhooks::NewWebhook>, Option<Timestamp>) {
+    ) -> (Vec<crate::store::NewWebhook>, Option<Timestamp>) {
         let homoclaves = org.map(|o| o.homoclaves(after)).unwrap_or_default();
-        let hooks = crate::webhooks::events_of(prior, after, &homoclaves, now);
+        let hooks = webhooks::events_of(prior, after, &homoclaves, now);
         let shown_by_agency = events.iter().any(|e| {
             matches!(
                 &e.change,

@@ -7,8 +7,105 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Caller, Service, ServiceError};
-use crate::store::{AttemptOutcome, WebhookAttempt, WebhookDelivery, WebhookSubscription};
-use crate::webhooks::EVENT_TYPES;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use incidencias_core::Incident;
+use serde_json::json;
+
+use crate::store::{
+    AttemptOutcome, NewWebhook, WebhookAttempt, WebhookDelivery, WebhookSubscription,
+};
+
+/// The event types a subscription may choose: name and what it is, in Spanish.
+pub const EVENT_TYPES: [(&str, &str); 3] = [
+    (
+        BUTTON,
+        "Botón del trámite: se deshabilitó o se habilitó en el portal",
+    ),
+    (
+        BANNER,
+        "Cortinilla: la dependencia la desplegó, cambió su mensaje o la retiró",
+    ),
+    (STATE, "Estado de la incidencia: cambió de etapa"),
+];
+
+pub const BUTTON: &str = "procedure.button";
+pub const BANNER: &str = "procedure.banner";
+pub const STATE: &str = "incident.state";
+
+/// The prefix of a secret as Standard Webhooks writes it.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// What changed between `prior` (none: a new report) and `after`, as webhook bodies.
+/// `homoclaves` are the incident's procedures on the portal.
+pub(crate) fn events_of(
+    prior: Option<&Incident>,
+    after: &Incident,
+    homoclaves: &[String],
+    at: Timestamp,
+) -> Vec<NewWebhook> {
+    let mut out = Vec::new();
+    let folio = after.folio.to_string();
+    let body = |event_type: &'static str, data: serde_json::Value| NewWebhook {
+        event_type: event_type.to_string(),
+        body: json!({
+            "type": event_type,
+            "timestamp": at.to_string(),
+            "data": data,
+        })
+        .to_string(),
+    };
+    let before = prior.map(|p| &p.portal).cloned().unwrap_or_default();
+    let now = &after.portal;
+    if before.button_enabled != now.button_enabled {
+        out.push(body(
+            BUTTON,
+            json!({
+                "folio": folio,
+                "procedures": homoclaves,
+                "button_enabled": now.button_enabled,
+            }),
+        ));
+    }
+    if before.banner_shown != now.banner_shown
+        || (now.banner_shown && before.banner_message != now.banner_message)
+    {
+        let message = now.banner_shown.then(|| {
+            now.banner_message
+                .clone()
+                .unwrap_or_else(|| incidencias_core::portal::DEFAULT_BANNER_MESSAGE.to_string())
+        });
+        out.push(body(
+            BANNER,
+            json!({
+                "folio": folio,
+                "procedures": homoclaves,
+                "shown": now.banner_shown,
+                "message": message,
+            }),
+        ));
+    }
+    if prior.map(|p| p.state) != Some(after.state) {
+        out.push(body(
+            STATE,
+            json!({
+                "folio": folio,
+                "procedures": homoclaves,
+                "state": after.state.as_str(),
+                "previous_state": prior.map(|p| p.state.as_str()),
+                "severity": after.severity.map(|s| s.as_str()),
+            }),
+        ));
+    }
+    out
+}
+
+/// A new random secret, `whsec_` + base64 of 32 bytes.
+pub fn new_webhook_secret() -> Result<String, String> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| format!("sin fuente de azar: {e}"))?;
+    Ok(format!("{SECRET_PREFIX}{}", STANDARD.encode(key)))
+}
 
 /// Who manages subscriptions and reads their logs.
 pub const WEBHOOK_ADMINS: &[Role] = &[Role::Admin];
@@ -198,7 +295,7 @@ impl Service {
                 .collect();
             return Err(ServiceError::Invalid(fields));
         };
-        let secret = crate::webhooks::new_secret().map_err(ServiceError::Internal)?;
+        let secret = new_webhook_secret().map_err(ServiceError::Internal)?;
         let now = self.now();
         let stored = self
             .store
@@ -231,7 +328,7 @@ impl Service {
     ) -> Result<WebhookSecretDoc, ServiceError> {
         caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
         self.subscription(id).await?;
-        let secret = crate::webhooks::new_secret().map_err(ServiceError::Internal)?;
+        let secret = new_webhook_secret().map_err(ServiceError::Internal)?;
         let now = self.now();
         self.store
             .rotate_webhook_secret(id, secret.clone(), now + ROTATION_OVERLAP)

@@ -144,6 +144,14 @@ pub struct NewOutboxMessage {
     pub payload: serde_json::Value,
 }
 
+/// A delivery to write with the events that caused it: one per subscription to its type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewWebhook {
+    pub event_type: String,
+    /// The exact JSON body sent (and signed).
+    pub body: String,
+}
+
 /// Filters of the incident list; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -185,7 +193,7 @@ pub struct Effects {
     pub used_link: Option<String>,
     /// What these events announce to webhook subscribers: one delivery per subscription
     /// to the event's type, written in this transaction.
-    pub webhooks: Vec<crate::webhooks::NewWebhook>,
+    pub webhooks: Vec<NewWebhook>,
     /// The agency reported the banner shown: look for it on the procedure's page at this
     /// instant.
     pub banner_check: Option<Timestamp>,
@@ -832,7 +840,7 @@ fn push_effects(
              WHERE active = 1 AND events LIKE $6",
             vec![
                 message_id.into(),
-                hook.event_type.into(),
+                hook.event_type.clone().into(),
                 folio.to_string().into(),
                 hook.body.clone().into(),
                 now.as_millisecond().into(),

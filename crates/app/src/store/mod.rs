@@ -37,7 +37,9 @@ pub use admin::{AdminChange, AgencyUpdate, Audit, ImportWrite, ProcedureUpdate, 
 pub use catalog::{Agency, NewAgency, NewProcedure, NewUser, Procedure, User};
 pub use errors::StoreError;
 pub use folios::{VOID_ABANDONED, VOID_AT_STOP, VOID_IDEMPOTENCY_RACE};
-pub use incidents::{Effects, ListOrder, ListQuery, NewOutboxMessage, StoredEvent, StoredIncident};
+pub use incidents::{
+    Effects, ListOrder, ListQuery, NewOutboxMessage, NewWebhook, StoredEvent, StoredIncident,
+};
 pub use open::DEFAULT_DATABASE_URL;
 pub use outbox::{
     InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState, TriageAction,

@@ -410,11 +410,12 @@ impl Store {
             .collect()
     }
 
-    /// Sends a dead delivery (or every dead one of the subscription) again, from now.
+    /// Sends every dead delivery of the subscription again, from now, with its attempts
+    /// counted afresh (the attempts table keeps the history).
     pub async fn retry_webhook(&self, subscription: i64, now: Timestamp) -> Result<(), StoreError> {
         self.execute_one(
-            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $2 \
-             WHERE subscription_id = $1 AND state = 'dead'",
+            "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, \
+             next_attempt_at = $2 WHERE subscription_id = $1 AND state = 'dead'",
             vec![subscription.into(), now.as_millisecond().into()],
         )
         .await

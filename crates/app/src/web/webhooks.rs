@@ -11,8 +11,8 @@ use super::format;
 use super::pages::{Errors, Layout, html, refused};
 use super::session::{Fields, Posted, Viewer};
 use crate::http::AppState;
+use crate::service::WEBHOOK_EVENT_TYPES as EVENT_TYPES;
 use crate::service::{ServiceError, WebhookDoc, WebhookInput, WebhookSecretDoc};
-use crate::webhooks::EVENT_TYPES;
 
 pub struct EventChoice {
     pub value: &'static str,

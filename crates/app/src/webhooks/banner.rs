@@ -106,8 +106,8 @@ impl BannerChecker {
                     "la página redirige fuera del portal".to_string()
                 } else if e.is_timeout() {
                     format!(
-                        "la página no respondió en {} s",
-                        self.settings.timeout.as_secs()
+                        "la página no respondió en {}",
+                        super::wait_words(self.settings.timeout)
                     )
                 } else {
                     format!("no se pudo abrir la página: {e}")
@@ -121,8 +121,8 @@ impl BannerChecker {
                 let chunk = response.chunk().await.map_err(|e| {
                     if e.is_timeout() {
                         format!(
-                            "la página no terminó de llegar en {} s",
-                            self.settings.timeout.as_secs()
+                            "la página no terminó de llegar en {}",
+                            super::wait_words(self.settings.timeout)
                         )
                     } else {
                         format!("la página se interrumpió: {e}")
@@ -153,8 +153,8 @@ impl BannerChecker {
         match tokio::time::timeout(self.settings.timeout, fetch).await {
             Ok(result) => result,
             Err(_) => Err(format!(
-                "la página no respondió en {} s",
-                self.settings.timeout.as_secs()
+                "la página no respondió en {}",
+                super::wait_words(self.settings.timeout)
             )),
         }
     }

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
 
-use crate::service::{Service, ServiceError, WebhookJob};
-use crate::store::AttemptOutcome;
+use crate::service::{AttemptOutcome, Service, ServiceError, WebhookJob};
 
 /// How deliveries are sent.
 #[derive(Debug, Clone)]
@@ -128,8 +127,8 @@ impl WebhookWorker {
                     Err(e) if e.is_timeout() => Err((
                         None,
                         format!(
-                            "el receptor no respondió en {} s",
-                            self.settings.timeout.as_secs()
+                            "el receptor no respondió en {}",
+                            super::wait_words(self.settings.timeout)
                         ),
                     )),
                     Err(e) => Err((None, format!("no se pudo conectar con el receptor: {e}"))),
