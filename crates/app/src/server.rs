@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::http::{AppState, router};
+use crate::http::{AppParts, router};
 use crate::mail::imap::ImapPoller;
 use crate::mail::worker::OutboxWorker;
 use crate::scheduler::Scheduler;
@@ -135,13 +135,16 @@ pub async fn serve(
             move |stop| ImapPoller::new(service.clone(), settings.clone()).run(stop),
         )));
     }
-    let app = router(AppState {
-        service,
-        secure_cookies: config.secure_cookies,
-        base_url: base_url.clone(),
-        demo_accounts: Arc::new(config.demo_accounts.clone()),
-        portal_origins: Arc::new(config.portal_origins.clone()),
-    });
+    let app = router(
+        AppParts {
+            service,
+            secure_cookies: config.secure_cookies,
+            base_url: base_url.clone(),
+            demo_accounts: Arc::new(config.demo_accounts.clone()),
+            portal_origins: Arc::new(config.portal_origins.clone()),
+        }
+        .into(),
+    );
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -157,11 +157,19 @@ fn every_role_walks_an_incident_from_report_to_closure_in_an_accessible_browser_
     }
 
     let dir = tempfile::tempdir().expect("temp dir");
+    // A second local origin plays the portal: the demo lets it read the public status
+    // (CORS), and the walk serves a procedure page there with the banner's script.
+    let portal_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let portal_origin = format!("http://127.0.0.1:{portal_port}");
+    let origins = format!("https://www.gob.mx,{portal_origin}");
     let Demo {
         mut child,
         url,
         lines,
-    } = Demo::start(dir.path());
+    } = Demo::start_with(dir.path(), &["--portal-origins", &origins]);
     // The server's warnings, shown if the test fails (and never left to fill the pipe).
     if let Some(stderr) = child.stderr.take() {
         std::thread::spawn(move || {
@@ -206,6 +214,7 @@ fn every_role_walks_an_incident_from_report_to_closure_in_an_accessible_browser_
             .env("OTHER_EMAIL", &other_email)
             .env("OTHER_PASSWORD", other_password)
             .env("SCREENSHOTS", &screenshots)
+            .env("PORTAL_ORIGIN", &portal_origin)
             .env("INCIDENCIAS_TEST_CHROMIUM", chromium())
             // Its output goes straight to the terminal, as it happens.
             .stdin(Stdio::null())

@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use common::api::{Answer, Api};
-use incidencias::http::{AppState, router};
+use incidencias::http::{AppParts, router};
 use incidencias::service::{
     Caller, ProcedureUpdateInput, ROTATION_OVERLAP, ServiceError, WebhookInput, WebhookSecretDoc,
 };
@@ -968,13 +968,16 @@ async fn a_banner_reported_but_missing_from_the_page_is_recorded_and_the_help_de
     let mut api = Api::new(&url).await;
     let pages = Pages::start().await;
     api.service = api.service.clone().with_banner_check(Some(Duration::ZERO));
-    api.router = router(AppState {
-        service: api.service.clone(),
-        secure_cookies: false,
-        base_url: "https://incidencias.gob.mx".into(),
-        demo_accounts: Default::default(),
-        portal_origins: Arc::new(vec![PORTAL.into()]),
-    });
+    api.router = router(
+        AppParts {
+            service: api.service.clone(),
+            secure_cookies: false,
+            base_url: "https://incidencias.gob.mx".into(),
+            demo_accounts: Default::default(),
+            portal_origins: Arc::new(vec![PORTAL.into()]),
+        }
+        .into(),
+    );
     let page = pages.url("/tramite");
     api.service
         .update_procedure(
@@ -1407,17 +1410,20 @@ async fn the_portal_simulator_exists_only_in_the_demo(url: String) {
     let served = get_with(&api, &path, &[("accept", "text/html")]).await;
     assert_eq!(served.status, StatusCode::NOT_FOUND, "{}", served.text);
 
-    api.router = router(AppState {
-        service: api.service.clone(),
-        secure_cookies: false,
-        base_url: "https://incidencias.gob.mx".into(),
-        demo_accounts: Arc::new(vec![incidencias::config::DemoAccount {
-            email: "mesa@ugd.gob.mx".into(),
-            name: "Mesa".into(),
-            role: "Mesa de ayuda".into(),
-        }]),
-        portal_origins: Arc::new(vec![PORTAL.into()]),
-    });
+    api.router = router(
+        AppParts {
+            service: api.service.clone(),
+            secure_cookies: false,
+            base_url: "https://incidencias.gob.mx".into(),
+            demo_accounts: Arc::new(vec![incidencias::config::DemoAccount {
+                email: "mesa@ugd.gob.mx".into(),
+                name: "Mesa".into(),
+                role: "Mesa de ayuda".into(),
+            }]),
+            portal_origins: Arc::new(vec![PORTAL.into()]),
+        }
+        .into(),
+    );
     let demo = get_with(&api, &path, &[("accept", "text/html")]).await;
     assert_eq!(demo.status, StatusCode::OK, "{}", demo.text);
     assert!(demo.text.contains("/embed/cortinilla.js"), "{}", demo.text);

@@ -80,21 +80,31 @@ async fn start_service(url: &str, rows: usize) -> Result<SocketAddr, StoreError>
     Ok(addr)
 }
 
-/// The baseline: axum answering `body` (the same bytes) and, to a matching
-/// `If-None-Match`, a constant 304.
+/// The baseline: axum answering `body` (the same bytes, with the same headers) and, to a
+/// matching `If-None-Match`, a constant 304 (with the same headers too).
 async fn start_constant(body: bytes::Bytes, etag: String) -> Result<SocketAddr, StoreError> {
-    let app = Router::new().route(
+    let app = Router::new().route("/ok", get(|| async { "ok" })).route(
         "/constant",
         get(move |headers: HeaderMap| {
             let (body, etag) = (body.clone(), etag.clone());
             async move {
+                let same = [
+                    (header::ETAG, etag.clone()),
+                    (header::CACHE_CONTROL, "public, max-age=30".to_string()),
+                    (header::VARY, "Origin".to_string()),
+                ];
                 if headers
                     .get(header::IF_NONE_MATCH)
                     .is_some_and(|v| v.as_bytes() == etag.as_bytes())
                 {
-                    return StatusCode::NOT_MODIFIED.into_response();
+                    return (StatusCode::NOT_MODIFIED, same).into_response();
                 }
-                ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+                (
+                    same,
+                    [(header::CONTENT_TYPE, "application/json".to_string())],
+                    body,
+                )
+                    .into_response()
             }
         }),
     );
@@ -108,10 +118,12 @@ async fn start_constant(body: bytes::Bytes, etag: String) -> Result<SocketAddr, 
 
 /// Fetches the list once (to size and tag the baseline): its body and `ETag`.
 async fn fetch_once(addr: SocketAddr) -> Result<(bytes::Bytes, String), StoreError> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(invalid)?;
+    let client = crate::webhooks::worker::http_client(
+        None,
+        Duration::from_secs(30),
+        reqwest::redirect::Policy::none(),
+    )
+    .map_err(invalid)?;
     let response = client
         .get(format!("http://{addr}/api/v1/public/procedures"))
         .send()
@@ -150,7 +162,7 @@ pub async fn public_bench(args: PublicBench) -> Result<i32, StoreError> {
         args.connections,
         args.seconds
     );
-    let cases: [(&str, SocketAddr, RequestFn, u16); 4] = [
+    let cases: [(&str, SocketAddr, RequestFn, u16); 6] = [
         (
             "GET constante (axum, los mismos bytes)",
             constant,
@@ -174,6 +186,18 @@ pub async fn public_bench(args: PublicBench) -> Result<i32, StoreError> {
             service,
             request("/api/v1/public/procedures", Some(&etag)),
             304,
+        ),
+        (
+            "(referencia) GET \"ok\" en axum solo",
+            constant,
+            request("/ok", None),
+            200,
+        ),
+        (
+            "(referencia) GET /healthz: \"ok\" tras el enrutador y las capas del servicio",
+            service,
+            request("/healthz", None),
+            200,
         ),
     ];
     let mut results: Vec<Vec<Load>> = vec![Vec::new(); cases.len()];
@@ -215,7 +239,9 @@ pub async fn public_bench(args: PublicBench) -> Result<i32, StoreError> {
     let revalidated = ratio(rates[3], rates[2]);
     println!(
         "Proporción frente a la constante: documento {full:.2}× (objetivo ≥ {TARGET_FULL}), \
-         304 {revalidated:.2}× (objetivo ≥ {TARGET_304})"
+         304 {revalidated:.2}× (objetivo ≥ {TARGET_304}); el enrutador y las capas solos: \
+         {:.2}×",
+        ratio(rates[5], rates[4])
     );
     let met = full >= TARGET_FULL && revalidated >= TARGET_304;
     println!(

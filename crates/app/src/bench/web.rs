@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use super::{Scratch, invalid, median, percentile_ms};
 use crate::clock::SystemClock;
-use crate::http::{AppState, router};
+use crate::http::{AppParts, router};
 use crate::service::{NewIncidentInput, NewUserInput, Service};
 use crate::store::{Store, StoreError};
 
@@ -227,13 +227,16 @@ pub async fn web_bench(args: WebBench) -> Result<i32, StoreError> {
     part!("Service::procedures", service.procedures(&caller));
     part!("Service::agencies", service.agencies(&caller));
 
-    let app = router(AppState {
-        service: service.clone(),
-        secure_cookies: false,
-        base_url: "https://incidencias.gob.mx".into(),
-        demo_accounts: Default::default(),
-        portal_origins: Default::default(),
-    });
+    let app = router(
+        AppParts {
+            service: service.clone(),
+            secure_cookies: false,
+            base_url: "https://incidencias.gob.mx".into(),
+            demo_accounts: Default::default(),
+            portal_origins: Default::default(),
+        }
+        .into(),
+    );
     let cookie = format!("{}={session}", crate::http::extract::SESSION_COOKIE);
     let page = |path: String| {
         let cookie = cookie.clone();

@@ -69,12 +69,16 @@ pub async fn demo(global: &GlobalArgs, args: &ServeArgs) -> Result<i32, CliError
             role: crate::web::views::role_label(&u.user.role),
         })
         .collect();
+    // The demo's procedures point at gob.mx, which it cannot check: no banner checks.
+    config.banner_check_grace = None;
     let listener = listen(&config.bind).await?;
     let addr = listener.local_addr()?;
     println!("incidencias (demostración) en http://{addr}");
     println!("  Páginas:      http://{addr}/entrar (las cuentas de demostración aparecen ahí)");
     println!("  API:          http://{addr}/api/v1/incidents");
     println!("  Documentación: http://{addr}/api/docs");
+    println!("  Estado público: http://{addr}/estado");
+    println!("  Simulador del portal (con la cortinilla real): http://{addr}/demo/portal");
     println!("  Base de datos de demostración (se recrea en cada arranque): {path}");
     println!(
         "  {} trámites y {} incidencias de ejemplo. Contraseña de todos los usuarios: {}",

@@ -26,9 +26,27 @@ use crate::service::{Service, ServiceError};
 use error::ApiError;
 use extract::{BODY_LIMIT, SESSION_COOKIE};
 
-/// What every handler receives.
+/// What every handler receives: [`AppParts`] behind one `Arc`, since axum clones the state
+/// for every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+impl From<AppParts> for AppState {
+    fn from(parts: AppParts) -> AppState {
+        AppState(std::sync::Arc::new(parts))
+    }
+}
+
+/// The service and the settings the front ends need.
+pub struct AppParts {
     pub service: Service,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub secure_cookies: bool,

@@ -107,20 +107,55 @@ pub async fn preflight(State(state): State<AppState>, headers: axum::http::Heade
     ))]
 pub async fn procedures(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    asked: Revalidation,
 ) -> Result<Response, ApiError> {
     let snapshot = state.service.public_snapshot().await?;
-    let mut response = crate::web::revalidated(&snapshot.etag, &headers, || {
+    // The portal may poll this often: the answer is the snapshot's bytes and its tag,
+    // shared, with no copy.
+    let mut response = if crate::web::holds(&snapshot.etag, asked.if_none_match.iter()) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
         (
             [(header::CONTENT_TYPE, "application/json")],
             snapshot.json.clone(),
         )
             .into_response()
-    });
-    response.headers_mut().insert(
+    };
+    let headers = response.headers_mut();
+    if let Ok(tag) = HeaderValue::from_maybe_shared(snapshot.etag_bytes.clone()) {
+        headers.insert(header::ETAG, tag);
+    }
+    headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=30"),
     );
-    allow_portal(&state, &headers, &mut response);
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = asked.origin
+        && origin
+            .to_str()
+            .is_ok_and(|o| state.portal_origins.iter().any(|p| p == o))
+    {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
     Ok(response)
+}
+
+/// The two request headers a public read looks at, taken without copying the others.
+pub struct Revalidation {
+    pub if_none_match: Option<HeaderValue>,
+    pub origin: Option<HeaderValue>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Revalidation {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Revalidation, Self::Rejection> {
+        Ok(Revalidation {
+            if_none_match: parts.headers.get(header::IF_NONE_MATCH).cloned(),
+            origin: parts.headers.get(header::ORIGIN).cloned(),
+        })
+    }
 }

@@ -12,9 +12,11 @@ use jiff::Timestamp;
 use super::{Service, ServiceError};
 use crate::documents::{BannerDoc, PublicProcedureDoc, PublicProceduresDoc, PublicStatusDoc};
 
-/// How long a built list of every procedure's state serves when this process wrote
-/// nothing since: what another instance (or the command line) changed shows within this
-/// time. Clients may cache the list for 30 s anyway (`Cache-Control`).
+/// How long a built list of every procedure's state is served before it is rebuilt in the
+/// background (it keeps being served meanwhile) when this process wrote nothing since:
+/// what another instance (or the command line) changed shows within about this time. A
+/// write of this process makes the next request rebuild it first. Clients may cache the
+/// list for 30 s anyway (`Cache-Control`).
 pub const PUBLIC_TTL: Duration = Duration::from_secs(2);
 
 /// How many days of history a procedure's public page shows.
@@ -27,12 +29,60 @@ pub struct PublicSnapshot {
     pub doc: PublicProceduresDoc,
     pub json: bytes::Bytes,
     pub etag: String,
+    /// The same tag, shared (a response header made from it copies nothing).
+    pub etag_bytes: bytes::Bytes,
     generation: u64,
+    /// What [`crate::store::Store::outside_writes`] said before it was built.
+    outside: Option<Option<std::time::SystemTime>>,
     built: Instant,
+    /// When it was last found still current, in ms after `built` (an atomic: every
+    /// request reads it).
+    checked_ms: std::sync::atomic::AtomicU64,
 }
 
-/// The slot of the last snapshot.
-pub(super) type PublicSlot = std::sync::Mutex<Option<Arc<PublicSnapshot>>>;
+impl PublicSnapshot {
+    fn age_ms(&self) -> u64 {
+        u64::try_from(self.built.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn stale(&self) -> bool {
+        let checked = self.checked_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let ttl = u64::try_from(PUBLIC_TTL.as_millis()).unwrap_or(u64::MAX);
+        self.age_ms().saturating_sub(checked) >= ttl
+    }
+
+    fn still_current(&self) {
+        self.checked_ms
+            .store(self.age_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The last snapshot, and who is building the next one: one build at a time, however
+/// many requests find the snapshot stale (the others wait for it, or keep the old one
+/// while a refresh runs in the background).
+#[derive(Default)]
+pub(super) struct PublicSlot {
+    current: std::sync::RwLock<Option<Arc<PublicSnapshot>>>,
+    building: tokio::sync::Mutex<()>,
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+impl PublicSlot {
+    fn current(&self) -> Option<Arc<PublicSnapshot>> {
+        self.current.read().ok().and_then(|s| s.clone())
+    }
+
+    /// Keeps `snapshot` unless a newer one (a later generation) is there already.
+    fn offer(&self, snapshot: &Arc<PublicSnapshot>) {
+        if let Ok(mut slot) = self.current.write()
+            && slot
+                .as_ref()
+                .is_none_or(|s| s.generation <= snapshot.generation)
+        {
+            *slot = Some(snapshot.clone());
+        }
+    }
+}
 
 /// A published incident of a procedure, in plain words (no folio, no internal names).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,30 +138,55 @@ impl Service {
     /// and the public status page read. Built at most once per write of this process (or
     /// per [`PUBLIC_TTL`]), however many ask.
     pub async fn public_snapshot(&self) -> Result<Arc<PublicSnapshot>, ServiceError> {
+        use std::sync::atomic::Ordering;
         let generation = self.store.write_generation();
-        if let Ok(slot) = self.public.lock()
-            && let Some(s) = slot.as_ref()
+        if let Some(s) = self.public.current()
             && s.generation == generation
-            && s.built.elapsed() < PUBLIC_TTL
         {
-            return Ok(s.clone());
+            let stale = s.stale();
+            // Nobody else writes unannounced, and nobody announced: nothing to rebuild.
+            if stale && s.outside.is_some() && self.store.outside_writes() == s.outside {
+                s.still_current();
+            } else if stale && !self.public.refreshing.swap(true, Ordering::AcqRel) {
+                let service = self.clone();
+                tokio::spawn(async move {
+                    let _building = service.public.building.lock().await;
+                    if let Err(e) = service.build_public(generation).await {
+                        tracing::warn!(error = %e, "no se pudo renovar el estado público");
+                    }
+                    service.public.refreshing.store(false, Ordering::Release);
+                });
+            }
+            return Ok(s);
         }
+        // Written since (or never built): built now, once for every request waiting.
+        let _building = self.public.building.lock().await;
+        if let Some(s) = self.public.current()
+            && s.generation >= generation
+        {
+            return Ok(s);
+        }
+        self.build_public(generation).await
+    }
+
+    /// Builds the snapshot as of `generation` (read before the queries: a write during
+    /// them makes it stale at once) and keeps it.
+    async fn build_public(&self, generation: u64) -> Result<Arc<PublicSnapshot>, ServiceError> {
+        let outside = self.store.outside_writes();
         let doc = self.public_procedures().await?;
         let json = serde_json::to_vec(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let etag = format!("\"{}\"", &crate::encoding::sha256_hex(&json)[..32]);
         let snapshot = Arc::new(PublicSnapshot {
             doc,
             json: bytes::Bytes::from(json),
+            etag_bytes: bytes::Bytes::from(etag.clone()),
             etag,
             generation,
+            outside,
             built: Instant::now(),
+            checked_ms: std::sync::atomic::AtomicU64::new(0),
         });
-        if let Ok(mut slot) = self.public.lock() {
-            // A snapshot built from an older generation never replaces a newer one.
-            if slot.as_ref().is_none_or(|s| s.generation <= generation) {
-                *slot = Some(snapshot.clone());
-            }
-        }
+        self.public.offer(&snapshot);
         Ok(snapshot)
     }
 

@@ -111,6 +111,14 @@ impl Store {
         self.writes.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// What this process can know of writes made by others: on a SQLite database it
+    /// serves, the marker the command line touches after its writes (`cache.rs`), so an
+    /// unchanged marker and an unchanged [`Store::write_generation`] mean nothing changed.
+    /// `None` where other processes write unannounced (PostgreSQL, several instances).
+    pub fn outside_writes(&self) -> Option<Option<std::time::SystemTime>> {
+        (self.backend == Backend::Sqlite && self.writer.is_some()).then(|| self.cache.stamp())
+    }
+
     /// Runs `job` in a write transaction and returns its result once durably committed.
     /// If the job fails, nothing it did is kept. On SQLite the job may share the commit
     /// with other writers' jobs (each in its own savepoint, so one failure never undoes

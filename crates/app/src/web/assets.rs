@@ -44,17 +44,24 @@ pub fn etag(bytes: &[u8]) -> String {
     format!("\"{}\"", &crate::encoding::sha256_hex(bytes)[..32])
 }
 
-/// `full` with its `ETag`, or 304 when the request already holds that version.
-pub fn revalidated(tag: &str, request: &HeaderMap, full: impl FnOnce() -> Response) -> Response {
-    // `If-None-Match` may list several tags, weak or strong, or be `*` (RFC 9110 13.1.2:
-    // the weak comparison applies).
-    let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    let fresh = request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
+/// Whether the request's `If-None-Match` values already name `tag`. They may list several
+/// tags, weak or strong, or be `*` (RFC 9110 13.1.2: the weak comparison applies).
+pub fn holds<'a>(tag: &str, if_none_match: impl IntoIterator<Item = &'a HeaderValue>) -> bool {
+    fn opaque(t: &str) -> &str {
+        let t = t.trim();
+        t.strip_prefix("W/").unwrap_or(t)
+    }
+    let tag = opaque(tag);
+    if_none_match
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim() == "*" || weak(t) == weak(tag));
+        .any(|t| t.trim() == "*" || opaque(t) == tag)
+}
+
+/// `full` with its `ETag`, or 304 when the request already holds that version.
+pub fn revalidated(tag: &str, request: &HeaderMap, full: impl FnOnce() -> Response) -> Response {
+    let fresh = holds(tag, request.get_all(header::IF_NONE_MATCH));
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

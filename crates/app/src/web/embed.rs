@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/embed/cortinilla.js", get(script))
         .route("/embed/cortinilla/{homoclave}", get(frame))
+        .route("/demo/portal", get(simulator_start))
         .route("/demo/portal/{homoclave}", get(simulator))
         .layer(
             tower_http::set_header::SetResponseHeaderLayer::if_not_present(
@@ -116,6 +117,25 @@ struct SimulatorPage {
     status_url: String,
     /// The service's public address, for the snippets a portal page pastes.
     base_url: String,
+}
+
+/// `incidencias demo` only: the simulator of a procedure with its banner shown (the one a
+/// newcomer wants to see), or of the first one.
+async fn simulator_start(State(state): State<AppState>) -> Response {
+    if state.demo_accounts.is_empty() {
+        return not_found_page();
+    }
+    let snapshot = match state.service.public_snapshot().await {
+        Ok(s) => s,
+        Err(e) => return super::pages::refused(None, &e),
+    };
+    let list = &snapshot.doc.procedures;
+    match list.iter().find(|p| p.banner.shown).or(list.first()) {
+        Some(p) => {
+            axum::response::Redirect::to(&format!("/demo/portal/{}", p.homoclave)).into_response()
+        }
+        None => not_found_page(),
+    }
 }
 
 /// `incidencias demo` only: a procedure's page as the portal would show it, its button

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::AppState;
-pub use assets::{etag, revalidated};
+pub use assets::{etag, holds, revalidated};
 pub use pages::{method_not_allowed_page, not_found_page};
 
 /// The policy every page is served with: our own scripts, styles, fonts and images only;

@@ -799,6 +799,18 @@ async function walk() {
   }
   if (/INC-\d{4}-\d{6}/.test(states)) fail('el estado público muestra un folio interno');
   await check(page, 'estado-publico');
+  // One procedure's page: its state, 90 days as bars (with their text) and past incidents.
+  const troubled = page.locator('li[data-text]').filter({ hasText: 'Con incidencia' }).first().getByRole('link');
+  await troubled.click();
+  await page.waitForURL((u) => /^\/estado\/[^/]+$/.test(u.pathname));
+  const bars = page.getByRole('img', { name: /^Últimos 90 días/ });
+  if ((await bars.count()) !== 1) fail('la página del trámite no dibuja los 90 días con su texto alternativo');
+  if ((await page.locator('svg.history-bars rect').count()) !== 90) fail('la gráfica no tiene 90 barras');
+  const procedureText = normalize(await page.locator('main').textContent());
+  if (/INC-\d{4}-\d{6}/.test(procedureText)) fail('la página pública del trámite muestra un folio interno');
+  if (!procedureText.includes('Con incidencia')) fail('la página del trámite no dice «Con incidencia»');
+  await check(page, 'estado-tramite');
+  await goto(page, '/estado');
   await page.getByLabel('Buscar por nombre, homoclave o dependencia', { exact: true }).fill('zzz-nada');
   if ((await page.locator('li[data-text]:visible').count()) !== 0) {
     fail('la búsqueda del estado público no filtra la lista');
@@ -1079,6 +1091,24 @@ async function walk() {
   await page.getByRole('link', { name: /^Ver correo/ }).first().click();
   await page.waitForLoadState('load');
   await check(page, 'correo-vista-previa');
+  // Webhooks: a subscription, its secret shown once, its delivery log.
+  await page.getByRole('navigation').getByRole('link', { name: 'Webhooks', exact: true }).click();
+  await page.waitForURL((u) => u.pathname === '/webhooks');
+  await check(page, 'webhooks');
+  const hookForm = page.getByRole('form', { name: 'Nueva suscripción', exact: true });
+  await hookForm.getByLabel('Dirección del receptor', { exact: true }).fill('https://www.gob.mx/webhooks/incidencias');
+  await hookForm.getByLabel(/^procedure\.button/).check();
+  await hookForm.getByLabel(/^procedure\.banner/).check();
+  await submit(page, hookForm.getByRole('button', { name: 'Crear suscripción', exact: true }), 'Crear suscripción');
+  const created = normalize((await texts(page, 'status')).join(' '));
+  if (!/whsec_[A-Za-z0-9+/=]{40,}/.test(created)) fail(`no se muestra el secreto de la suscripción creada: «${created}»`);
+  await check(page, 'webhooks-creada');
+  await page.getByRole('link', { name: 'https://www.gob.mx/webhooks/incidencias', exact: true }).first().click();
+  await page.waitForURL((u) => /^\/webhooks\/\d+$/.test(u.pathname));
+  const detailText = normalize(await page.locator('main').textContent());
+  if (!detailText.includes('procedure.button, procedure.banner')) fail('el detalle del webhook no lista sus eventos');
+  if (/whsec_[A-Za-z0-9+/=]{40,}/.test(detailText)) fail('el detalle del webhook vuelve a mostrar el secreto completo');
+  await check(page, 'webhook-registro');
   await logout(page);
 
   step(`8. Mesa de ayuda (${HELPDESK}): un correo por revisar se vuelve incidencia`);

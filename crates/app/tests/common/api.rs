@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use incidencias::clock::ManualClock;
 use incidencias::documents::UserDoc;
-use incidencias::http::{AppState, router};
+use incidencias::http::{AppParts, router};
 use incidencias::service::{Caller, NewAgencyInput, NewProcedureInput, NewUserInput, Service};
 use incidencias::store::Store;
 use incidencias_core::Role;
@@ -282,13 +282,16 @@ impl Api {
             callers.push(service.caller(u.id).await.expect("caller"));
         }
         Api {
-            router: router(AppState {
-                service: service.clone(),
-                secure_cookies: false,
-                base_url: "https://incidencias.gob.mx".into(),
-                demo_accounts: Default::default(),
-                portal_origins: std::sync::Arc::new(vec!["https://www.gob.mx".into()]),
-            }),
+            router: router(
+                AppParts {
+                    service: service.clone(),
+                    secure_cookies: false,
+                    base_url: "https://incidencias.gob.mx".into(),
+                    demo_accounts: Default::default(),
+                    portal_origins: std::sync::Arc::new(vec!["https://www.gob.mx".into()]),
+                }
+                .into(),
+            ),
             admin: token(&admin).await,
             helpdesk: token(&helpdesk).await,
             validator: token(&validator).await,

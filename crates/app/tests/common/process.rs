@@ -116,7 +116,14 @@ pub struct Demo {
 
 impl Demo {
     pub fn start(dir: &std::path::Path) -> Demo {
-        let mut child = spawn(dir, &["demo", "--bind", "127.0.0.1:0"]);
+        Demo::start_with(dir, &[])
+    }
+
+    /// The demo with more flags.
+    pub fn start_with(dir: &std::path::Path, flags: &[&str]) -> Demo {
+        let mut args = vec!["demo", "--bind", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let mut child = spawn(dir, &args);
         let lines = read_until(&mut child, |l| l.iter().any(|x| x.starts_with("Ejemplo:")));
         let url = lines
             .iter()
