@@ -36,6 +36,9 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (state, next_attempt_at);
 CREATE INDEX webhook_deliveries_subscription ON webhook_deliveries (subscription_id, id);
+-- The claim's "first pending of its subscription and incident".
+CREATE INDEX webhook_deliveries_in_line ON webhook_deliveries (subscription_id, folio, id)
+    WHERE state = 'pending';
 
 CREATE TABLE webhook_attempts (
     id           INTEGER PRIMARY KEY,
@@ -53,6 +56,7 @@ CREATE TABLE banner_checks (
     seq          BIGINT NOT NULL,               -- the banner_set event checked
     due_at       BIGINT NOT NULL,
     state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'found', 'missing', 'skipped')),
+    attempts     BIGINT NOT NULL DEFAULT 0,     -- looks that could not tell (the page did not answer)
     lease_owner  TEXT,
     lease_until  BIGINT,
     checked_at   BIGINT,

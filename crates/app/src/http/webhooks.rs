@@ -10,8 +10,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{Auth, Body};
-use crate::service::{ServiceError, WebhookDoc, WebhookInput, WebhookSecretDoc};
-use crate::service::{WebhookAttempt, WebhookDelivery};
+use crate::service::{ServiceError, WebhookDoc, WebhookInput, WebhookLogDoc, WebhookSecretDoc};
 
 const TAG: &str = "webhooks";
 
@@ -33,22 +32,26 @@ pub struct WebhookPayloadDoc {
     pub data: WebhookDataDoc,
 }
 
-/// The change. Every type carries `folio` and `procedures`; the rest by type.
+/// The change. Every type carries `folio` (the incident whose change caused it) and
+/// `version` (its number of events then: a receiver drops a message older than one it
+/// already applied for that incident). Only published incidents (notified) are announced.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WebhookDataDoc {
     #[schema(example = "INC-2026-000123")]
     pub folio: String,
-    /// Homoclaves of the incident's procedures. The state this incident asks for; when
-    /// several open incidents touch one procedure, read
-    /// `/api/v1/public/procedures/{homoclave}/status` for the combined one.
-    pub procedures: Vec<String>,
+    pub version: u64,
+    /// `procedure.button` and `procedure.banner`: the procedure's homoclave. Its state is
+    /// the one the portal must show, combined over every open incident touching it.
+    pub procedure: Option<String>,
+    /// `incident.state`: the homoclaves of the incident's procedures.
+    pub procedures: Option<Vec<String>>,
     /// `procedure.button`: the portal button's new state.
     pub button_enabled: Option<bool>,
     /// `procedure.banner`: shown or removed.
     pub shown: Option<bool>,
     /// `procedure.banner`: the notice to show (null when removed).
     pub message: Option<String>,
-    /// `incident.state`: the new state and the one before (null for a new report).
+    /// `incident.state`: the new state and the one before (null when first published).
     pub state: Option<String>,
     pub previous_state: Option<String>,
     pub severity: Option<String>,
@@ -71,18 +74,6 @@ pub struct NewWebhookBody {
 pub struct WebhookStateBody {
     /// False pauses the subscription (nothing is written or sent for it); true resumes.
     pub active: bool,
-}
-
-/// A subscription's delivery log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookLogDoc {
-    pub subscription: WebhookDoc,
-    /// Newest first (at most 200). Instants in epoch milliseconds.
-    #[schema(value_type = Vec<Object>)]
-    pub deliveries: Vec<WebhookDelivery>,
-    /// Newest first (at most 200). Instants in epoch milliseconds.
-    #[schema(value_type = Vec<Object>)]
-    pub attempts: Vec<WebhookAttempt>,
 }
 
 fn id_of(text: &str) -> Result<i64, ApiError> {
@@ -172,10 +163,5 @@ pub async fn deliveries(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookLogDoc>, ApiError> {
     let id = id_of(&id)?;
-    let (subscription, deliveries, attempts) = state.service.webhook_log(&caller, id).await?;
-    Ok(Json(WebhookLogDoc {
-        subscription,
-        deliveries,
-        attempts,
-    }))
+    Ok(Json(state.service.webhook_log(&caller, id).await?))
 }

@@ -180,8 +180,8 @@ impl Service {
                 },
                 |stored, events| {
                     body = render(&stored.incident, now);
-                    let (webhooks, banner_check) =
-                        self.portal_effects(None, &stored.incident, events, org.as_deref(), now);
+                    // A new report is not published, and nobody can have shown a banner for
+                    // it yet: no webhook, no banner check.
                     Effects {
                         next_due: None,
                         outbox: org
@@ -195,8 +195,7 @@ impl Service {
                             .unwrap_or_default(),
                         idempotency: Self::record(caller, &idem, 201, &body),
                         used_link: None,
-                        webhooks,
-                        banner_check,
+                        ..Effects::default()
                     }
                 },
             )
@@ -398,8 +397,9 @@ impl Service {
                     ) => (prior, events, state, mail, idempotency, used_link, answer),
                 };
             let due = next_due(&state, &org.ladder(&state));
-            let (webhooks, banner_check) =
-                self.portal_effects(Some(&prior.incident), &state, &events, Some(&org), now);
+            let (webhooks, banner_check) = self
+                .portal_effects(Some(&prior.incident), &state, &events, Some(&org), now)
+                .await?;
             let effects = Effects {
                 next_due: due,
                 outbox: mail.into_iter().map(notify::Outgoing::into_row).collect(),

@@ -28,7 +28,7 @@ use jiff::Timestamp;
 use crate::clock::Clock;
 use crate::store::{Store, StoreError, User};
 
-pub use crate::store::{AttemptOutcome, WebhookAttempt, WebhookDelivery};
+pub use crate::store::AttemptOutcome;
 pub use accounts::{LoginOutcome, SESSION_HOURS, new_secret};
 pub use admin::{
     AgencyUpdateInput, CatalogEntity, MAX_CHANGES, NO_SUPERIOR_RESPONSIBLE, NO_SUPERIOR_VALIDATOR,
@@ -49,10 +49,10 @@ pub use public::{
 pub use timers::Fired;
 pub use views::IncidentMail;
 pub use webhooks::{
-    BANNER as WEBHOOK_BANNER, BUTTON as WEBHOOK_BUTTON, BannerJob,
-    EVENT_TYPES as WEBHOOK_EVENT_TYPES, LOG_ROWS, ROTATION_OVERLAP, SECRET_PREFIX,
-    STATE as WEBHOOK_STATE, WebhookDoc, WebhookInput, WebhookJob, WebhookSecretDoc,
-    new_webhook_secret,
+    BANNER as WEBHOOK_BANNER, BANNER_CHECK_ATTEMPTS, BANNER_CHECK_RETRY, BUTTON as WEBHOOK_BUTTON,
+    BannerJob, BannerSeen, EVENT_TYPES as WEBHOOK_EVENT_TYPES, LOG_ROWS, ROTATION_OVERLAP,
+    SECRET_PREFIX, STATE as WEBHOOK_STATE, WebhookAttemptDoc, WebhookDeliveryDoc, WebhookDoc,
+    WebhookInput, WebhookJob, WebhookLogDoc, WebhookSecretDoc, new_webhook_secret,
 };
 
 /// Who is asking: a signed-in user as the service sees them (never a store row: what the
@@ -363,18 +363,39 @@ impl Service {
     }
 
     /// What a change means for the portal's side besides emails: the webhook deliveries
-    /// it announces and, when the agency just reported the banner shown, when to look
-    /// for it on the procedure's page.
-    pub(crate) fn portal_effects(
+    /// it announces (reading the other open incidents of its procedures when the portal's
+    /// state may have changed) and, when the agency just reported the banner shown, when
+    /// to look for it on the procedure's page.
+    pub(crate) async fn portal_effects(
         &self,
         prior: Option<&incidencias_core::Incident>,
         after: &incidencias_core::Incident,
         events: &[incidencias_core::Event],
         org: Option<&OrgChart>,
         now: Timestamp,
-    ) -> (Vec<crate::store::NewWebhook>, Option<Timestamp>) {
+    ) -> Result<(Vec<crate::store::NewWebhook>, Option<Timestamp>), ServiceError> {
         let homoclaves = org.map(|o| o.homoclaves(after)).unwrap_or_default();
-        let hooks = webhooks::events_of(prior, after, &homoclaves, now);
+        // The procedure's combined state can only move when this incident's portal state
+        // does, or when it is first published (closing needs the portal restored first;
+        // a notified dismissal restores it with its own events).
+        let portal_moved = prior.is_none_or(|p| {
+            p.portal != after.portal || p.notified_at.is_some() != after.notified_at.is_some()
+        });
+        let mut procedures = Vec::new();
+        for (id, homoclave) in after.procedure_ids.iter().zip(homoclaves) {
+            let others = if portal_moved && after.notified_at.is_some() {
+                self.store
+                    .open_incidents_of(*id)
+                    .await?
+                    .into_iter()
+                    .filter(|i| i.folio != after.folio)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            procedures.push(webhooks::ProcedureView { homoclave, others });
+        }
+        let hooks = webhooks::events_of(prior, after, &procedures, now);
         let shown_by_agency = events.iter().any(|e| {
             matches!(
                 &e.change,
@@ -390,7 +411,7 @@ impl Service {
             .filter(|_| shown_by_agency)
             .and_then(|g| jiff::SignedDuration::try_from(g).ok())
             .and_then(|g| now.checked_add(g).ok());
-        (hooks, check)
+        Ok((hooks, check))
     }
 
     pub fn now(&self) -> Timestamp {

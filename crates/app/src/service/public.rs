@@ -27,6 +27,9 @@ pub const HISTORY_DAYS: i64 = 90;
 #[derive(Debug)]
 pub struct PublicSnapshot {
     pub doc: PublicProceduresDoc,
+    /// Each listed procedure's status document, by homoclave (what the banner's script
+    /// and iframe read on every page view of the portal).
+    statuses: HashMap<String, PublicStatusDoc>,
     pub json: bytes::Bytes,
     pub etag: String,
     /// The same tag, shared (a response header made from it copies nothing).
@@ -45,10 +48,13 @@ impl PublicSnapshot {
         u64::try_from(self.built.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn stale(&self) -> bool {
+    /// How long since it was built or last found current, in TTLs (0: fresh).
+    fn staleness(&self) -> u64 {
         let checked = self.checked_ms.load(std::sync::atomic::Ordering::Relaxed);
-        let ttl = u64::try_from(PUBLIC_TTL.as_millis()).unwrap_or(u64::MAX);
-        self.age_ms().saturating_sub(checked) >= ttl
+        let ttl = u64::try_from(PUBLIC_TTL.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.age_ms().saturating_sub(checked) / ttl
     }
 
     fn still_current(&self) {
@@ -140,29 +146,48 @@ impl Service {
     pub async fn public_snapshot(&self) -> Result<Arc<PublicSnapshot>, ServiceError> {
         use std::sync::atomic::Ordering;
         let generation = self.store.write_generation();
-        if let Some(s) = self.public.current()
-            && s.generation == generation
-        {
-            let stale = s.stale();
-            // Nobody else writes unannounced, and nobody announced: nothing to rebuild.
-            if stale && s.outside.is_some() && self.store.outside_writes() == s.outside {
-                s.still_current();
-            } else if stale && !self.public.refreshing.swap(true, Ordering::AcqRel) {
-                let service = self.clone();
-                tokio::spawn(async move {
-                    let _building = service.public.building.lock().await;
-                    if let Err(e) = service.build_public(generation).await {
-                        tracing::warn!(error = %e, "no se pudo renovar el estado público");
-                    }
-                    service.public.refreshing.store(false, Ordering::Release);
-                });
+        // Current for this process's writes, and checked within two TTLs (or nobody else
+        // can have written): served; past one TTL, refreshed in the background meanwhile.
+        let usable = |s: &PublicSnapshot| {
+            if s.generation < generation {
+                return false;
             }
+            match s.staleness() {
+                0 => true,
+                _ if s.outside.is_some() && self.store.outside_writes() == s.outside => {
+                    // Nobody else writes unannounced, and nobody announced.
+                    s.still_current();
+                    true
+                }
+                1 => {
+                    if !self.public.refreshing.swap(true, Ordering::AcqRel) {
+                        let service = self.clone();
+                        tokio::spawn(async move {
+                            let _building = service.public.building.lock().await;
+                            if let Err(e) = service.build_public(generation).await {
+                                tracing::warn!(error = %e, "no se pudo renovar el estado público");
+                            }
+                            service.public.refreshing.store(false, Ordering::Release);
+                        });
+                    }
+                    true
+                }
+                // Unchecked for two TTLs or more (nobody asked for a while): what another
+                // process wrote meanwhile must not be served; rebuilt first.
+                _ => false,
+            }
+        };
+        if let Some(s) = self.public.current()
+            && usable(&s)
+        {
             return Ok(s);
         }
-        // Written since (or never built): built now, once for every request waiting.
+        // Written since, too old, or never built: built now, once for every request
+        // waiting (the others find it built when they get the lock).
         let _building = self.public.building.lock().await;
         if let Some(s) = self.public.current()
             && s.generation >= generation
+            && s.staleness() == 0
         {
             return Ok(s);
         }
@@ -173,11 +198,12 @@ impl Service {
     /// them makes it stale at once) and keeps it.
     async fn build_public(&self, generation: u64) -> Result<Arc<PublicSnapshot>, ServiceError> {
         let outside = self.store.outside_writes();
-        let doc = self.public_procedures().await?;
+        let (doc, statuses) = self.public_procedures().await?;
         let json = serde_json::to_vec(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let etag = format!("\"{}\"", &crate::encoding::sha256_hex(&json)[..32]);
         let snapshot = Arc::new(PublicSnapshot {
             doc,
+            statuses,
             json: bytes::Bytes::from(json),
             etag_bytes: bytes::Bytes::from(etag.clone()),
             etag,
@@ -191,7 +217,9 @@ impl Service {
     }
 
     /// The list itself, read now (see [`Service::public_snapshot`]).
-    async fn public_procedures(&self) -> Result<PublicProceduresDoc, ServiceError> {
+    async fn public_procedures(
+        &self,
+    ) -> Result<(PublicProceduresDoc, HashMap<String, PublicStatusDoc>), ServiceError> {
         let (procedures, agencies, open) = tokio::try_join!(
             self.store.procedures(),
             self.store.agencies(),
@@ -203,6 +231,7 @@ impl Service {
         }
         let agencies: HashMap<i64, &crate::store::Agency> =
             agencies.iter().map(|a| (a.id.0, a)).collect();
+        let mut statuses = HashMap::new();
         let mut list: Vec<PublicProcedureDoc> = procedures
             .iter()
             .filter(|p| p.active)
@@ -210,6 +239,10 @@ impl Service {
                 let agency = agencies.get(&p.agency_id.0).filter(|a| a.active)?;
                 let status = procedure_status(by_procedure.get(&p.id).into_iter().flatten());
                 let state = incidencias_core::PublicState::of(&status);
+                statuses.insert(
+                    p.homoclave.as_str().to_string(),
+                    PublicStatusDoc::of(p.homoclave.as_str(), status.clone()),
+                );
                 Some(PublicProcedureDoc {
                     homoclave: p.homoclave.as_str().to_string(),
                     name: p.name.clone(),
@@ -230,13 +263,18 @@ impl Service {
             (a.agency_acronym.as_str(), a.homoclave.as_str())
                 .cmp(&(b.agency_acronym.as_str(), b.homoclave.as_str()))
         });
-        Ok(PublicProceduresDoc { procedures: list })
+        Ok((PublicProceduresDoc { procedures: list }, statuses))
     }
 
-    /// What the portal shows for a procedure.
+    /// What the portal shows for a procedure: from the snapshot for a listed one (the
+    /// banner's embed asks on every page view), from the database otherwise (a procedure
+    /// or agency deactivated, which the list leaves out).
     pub async fn public_status(&self, homoclave: &str) -> Result<PublicStatusDoc, ServiceError> {
         let key = incidencias_core::Homoclave::parse(homoclave)
             .map_err(|e| ServiceError::invalid("homoclave", e.to_string()))?;
+        if let Some(doc) = self.public_snapshot().await?.statuses.get(key.as_str()) {
+            return Ok(doc.clone());
+        }
         let Some(procedure) = self.store.procedure_by_homoclave(&key).await? else {
             return Err(ServiceError::NotFound(format!("el trámite {key}")));
         };

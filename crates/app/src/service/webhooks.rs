@@ -36,15 +36,28 @@ pub const STATE: &str = "incident.state";
 /// The prefix of a secret as Standard Webhooks writes it.
 pub const SECRET_PREFIX: &str = "whsec_";
 
+/// One procedure of the incident: its homoclave and the other open incidents touching it
+/// (their combined state is what the portal shows).
+pub(crate) struct ProcedureView {
+    pub homoclave: String,
+    pub others: Vec<Incident>,
+}
+
 /// What changed between `prior` (none: a new report) and `after`, as webhook bodies.
-/// `homoclaves` are the incident's procedures on the portal.
+/// Only what is published: nothing about a report before it is notified (it may still be
+/// dismissed as a false alarm, and nobody outside the help desk knew of it). The button
+/// and the banner are announced per procedure as the portal must show them: combined
+/// with the procedure's other open incidents, and only when that combination changed.
 pub(crate) fn events_of(
     prior: Option<&Incident>,
     after: &Incident,
-    homoclaves: &[String],
+    procedures: &[ProcedureView],
     at: Timestamp,
 ) -> Vec<NewWebhook> {
     let mut out = Vec::new();
+    if after.notified_at.is_none() {
+        return out;
+    }
     let folio = after.folio.to_string();
     let body = |event_type: &'static str, data: serde_json::Value| NewWebhook {
         event_type: event_type.to_string(),
@@ -55,44 +68,48 @@ pub(crate) fn events_of(
         })
         .to_string(),
     };
-    let before = prior.map(|p| &p.portal).cloned().unwrap_or_default();
-    let now = &after.portal;
-    if before.button_enabled != now.button_enabled {
-        out.push(body(
-            BUTTON,
-            json!({
-                "folio": folio,
-                "procedures": homoclaves,
-                "button_enabled": now.button_enabled,
-            }),
-        ));
+    for p in procedures {
+        let status = |incident: Option<&Incident>| {
+            incidencias_core::procedure_status(p.others.iter().chain(incident))
+        };
+        let (before, now) = (status(prior), status(Some(after)));
+        if before.button_enabled != now.button_enabled {
+            out.push(body(
+                BUTTON,
+                json!({
+                    "folio": folio,
+                    "version": after.version,
+                    "procedure": p.homoclave,
+                    "button_enabled": now.button_enabled,
+                }),
+            ));
+        }
+        if before.banner_shown != now.banner_shown || before.banner_message != now.banner_message {
+            out.push(body(
+                BANNER,
+                json!({
+                    "folio": folio,
+                    "version": after.version,
+                    "procedure": p.homoclave,
+                    "shown": now.banner_shown,
+                    "message": now.banner_message,
+                }),
+            ));
+        }
     }
-    if before.banner_shown != now.banner_shown
-        || (now.banner_shown && before.banner_message != now.banner_message)
-    {
-        let message = now.banner_shown.then(|| {
-            now.banner_message
-                .clone()
-                .unwrap_or_else(|| incidencias_core::portal::DEFAULT_BANNER_MESSAGE.to_string())
-        });
-        out.push(body(
-            BANNER,
-            json!({
-                "folio": folio,
-                "procedures": homoclaves,
-                "shown": now.banner_shown,
-                "message": message,
-            }),
-        ));
-    }
-    if prior.map(|p| p.state) != Some(after.state) {
+    // The first state published is the notified one: "previous" is then none.
+    let previous = prior
+        .filter(|p| p.notified_at.is_some())
+        .map(|p| p.state.as_str());
+    if previous != Some(after.state.as_str()) {
         out.push(body(
             STATE,
             json!({
                 "folio": folio,
-                "procedures": homoclaves,
+                "version": after.version,
+                "procedures": procedures.iter().map(|p| p.homoclave.as_str()).collect::<Vec<_>>(),
                 "state": after.state.as_str(),
-                "previous_state": prior.map(|p| p.state.as_str()),
+                "previous_state": previous,
                 "severity": after.severity.map(|s| s.as_str()),
             }),
         ));
@@ -142,6 +159,84 @@ pub struct WebhookSecretDoc {
     pub secret: String,
 }
 
+/// One event to one subscription and how its delivery goes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookDeliveryDoc {
+    /// The `webhook-id` header: the same on every retry.
+    pub message_id: String,
+    pub event_type: String,
+    pub folio: Option<String>,
+    /// `pending`, `delivered` or `dead` (no more retries).
+    pub state: String,
+    pub attempts: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// The next attempt, while pending.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_at: Option<Timestamp>,
+    /// The receiver's last HTTP status, if it answered.
+    pub last_status: Option<i64>,
+    /// Why the last attempt failed, in Spanish.
+    pub last_error: Option<String>,
+    /// The body, exactly as signed and sent.
+    pub payload: String,
+}
+
+impl WebhookDeliveryDoc {
+    fn of(d: &WebhookDelivery) -> WebhookDeliveryDoc {
+        WebhookDeliveryDoc {
+            message_id: d.message_id.clone(),
+            event_type: d.event_type.clone(),
+            folio: d.folio.clone(),
+            state: d.state.clone(),
+            attempts: d.attempts,
+            created_at: ts(d.created_at),
+            next_attempt_at: (d.state == "pending").then(|| ts(d.next_attempt_at)),
+            delivered_at: d.delivered_at.map(ts),
+            last_status: d.last_status,
+            last_error: d.last_error.clone(),
+            payload: d.payload.clone(),
+        }
+    }
+}
+
+/// One attempt to deliver.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookAttemptDoc {
+    pub message_id: String,
+    pub event_type: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<i64>,
+    /// Why it failed, in Spanish; null when delivered.
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+impl WebhookAttemptDoc {
+    fn of(a: &WebhookAttempt) -> WebhookAttemptDoc {
+        WebhookAttemptDoc {
+            message_id: a.message_id.clone(),
+            event_type: a.event_type.clone(),
+            at: ts(a.at),
+            status: a.status,
+            error: a.error.clone(),
+            duration_ms: a.duration_ms,
+        }
+    }
+}
+
+/// A subscription's delivery log: its latest deliveries and attempts, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookLogDoc {
+    pub subscription: WebhookDoc,
+    pub deliveries: Vec<WebhookDeliveryDoc>,
+    pub attempts: Vec<WebhookAttemptDoc>,
+}
+
 /// A new subscription as asked.
 #[derive(Debug, Clone, Default)]
 pub struct WebhookInput {
@@ -163,8 +258,35 @@ pub struct WebhookJob {
 pub struct BannerJob {
     pub id: i64,
     pub folio: String,
+    /// The `banner_set` event checked.
+    pub seq: i64,
+    /// Earlier looks that could not tell.
+    pub attempts: i64,
     pub pages: Vec<(String, String)>,
 }
+
+/// What a look at the incident's pages found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BannerSeen {
+    /// Every page shows the banner.
+    Found,
+    /// A page answered and does not show it: (URL, what was seen).
+    Missing(String, String),
+    /// A page could not tell (it did not answer, answered an error, redirected outside the
+    /// portal, or is not on the portal): (URL, why). Looked at again later; never a
+    /// warning by itself.
+    Unknown(String, String),
+}
+
+/// The longest description of what a look saw that is recorded.
+const MAX_DETAIL_CHARS: usize = 300;
+
+/// How many looks that could not tell a check makes before it gives up (quietly: the page
+/// may be down for reasons the help desk hears of otherwise).
+pub const BANNER_CHECK_ATTEMPTS: i64 = 3;
+
+/// The wait between two looks that could not tell.
+pub const BANNER_CHECK_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_mins(2);
 
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
@@ -358,12 +480,14 @@ impl Service {
     }
 
     /// Sends the subscription's dead deliveries again.
-    pub async fn retry_webhook(&self, caller: &Caller, id: i64) -> Result<(), ServiceError> {
+    /// Answers how many go out again (a dead delivery superseded by a later one of the
+    /// same incident and type stays dead: see [`crate::store::Store::retry_webhook`]).
+    pub async fn retry_webhook(&self, caller: &Caller, id: i64) -> Result<u64, ServiceError> {
         caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
         self.subscription(id).await?;
-        self.store.retry_webhook(id, self.now()).await?;
+        let n = self.store.retry_webhook(id, self.now()).await?;
         self.webhook_wake.notify_one();
-        Ok(())
+        Ok(n)
     }
 
     /// A subscription with its latest deliveries and attempts (the delivery log).
@@ -371,14 +495,18 @@ impl Service {
         &self,
         caller: &Caller,
         id: i64,
-    ) -> Result<(WebhookDoc, Vec<WebhookDelivery>, Vec<WebhookAttempt>), ServiceError> {
+    ) -> Result<WebhookLogDoc, ServiceError> {
         caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
         let s = self.subscription(id).await?;
         let (deliveries, attempts) = tokio::try_join!(
             self.store.webhook_deliveries(id, LOG_ROWS),
             self.store.webhook_attempts(id, LOG_ROWS),
         )?;
-        Ok((WebhookDoc::of(&s, self.now()), deliveries, attempts))
+        Ok(WebhookLogDoc {
+            subscription: WebhookDoc::of(&s, self.now()),
+            deliveries: deliveries.iter().map(WebhookDeliveryDoc::of).collect(),
+            attempts: attempts.iter().map(WebhookAttemptDoc::of).collect(),
+        })
     }
 
     /// Leases the deliveries due now, with where and how to sign each.
@@ -461,6 +589,8 @@ impl Service {
             out.push(BannerJob {
                 id: row.id,
                 folio: row.folio,
+                seq: row.seq,
+                attempts: row.attempts,
                 pages,
             });
         }
@@ -471,35 +601,76 @@ impl Service {
         Ok(self.store.next_banner_check(self.now()).await?)
     }
 
+    /// Gives a leased check back untouched (the checker ran out of lease time).
+    pub async fn banner_check_released(
+        &self,
+        job: &BannerJob,
+        owner: &str,
+    ) -> Result<(), ServiceError> {
+        Ok(self
+            .store
+            .banner_check_later(job.id, owner, self.now(), None)
+            .await?)
+    }
+
     /// The check's result. Found: recorded with the check. Missing: recorded on the
-    /// incident (the `banner_not_seen` event, which warns the help desk by email),
-    /// unless the banner is no longer reported shown or the incident ended (then the
-    /// check is only marked skipped).
+    /// incident (the `banner_not_seen` event, which warns the help desk by email) unless
+    /// the banner is no longer reported shown or the incident ended (the check is then
+    /// marked skipped). Unknown: looked at again after [`BANNER_CHECK_RETRY`], at most
+    /// [`BANNER_CHECK_ATTEMPTS`] times, then skipped. The event is recorded once even if
+    /// the check runs again after a crash between the two writes.
     pub async fn banner_check_done(
         &self,
         job: &BannerJob,
-        missing: Option<(String, String)>,
+        owner: &str,
+        seen: BannerSeen,
     ) -> Result<(), ServiceError> {
         let now = self.now();
-        let Some((url, detail)) = missing else {
-            let pages: Vec<&str> = job.pages.iter().map(|(_, u)| u.as_str()).collect();
-            self.store
-                .banner_checked(
-                    job.id,
-                    "found",
-                    format!("encontrada en {}", pages.join(", ")),
-                    now,
-                )
-                .await?;
-            return Ok(());
+        let (url, detail) = match seen {
+            BannerSeen::Found => {
+                let pages: Vec<&str> = job.pages.iter().map(|(_, u)| u.as_str()).collect();
+                let note = format!("encontrada en {}", pages.join(", "));
+                self.store
+                    .banner_checked(job.id, owner, "found", note, now)
+                    .await?;
+                return Ok(());
+            }
+            BannerSeen::Unknown(url, why) => {
+                let note = format!("{url}: {why}");
+                if job.attempts + 1 < BANNER_CHECK_ATTEMPTS {
+                    self.store
+                        .banner_check_later(job.id, owner, now + BANNER_CHECK_RETRY, Some(note))
+                        .await?;
+                } else {
+                    tracing::warn!(folio = %job.folio, %url, reason = %why, "no se pudo revisar la cortinilla");
+                    let note = format!("no se pudo revisar: {note}");
+                    self.store
+                        .banner_checked(job.id, owner, "skipped", note, now)
+                        .await?;
+                }
+                return Ok(());
+            }
+            BannerSeen::Missing(url, detail) => (url, detail),
         };
         let folio = Folio::parse(&job.folio)
             .map_err(|e| ServiceError::Internal(format!("folio guardado no válido: {e}")))?;
+        // Already recorded (this check ran before and stopped short of marking itself)?
+        let recorded_before = self
+            .store
+            .events(folio)
+            .await?
+            .iter()
+            .any(|e| e.seq > job.seq && e.kind == "banner_not_seen");
+        let detail: String = detail.chars().take(MAX_DETAIL_CHARS).collect();
         let command = Command::RecordBannerNotSeen {
             url: url.clone(),
             detail: detail.clone(),
         };
-        let recorded = self.act_as_system(folio, &command).await;
+        let recorded = if recorded_before {
+            Ok(())
+        } else {
+            self.act_as_system(folio, &command).await
+        };
         let (state, note) = match recorded {
             Ok(()) => ("missing", format!("{url}: {detail}")),
             Err(ServiceError::InvalidTransition { message, .. }) => (
@@ -508,7 +679,9 @@ impl Service {
             ),
             Err(e) => return Err(e),
         };
-        self.store.banner_checked(job.id, state, note, now).await?;
+        self.store
+            .banner_checked(job.id, owner, state, note, now)
+            .await?;
         Ok(())
     }
 

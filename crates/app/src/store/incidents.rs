@@ -837,7 +837,7 @@ fn push_effects(
             "INSERT INTO webhook_deliveries (subscription_id, message_id, event_type, folio, \
              payload, state, attempts, next_attempt_at, created_at) \
              SELECT id, $1, $2, $3, $4, 'pending', 0, $5, $5 FROM webhook_subscriptions \
-             WHERE active = 1 AND events LIKE $6",
+             WHERE events LIKE $6",
             vec![
                 message_id.into(),
                 hook.event_type.clone().into(),

@@ -128,25 +128,44 @@ impl Store {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + 'static,
     {
+        self.write_counted(job, true).await
+    }
+
+    /// [`Store::write`] of the workers' own bookkeeping (leases, attempts, timers): not
+    /// counted in [`Store::write_generation`], since no document derived from incidents
+    /// or the catalogue changes with it (a worker polling must not make them stale).
+    pub(super) async fn write_untracked<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
+        self.write_counted(job, false).await
+    }
+
+    async fn write_counted<T, F>(&self, job: F, counted: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + 'static,
+    {
         match &self.writer {
             Some(w) => {
                 let out = w.submit(job).await;
-                self.written();
+                if counted {
+                    self.written();
+                }
                 let out = out?;
                 self.cache.written();
                 Ok(out)
             }
             None => {
                 let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
-                let out = job(&mut tx).await;
-                let out = match out {
-                    Ok(out) => out,
-                    Err(e) => return Err(e),
-                };
+                let out = job(&mut tx).await?;
                 let committed = tx.commit().await.map_err(StoreError::db);
                 // Counted even when the commit's answer was lost: a stale cache is worse
                 // than one rebuilt for nothing.
-                self.written();
+                if counted {
+                    self.written();
+                }
                 committed?;
                 Ok(out)
             }

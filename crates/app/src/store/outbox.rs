@@ -178,7 +178,7 @@ impl Store {
         );
         let owner = owner.to_string();
         let mut rows = self
-            .write(move |conn| {
+            .write_untracked(move |conn| {
                 Box::pin(async move {
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(owner)
@@ -249,13 +249,14 @@ impl Store {
         .await
     }
 
-    /// One statement as its own write.
+    /// One statement as its own write, of the workers' bookkeeping (not counted: see
+    /// [`Store::write_untracked`]).
     pub(super) async fn execute_one(
         &self,
         sql: &'static str,
         values: Vec<Value>,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
+        self.write_untracked(move |conn| {
             Box::pin(async move {
                 let mut q = sqlx::query(sql);
                 for v in values {

@@ -112,7 +112,7 @@ impl Store {
         version: u64,
     ) -> Result<(), StoreError> {
         let version = i64::try_from(version).unwrap_or(i64::MAX);
-        self.write(move |conn| {
+        self.write_untracked(move |conn| {
             Box::pin(async move {
                 let current: Option<i64> =
                     sqlx::query("SELECT version FROM incidents WHERE folio = $1")

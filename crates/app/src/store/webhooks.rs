@@ -60,7 +60,10 @@ pub struct WebhookAttempt {
 pub struct BannerCheck {
     pub id: i64,
     pub folio: String,
+    /// The `banner_set` event checked.
     pub seq: i64,
+    /// Earlier looks that could not tell.
+    pub attempts: i64,
 }
 
 /// How an attempt went.
@@ -220,7 +223,9 @@ impl Store {
     ) -> Result<Vec<WebhookDelivery>, StoreError> {
         let lock = match self.backend {
             Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            // Only the delivery rows: a lock on the subscription would hold back every
+            // incident write that adds a delivery for it (its foreign key check).
+            Backend::Postgres => " FOR NO KEY UPDATE OF d SKIP LOCKED",
         };
         let sql = format!(
             "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN \
@@ -236,7 +241,7 @@ impl Store {
         );
         let owner = owner.to_string();
         let mut rows = self
-            .write(move |conn| {
+            .write_untracked(move |conn| {
                 Box::pin(async move {
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(owner)
@@ -268,7 +273,7 @@ impl Store {
         next: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         let owner = owner.to_string();
-        self.write(move |conn| {
+        self.write_untracked(move |conn| {
             Box::pin(async move {
                 let at = outcome.at.as_millisecond();
                 let (sql, state_values): (&'static str, Vec<super::script::Value>) = if delivered {
@@ -343,15 +348,22 @@ impl Store {
         .await
     }
 
-    /// When the webhook worker must look again.
+    /// When the webhook worker must look again: the earliest attempt (or lease end) of a
+    /// delivery the claim could take, by the claim's own conditions (active subscription,
+    /// first pending of its subscription and incident); one held back behind a failed
+    /// earlier one waits for that one.
     pub async fn next_webhook_attempt(
         &self,
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
         self.earliest(
-            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 \
-             THEN lease_until ELSE next_attempt_at END) FROM webhook_deliveries \
-             WHERE state = 'pending'",
+            "SELECT MIN(CASE WHEN d.lease_until IS NOT NULL AND d.lease_until > $1 \
+             THEN d.lease_until ELSE d.next_attempt_at END) FROM webhook_deliveries d \
+             JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+             WHERE d.state = 'pending' AND s.active = 1 \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                 WHERE e.subscription_id = d.subscription_id AND e.folio = d.folio \
+                 AND e.state = 'pending' AND e.id < d.id)",
             now,
         )
         .await
@@ -410,14 +422,34 @@ impl Store {
             .collect()
     }
 
-    /// Sends every dead delivery of the subscription again, from now, with its attempts
-    /// counted afresh (the attempts table keeps the history).
-    pub async fn retry_webhook(&self, subscription: i64, now: Timestamp) -> Result<(), StoreError> {
-        self.execute_one(
-            "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, \
-             next_attempt_at = $2 WHERE subscription_id = $1 AND state = 'dead'",
-            vec![subscription.into(), now.as_millisecond().into()],
-        )
+    /// Sends the subscription's dead deliveries again, from now, with their attempts
+    /// counted afresh (the attempts table keeps the history): each one that no later
+    /// delivery of the same incident and type has superseded (sending an older state
+    /// after a newer one would undo it at the receiver). Answers how many.
+    pub async fn retry_webhook(
+        &self,
+        subscription: i64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.write_untracked(move |conn| {
+            Box::pin(async move {
+                Ok(sqlx::query(
+                    "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, \
+                     next_attempt_at = $2 WHERE subscription_id = $1 AND state = 'dead' \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries later \
+                         WHERE later.subscription_id = webhook_deliveries.subscription_id \
+                         AND later.folio = webhook_deliveries.folio \
+                         AND later.event_type = webhook_deliveries.event_type \
+                         AND later.id > webhook_deliveries.id)",
+                )
+                .bind(subscription)
+                .bind(now.as_millisecond())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db)?
+                .rows_affected())
+            })
+        })
         .await
     }
 
@@ -437,10 +469,10 @@ impl Store {
             "UPDATE banner_checks SET lease_owner = $1, lease_until = $2 WHERE id IN \
              (SELECT id FROM banner_checks WHERE state = 'pending' AND due_at <= $3 \
               AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due_at LIMIT $4{lock}) \
-             RETURNING id, folio, seq"
+             RETURNING id, folio, seq, attempts"
         );
         let owner = owner.to_string();
-        self.write(move |conn| {
+        self.write_untracked(move |conn| {
             Box::pin(async move {
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(owner)
@@ -456,6 +488,7 @@ impl Store {
                             id: r.try_get("id").map_err(StoreError::db)?,
                             folio: r.try_get("folio").map_err(StoreError::db)?,
                             seq: r.try_get("seq").map_err(StoreError::db)?,
+                            attempts: r.try_get("attempts").map_err(StoreError::db)?,
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()
@@ -464,22 +497,52 @@ impl Store {
         .await
     }
 
-    /// The check's result: `found`, `missing` or `skipped`, with what was seen.
+    /// The check's result by `owner`: `found`, `missing` or `skipped`, with what was seen.
+    /// Nothing changes if the check is no longer `owner`'s or no longer pending.
     pub async fn banner_checked(
         &self,
         id: i64,
+        owner: &str,
         state: &'static str,
         detail: String,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.execute_one(
             "UPDATE banner_checks SET state = $2, detail = $3, checked_at = $4, \
-             lease_owner = NULL, lease_until = NULL WHERE id = $1",
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $5 AND state = 'pending'",
             vec![
                 id.into(),
                 state.into(),
                 detail.into(),
                 now.as_millisecond().into(),
+                owner.to_string().into(),
+            ],
+        )
+        .await
+    }
+
+    /// Puts a check `owner` did not complete back, due at `due`: with what was seen and
+    /// one more attempt counted when the page could not tell (it did not answer), or
+    /// untouched when the check was only given back (out of lease time).
+    pub async fn banner_check_later(
+        &self,
+        id: i64,
+        owner: &str,
+        due: Timestamp,
+        seen: Option<String>,
+    ) -> Result<(), StoreError> {
+        let counted = i64::from(seen.is_some());
+        self.execute_one(
+            "UPDATE banner_checks SET due_at = $2, detail = COALESCE($3, detail), \
+             attempts = attempts + $5, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $4 AND state = 'pending'",
+            vec![
+                id.into(),
+                due.as_millisecond().into(),
+                seen.into(),
+                owner.to_string().into(),
+                counted.into(),
             ],
         )
         .await

@@ -161,12 +161,6 @@ struct WebhookPage {
     dead: usize,
 }
 
-fn at(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(format::instant)
-        .unwrap_or_default()
-}
-
 async fn detail(
     state: &AppState,
     viewer: &Viewer,
@@ -174,49 +168,52 @@ async fn detail(
     secret: Option<String>,
     done: Option<&'static str>,
 ) -> Response {
-    let (doc, deliveries, attempts) = match state.service.webhook_log(&viewer.caller, id).await {
+    let log = match state.service.webhook_log(&viewer.caller, id).await {
         Ok(l) => l,
         Err(e) => return refused(Some(viewer), &e),
     };
-    let deliveries: Vec<DeliveryLine> = deliveries
+    let dead = log.deliveries.iter().filter(|d| d.state == "dead").count();
+    let deliveries: Vec<DeliveryLine> = log
+        .deliveries
         .iter()
         .map(|d| DeliveryLine {
             message_id: d.message_id.clone(),
             event_type: d.event_type.clone(),
             folio: d.folio.clone().unwrap_or_default(),
             state: match d.state.as_str() {
-                "delivered" => "Entregado",
-                "dead" => "Fallido (sin más reintentos)",
+                "delivered" => "Entregada",
+                "dead" => "Fallida (sin más reintentos)",
                 _ => "Pendiente",
             },
             attempts: d.attempts,
-            created: at(d.created_at),
-            last: match (&d.last_error, d.delivered_at) {
-                (_, Some(t)) => format!("entregado el {}", at(t)),
-                (Some(e), None) => e.clone(),
-                (None, None) => "aún sin intentos".into(),
+            created: format::instant(d.created_at),
+            last: match (&d.last_error, d.delivered_at, d.next_attempt_at) {
+                (_, Some(t), _) => format!("entregada el {}", format::instant(t)),
+                (Some(e), None, Some(next)) => {
+                    format!("{e}; nuevo intento el {}", format::instant(next))
+                }
+                (Some(e), None, None) => e.clone(),
+                (None, None, _) => "aún sin intentos".into(),
             },
         })
         .collect();
     let page = WebhookPage {
         layout: Layout::new(Some(viewer), "Webhook", "/webhooks"),
-        s: line(&doc),
+        s: line(&log.subscription),
         secret,
         done,
-        dead: deliveries
-            .iter()
-            .filter(|d| d.state.starts_with("Fallido"))
-            .count(),
+        dead,
         deliveries,
-        attempts: attempts
+        attempts: log
+            .attempts
             .iter()
             .map(|a| AttemptLine {
-                at: at(a.at),
+                at: format::instant(a.at),
                 message_id: a.message_id.clone(),
                 event_type: a.event_type.clone(),
                 ok: a.error.is_none(),
                 result: match (a.status, &a.error) {
-                    (Some(s), None) => format!("{s}: entregado"),
+                    (Some(s), None) => format!("entregada (código {s})"),
                     (_, Some(e)) => e.clone(),
                     (None, None) => "sin respuesta".into(),
                 },
@@ -249,9 +246,15 @@ pub async fn show(
         Err(e) => return refused(Some(&viewer), &e),
     };
     let done = match query.ok().and_then(|q| q.0.hecho).as_deref() {
-        Some("pausada") => Some("Suscripción pausada: no se escriben ni se envían entregas."),
+        Some("pausada") => {
+            Some("Suscripción pausada: los avisos se guardan y se envían, en orden, al reanudarla.")
+        }
         Some("reanudada") => Some("Suscripción reanudada."),
         Some("reintento") => Some("Las entregas fallidas se enviarán de nuevo."),
+        Some("sin-reintento") => Some(
+            "No se reenvió nada: cada entrega fallida ya fue reemplazada por un aviso posterior \
+             del mismo tipo para la misma incidencia.",
+        ),
         _ => None,
     };
     detail(&state, &viewer, id, None, done).await
@@ -296,7 +299,7 @@ pub async fn act(
             .service
             .retry_webhook(caller, id)
             .await
-            .map(|()| "reintento"),
+            .map(|n| if n == 0 { "sin-reintento" } else { "reintento" }),
         _ => Err(ServiceError::NotFound("esa acción".into())),
     };
     match result {

@@ -10,11 +10,33 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 
-use crate::service::{BannerJob, Service, ServiceError};
+use crate::service::{BannerJob, BannerSeen, Service, ServiceError};
 
-/// What shows the banner is on a page: the embed's address (both variants) or the
-/// attribute the script's notice carries (for a page that renders its own).
-pub const MARKERS: [&str; 2] = ["/embed/cortinilla", "data-incidencias-cortinilla"];
+/// What shows a procedure's banner is on its page: the embed for that procedure (the
+/// script's `data-tramite`, or the iframe's address), or an element the page renders
+/// itself marked `data-incidencias-cortinilla` with the homoclave.
+pub fn markers(homoclave: &str) -> Vec<String> {
+    vec![
+        format!("data-tramite=\"{homoclave}\""),
+        format!("data-tramite='{homoclave}'"),
+        // The iframe's address, ended (SEGOB-01-001 is not SEGOB-01-001-A).
+        format!("/embed/cortinilla/{homoclave}\""),
+        format!("/embed/cortinilla/{homoclave}'"),
+        format!("/embed/cortinilla/{homoclave}?"),
+        format!("/embed/cortinilla/{homoclave}#"),
+        format!("data-incidencias-cortinilla=\"{homoclave}\""),
+        format!("data-incidencias-cortinilla='{homoclave}'"),
+    ]
+}
+
+/// Why a look found no banner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// The page answered and does not show it.
+    Missing(String),
+    /// The page could not tell (see [`BannerSeen::Unknown`]).
+    Unknown(String),
+}
 
 /// How a page is fetched.
 #[derive(Debug, Clone)]
@@ -61,6 +83,11 @@ pub struct BannerChecker {
 
 impl BannerChecker {
     pub fn new(service: Service, settings: BannerCheckSettings) -> Result<BannerChecker, String> {
+        if settings.domains.is_empty() {
+            return Err(
+                "sin INCIDENCIAS_PORTAL_ORIGINS no hay páginas del portal que revisar".into(),
+            );
+        }
         let domains = settings.domains.clone();
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             let allowed = attempt
@@ -87,94 +114,94 @@ impl BannerChecker {
         })
     }
 
-    /// Looks at one page: `Ok(())` when the marker is there, or what was seen instead.
-    pub async fn look(&self, url: &str) -> Result<(), String> {
-        let parsed = url::Url::parse(url)
-            .map_err(|_| "la dirección del trámite no es válida".to_string())?;
+    /// Looks at one procedure's page: `Ok(())` when its banner's marker is there.
+    pub async fn look(&self, url: &str, homoclave: &str) -> Result<(), Miss> {
+        let wait = super::wait_words(self.settings.timeout);
+        let Ok(parsed) = url::Url::parse(url) else {
+            return Err(Miss::Unknown(
+                "el trámite no tiene una dirección válida en el catálogo".into(),
+            ));
+        };
         if !parsed
             .host_str()
             .is_some_and(|h| on_portal(&self.settings.domains, h))
         {
-            return Err(format!(
+            return Err(Miss::Unknown(format!(
                 "la página no está en el portal configurado ({})",
                 self.settings.domains.join(", ")
-            ));
+            )));
         }
+        let wanted = markers(homoclave);
+        let longest = wanted.iter().map(String::len).max().unwrap_or(0);
         let fetch = async {
-            let mut response = self.client.get(parsed).send().await.map_err(|e| {
-                if e.is_redirect() {
-                    "la página redirige fuera del portal".to_string()
-                } else if e.is_timeout() {
-                    format!(
-                        "la página no respondió en {}",
-                        super::wait_words(self.settings.timeout)
-                    )
-                } else {
-                    format!("no se pudo abrir la página: {e}")
-                }
-            })?;
+            let mut response = self
+                .client
+                .get(parsed)
+                .send()
+                .await
+                .map_err(|e| Miss::Unknown(failure(&e, &wait)))?;
             if !response.status().is_success() {
-                return Err(format!("la página respondió {}", response.status()));
+                return Err(Miss::Unknown(format!(
+                    "la página respondió con el código {}",
+                    response.status().as_u16()
+                )));
             }
             let mut body: Vec<u8> = Vec::new();
             loop {
-                let chunk = response.chunk().await.map_err(|e| {
-                    if e.is_timeout() {
-                        format!(
-                            "la página no terminó de llegar en {}",
-                            super::wait_words(self.settings.timeout)
-                        )
-                    } else {
-                        format!("la página se interrumpió: {e}")
-                    }
-                })?;
+                let chunk = response
+                    .chunk()
+                    .await
+                    .map_err(|e| Miss::Unknown(failure(&e, &wait)))?;
                 let Some(chunk) = chunk else {
-                    return Err("la página no muestra la cortinilla".to_string());
+                    return Err(Miss::Missing(
+                        "la página no incluye la cortinilla de este trámite".to_string(),
+                    ));
                 };
                 // Only the new bytes (and a marker's length before them) are searched.
-                let from = body.len().saturating_sub(64);
+                let from = body.len().saturating_sub(longest);
                 let room = self.settings.max_bytes.saturating_sub(body.len());
                 body.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 let tail = &body[from..];
-                if MARKERS
+                if wanted
                     .iter()
                     .any(|m| tail.windows(m.len()).any(|w| w == m.as_bytes()))
                 {
                     return Ok(());
                 }
                 if body.len() >= self.settings.max_bytes {
-                    return Err(format!(
-                        "la página no muestra la cortinilla en sus primeros {} KiB",
+                    return Err(Miss::Missing(format!(
+                        "la página no incluye la cortinilla de este trámite en sus primeros {} KiB",
                         self.settings.max_bytes / 1024
-                    ));
+                    )));
                 }
             }
         };
         match tokio::time::timeout(self.settings.timeout, fetch).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "la página no respondió en {}",
-                super::wait_words(self.settings.timeout)
-            )),
+            Err(_) => Err(Miss::Unknown(format!("la página no respondió en {wait}"))),
         }
     }
 
     /// One check: every page of the incident's procedures.
-    async fn check(&self, job: &BannerJob) -> Result<(), ServiceError> {
-        let mut missing = None;
-        for (_, url) in &job.pages {
-            if let Err(detail) = self.look(url).await {
-                missing = Some((url.clone(), detail));
-                break;
-            }
-        }
+    async fn check(&self, job: &BannerJob) -> BannerSeen {
         if job.pages.is_empty() {
-            missing = Some((
+            return BannerSeen::Unknown(
                 String::new(),
                 "el trámite no tiene una página registrada".to_string(),
-            ));
+            );
         }
-        self.service.banner_check_done(job, missing).await
+        let mut unknown = None;
+        for (homoclave, url) in &job.pages {
+            match self.look(url, homoclave).await {
+                Ok(()) => {}
+                Err(Miss::Missing(detail)) => return BannerSeen::Missing(url.clone(), detail),
+                Err(Miss::Unknown(why)) => unknown = Some((url.clone(), why)),
+            }
+        }
+        match unknown {
+            Some((url, why)) => BannerSeen::Unknown(url, why),
+            None => BannerSeen::Found,
+        }
     }
 
     /// Runs every check due now; returns how many ran.
@@ -191,8 +218,24 @@ impl BannerChecker {
             if jobs.is_empty() {
                 return Ok(done);
             }
-            for job in jobs {
-                self.check(&job).await?;
+            let claimed = std::time::Instant::now();
+            let per_page = self.settings.timeout + Duration::from_secs(5);
+            for (n, job) in jobs.into_iter().enumerate() {
+                // A check that might outlive the lease goes back, for whoever is free;
+                // never the first of a batch (it may have more pages than a lease fits:
+                // it runs anyway, and a second run by another instance records nothing
+                // twice).
+                let pages = u32::try_from(job.pages.len().max(1)).unwrap_or(u32::MAX);
+                if n > 0 && claimed.elapsed() + per_page.saturating_mul(pages) > lease {
+                    self.service
+                        .banner_check_released(&job, &self.owner)
+                        .await?;
+                    continue;
+                }
+                let seen = self.check(&job).await;
+                self.service
+                    .banner_check_done(&job, &self.owner, seen)
+                    .await?;
                 done += 1;
             }
         }
@@ -226,5 +269,18 @@ impl BannerChecker {
                 () = &mut shutdown => return,
             }
         }
+    }
+}
+
+/// A failed request in Spanish: what a person can act on, without the library's words.
+fn failure(e: &reqwest::Error, wait: &str) -> String {
+    if e.is_timeout() {
+        format!("la página no respondió en {wait}")
+    } else if e.is_redirect() {
+        "la página redirige fuera del portal".into()
+    } else if e.is_connect() {
+        "no se pudo conectar con el servidor de la página".into()
+    } else {
+        "no se pudo leer la página".into()
     }
 }

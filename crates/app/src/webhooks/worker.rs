@@ -122,7 +122,10 @@ impl WebhookWorker {
                     Ok(r) if r.status().is_success() => Ok(i64::from(r.status().as_u16())),
                     Ok(r) => Err((
                         Some(i64::from(r.status().as_u16())),
-                        format!("el receptor respondió {}", r.status()),
+                        format!(
+                            "el receptor respondió con el código {}",
+                            r.status().as_u16()
+                        ),
                     )),
                     Err(e) if e.is_timeout() => Err((
                         None,
@@ -131,7 +134,14 @@ impl WebhookWorker {
                             super::wait_words(self.settings.timeout)
                         ),
                     )),
-                    Err(e) => Err((None, format!("no se pudo conectar con el receptor: {e}"))),
+                    Err(e) if e.is_connect() => {
+                        Err((None, "no se pudo conectar con el receptor".to_string()))
+                    }
+                    Err(e) if e.is_redirect() => Err((
+                        None,
+                        "el receptor respondió con una redirección (no se siguen)".to_string(),
+                    )),
+                    Err(_) => Err((None, "el envío al receptor se interrumpió".to_string())),
                 }
             }
         };
