@@ -929,10 +929,14 @@ fn checked_data(api: &Api, d: &WebhookDeliveryDoc, folio: &str) -> Value {
     let version = data["version"]
         .as_u64()
         .unwrap_or_else(|| panic!("a version: {body}"));
+    let scope = data["procedure"]
+        .as_str()
+        .map(|h| format!("_{h}"))
+        .unwrap_or_default();
     assert_eq!(
         d.message_id,
-        format!("msg_{folio}_{version}_{}", d.event_type),
-        "the id names the change (the incident's version): {body}"
+        format!("msg_{folio}_{version}_{}{scope}", d.event_type),
+        "the id names the change (the incident's version) and its procedure: {body}"
     );
     if d.event_type == STATE {
         assert_eq!(
@@ -1070,7 +1074,10 @@ async fn each_subscription_gets_only_its_event_types_and_a_paused_one_everything
     let data: Vec<Value> = all.iter().map(|d| checked_data(&api, d, &folio)).collect();
     assert_eq!(
         all[0].message_id,
-        format!("msg_{folio}_{notified_version}_{BUTTON}"),
+        format!(
+            "msg_{folio}_{notified_version}_{BUTTON}_{}",
+            api.procedure_homoclave
+        ),
         "the first message is the notification's"
     );
     assert_eq!(data[0]["version"], notified_version);
@@ -1231,6 +1238,63 @@ async fn nothing_is_announced_of_an_incident_until_it_is_notified(url: String) {
     assert_eq!(state["previous_state"], "awaiting_ack");
     assert_eq!(state["state"], "dismissed");
     assert_eq!(state["version"], version);
+}
+
+/// An incident of two procedures: one change announces the button of each, under two ids
+/// (one per procedure), in one transaction; the write is not refused as a duplicate.
+async fn an_incident_of_two_procedures_announces_each_under_its_own_id(url: String) {
+    let api = Api::new(&url).await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    let sub = subscribe(&api, &receiver.url(), &[BUTTON, STATE]).await;
+    let responsible = api
+        .users
+        .iter()
+        .find(|u| u.email.as_str() == "responsable@sepru.gob.mx")
+        .map(|u| u.id);
+    let created = api
+        .post(
+            "/api/v1/procedures",
+            &api.admin,
+            json!({"homoclave": "SEPRU-09-001", "name": "Segundo trámite", "agency_id": api.agency_id,
+                   "url": "https://www.gob.mx/segundo", "responsible_id": responsible}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let second = created.field("id").as_i64().expect("id");
+    let occurred = api.clock_now() - jiff::SignedDuration::from_mins(5);
+    let report = api
+        .post(
+            "/api/v1/incidents",
+            &api.helpdesk,
+            json!({"procedure_ids": [api.procedure, second], "kind": "unavailable",
+                   "description": "Ninguno de los dos responde",
+                   "occurred_at": occurred.to_string(), "channel": "phone"}),
+        )
+        .await;
+    assert_eq!(report.status, StatusCode::CREATED, "{}", report.text);
+    let folio = report.field("folio").as_str().expect("folio").to_string();
+    api.step(&folio, "notify", &api.helpdesk, json!({"severity": "high"}))
+        .await;
+    let version = version_of(&api, &folio).await;
+    let all = deliveries(&api, sub.subscription.id).await;
+    let mut ids: Vec<String> = all.iter().map(|d| d.message_id.clone()).collect();
+    ids.sort();
+    let mut expected = [
+        format!("msg_{folio}_{version}_{BUTTON}_{}", api.procedure_homoclave),
+        format!("msg_{folio}_{version}_{BUTTON}_SEPRU-09-001"),
+        format!("msg_{folio}_{version}_{STATE}"),
+    ];
+    expected.sort();
+    assert_eq!(ids, expected);
+    for d in all.iter().filter(|d| d.event_type == BUTTON) {
+        let body: Value = serde_json::from_str(&d.payload).expect("JSON");
+        assert_eq!(body["data"]["button_enabled"], false, "{body}");
+        assert!(
+            d.message_id
+                .ends_with(body["data"]["procedure"].as_str().expect("procedure")),
+            "the id names the body's procedure: {body}"
+        );
+    }
 }
 
 /// The button and the banner are the procedure's, combined over every open published
@@ -2617,6 +2681,7 @@ on_both_backends!(
     a_webhook_refused_max_attempts_times_is_dead_until_an_administrator_retries,
     a_retried_dead_webhook_gets_its_attempts_again,
     a_dead_webhook_superseded_by_a_later_one_stays_dead_on_retry,
+    an_incident_of_two_procedures_announces_each_under_its_own_id,
     two_workers_draining_at_once_send_each_delivery_once,
     the_worker_wakes_for_what_it_can_send_not_for_deliveries_held_back_or_paused,
     a_failed_attempt_says_why_in_spanish,

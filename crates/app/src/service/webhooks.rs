@@ -59,15 +59,17 @@ pub(crate) fn events_of(
         return out;
     }
     let folio = after.folio.to_string();
-    let body = |event_type: &'static str, data: serde_json::Value| NewWebhook {
-        event_type: event_type.to_string(),
-        body: json!({
-            "type": event_type,
-            "timestamp": at.to_string(),
-            "data": data,
-        })
-        .to_string(),
-    };
+    let body =
+        |event_type: &'static str, scope: Option<&str>, data: serde_json::Value| NewWebhook {
+            event_type: event_type.to_string(),
+            scope: scope.map(str::to_string),
+            body: json!({
+                "type": event_type,
+                "timestamp": at.to_string(),
+                "data": data,
+            })
+            .to_string(),
+        };
     for p in procedures {
         let status = |incident: Option<&Incident>| {
             incidencias_core::procedure_status(p.others.iter().chain(incident))
@@ -76,6 +78,7 @@ pub(crate) fn events_of(
         if before.button_enabled != now.button_enabled {
             out.push(body(
                 BUTTON,
+                Some(&p.homoclave),
                 json!({
                     "folio": folio,
                     "version": after.version,
@@ -87,6 +90,7 @@ pub(crate) fn events_of(
         if before.banner_shown != now.banner_shown || before.banner_message != now.banner_message {
             out.push(body(
                 BANNER,
+                Some(&p.homoclave),
                 json!({
                     "folio": folio,
                     "version": after.version,
@@ -104,6 +108,7 @@ pub(crate) fn events_of(
     if previous != Some(after.state.as_str()) {
         out.push(body(
             STATE,
+            None,
             json!({
                 "folio": folio,
                 "version": after.version,

@@ -148,6 +148,9 @@ pub struct NewOutboxMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewWebhook {
     pub event_type: String,
+    /// What the event is about within the change, when one change makes several of a
+    /// type (the procedure's homoclave): part of the message's id.
+    pub scope: Option<String>,
     /// The exact JSON body sent (and signed).
     pub body: String,
 }
@@ -832,7 +835,14 @@ fn push_effects(
     let seq = stored.last().map(|s| s.seq);
     for hook in &effects.webhooks {
         // The same change always has the same id: a subscriber recognises a retry.
-        let message_id = format!("msg_{folio}_{}_{}", seq.unwrap_or(0), hook.event_type);
+        let message_id = match &hook.scope {
+            None => format!("msg_{folio}_{}_{}", seq.unwrap_or(0), hook.event_type),
+            Some(scope) => format!(
+                "msg_{folio}_{}_{}_{scope}",
+                seq.unwrap_or(0),
+                hook.event_type
+            ),
+        };
         script.push(
             "INSERT INTO webhook_deliveries (subscription_id, message_id, event_type, folio, \
              payload, state, attempts, next_attempt_at, created_at) \
