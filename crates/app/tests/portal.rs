@@ -1297,6 +1297,63 @@ async fn an_incident_of_two_procedures_announces_each_under_its_own_id(url: Stri
     }
 }
 
+/// Two incidents of one procedure validated at the same instant: each decided its
+/// announcement from the other as it was before, but the last `procedure.button` written
+/// for the procedure says what the portal must show: enabled (a correction follows when
+/// both missed each other's change).
+async fn concurrent_validations_end_with_the_procedures_true_button(url: String) {
+    let api = Api::new(&url).await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    let sub = subscribe(&api, &receiver.url(), &[BUTTON]).await;
+    for round in 0..4 {
+        let (a, b) = (notified(&api).await, notified(&api).await);
+        for folio in [&a, &b] {
+            api.step(folio, "acknowledge", &api.agency, json!({})).await;
+            api.step(folio, "banner", &api.agency, json!({"shown": true}))
+                .await;
+            api.step(folio, "banner", &api.agency, json!({"shown": false}))
+                .await;
+        }
+        api.advance(60);
+        for folio in [&a, &b] {
+            api.step(
+                folio,
+                "resolution",
+                &api.agency,
+                json!({"summary": "Corregido"}),
+            )
+            .await;
+        }
+        let validate = |folio: String| {
+            let router = api.router.clone();
+            let token = api.validator.clone();
+            async move {
+                use tower::ServiceExt;
+                let request =
+                    axum::http::Request::post(format!("/api/v1/incidents/{folio}/validation"))
+                        .header("authorization", format!("Bearer {token}"))
+                        .header("content-type", "application/json")
+                        .body(axum::body::Body::from(
+                            r#"{"passed": true, "observations": []}"#,
+                        ))
+                        .expect("request");
+                router.oneshot(request).await.expect("answer").status()
+            }
+        };
+        let (ra, rb) = tokio::join!(validate(a.clone()), validate(b.clone()));
+        assert_eq!((ra, rb), (StatusCode::OK, StatusCode::OK), "round {round}");
+        let buttons = deliveries(&api, sub.subscription.id).await;
+        let last = buttons.last().expect("a button event");
+        let body: Value = serde_json::from_str(&last.payload).expect("JSON");
+        assert_eq!(
+            body["data"]["button_enabled"], true,
+            "round {round}: the last word on the procedure's button: {buttons:?}"
+        );
+        // Close the round: both incidents stay validated, the procedure enabled.
+        api.advance(60);
+    }
+}
+
 /// The button and the banner are the procedure's, combined over every open published
 /// incident touching it: two incidents disabling the button, the first validated does not
 /// enable it, the second does; two showing the same notice, the first removing its
@@ -2682,6 +2739,7 @@ on_both_backends!(
     a_retried_dead_webhook_gets_its_attempts_again,
     a_dead_webhook_superseded_by_a_later_one_stays_dead_on_retry,
     an_incident_of_two_procedures_announces_each_under_its_own_id,
+    concurrent_validations_end_with_the_procedures_true_button,
     two_workers_draining_at_once_send_each_delivery_once,
     the_worker_wakes_for_what_it_can_send_not_for_deliveries_held_back_or_paused,
     a_failed_attempt_says_why_in_spanish,

@@ -397,9 +397,10 @@ impl Service {
                     ) => (prior, events, state, mail, idempotency, used_link, answer),
                 };
             let due = next_due(&state, &org.ladder(&state));
-            let (webhooks, banner_check) = self
+            let portal = self
                 .portal_effects(Some(&prior.incident), &state, &events, Some(&org), now)
                 .await?;
+            let (webhooks, banner_check) = (portal.webhooks, portal.banner_check);
             let effects = Effects {
                 next_due: due,
                 outbox: mail.into_iter().map(notify::Outgoing::into_row).collect(),
@@ -422,6 +423,9 @@ impl Service {
                     }
                     if check {
                         self.banner_wake.notify_one();
+                    }
+                    if let Some(procedures) = &portal.procedures {
+                        self.reconcile_portal(&state, procedures, now).await;
                     }
                     return Ok(Latest::Done(answer));
                 }

@@ -124,6 +124,15 @@ impl Caller {
     }
 }
 
+/// What a change means for the portal's side (see [`Service::portal_effects`]).
+pub(crate) struct PortalEffects {
+    pub webhooks: Vec<crate::store::NewWebhook>,
+    pub banner_check: Option<Timestamp>,
+    /// The procedures whose combined state may have moved, with the other incidents as
+    /// read before the write.
+    pub procedures: Option<Vec<webhooks::ProcedureView>>,
+}
+
 /// A part of the service beyond incidents, with the roles its use-cases require.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Area {
@@ -373,7 +382,7 @@ impl Service {
         events: &[incidencias_core::Event],
         org: Option<&OrgChart>,
         now: Timestamp,
-    ) -> Result<(Vec<crate::store::NewWebhook>, Option<Timestamp>), ServiceError> {
+    ) -> Result<PortalEffects, ServiceError> {
         let homoclaves = org.map(|o| o.homoclaves(after)).unwrap_or_default();
         // The procedure's combined state can only move when this incident's portal state
         // does, or when it is first published (closing needs the portal restored first;
@@ -393,7 +402,11 @@ impl Service {
             } else {
                 Vec::new()
             };
-            procedures.push(webhooks::ProcedureView { homoclave, others });
+            procedures.push(webhooks::ProcedureView {
+                id: *id,
+                homoclave,
+                others,
+            });
         }
         let hooks = webhooks::events_of(prior, after, &procedures, now);
         let shown_by_agency = events.iter().any(|e| {
@@ -411,7 +424,59 @@ impl Service {
             .filter(|_| shown_by_agency)
             .and_then(|g| jiff::SignedDuration::try_from(g).ok())
             .and_then(|g| now.checked_add(g).ok());
-        Ok((hooks, check))
+        Ok(PortalEffects {
+            webhooks: hooks,
+            banner_check: check,
+            // What to look at again once written (see `reconcile_portal`).
+            procedures: (portal_moved && after.notified_at.is_some()).then_some(procedures),
+        })
+    }
+
+    /// After a change of the portal's state is written: each procedure's combined state
+    /// as the database has it now, against the one announced (computed before the write,
+    /// from the other incidents as they were). Two incidents of one procedure written at
+    /// the same instant each miss the other's change; the later of them sees both here and
+    /// announces the procedure's true state (ids ending `_r`). Best effort: a failure is
+    /// logged (the change itself is written), and the status document stays exact.
+    pub(crate) async fn reconcile_portal(
+        &self,
+        after: &incidencias_core::Incident,
+        procedures: &[webhooks::ProcedureView],
+        now: Timestamp,
+    ) {
+        let mut hooks = Vec::new();
+        for p in procedures {
+            let fresh = match self.store.open_incidents_of(p.id).await {
+                Ok(open) => incidencias_core::procedure_status(&open),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no se pudo revisar el estado del trámite anunciado");
+                    return;
+                }
+            };
+            let announced =
+                incidencias_core::procedure_status(p.others.iter().chain(std::iter::once(after)));
+            hooks.extend(webhooks::procedure_events(
+                after,
+                &p.homoclave,
+                &announced,
+                &fresh,
+                now,
+            ));
+        }
+        if hooks.is_empty() {
+            return;
+        }
+        let seq = i64::try_from(after.version).unwrap_or(i64::MAX);
+        match self
+            .store
+            .add_webhooks(after.folio, seq, hooks, now, "_r")
+            .await
+        {
+            Ok(()) => self.webhook_wake.notify_one(),
+            Err(e) => {
+                tracing::warn!(error = %e, "no se pudo corregir el estado anunciado del trámite")
+            }
+        }
     }
 
     pub fn now(&self) -> Timestamp {

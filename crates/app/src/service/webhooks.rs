@@ -39,8 +39,69 @@ pub const SECRET_PREFIX: &str = "whsec_";
 /// One procedure of the incident: its homoclave and the other open incidents touching it
 /// (their combined state is what the portal shows).
 pub(crate) struct ProcedureView {
+    pub id: incidencias_core::ProcedureId,
     pub homoclave: String,
     pub others: Vec<Incident>,
+}
+
+/// A webhook body: `{type, timestamp, data}`.
+fn webhook(
+    event_type: &'static str,
+    scope: Option<&str>,
+    at: Timestamp,
+    data: serde_json::Value,
+) -> NewWebhook {
+    NewWebhook {
+        event_type: event_type.to_string(),
+        scope: scope.map(str::to_string),
+        body: json!({
+            "type": event_type,
+            "timestamp": at.to_string(),
+            "data": data,
+        })
+        .to_string(),
+    }
+}
+
+/// What a procedure's combined state going from `before` to `now` announces, caused by
+/// `after` (its folio and version).
+pub(crate) fn procedure_events(
+    after: &Incident,
+    homoclave: &str,
+    before: &incidencias_core::portal::ProcedureStatus,
+    now: &incidencias_core::portal::ProcedureStatus,
+    at: Timestamp,
+) -> Vec<NewWebhook> {
+    let mut out = Vec::new();
+    let folio = after.folio.to_string();
+    if before.button_enabled != now.button_enabled {
+        out.push(webhook(
+            BUTTON,
+            Some(homoclave),
+            at,
+            json!({
+                "folio": folio,
+                "version": after.version,
+                "procedure": homoclave,
+                "button_enabled": now.button_enabled,
+            }),
+        ));
+    }
+    if before.banner_shown != now.banner_shown || before.banner_message != now.banner_message {
+        out.push(webhook(
+            BANNER,
+            Some(homoclave),
+            at,
+            json!({
+                "folio": folio,
+                "version": after.version,
+                "procedure": homoclave,
+                "shown": now.banner_shown,
+                "message": now.banner_message,
+            }),
+        ));
+    }
+    out
 }
 
 /// What changed between `prior` (none: a new report) and `after`, as webhook bodies.
@@ -58,59 +119,24 @@ pub(crate) fn events_of(
     if after.notified_at.is_none() {
         return out;
     }
-    let folio = after.folio.to_string();
-    let body =
-        |event_type: &'static str, scope: Option<&str>, data: serde_json::Value| NewWebhook {
-            event_type: event_type.to_string(),
-            scope: scope.map(str::to_string),
-            body: json!({
-                "type": event_type,
-                "timestamp": at.to_string(),
-                "data": data,
-            })
-            .to_string(),
-        };
     for p in procedures {
         let status = |incident: Option<&Incident>| {
             incidencias_core::procedure_status(p.others.iter().chain(incident))
         };
         let (before, now) = (status(prior), status(Some(after)));
-        if before.button_enabled != now.button_enabled {
-            out.push(body(
-                BUTTON,
-                Some(&p.homoclave),
-                json!({
-                    "folio": folio,
-                    "version": after.version,
-                    "procedure": p.homoclave,
-                    "button_enabled": now.button_enabled,
-                }),
-            ));
-        }
-        if before.banner_shown != now.banner_shown || before.banner_message != now.banner_message {
-            out.push(body(
-                BANNER,
-                Some(&p.homoclave),
-                json!({
-                    "folio": folio,
-                    "version": after.version,
-                    "procedure": p.homoclave,
-                    "shown": now.banner_shown,
-                    "message": now.banner_message,
-                }),
-            ));
-        }
+        out.extend(procedure_events(after, &p.homoclave, &before, &now, at));
     }
     // The first state published is the notified one: "previous" is then none.
     let previous = prior
         .filter(|p| p.notified_at.is_some())
         .map(|p| p.state.as_str());
     if previous != Some(after.state.as_str()) {
-        out.push(body(
+        out.push(webhook(
             STATE,
             None,
+            at,
             json!({
-                "folio": folio,
+                "folio": after.folio.to_string(),
                 "version": after.version,
                 "procedures": procedures.iter().map(|p| p.homoclave.as_str()).collect::<Vec<_>>(),
                 "state": after.state.as_str(),

@@ -833,31 +833,7 @@ fn push_effects(
         );
     }
     let seq = stored.last().map(|s| s.seq);
-    for hook in &effects.webhooks {
-        // The same change always has the same id: a subscriber recognises a retry.
-        let message_id = match &hook.scope {
-            None => format!("msg_{folio}_{}_{}", seq.unwrap_or(0), hook.event_type),
-            Some(scope) => format!(
-                "msg_{folio}_{}_{}_{scope}",
-                seq.unwrap_or(0),
-                hook.event_type
-            ),
-        };
-        script.push(
-            "INSERT INTO webhook_deliveries (subscription_id, message_id, event_type, folio, \
-             payload, state, attempts, next_attempt_at, created_at) \
-             SELECT id, $1, $2, $3, $4, 'pending', 0, $5, $5 FROM webhook_subscriptions \
-             WHERE events LIKE $6",
-            vec![
-                message_id.into(),
-                hook.event_type.clone().into(),
-                folio.to_string().into(),
-                hook.body.clone().into(),
-                now.as_millisecond().into(),
-                format!("%,{},%", hook.event_type).into(),
-            ],
-        );
-    }
+    push_webhooks(script, folio, seq.unwrap_or(0), &effects.webhooks, now, "");
     if let (Some(due), Some(seq)) = (effects.banner_check, seq) {
         script.push(
             "INSERT INTO banner_checks (folio, seq, due_at, state) VALUES ($1, $2, $3, 'pending')",
@@ -893,4 +869,60 @@ fn push_effects(
         );
     }
     Ok(())
+}
+
+/// One delivery per subscription to each hook's type (paused ones too: they are sent on
+/// resume). The same change always has the same id, `msg_{folio}_{seq}_{type}` (and
+/// `_{scope}`, then `suffix`): a subscriber recognises a retry.
+pub(super) fn push_webhooks(
+    script: &mut Script,
+    folio: Folio,
+    seq: i64,
+    hooks: &[NewWebhook],
+    now: Timestamp,
+    suffix: &str,
+) {
+    for hook in hooks {
+        let scope = hook
+            .scope
+            .as_ref()
+            .map(|s| format!("_{s}"))
+            .unwrap_or_default();
+        let message_id = format!("msg_{folio}_{seq}_{}{scope}{suffix}", hook.event_type);
+        script.push(
+            "INSERT INTO webhook_deliveries (subscription_id, message_id, event_type, folio, \
+             payload, state, attempts, next_attempt_at, created_at) \
+             SELECT id, $1, $2, $3, $4, 'pending', 0, $5, $5 FROM webhook_subscriptions \
+             WHERE events LIKE $6",
+            vec![
+                message_id.into(),
+                hook.event_type.clone().into(),
+                folio.to_string().into(),
+                hook.body.clone().into(),
+                now.as_millisecond().into(),
+                format!("%,{},%", hook.event_type).into(),
+            ],
+        );
+    }
+}
+
+impl Store {
+    /// Deliveries written after the change they announce (a correction: see
+    /// `Service::reconcile_portal`), with `suffix` ending their ids. A second write of the
+    /// same ones is ignored.
+    pub async fn add_webhooks(
+        &self,
+        folio: Folio,
+        seq: i64,
+        hooks: Vec<NewWebhook>,
+        now: Timestamp,
+        suffix: &'static str,
+    ) -> Result<(), StoreError> {
+        let mut script = Script::new();
+        push_webhooks(&mut script, folio, seq, &hooks, now, suffix);
+        match self.run_script(script).await {
+            Err(StoreError::Conflict) => Ok(()),
+            other => other,
+        }
+    }
 }
