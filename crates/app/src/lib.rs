@@ -18,6 +18,7 @@ pub mod encoding;
 pub mod http;
 pub mod links;
 pub mod mail;
+pub mod polling;
 pub mod scheduler;
 pub mod server;
 pub mod service;

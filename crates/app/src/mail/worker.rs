@@ -288,33 +288,20 @@ impl OutboxWorker {
     }
 
     /// Runs until `shutdown`: drains, then sleeps until the next attempt is due or a write
-    /// queues mail.
+    /// queues mail (see [`crate::polling`]).
     pub async fn run(
         self,
         wake: Arc<tokio::sync::Notify>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        tokio::pin!(shutdown);
-        loop {
-            let notified = wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Err(e) = self.drain().await {
-                tracing::error!(error = %e, "error en la bandeja de salida");
-            }
-            let now = self.service.now();
-            let sleep = match self.service.next_mail_attempt().await {
-                Ok(Some(t)) => Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO),
-                Ok(None) => Duration::from_secs(3600),
-                Err(_) => Duration::from_secs(5),
-            }
-            // Rows queued by other instances are seen within this time.
-            .min(Duration::from_secs(30));
-            tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
-                () = &mut notified => {}
-                () = &mut shutdown => return,
-            }
-        }
+        crate::polling::drain_until(
+            &self.service,
+            "la bandeja de salida",
+            wake,
+            shutdown,
+            || self.drain(),
+            || self.service.next_mail_attempt(),
+        )
+        .await;
     }
 }

@@ -269,14 +269,18 @@ impl Store {
         .await
     }
 
-    /// When the worker must look again: the earliest pending attempt (or lease end).
+    /// When the worker must look again: the earliest attempt (or lease end) of a row the
+    /// claim could take (the first pending of its incident; one held back behind a failed
+    /// earlier one waits for that one).
     pub async fn next_outbox_attempt(
         &self,
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
         self.earliest(
             "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 \
-             THEN lease_until ELSE next_attempt_at END) FROM outbox WHERE state = 'pending'",
+             THEN lease_until ELSE next_attempt_at END) FROM outbox WHERE state = 'pending' \
+             AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.folio = outbox.folio \
+                 AND earlier.state = 'pending' AND earlier.id < outbox.id)",
             now,
         )
         .await

@@ -241,34 +241,21 @@ impl BannerChecker {
         }
     }
 
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown` (see [`crate::polling`]).
     pub async fn run(
         self,
         wake: Arc<tokio::sync::Notify>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        tokio::pin!(shutdown);
-        loop {
-            let notified = wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Err(e) = self.drain().await {
-                tracing::error!(error = %e, "error al revisar cortinillas");
-            }
-            let now = self.service.now();
-            let sleep = match self.service.next_banner_check().await {
-                Ok(Some(t)) => Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO),
-                Ok(None) => Duration::from_secs(3600),
-                Err(_) => Duration::from_secs(5),
-            }
-            .min(Duration::from_secs(30))
-            .max(Duration::from_millis(50));
-            tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
-                () = &mut notified => {}
-                () = &mut shutdown => return,
-            }
-        }
+        crate::polling::drain_until(
+            &self.service,
+            "la revisión de cortinillas",
+            wake,
+            shutdown,
+            || self.drain(),
+            || self.service.next_banner_check(),
+        )
+        .await;
     }
 }
 
