@@ -42,6 +42,11 @@ pub fn escape_html(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A strong HTTP `ETag` for `bytes`: the first 128 bits of their SHA-256, quoted.
+pub fn etag(bytes: &[u8]) -> String {
+    format!("\"{}\"", &sha256_hex(bytes)[..32])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,7 +38,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn procedure_status(
     State(state): State<AppState>,
     Path(homoclave): Path<String>,
-    headers: axum::http::HeaderMap,
+    asked: Revalidation,
 ) -> Result<Response, ApiError> {
     let doc = state.service.public_status(&homoclave).await?;
     let mut response = Json(doc).into_response();
@@ -46,35 +46,30 @@ pub async fn procedure_status(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=30"),
     );
-    allow_portal(&state, &headers, &mut response);
+    allow_portal(&state, asked.origin.as_ref(), &mut response);
     Ok(response)
 }
 
 /// CORS for the portal's pages: a request from one of the configured portal origins may
 /// read the answer (no credentials: nothing here depends on who asks). Any other origin
 /// gets no CORS header, so its scripts cannot read the answer.
-pub fn allow_portal(state: &AppState, request: &axum::http::HeaderMap, response: &mut Response) {
-    response
-        .headers_mut()
-        .append(header::VARY, HeaderValue::from_static("Origin"));
-    let Some(origin) = request.get(header::ORIGIN) else {
-        return;
-    };
-    let allowed = origin
-        .to_str()
-        .is_ok_and(|o| state.portal_origins.iter().any(|p| p == o));
-    if allowed {
-        response
-            .headers_mut()
-            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+pub fn allow_portal(state: &AppState, origin: Option<&HeaderValue>, response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin
+        && origin
+            .to_str()
+            .is_ok_and(|o| state.portal_origins.iter().any(|p| p == o))
+    {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     }
 }
 
 /// The preflight of a portal page's request (a plain GET needs none; one with extra
 /// headers does): allowed for the configured origins, for GET only.
-pub async fn preflight(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub async fn preflight(State(state): State<AppState>, asked: Revalidation) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    allow_portal(&state, &headers, &mut response);
+    allow_portal(&state, asked.origin.as_ref(), &mut response);
     if response
         .headers()
         .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
@@ -129,14 +124,7 @@ pub async fn procedures(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=30"),
     );
-    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(origin) = asked.origin
-        && origin
-            .to_str()
-            .is_ok_and(|o| state.portal_origins.iter().any(|p| p == o))
-    {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    }
+    allow_portal(&state, asked.origin.as_ref(), &mut response);
     Ok(response)
 }
 

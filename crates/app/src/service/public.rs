@@ -200,7 +200,7 @@ impl Service {
         let outside = self.store.outside_writes();
         let (doc, statuses) = self.public_procedures().await?;
         let json = serde_json::to_vec(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let etag = format!("\"{}\"", &crate::encoding::sha256_hex(&json)[..32]);
+        let etag = crate::encoding::etag(&json);
         let snapshot = Arc::new(PublicSnapshot {
             doc,
             statuses,

@@ -1,7 +1,7 @@
 //! Webhook subscriptions (administrators), what the webhook worker and the banner checker
 //! need, and what they record.
 
-use incidencias_core::{Actor, Command, Folio, Role, decide};
+use incidencias_core::{Actor, Command, FieldError, Folio, Role, decide};
 use jiff::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -353,41 +353,38 @@ fn signing_secrets(s: &WebhookSubscription, now: Timestamp) -> Vec<String> {
 }
 
 /// Checks a receiver's address: http or https, with a host, no credentials in it.
-fn check_url(url: &str) -> Result<String, ServiceError> {
+fn check_url(url: &str) -> Result<String, FieldError> {
     let url = url.trim();
     let parsed = url::Url::parse(url).map_err(|_| {
-        ServiceError::invalid(
+        FieldError::new(
             "url",
             "escriba una dirección completa, como https://portal.gob.mx/webhooks",
         )
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ServiceError::invalid(
+        return Err(FieldError::new(
             "url",
             "la dirección debe comenzar con https:// (o http://) y tener un dominio",
         ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(ServiceError::invalid(
+        return Err(FieldError::new(
             "url",
             "la dirección no debe llevar usuario ni contraseña: la firma autentica los envíos",
         ));
     }
     if url.len() > 2000 {
-        return Err(ServiceError::invalid(
-            "url",
-            "la dirección es demasiado larga",
-        ));
+        return Err(FieldError::new("url", "la dirección es demasiado larga"));
     }
     Ok(parsed.to_string())
 }
 
-fn check_events(events: &[String]) -> Result<Vec<String>, ServiceError> {
+fn check_events(events: &[String]) -> Result<Vec<String>, FieldError> {
     let mut out = Vec::new();
     for e in events {
         let e = e.trim();
         if !EVENT_TYPES.iter().any(|(name, _)| *name == e) {
-            return Err(ServiceError::invalid(
+            return Err(FieldError::new(
                 "events",
                 format!(
                     "«{e}» no es un tipo de evento; elija entre procedure.button, procedure.banner e incident.state"
@@ -399,7 +396,7 @@ fn check_events(events: &[String]) -> Result<Vec<String>, ServiceError> {
         }
     }
     if out.is_empty() {
-        return Err(ServiceError::invalid(
+        return Err(FieldError::new(
             "events",
             "elija al menos un tipo de evento",
         ));
@@ -428,25 +425,18 @@ impl Service {
         input: WebhookInput,
     ) -> Result<WebhookSecretDoc, ServiceError> {
         caller.require(WEBHOOK_ADMINS, "administrar los webhooks")?;
-        let mut errors = Vec::new();
+        let mut errors: Vec<FieldError> = Vec::new();
         let url = check_url(&input.url).map_err(|e| errors.push(e)).ok();
         let events = check_events(&input.events).map_err(|e| errors.push(e)).ok();
         let description = input.description.trim().to_string();
         if description.chars().count() > 200 {
-            errors.push(ServiceError::invalid(
+            errors.push(FieldError::new(
                 "description",
                 "la descripción admite hasta 200 caracteres",
             ));
         }
         let (Some(url), Some(events), true) = (url, events, errors.is_empty()) else {
-            let fields = errors
-                .into_iter()
-                .flat_map(|e| match e {
-                    ServiceError::Invalid(f) => f,
-                    _ => Vec::new(),
-                })
-                .collect();
-            return Err(ServiceError::Invalid(fields));
+            return Err(ServiceError::Invalid(errors));
         };
         let secret = new_webhook_secret().map_err(ServiceError::Internal)?;
         let now = self.now();

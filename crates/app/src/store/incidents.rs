@@ -434,10 +434,7 @@ impl Store {
         let rows = page.fetch_all(&self.pool).await.map_err(StoreError::db)?;
         let items = rows
             .iter()
-            .map(|r| {
-                let body: String = r.try_get("body").map_err(StoreError::db)?;
-                serde_json::from_str(&body).map_err(StoreError::json)
-            })
+            .map(incident_body)
             .collect::<Result<Vec<Incident>, StoreError>>()?;
         Ok((items, u64::try_from(total).unwrap_or(0)))
     }
@@ -458,9 +455,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let id: i64 = r.try_get("procedure_id").map_err(StoreError::db)?;
-                let body: String = r.try_get("body").map_err(StoreError::db)?;
-                let incident = serde_json::from_str(&body).map_err(StoreError::json)?;
-                Ok((ProcedureId(id), incident))
+                Ok((ProcedureId(id), incident_body(r)?))
             })
             .collect()
     }
@@ -482,12 +477,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::db)?;
-        rows.iter()
-            .map(|r| {
-                let body: String = r.try_get("body").map_err(StoreError::db)?;
-                serde_json::from_str(&body).map_err(StoreError::json)
-            })
-            .collect()
+        rows.iter().map(incident_body).collect()
     }
 
     /// The open (not closed, not dismissed) incidents touching a procedure.
@@ -503,12 +493,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::db)?;
-        rows.iter()
-            .map(|r| {
-                let body: String = r.try_get("body").map_err(StoreError::db)?;
-                serde_json::from_str(&body).map_err(StoreError::json)
-            })
-            .collect()
+        rows.iter().map(incident_body).collect()
     }
 
     /// The stored events of one incident, in order.
@@ -551,6 +536,12 @@ impl Store {
         }
         Ok(tx)
     }
+}
+
+/// The projection in a row's `body` column.
+fn incident_body(row: &AnyRow) -> Result<Incident, StoreError> {
+    let body: String = row.try_get("body").map_err(StoreError::db)?;
+    serde_json::from_str(&body).map_err(StoreError::json)
 }
 
 pub(super) async fn fetch_events(

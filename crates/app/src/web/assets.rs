@@ -39,10 +39,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-/// A strong `ETag` for `bytes`.
-pub fn etag(bytes: &[u8]) -> String {
-    format!("\"{}\"", &crate::encoding::sha256_hex(bytes)[..32])
-}
+pub use crate::encoding::etag;
 
 /// Whether the request's `If-None-Match` values already name `tag`. They may list several
 /// tags, weak or strong, or be `*` (RFC 9110 13.1.2: the weak comparison applies).

@@ -104,12 +104,10 @@ impl BannerChecker {
         });
         let client =
             super::worker::http_client(settings.ca_pem.as_deref(), settings.timeout, redirects)?;
-        let mut nonce = [0u8; 6];
-        getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
         Ok(BannerChecker {
             service,
             client,
-            owner: format!("cortinilla-{}", crate::encoding::hex(&nonce)),
+            owner: super::lease_owner("cortinilla")?,
             settings,
         })
     }

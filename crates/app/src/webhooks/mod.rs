@@ -48,6 +48,14 @@ pub fn signatures(
         .map(|v| v.join(" "))
 }
 
+/// A name for this process's leases (`{what}-` and 12 random hex digits): several
+/// instances never mistake each other's.
+pub(crate) fn lease_owner(what: &str) -> Result<String, String> {
+    let mut nonce = [0u8; 6];
+    getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
+    Ok(format!("{what}-{}", crate::encoding::hex(&nonce)))
+}
+
 /// A bound on waiting as people read it: `10 s`, or `500 ms` under a second.
 pub(crate) fn wait_words(d: std::time::Duration) -> String {
     if d.as_secs() == 0 {

@@ -81,12 +81,10 @@ impl WebhookWorker {
             settings.timeout,
             reqwest::redirect::Policy::none(),
         )?;
-        let mut nonce = [0u8; 6];
-        getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
         Ok(WebhookWorker {
             service,
             client,
-            owner: format!("webhooks-{}", crate::encoding::hex(&nonce)),
+            owner: super::lease_owner("webhooks")?,
             settings,
         })
     }
