@@ -44,6 +44,19 @@ pub struct GlobalArgs {
         value_parser = link_secret
     )]
     pub link_secret: Option<String>,
+
+    /// Nombre (authserv-id) del servidor de correo que recibe los mensajes de la mesa de
+    /// ayuda y escribe su encabezado Authentication-Results (RFC 8601): sólo un correo que
+    /// ese servidor da por auténtico (DMARC, o SPF y DKIM, del dominio del remitente)
+    /// actúa sobre una incidencia. Sin él, una respuesta actúa sólo si responde a un correo
+    /// firmado de este sistema, y los reportes nuevos por correo quedan en revisión.
+    #[arg(
+        long,
+        global = true,
+        env = "INCIDENCIAS_MAIL_AUTHSERV_ID",
+        value_name = "NOMBRE"
+    )]
+    pub mail_authserv_id: Option<String>,
 }
 
 impl GlobalArgs {
@@ -83,7 +96,8 @@ pub struct ServeArgs {
     /// Dirección y puerto donde escuchar (la predeterminada sólo acepta conexiones locales).
     #[arg(long, env = "INCIDENCIAS_BIND", default_value = crate::server::DEFAULT_BIND, value_name = "DIRECCIÓN")]
     pub bind: String,
-    /// Marcar la cookie de sesión como Secure (detrás de HTTPS).
+    /// Servido detrás de HTTPS: cookie de sesión Secure y Strict-Transport-Security
+    /// (también sin esta opción cuando INCIDENCIAS_PUBLIC_URL empieza con https://).
     #[arg(long, env = "INCIDENCIAS_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// Servidor SMTP: smtp://host:puerto, smtp://host:587?tls=required (STARTTLS) o
@@ -139,6 +153,25 @@ pub struct ServeArgs {
         value_name = "DURACIÓN"
     )]
     pub banner_check_grace: String,
+    /// Cuánto puede tardar un cliente en enviar los encabezados de una solicitud antes de
+    /// que se cierre su conexión (por ejemplo 10s).
+    #[arg(
+        long,
+        env = "INCIDENCIAS_HEADER_READ_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURACIÓN"
+    )]
+    pub header_read_timeout: String,
+    /// Conexiones abiertas al mismo tiempo; al llegar a este número, las nuevas esperan a
+    /// que se cierre alguna.
+    #[arg(
+        long,
+        env = "INCIDENCIAS_MAX_CONNECTIONS",
+        default_value_t = crate::listen::MAX_CONNECTIONS as u32,
+        value_name = "NÚMERO",
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub max_connections: u32,
     /// Certificados de autoridad adicionales (PEM) en los que confiar para SMTP e IMAP,
     /// además de los públicos (por ejemplo, la autoridad interna de la dependencia).
     #[arg(long, env = "INCIDENCIAS_TLS_CA_FILE", value_name = "ARCHIVO")]
@@ -225,6 +258,8 @@ pub struct Config {
     pub imap: Option<ImapSettings>,
     /// INCIDENCIAS_LINK_SECRET; `None`: the secret kept in the database.
     pub link_secret: Option<String>,
+    /// INCIDENCIAS_MAIL_AUTHSERV_ID: the receiving mail server we believe.
+    pub mail_authserv_id: Option<String>,
     /// The tracing filter (INCIDENCIAS_LOG), checked.
     pub log: String,
     /// The accounts the sign-in page lists: only `incidencias demo` fills it.
@@ -235,6 +270,9 @@ pub struct Config {
     pub portal_origins: Vec<String>,
     /// Wait before looking for the banner on the procedure's page; `None`: never look.
     pub banner_check_grace: Option<std::time::Duration>,
+    /// Header-read timeout and connection cap (INCIDENCIAS_HEADER_READ_TIMEOUT,
+    /// INCIDENCIAS_MAX_CONNECTIONS).
+    pub limits: crate::listen::Limits,
 }
 
 /// An account of the demo, listed on its sign-in page so a newcomer clicks straight in.
@@ -288,11 +326,17 @@ impl Config {
         Ok(Config {
             database_url,
             bind: args.bind.clone(),
-            secure_cookies: args.secure_cookies,
+            // Reached over HTTPS: a Secure cookie, and HSTS.
+            secure_cookies: args.secure_cookies
+                || args
+                    .public_url
+                    .as_deref()
+                    .is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://")),
             public_url: args.public_url.clone(),
             smtp,
             imap,
             link_secret: global.link_secret.clone(),
+            mail_authserv_id: global.mail_authserv_id.clone(),
             log: args.log.clone(),
             demo_accounts: Vec::new(),
             ca_pem,
@@ -300,6 +344,20 @@ impl Config {
             banner_check_grace: match args.banner_check_grace.trim() {
                 "no" => None,
                 text => Some(duration(text, "INCIDENCIAS_BANNER_CHECK_GRACE")?),
+            },
+            limits: crate::listen::Limits {
+                header_read_timeout: match duration(
+                    &args.header_read_timeout,
+                    "INCIDENCIAS_HEADER_READ_TIMEOUT",
+                )? {
+                    d if d.is_zero() => {
+                        return Err(ConfigError(
+                            "INCIDENCIAS_HEADER_READ_TIMEOUT debe ser mayor que cero".into(),
+                        ));
+                    }
+                    d => d,
+                },
+                max_connections: args.max_connections as usize,
             },
         })
     }
@@ -314,11 +372,13 @@ impl Config {
             smtp: None,
             imap: None,
             link_secret: None,
+            mail_authserv_id: None,
             log: "info".into(),
             demo_accounts: Vec::new(),
             ca_pem: None,
             portal_origins: vec![DEFAULT_PORTAL_ORIGINS.to_string()],
             banner_check_grace: None,
+            limits: crate::listen::Limits::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod documents;
 pub mod encoding;
 pub mod http;
 pub mod links;
+pub mod listen;
 pub mod mail;
 pub mod polling;
 pub mod scheduler;

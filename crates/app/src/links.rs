@@ -114,6 +114,29 @@ impl LinkSigner {
         format!("{body}.{sig}")
     }
 
+    /// Our Message-ID `<BASE@domain>` as sent: `<BASE.MARK@domain>`, MARK a signature of
+    /// BASE only we can make. A reply names it in `In-Reply-To`/`References`, which shows
+    /// the reply answers a message we really sent (the bases are predictable from the
+    /// folio). Deterministic: a re-send is the same message.
+    pub fn mark_message_id(&self, id: &str) -> String {
+        let inner = id.trim().trim_start_matches('<').trim_end_matches('>');
+        match inner.rsplit_once('@') {
+            Some((base, domain)) => format!("<{base}.{}@{domain}>", self.mark(base)),
+            None => id.to_string(),
+        }
+    }
+
+    /// Whether `mark` is the mark of the Message-ID base `base`.
+    pub fn check_mark(&self, base: &str, mark: &str) -> bool {
+        same(self.mark(base).as_bytes(), mark.as_bytes())
+    }
+
+    /// 96 bits of HMAC-SHA256 over the base, in lower-case hexadecimal.
+    fn mark(&self, base: &str) -> String {
+        let mac = hmac_sha256(&self.secret, format!("message-id:{base}").as_bytes());
+        hex(&mac[..12])
+    }
+
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Link, LinkError> {
         let (body, sig) = token.rsplit_once('.').ok_or(LinkError::Forged)?;
         let expected = hex(&hmac_sha256(&self.secret, body.as_bytes()));
@@ -152,6 +175,26 @@ mod tests {
         assert_eq!(
             hex(&mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn a_marked_message_id_checks_only_with_its_base_and_secret() {
+        let signer = LinkSigner::new("secreto");
+        let base = "INC-2026-000007.3.notification.0";
+        let sent = signer.mark_message_id(&format!("<{base}@incidencias.gob.mx>"));
+        let inner = sent.trim_start_matches('<').trim_end_matches('>');
+        let (local, domain) = inner.rsplit_once('@').expect("an address");
+        assert_eq!(domain, "incidencias.gob.mx");
+        let (sent_base, mark) = local.rsplit_once('.').expect("a mark");
+        assert_eq!(sent_base, base);
+        assert_eq!(mark.len(), 24);
+        assert!(signer.check_mark(base, mark));
+        assert!(!signer.check_mark("INC-2026-000008.3.notification.0", mark));
+        assert!(!LinkSigner::new("otro").check_mark(base, mark));
+        assert_eq!(
+            sent,
+            signer.mark_message_id(&format!("<{base}@incidencias.gob.mx>"))
         );
     }
 

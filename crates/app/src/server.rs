@@ -35,8 +35,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service =
-        Service::new(store.clone(), clock.clone()).with_banner_check(config.banner_check_grace);
+    let service = Service::new(store.clone(), clock.clone())
+        .with_banner_check(config.banner_check_grace)
+        .with_mail_authserv(config.mail_authserv_id.as_deref());
     if let Some(secret) = &config.link_secret {
         service.use_link_secret(secret);
     }
@@ -145,12 +146,11 @@ pub async fn serve(
         }
         .into(),
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await;
+    let served = crate::listen::serve(listener, app, config.limits, async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await;
     for worker in workers {
         let _ = worker.await;
     }

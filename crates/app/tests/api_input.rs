@@ -1161,3 +1161,39 @@ on_both_backends!(unknown_field_is_named_exactly);
 on_both_backends!(method_not_allowed_problem_says_405);
 on_both_backends!(invalid_values_are_explained_in_spanish);
 on_both_backends!(bad_query_parameter_is_named_in_spanish);
+
+/// A new account's password (ASVS V2.1): at least 12 characters, not the address, not a
+/// common password; each refused with its reason on `password`, and no account is made.
+async fn weak_passwords_are_refused_with_the_reason(url: String) {
+    let api = Api::new(&url).await;
+    let before = api.get("/api/v1/users", &api.admin).await.json.clone();
+    for (password, says) in [
+        ("once-letras", "12 caracteres"),
+        ("nueva.persona@ugd.gob.mx", "correo"),
+        ("Contraseña123", "común"),
+        ("qwertyuiop12", "común"),
+    ] {
+        let a = api
+            .post(
+                "/api/v1/users",
+                &api.admin,
+                json!({"name": "Nueva Persona", "email": "nueva.persona@ugd.gob.mx",
+                       "role": "helpdesk", "password": password}),
+            )
+            .await;
+        a.assert_invalid_field("password");
+        assert!(a.text.contains(says), "{password}: {}", a.text);
+    }
+    assert_eq!(api.get("/api/v1/users", &api.admin).await.json, before);
+    let ok = api
+        .post(
+            "/api/v1/users",
+            &api.admin,
+            json!({"name": "Nueva Persona", "email": "nueva.persona@ugd.gob.mx",
+                   "role": "helpdesk", "password": "caballo-bateria-grapa"}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+}
+
+on_both_backends!(weak_passwords_are_refused_with_the_reason);

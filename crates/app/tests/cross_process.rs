@@ -39,8 +39,10 @@ fn a_reply_ingested_by_another_process_is_seen_by_the_server_at_once() {
     let before: Value = serde_json::from_str(&before).expect("json");
     assert_eq!(before["state"], "awaiting_ack");
 
+    // As the trusted receiving server hands it over (INCIDENCIAS_MAIL_AUTHSERV_ID below).
     let reply = format!(
-        "From: Responsable <responsable@sbd.gob.mx>\r\n\
+        "Authentication-Results: mx.prueba.gob.mx; dmarc=pass header.from=sbd.gob.mx\r\n\
+         From: Responsable <responsable@sbd.gob.mx>\r\n\
          To: Mesa de ayuda gob.mx <mesa@incidencias.gob.mx>\r\n\
          Subject: Re: [{folio}] Notificacion de incidencia\r\n\
          Date: Tue, 01 Dec 2026 09:20:00 -0600\r\n\
@@ -55,6 +57,7 @@ fn a_reply_ingested_by_another_process_is_seen_by_the_server_at_once() {
     let mut ingest = Command::new(env!("CARGO_BIN_EXE_incidencias"))
         .args(["--database-url", &database, "mail", "ingest"])
         .env("INCIDENCIAS_LOG", "warn")
+        .env("INCIDENCIAS_MAIL_AUTHSERV_ID", "mx.prueba.gob.mx")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -51,9 +51,12 @@ where
     }
 }
 
+/// A reply acknowledging the step-2 email, as the trusted receiving server put it in the
+/// mailbox (`authenticated`: its Authentication-Results on top).
 fn acknowledgment() -> Vec<u8> {
-    format!(
-        "From: Responsable <responsable@sepru.gob.mx>\r\n\
+    common::api::authenticated(
+        &format!(
+            "From: Responsable <responsable@sepru.gob.mx>\r\n\
          To: mesa@ugd.gob.mx\r\n\
          Subject: RE: [{FOLIO}] Notificación de incidencia, severidad Alta\r\n\
          Message-ID: <acuse-imap-1@sepru.gob.mx>\r\n\
@@ -65,8 +68,9 @@ fn acknowledgment() -> Vec<u8> {
          Enterados, ya estamos trabajando en la corrección.\r\n\
          \r\n\
          > Confirme de enterado respondiendo este correo.\r\n"
+        )
+        .into_bytes(),
     )
-    .into_bytes()
 }
 
 async fn replies_are_taken_promptly_in_idle_flagged_seen_and_never_twice(url: String) {

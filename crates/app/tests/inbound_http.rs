@@ -7,7 +7,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::api::Api;
+use common::api::{Api, authenticated};
 use serde_json::json;
 
 async fn deliver(api: &Api, raw: Vec<u8>) -> common::api::Answer {
@@ -53,7 +53,7 @@ async fn a_reply_to_the_step_2_email_acknowledges_records_how_and_a_huge_message
          El jue, 27 nov 2026 a las 9:05, Mesa de ayuda escribi\u{f3}:\r\n\
          > Se le notifica formalmente la incidencia; cuando quede corregido avise.\r\n"
     );
-    let ok = deliver(&api, reply.into_bytes()).await;
+    let ok = deliver(&api, authenticated(reply.as_bytes())).await;
     assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.text);
     assert_eq!(ok.json["outcome"], "acknowledged");
     assert_eq!(ok.json["folio"], folio.as_str());
@@ -111,6 +111,7 @@ async fn received_mail_is_listed_for_the_help_desk_and_a_redelivery_acts_once(ur
          In-Reply-To: <{folio}.3.notification.0@incidencias.gob.mx>\r\n\r\nEnterado.\r\n"
     )
     .into_bytes();
+    let reply = authenticated(&reply);
     let first = deliver(&api, reply.clone()).await;
     assert_eq!(first.json["outcome"], "acknowledged", "{}", first.text);
     let version = api
@@ -191,7 +192,7 @@ async fn an_emailed_report_begins_at_the_messages_date_until_the_help_desk_corre
                Content-Type: text/plain; charset=utf-8\r\n\
                \r\n\
                El tramite SEPRU-01-001 no permite concluir la solicitud.\r\n";
-    let taken = deliver(&api, raw.as_bytes().to_vec()).await;
+    let taken = deliver(&api, authenticated(raw.as_bytes())).await;
     assert_eq!(taken.status, StatusCode::ACCEPTED, "{}", taken.text);
     assert_eq!(taken.json["outcome"], "new_incident");
     let folio = taken.json["folio"].as_str().expect("folio").to_string();

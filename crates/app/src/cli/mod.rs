@@ -123,7 +123,7 @@ pub struct NewUserArgs {
     /// Superior inmediato (correo o id): el siguiente nivel de escalamiento.
     #[arg(long, value_name = "SUPERIOR")]
     pub reports_to: Option<String>,
-    /// Contraseña (mínimo 10 caracteres); sin ella, sólo acceso con token.
+    /// Contraseña (mínimo 12 caracteres, ni el correo ni una común); sin ella, sólo acceso con token.
     #[arg(
         long,
         env = "INCIDENCIAS_NEW_PASSWORD",
@@ -280,7 +280,8 @@ async fn execute(global: &GlobalArgs, command: Command) -> Result<i32, CliError>
 /// The service the account and mail commands go through (the same door as the API), with
 /// the link secret the servers use, so links it mints work there.
 fn service(store: &Store, global: &GlobalArgs) -> Service {
-    let service = Service::new(store.clone(), Arc::new(SystemClock));
+    let service = Service::new(store.clone(), Arc::new(SystemClock))
+        .with_mail_authserv(global.mail_authserv_id.as_deref());
     if let Some(secret) = &global.link_secret {
         service.use_link_secret(secret);
     }

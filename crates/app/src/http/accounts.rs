@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{Auth, Body, SESSION_COOKIE, cookie};
+use super::extract::{Auth, Body, SESSION_COOKIE, cookie, same_origin};
 use crate::documents::UserDoc;
 
 const TAG: &str = "cuentas";
@@ -22,14 +22,29 @@ pub struct LoginBody {
     pub password: String,
 }
 
+/// Signing in and out set the session cookie, so, like every cookie-authenticated write,
+/// they must come from our own pages (or from a program, which sends no `Origin`): another
+/// site's page cannot sign a visitor in to an account of its choosing, nor out.
+fn cookie_write_from_our_pages(parts: &Parts) -> Result<(), ApiError> {
+    if same_origin(parts) {
+        return Ok(());
+    }
+    Err(ApiError::Service(crate::service::ServiceError::Forbidden(
+        "la solicitud no proviene de las páginas de incidencias".into(),
+    )))
+}
+
 /// Password sign-in: sets the session cookie. After three consecutive failures for an
 /// address, each attempt must wait longer (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/login", tag = TAG, request_body = LoginBody,
-    responses((status = 200, body = UserDoc), (status = 401, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = UserDoc), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 429, body = Problem)))]
 pub async fn login(
     State(state): State<AppState>,
+    parts: Parts,
     body: Body<LoginBody>,
 ) -> Result<Response, ApiError> {
+    cookie_write_from_our_pages(&parts)?;
     // Signing in is for anyone: there is no role to check first.
     let body = body.anyone()?;
     let outcome = state
@@ -51,8 +66,9 @@ pub async fn login(
 
 /// Ends the browser session.
 #[utoipa::path(post, path = "/api/v1/logout", tag = TAG,
-    responses((status = 204)), security(("session" = [])))]
+    responses((status = 204), (status = 403, body = Problem)), security(("session" = [])))]
 pub async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+    cookie_write_from_our_pages(&parts)?;
     if let Some(session) = cookie(&parts, SESSION_COOKIE) {
         state.service.logout(session).await?;
     }

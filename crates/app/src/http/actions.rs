@@ -23,10 +23,31 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          </body></html>",
         t = escape_html(title)
     );
-    (status, Html(html)).into_response()
+    // A one-click page is for its recipient only: never kept by a cache or the browser.
+    (
+        status,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Html(html),
+    )
+        .into_response()
 }
 
-fn refused(r: LinkRefusal) -> Response {
+fn refused(token: &str, r: LinkRefusal) -> Response {
+    if matches!(
+        r,
+        LinkRefusal::Forged | LinkRefusal::Used | LinkRefusal::NotYours
+    ) {
+        // The folio the token claims, never the token itself.
+        let claimed: String = token
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(20)
+            .collect();
+        tracing::warn!(target: "incidencias::seguridad", claimed_folio = %claimed,
+            refusal = ?r, "enlace de un clic alterado, ajeno o reutilizado");
+    }
     match r {
         LinkRefusal::Forged => page(
             StatusCode::BAD_REQUEST,
@@ -90,7 +111,7 @@ fn refused(r: LinkRefusal) -> Response {
 pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let link = match state.service.check_link(&token).await {
         Ok(link) => link,
-        Err(r) => return refused(r),
+        Err(r) => return refused(&token, r),
     };
     let summary = match link.action {
         LinkAction::Acknowledge => String::new(),
@@ -134,6 +155,6 @@ pub async fn perform(
                 escape_html(&link.folio.to_string())
             ),
         ),
-        Err(r) => refused(r),
+        Err(r) => refused(&token, r),
     }
 }

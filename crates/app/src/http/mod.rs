@@ -10,6 +10,7 @@ pub mod extract;
 pub mod incidents;
 pub mod outbox;
 pub mod public;
+pub mod security;
 pub mod webhooks;
 
 use axum::Router;
@@ -48,7 +49,7 @@ impl From<AppParts> for AppState {
 /// The service and the settings the front ends need.
 pub struct AppParts {
     pub service: Service,
-    /// Mark the session cookie `Secure` (behind HTTPS).
+    /// Served over HTTPS: the session cookie is `Secure` and responses carry HSTS.
     pub secure_cookies: bool,
     /// Where people reach the service: the base of the links a message carries (the
     /// outbox preview shows them as they will be sent).
@@ -160,6 +161,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(security::SecurityLayer {
+            https: state.secure_cookies,
+        })
         .with_state(state)
 }
 

@@ -176,7 +176,11 @@ impl Service {
                     expires_at,
                 })
             }
-            _ => Err(ServiceError::Unauthenticated),
+            _ => {
+                tracing::warn!(target: "incidencias::seguridad", email = %key,
+                    "inicio de sesión fallido");
+                Err(ServiceError::Unauthenticated)
+            }
         }
     }
 
@@ -220,19 +224,13 @@ impl Service {
         confirmation: &str,
     ) -> Result<(), ServiceError> {
         let mut errors = Vec::new();
-        if new.chars().count() < super::catalog::MIN_PASSWORD_CHARS {
-            errors.push(incidencias_core::FieldError::new(
-                "new_password",
-                format!(
-                    "debe tener al menos {} caracteres",
-                    super::catalog::MIN_PASSWORD_CHARS
-                ),
-            ));
-        } else if new.chars().count() > 200 {
-            errors.push(incidencias_core::FieldError::new(
-                "new_password",
-                "no puede exceder 200 caracteres",
-            ));
+        let user = self
+            .store
+            .user(caller.id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        if let Some(problem) = super::passwords::password_problem(new, user.email.as_str()) {
+            errors.push(incidencias_core::FieldError::new("new_password", problem));
         }
         if new != confirmation {
             errors.push(incidencias_core::FieldError::new(
@@ -240,11 +238,6 @@ impl Service {
                 "no coincide con la nueva contraseña",
             ));
         }
-        let user = self
-            .store
-            .user(caller.id)
-            .await?
-            .ok_or(ServiceError::Unauthenticated)?;
         // The current password is guessed no faster here than at sign-in: the same count
         // of failures per address, the same growing waits.
         let key = user.email.as_str().to_lowercase();

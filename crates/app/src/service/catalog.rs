@@ -42,9 +42,6 @@ pub struct PolicyInput {
     pub escalation_repeat_s: Option<u32>,
 }
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD_CHARS: usize = 10;
-
 /// A document as recorded in `admin_changes`.
 fn json<T: serde::Serialize>(doc: &T) -> String {
     // Documents are plain structs of strings and numbers: serializing cannot fail.
@@ -294,13 +291,12 @@ impl Service {
                 Some(_) => {}
             }
         }
-        if let Some(p) = &input.password
-            && p.chars().count() < MIN_PASSWORD_CHARS
+        if let Some(problem) = input
+            .password
+            .as_deref()
+            .and_then(|p| super::passwords::password_problem(p, &input.email))
         {
-            errors.push(FieldError::new(
-                "password",
-                format!("debe tener al menos {MIN_PASSWORD_CHARS} caracteres"),
-            ));
+            errors.push(FieldError::new("password", problem));
         }
         done(errors)?;
         let password_hash = match input.password {

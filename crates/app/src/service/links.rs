@@ -73,7 +73,7 @@ fn already_done(incident: &Incident, action: LinkAction) -> Option<&'static str>
 }
 
 impl Service {
-    async fn signer(&self) -> Result<Arc<LinkSigner>, ServiceError> {
+    pub(super) async fn signer(&self) -> Result<Arc<LinkSigner>, ServiceError> {
         if let Ok(slot) = self.signer.lock()
             && let Some(s) = slot.as_ref()
         {

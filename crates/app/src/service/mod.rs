@@ -15,6 +15,7 @@ mod links;
 pub mod notify;
 mod org;
 mod outbox;
+pub mod passwords;
 mod public;
 mod timers;
 mod views;
@@ -338,6 +339,9 @@ pub struct Service {
     /// How long after the agency reports the banner shown its page is checked; `None`:
     /// never (see [`Service::with_banner_check`]).
     banner_grace: Option<std::time::Duration>,
+    /// The authserv-id of the receiving mail server whose `Authentication-Results` we
+    /// believe (INCIDENCIAS_MAIL_AUTHSERV_ID); `None`: replies act only by their mark.
+    mail_authserv: Option<Arc<str>>,
 }
 
 /// The cached org chart and when it was loaded.
@@ -361,7 +365,18 @@ impl Service {
             webhook_wake: Arc::default(),
             banner_wake: Arc::default(),
             banner_grace: None,
+            mail_authserv: None,
         }
+    }
+
+    /// Believes the `Authentication-Results` written by the receiving mail server
+    /// `authserv_id` (INCIDENCIAS_MAIL_AUTHSERV_ID; see `inbound/authenticity.rs`).
+    pub fn with_mail_authserv(mut self, authserv_id: Option<&str>) -> Service {
+        self.mail_authserv = authserv_id
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Arc::from);
+        self
     }
 
     /// Checks the procedure's page for the banner `grace` after the agency reports it

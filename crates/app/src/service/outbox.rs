@@ -177,6 +177,8 @@ impl Service {
             .store
             .claim_outbox(owner, self.now(), lease_until, limit)
             .await?;
+        // Sent with its mark: a reply that names it proves it answers what we sent.
+        let signer = self.signer().await?;
         Ok(rows
             .into_iter()
             .map(|row| OutgoingMail {
@@ -186,7 +188,7 @@ impl Service {
                 folio: row.folio,
                 to: row.to,
                 cc: row.cc,
-                message_id: row.message_id,
+                message_id: signer.mark_message_id(&row.message_id),
                 attempts: row.attempts,
             })
             .collect())

@@ -126,6 +126,31 @@ impl Answer {
     }
 }
 
+/// The authserv-id of the receiving mail server the tests' service believes.
+pub const MX: &str = "mx.prueba.gob.mx";
+
+/// `raw` as the trusted receiving server hands it over after checking it: with its
+/// `Authentication-Results` on top, saying DMARC passed for the domain of `From`.
+pub fn authenticated(raw: &[u8]) -> Vec<u8> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .expect("a message");
+    let from = parsed
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .expect("an address in From");
+    let domain = from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().to_ascii_lowercase())
+        .expect("a domain in From");
+    let mut out =
+        format!("Authentication-Results: {MX}; dmarc=pass (p=reject) header.from={domain}\r\n")
+            .into_bytes();
+    out.extend_from_slice(raw);
+    out
+}
+
 pub fn t0() -> Timestamp {
     "2026-11-27T15:00:00Z".parse().expect("instant")
 }
@@ -134,7 +159,8 @@ impl Api {
     pub async fn new(url: &str) -> Api {
         let store = Store::open(url).await.expect("open store");
         let clock = ManualClock::new(t0());
-        let service = Service::new(store.clone(), Arc::new(clock.clone()));
+        let service =
+            Service::new(store.clone(), Arc::new(clock.clone())).with_mail_authserv(Some(MX));
         let mk = |email: &str, name: &str, role: Role, agency: Option<i64>, boss: Option<i64>| {
             NewUserInput {
                 name: name.into(),

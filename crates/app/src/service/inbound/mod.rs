@@ -6,10 +6,12 @@ use incidencias_core::{Channel, Command, Email, Folio, IncidentKind, IncidentSta
 
 use super::{Caller, IdemRequest, InboundDisposition, NewIncidentInput, Service, ServiceError};
 use crate::documents::InboundDoc;
+pub mod authenticity;
 mod read;
 mod triage;
 
 use crate::encoding::header_safe;
+use authenticity::Verdict;
 pub use read::MAX_MESSAGE_BYTES;
 use read::{Inbound, InboundError, intents, read};
 
@@ -215,6 +217,21 @@ impl Service {
     /// replays the first answer instead of acting again.
     async fn route(&self, m: &Inbound, digest: &str) -> Result<InboundOutcome, ServiceError> {
         let folio_text = m.folio.as_deref();
+        let verdict = authenticity::verdict(
+            self.mail_authserv.as_deref(),
+            m.auth_results.as_deref(),
+            &m.sender,
+        );
+        // A sender the receiving server found forged never acts, whatever it carries.
+        if let Verdict::Fail(why) = &verdict {
+            tracing::warn!(sender = %m.sender, folio = ?folio_text, reason = %why,
+                "correo rechazado por autenticidad: queda en revisión");
+            return Ok(outcome(
+                InboundDisposition::Triage,
+                folio_text,
+                Some(&format!("el remitente no pasó la autenticación: {why}")),
+            ));
+        }
         if m.auto_reply {
             return Ok(outcome(
                 InboundDisposition::Triage,
@@ -228,7 +245,7 @@ impl Service {
         }
         .filter(|u| u.active && u.role == Role::Agency);
         let Some(folio_text) = folio_text else {
-            return self.new_report(m, user, digest).await;
+            return self.new_report(m, user, &verdict, digest).await;
         };
         let Ok(folio) = Folio::parse(folio_text) else {
             return Ok(outcome(
@@ -258,7 +275,7 @@ impl Service {
                 Some("el remitente no es de la dependencia de la incidencia"),
             ));
         }
-        if m.replied_kind.as_deref() != Some("notification") {
+        if m.replied.as_ref().map(|r| r.kind.as_str()) != Some("notification") {
             return Ok(outcome(
                 InboundDisposition::Recorded,
                 Some(folio_text),
@@ -302,6 +319,21 @@ impl Service {
                 ));
             }
         };
+        // Only a sender someone vouches for acts; the rest is kept on the incident.
+        if let Verdict::Unknown(why) = &verdict
+            && !self.answers_our_message(m).await?
+        {
+            tracing::warn!(sender = %m.sender, folio = folio_text, reason = %why,
+                "respuesta sin autenticar: se registra y no actúa");
+            return Ok(outcome(
+                InboundDisposition::Recorded,
+                Some(folio_text),
+                Some(&format!(
+                    "no actúa: no se pudo comprobar el remitente ({why}) y no responde a un \
+                     correo firmado de este sistema"
+                )),
+            ));
+        }
         let via = Via::Email {
             message_sha256: digest.to_string(),
         };
@@ -323,12 +355,45 @@ impl Service {
         }
     }
 
+    /// Whether `m` names the mark of one of our messages (`links::LinkSigner`) and its
+    /// sender was among that message's recipients.
+    async fn answers_our_message(&self, m: &Inbound) -> Result<bool, ServiceError> {
+        let Some((replied, mark)) = m
+            .replied
+            .as_ref()
+            .and_then(|r| r.mark.as_ref().map(|mark| (r, mark)))
+        else {
+            return Ok(false);
+        };
+        if !self.signer().await?.check_mark(&replied.base, mark) {
+            tracing::warn!(sender = %m.sender, folio = %replied.folio,
+                "respuesta con una marca de Message-ID falsa");
+            return Ok(false);
+        }
+        let bare = |a: &str| {
+            a.rsplit_once('<')
+                .map_or(a, |(_, rest)| rest.trim_end_matches('>'))
+                .trim()
+                .to_lowercase()
+        };
+        Ok(self
+            .store
+            .outbox_of(&replied.folio)
+            .await?
+            .iter()
+            .filter(|row| row.message_id == replied.stored_id)
+            .flat_map(|row| row.to.iter().chain(&row.cc))
+            .any(|a| bare(a) == m.sender))
+    }
+
     /// A message without a folio: a new report if an agency user names one of their
-    /// procedures (by homoclave); otherwise triage.
+    /// procedures (by homoclave) and the receiving server vouches for the sender;
+    /// otherwise triage.
     async fn new_report(
         &self,
         m: &Inbound,
         user: Option<crate::store::User>,
+        verdict: &Verdict,
         digest: &str,
     ) -> Result<InboundOutcome, ServiceError> {
         let Some(user) = user else {
@@ -338,6 +403,17 @@ impl Service {
                 Some("sin folio y de un remitente desconocido"),
             ));
         };
+        if let Verdict::Unknown(why) = verdict {
+            tracing::warn!(sender = %m.sender, reason = %why,
+                "reporte por correo sin autenticar: queda en revisión");
+            return Ok(outcome(
+                InboundDisposition::Triage,
+                None,
+                Some(&format!(
+                    "reporte nuevo de un remitente que no se pudo comprobar ({why})"
+                )),
+            ));
+        }
         let text = m.searchable.to_uppercase();
         let procedures: Vec<_> = self
             .store

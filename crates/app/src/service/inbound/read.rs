@@ -16,8 +16,11 @@ pub struct Inbound {
     /// A folio found in the reply headers (with the template kind of the message replied
     /// to), else in the subject.
     pub folio: Option<String>,
-    /// The kind of our message this one replies to (`notification` for step 2).
-    pub replied_kind: Option<String>,
+    /// Our message this one replies to, as its headers name it.
+    pub replied: Option<Replied>,
+    /// The raw value of the topmost `Authentication-Results` header: the receiving
+    /// server's, when it is the one we trust (`authenticity.rs`).
+    pub auth_results: Option<String>,
     pub auto_reply: bool,
     /// The text the sender wrote, without the quoted part.
     pub new_text: String,
@@ -57,18 +60,45 @@ pub fn find_folio(text: &str) -> Option<String> {
     None
 }
 
-/// Our Message-IDs: `<INC-2026-000001.3.notification.0@incidencias.gob.mx>`.
-fn our_reference(id: &str) -> Option<(String, String)> {
+/// One of our messages, named by a reply's `In-Reply-To` or `References`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replied {
+    pub folio: String,
+    /// The template kind (`notification` for step 2).
+    pub kind: String,
+    /// The Message-ID as stored in the outbox: `<FOLIO.SEQ.KIND.N@incidencias.gob.mx>`.
+    pub stored_id: String,
+    /// `FOLIO.SEQ.KIND.N`, what the mark signs.
+    pub base: String,
+    /// The signature the Message-ID was sent with, when the reply names it.
+    pub mark: Option<String>,
+}
+
+/// Our Message-IDs: `<INC-2026-000001.3.notification.0.MARK@incidencias.gob.mx>` as sent
+/// (`<…0@…>` as stored, and as sent before marks).
+fn our_reference(id: &str) -> Option<Replied> {
     let id = id.trim().trim_start_matches('<').trim_end_matches('>');
     let (local, domain) = id.rsplit_once('@')?;
     if !domain.eq_ignore_ascii_case("incidencias.gob.mx") {
         return None;
     }
-    let mut parts = local.split('.');
-    let folio = find_folio(parts.next()?)?;
-    let _seq = parts.next()?;
-    let kind = parts.next()?.to_string();
-    Some((folio, kind))
+    let parts: Vec<&str> = local.split('.').collect();
+    let (base, mark) = match parts.as_slice() {
+        [_, _, _, _] => (local, None),
+        [_, _, _, _, mark] => (local.rsplit_once('.')?.0, Some(mark.to_string())),
+        _ => return None,
+    };
+    let folio = find_folio(parts[0])?;
+    if parts[0].len() != folio.len() || !parts[1].chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(Replied {
+        stored_id: format!("<{base}@incidencias.gob.mx>"),
+        base: base.to_string(),
+        kind: parts[2].to_string(),
+        folio,
+        mark,
+    })
 }
 
 fn header_ids(value: &HeaderValue) -> Vec<String> {
@@ -151,11 +181,21 @@ pub fn read(raw: &[u8]) -> Result<Inbound, InboundError> {
             references.extend(header_ids(v));
         }
     }
-    let replied = references.iter().find_map(|r| our_reference(r));
+    // A marked reference names the message answered better than an unmarked one.
+    let ours: Vec<Replied> = references.iter().filter_map(|r| our_reference(r)).collect();
+    let replied = ours
+        .iter()
+        .find(|r| r.mark.is_some())
+        .or(ours.first())
+        .cloned();
     let folio = replied
         .as_ref()
-        .map(|(f, _)| f.clone())
+        .map(|r| r.folio.clone())
         .or_else(|| find_folio(&subject));
+    let auth_results = message
+        .headers_raw()
+        .find(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+        .map(|(_, value)| value.to_string());
     let body = message
         .body_text(0)
         .map(|t| t.to_string())
@@ -168,7 +208,8 @@ pub fn read(raw: &[u8]) -> Result<Inbound, InboundError> {
         sender,
         subject,
         folio,
-        replied_kind: replied.map(|(_, k)| k),
+        replied,
+        auth_results,
         date: message
             .date()
             .and_then(|d| jiff::Timestamp::from_second(d.to_timestamp()).ok()),
@@ -264,11 +305,26 @@ mod tests {
             Some("INC-2026-000123".into())
         );
         assert_eq!(find_folio("INC-2026-1234567"), None);
+        let stored = "<INC-2026-000001.3.notification.0@incidencias.gob.mx>";
+        let unmarked = our_reference(stored).expect("ours");
         assert_eq!(
-            our_reference("<INC-2026-000001.3.notification.0@incidencias.gob.mx>"),
-            Some(("INC-2026-000001".into(), "notification".into()))
+            (
+                unmarked.folio.as_str(),
+                unmarked.kind.as_str(),
+                unmarked.mark
+            ),
+            ("INC-2026-000001", "notification", None)
         );
+        let marked = our_reference("<INC-2026-000001.3.notification.0.0a1b2c@incidencias.gob.mx>")
+            .expect("ours");
+        assert_eq!(marked.mark.as_deref(), Some("0a1b2c"));
+        assert_eq!(marked.base, "INC-2026-000001.3.notification.0");
+        assert_eq!(marked.stored_id, stored);
         assert_eq!(our_reference("<abc@gmail.com>"), None);
+        assert_eq!(
+            our_reference("<INC-2026-000001.x.notification.0@incidencias.gob.mx>"),
+            None
+        );
     }
 
     #[test]
