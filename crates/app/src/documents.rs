@@ -373,7 +373,8 @@ pub struct EventDoc {
     #[schema(value_type = Option<Object>)]
     pub via: Option<serde_json::Value>,
     pub kind: String,
-    #[schema(value_type = Object)]
+    /// What the event records; null for events that carry nothing besides their kind.
+    #[schema(value_type = Option<Object>)]
     pub data: serde_json::Value,
     pub prev_hash: String,
     pub hash: String,

@@ -1876,6 +1876,71 @@ fn parameters<'a>(doc: &'a Value, method: &str, path: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
+/// What schemathesis checks (scripts/api-conformance), held here too: problem documents
+/// under their own media type, the shared refusals documented on every operation that can
+/// give them, and the accepted names of text fields taken from the core's lists.
+async fn the_openapi_document_says_what_the_shared_code_answers(url: String) {
+    use incidencias::http::openapi::{FOLIO_PATTERN, IDEMPOTENCY_KEY_PATTERN};
+    let api = Api::new(&url).await;
+    let doc = openapi(&api).await;
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let Some(responses) = op["responses"].as_object() else {
+                continue;
+            };
+            operations += 1;
+            let what = format!("{method} {path}");
+            for (status, r) in responses {
+                let problem_as_json = r["content"]["application/json"]["schema"]["$ref"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with("/Problem"));
+                assert!(
+                    !problem_as_json,
+                    "{what} {status}: a problem is application/problem+json"
+                );
+            }
+            let secured = op["security"].as_array().is_some_and(|s| {
+                !s.is_empty()
+                    && s.iter()
+                        .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+            });
+            if secured {
+                for status in ["401", "403"] {
+                    assert!(
+                        responses[status]["content"]["application/problem+json"].is_object(),
+                        "{what} documents {status}"
+                    );
+                }
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "path" && p["name"] == "folio" {
+                    assert_eq!(p["schema"]["pattern"], FOLIO_PATTERN, "{what}");
+                    assert!(responses.contains_key("404"), "{what} documents 404");
+                }
+                if p["in"] == "header" && p["name"] == "Idempotency-Key" {
+                    assert_eq!(p["schema"]["pattern"], IDEMPOTENCY_KEY_PATTERN, "{what}");
+                    assert_eq!(p["schema"]["maxLength"], 200, "{what}");
+                }
+            }
+        }
+    }
+    assert!(operations > 30, "{operations} operations");
+    let body = &doc["components"]["schemas"]["NewIncidentBody"]["properties"];
+    let kinds: Vec<&str> = incidencias_core::IncidentKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(body["kind"]["enum"], json!(kinds));
+    assert_eq!(body["occurred_at"]["format"], "date-time");
+    let page = parameters(&doc, "get", "/api/v1/incidents")
+        .into_iter()
+        .find(|p| p["name"] == "page")
+        .expect("page");
+    assert_eq!(page["schema"]["maximum"], u32::MAX as u64, "{page}");
+}
+
 async fn list_filters_are_optional_query_parameters_in_the_openapi_document(url: String) {
     let api = Api::new(&url).await;
     let doc = openapi(&api).await;
@@ -2025,6 +2090,7 @@ async fn every_instant_in_the_mail_documents_is_rfc3339(url: String) {
 
 on_both_backends!(
     list_filters_are_optional_query_parameters_in_the_openapi_document,
+    the_openapi_document_says_what_the_shared_code_answers,
     idempotency_key_is_documented_on_every_write_that_honours_it,
     validation_rounds_is_documented_as_the_rounds_opened,
     every_instant_in_the_mail_documents_is_rfc3339,

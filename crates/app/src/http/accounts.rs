@@ -66,7 +66,7 @@ pub async fn login(
 
 /// Ends the browser session.
 #[utoipa::path(post, path = "/api/v1/logout", tag = TAG,
-    responses((status = 204), (status = 403, body = Problem)), security(("session" = [])))]
+    responses((status = 204), (status = 403, body = Problem)), security((), ("session" = [])))]
 pub async fn logout(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     cookie_write_from_our_pages(&parts)?;
     if let Some(session) = cookie(&parts, SESSION_COOKIE) {

@@ -45,7 +45,7 @@ fn refused(token: &str, r: LinkRefusal) -> Response {
             .chars()
             .take(20)
             .collect();
-        tracing::warn!(target: "incidencias::seguridad", claimed_folio = %claimed,
+        tracing::warn!(target: "incidencias::seguridad", claimed_folio = ?claimed,
             refusal = ?r, "enlace de un clic alterado, ajeno o reutilizado");
     }
     match r {

@@ -29,7 +29,7 @@ pub struct NewAgencyBody {
 
 /// Register an agency (admin).
 #[utoipa::path(post, path = "/api/v1/agencies", tag = TAG, params(IdempotencyKey), request_body = NewAgencyBody,
-    responses((status = 201, body = AgencyDoc), (status = 422, body = Problem)),
+    responses((status = 201, body = AgencyDoc), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_agency(
     State(state): State<AppState>,
@@ -85,7 +85,7 @@ pub struct NewUserBody {
 
 /// Register a user (admin).
 #[utoipa::path(post, path = "/api/v1/users", tag = TAG, params(IdempotencyKey), request_body = NewUserBody,
-    responses((status = 201, body = UserDoc), (status = 422, body = Problem)),
+    responses((status = 201, body = UserDoc), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -141,7 +141,7 @@ pub struct NewProcedureBody {
 
 /// Register a procedure (admin).
 #[utoipa::path(post, path = "/api/v1/procedures", tag = TAG, params(IdempotencyKey), request_body = NewProcedureBody,
-    responses((status = 201, body = ProcedureDoc), (status = 422, body = Problem)),
+    responses((status = 201, body = ProcedureDoc), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_procedure(
     State(state): State<AppState>,

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod error;
 pub mod extract;
 pub mod incidents;
+pub mod openapi;
 pub mod outbox;
 pub mod public;
 pub mod security;
@@ -103,7 +104,7 @@ impl Modify for SecuritySchemes {
 /// `#[utoipa::path]` attributes.
 pub fn router(state: AppState) -> Router {
     use self::{accounts as a, catalog as c, incidents as i, public as p};
-    let (routes, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(p::healthz))
         .routes(routes!(p::readyz))
         .routes(routes!(p::procedure_status))
@@ -139,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(outbox::inbound, outbox::received))
         .split_for_parts();
+    openapi::conform(&mut api);
     routes
         // The pages behind the emails' one-click links (HTML, not part of the API).
         .route(

@@ -177,7 +177,7 @@ impl Service {
                 })
             }
             _ => {
-                tracing::warn!(target: "incidencias::seguridad", email = %key,
+                tracing::warn!(target: "incidencias::seguridad", email = ?key,
                     "inicio de sesión fallido");
                 Err(ServiceError::Unauthenticated)
             }

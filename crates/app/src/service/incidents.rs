@@ -152,7 +152,11 @@ impl Service {
                 Some(_) => {}
             }
         }
-        let agency_id = agency.unwrap_or(incidencias_core::AgencyId(0));
+        // No procedure named (refused below by the protocol): an agency caller's own agency,
+        // so the refusal names the missing field instead of reading as someone else's.
+        let agency_id = agency
+            .or(caller.agency_scope())
+            .unwrap_or(incidencias_core::AgencyId(0));
         let now = self.now();
         let policy = self.policy_now(now).await?;
         let actor = caller.actor();

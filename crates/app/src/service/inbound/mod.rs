@@ -224,7 +224,7 @@ impl Service {
         );
         // A sender the receiving server found forged never acts, whatever it carries.
         if let Verdict::Fail(why) = &verdict {
-            tracing::warn!(sender = %m.sender, folio = ?folio_text, reason = %why,
+            tracing::warn!(sender = ?m.sender, folio = ?folio_text, reason = %why,
                 "correo rechazado por autenticidad: queda en revisión");
             return Ok(outcome(
                 InboundDisposition::Triage,
@@ -323,7 +323,7 @@ impl Service {
         if let Verdict::Unknown(why) = &verdict
             && !self.answers_our_message(m).await?
         {
-            tracing::warn!(sender = %m.sender, folio = folio_text, reason = %why,
+            tracing::warn!(sender = ?m.sender, folio = folio_text, reason = %why,
                 "respuesta sin autenticar: se registra y no actúa");
             return Ok(outcome(
                 InboundDisposition::Recorded,
@@ -366,7 +366,7 @@ impl Service {
             return Ok(false);
         };
         if !self.signer().await?.check_mark(&replied.base, mark) {
-            tracing::warn!(sender = %m.sender, folio = %replied.folio,
+            tracing::warn!(sender = ?m.sender, folio = %replied.folio,
                 "respuesta con una marca de Message-ID falsa");
             return Ok(false);
         }
@@ -404,7 +404,7 @@ impl Service {
             ));
         };
         if let Verdict::Unknown(why) = verdict {
-            tracing::warn!(sender = %m.sender, reason = %why,
+            tracing::warn!(sender = ?m.sender, reason = %why,
                 "reporte por correo sin autenticar: queda en revisión");
             return Ok(outcome(
                 InboundDisposition::Triage,
