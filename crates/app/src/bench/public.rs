@@ -80,10 +80,18 @@ async fn start_service(url: &str, rows: usize) -> Result<SocketAddr, StoreError>
     Ok(addr)
 }
 
-/// The baseline: axum answering `body` (the same bytes, with the same headers) and, to a
-/// matching `If-None-Match`, a constant 304 (with the same headers too).
-async fn start_constant(body: bytes::Bytes, etag: String) -> Result<SocketAddr, StoreError> {
-    let app = Router::new().route("/ok", get(|| async { "ok" })).route(
+/// The baseline: axum answering `body` (the same bytes, with the same headers, the
+/// protective ones included) and, to a matching `If-None-Match`, a constant 304 (with the
+/// same headers too), served by the same connection loop as the service (`listen.rs`:
+/// header-read timeout, connection cap), so both sides pay the same transport. Beside it,
+/// for the reference rows, a bare `axum::serve` answering "ok".
+async fn start_constant(
+    body: bytes::Bytes,
+    etag: String,
+) -> Result<(SocketAddr, SocketAddr), StoreError> {
+    use crate::http::security::OTHER_POLICY;
+    let bare = Router::new().route("/ok", get(|| async { "ok" }));
+    let app = Router::new().route(
         "/constant",
         get(move |headers: HeaderMap| {
             let (body, etag) = (body.clone(), etag.clone());
@@ -92,6 +100,9 @@ async fn start_constant(body: bytes::Bytes, etag: String) -> Result<SocketAddr, 
                     (header::ETAG, etag.clone()),
                     (header::CACHE_CONTROL, "public, max-age=30".to_string()),
                     (header::VARY, "Origin".to_string()),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+                    (header::REFERRER_POLICY, "no-referrer".to_string()),
+                    (header::CONTENT_SECURITY_POLICY, OTHER_POLICY.to_string()),
                 ];
                 if headers
                     .get(header::IF_NONE_MATCH)
@@ -110,10 +121,18 @@ async fn start_constant(body: bytes::Bytes, etag: String) -> Result<SocketAddr, 
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    tokio::spawn(crate::listen::serve(
+        listener,
+        app,
+        crate::listen::Limits::default(),
+        std::future::pending(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_addr = listener.local_addr()?;
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = axum::serve(listener, bare).await;
     });
-    Ok(addr)
+    Ok((addr, bare_addr))
 }
 
 /// Fetches the list once (to size and tag the baseline): its body and `ETag`.
@@ -155,7 +174,7 @@ pub async fn public_bench(args: PublicBench) -> Result<i32, StoreError> {
         .ok()
         .and_then(|v| v["procedures"].as_array().map(Vec::len))
         .unwrap_or(0);
-    let constant = start_constant(body.clone(), etag.clone()).await?;
+    let (constant, bare) = start_constant(body.clone(), etag.clone()).await?;
     println!(
         "Lista pública: {count} trámites, {} KiB por respuesta; {} conexiones, {} s por medición",
         body.len() / 1024,
@@ -164,7 +183,7 @@ pub async fn public_bench(args: PublicBench) -> Result<i32, StoreError> {
     );
     let cases: [(&str, SocketAddr, RequestFn, u16); 6] = [
         (
-            "GET constante (axum, los mismos bytes)",
+            "GET constante (axum, los mismos bytes y encabezados, el mismo bucle de conexiones)",
             constant,
             request("/constant", None),
             200,
@@ -189,7 +208,7 @@ pub async fn public_bench(args: PublicBench) -> Result<i32, StoreError> {
         ),
         (
             "(referencia) GET \"ok\" en axum solo",
-            constant,
+            bare,
             request("/ok", None),
             200,
         ),
