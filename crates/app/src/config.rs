@@ -153,6 +153,10 @@ pub struct ServeArgs {
         value_name = "DURACIÓN"
     )]
     pub banner_check_grace: String,
+    /// Permitir webhooks a direcciones internas (127.0.0.1, 10.x, 192.168.x, 169.254.x…);
+    /// sin esta opción no se envían, para que una suscripción no alcance la red interna.
+    #[arg(long, env = "INCIDENCIAS_WEBHOOK_ALLOW_INTERNAL")]
+    pub webhook_allow_internal: bool,
     /// Cuánto puede tardar un cliente en enviar los encabezados de una solicitud antes de
     /// que se cierre su conexión (por ejemplo 10s).
     #[arg(
@@ -273,6 +277,8 @@ pub struct Config {
     /// Header-read timeout and connection cap (INCIDENCIAS_HEADER_READ_TIMEOUT,
     /// INCIDENCIAS_MAX_CONNECTIONS).
     pub limits: crate::listen::Limits,
+    /// Webhooks may go to internal addresses (INCIDENCIAS_WEBHOOK_ALLOW_INTERNAL).
+    pub webhook_allow_internal: bool,
 }
 
 /// An account of the demo, listed on its sign-in page so a newcomer clicks straight in.
@@ -359,6 +365,7 @@ impl Config {
                 },
                 max_connections: args.max_connections as usize,
             },
+            webhook_allow_internal: args.webhook_allow_internal,
         })
     }
 
@@ -379,6 +386,7 @@ impl Config {
             portal_origins: vec![DEFAULT_PORTAL_ORIGINS.to_string()],
             banner_check_grace: None,
             limits: crate::listen::Limits::default(),
+            webhook_allow_internal: false,
         }
     }
 }

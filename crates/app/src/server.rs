@@ -90,6 +90,7 @@ pub async fn serve(
     {
         let settings = WebhookSettings {
             ca_pem: config.ca_pem.clone(),
+            allow_internal: config.webhook_allow_internal,
             ..WebhookSettings::default()
         };
         let (service, wake) = (service.clone(), service.webhook_wake.clone());

@@ -114,6 +114,8 @@ fn fast(max_attempts: i64) -> WebhookSettings {
         retry_base: Duration::from_millis(100),
         max_attempts,
         ca_pem: None,
+        // The receivers of these tests listen on 127.0.0.1.
+        allow_internal: true,
     }
 }
 
@@ -862,6 +864,47 @@ async fn the_worker_wakes_for_what_it_can_send_not_for_deliveries_held_back_or_p
         Some(retry_at),
         "resumed: the first one's retry again"
     );
+}
+
+/// SSRF (issue 16): unless INCIDENCIAS_WEBHOOK_ALLOW_INTERNAL, nothing goes to an internal
+/// address, whether written literally (127.0.0.1) or as a name that resolves to one
+/// (localhost by the resolver); the attempt says why, and the receiver hears nothing.
+async fn a_webhook_to_an_internal_address_is_not_sent_unless_allowed(url: String) {
+    let api = Api::new(&url).await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    let literal = subscribe(&api, &receiver.url(), &[STATE]).await;
+    let named = subscribe(
+        &api,
+        &receiver.url().replace("127.0.0.1", "localhost"),
+        &[STATE],
+    )
+    .await;
+    notified(&api).await;
+    let guarded = WebhookWorker::new(
+        api.service.clone(),
+        WebhookSettings {
+            allow_internal: false,
+            ..fast(8)
+        },
+    )
+    .expect("worker");
+    assert_eq!(guarded.drain().await.expect("drain"), 0);
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the receiver"
+    );
+    for id in [literal.subscription.id, named.subscription.id] {
+        let d = &deliveries(&api, id).await[0];
+        assert_eq!(d.state, "pending", "{d:?}");
+        let why = d.last_error.as_deref().unwrap_or_default();
+        assert!(why.contains("es interna"), "{d:?}");
+        assert_spanish(why);
+    }
+    // Allowed (a receiver on the same host, on purpose): delivered.
+    api.advance(60);
+    let allowed = WebhookWorker::new(api.service.clone(), fast(8)).expect("worker");
+    assert_eq!(allowed.drain().await.expect("drain"), 2);
+    assert_eq!(receiver.received().len(), 2);
 }
 
 /// What a failed attempt says is Spanish, without the HTTP library's words: nobody
@@ -2743,6 +2786,7 @@ on_both_backends!(
     two_workers_draining_at_once_send_each_delivery_once,
     the_worker_wakes_for_what_it_can_send_not_for_deliveries_held_back_or_paused,
     a_failed_attempt_says_why_in_spanish,
+    a_webhook_to_an_internal_address_is_not_sent_unless_allowed,
     each_subscription_gets_only_its_event_types_and_a_paused_one_everything_once_resumed,
     nothing_is_announced_of_an_incident_until_it_is_notified,
     the_portal_hears_each_procedures_state_combined_over_its_open_incidents,

@@ -150,7 +150,7 @@ impl<T: DeserializeOwned + utoipa::PartialSchema> FromRequest<AppState> for Body
 }
 
 /// Reads a JSON body and its `Idempotency-Key` (see [`Body`]).
-async fn read<T: DeserializeOwned + utoipa::PartialSchema>(
+pub async fn read<T: DeserializeOwned + utoipa::PartialSchema>(
     req: Request,
 ) -> Result<Parsed<T>, ApiError> {
     let (parts, body) = req.into_parts();

@@ -9,7 +9,7 @@ mod accounts;
 mod admin;
 mod catalog;
 mod import;
-mod inbound;
+pub mod inbound;
 mod incidents;
 mod links;
 pub mod notify;

@@ -6,6 +6,7 @@
 //! announces is the service's (`service/webhooks.rs`); the deliveries are written with the
 //! events and sent by [`worker`].
 
+pub mod address;
 pub mod banner;
 pub mod worker;
 

@@ -24,6 +24,9 @@ pub struct WebhookSettings {
     pub max_attempts: i64,
     /// Extra trusted authorities (INCIDENCIAS_TLS_CA_FILE).
     pub ca_pem: Option<Vec<u8>>,
+    /// Send to internal addresses too (INCIDENCIAS_WEBHOOK_ALLOW_INTERNAL; see
+    /// [`super::address`]). Off by default.
+    pub allow_internal: bool,
 }
 
 impl Default for WebhookSettings {
@@ -33,6 +36,7 @@ impl Default for WebhookSettings {
             retry_base: Duration::from_secs(5),
             max_attempts: 8,
             ca_pem: None,
+            allow_internal: false,
         }
     }
 }
@@ -56,15 +60,37 @@ pub fn http_client(
     timeout: Duration,
     redirects: reqwest::redirect::Policy,
 ) -> Result<reqwest::Client, String> {
+    http_builder(ca_pem, timeout, redirects)?
+        .build()
+        .map_err(|e| format!("no se pudo preparar el cliente HTTP: {e}"))
+}
+
+/// The messages of `e` and of its sources, joined: what a resolver said is inside.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        out.push(err.to_string());
+        next = err.source();
+    }
+    out.into_iter()
+        .find(|m| m.contains("es interna"))
+        .unwrap_or_default()
+}
+
+/// [`http_client`] before it is built, for a caller that adds to it.
+fn http_builder(
+    ca_pem: Option<&[u8]>,
+    timeout: Duration,
+    redirects: reqwest::redirect::Policy,
+) -> Result<reqwest::ClientBuilder, String> {
     let tls = crate::mail::tls_config(ca_pem)?;
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(redirects)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("incidencias/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("no se pudo preparar el cliente HTTP: {e}"))
+        .user_agent(concat!("incidencias/", env!("CARGO_PKG_VERSION"))))
 }
 
 pub struct WebhookWorker {
@@ -76,11 +102,17 @@ pub struct WebhookWorker {
 
 impl WebhookWorker {
     pub fn new(service: Service, settings: WebhookSettings) -> Result<WebhookWorker, String> {
-        let client = http_client(
+        let mut client = http_builder(
             settings.ca_pem.as_deref(),
             settings.timeout,
             reqwest::redirect::Policy::none(),
         )?;
+        if !settings.allow_internal {
+            client = client.dns_resolver(Arc::new(super::address::PublicOnly));
+        }
+        let client = client
+            .build()
+            .map_err(|e| format!("no se pudo preparar el cliente HTTP: {e}"))?;
         Ok(WebhookWorker {
             service,
             client,
@@ -100,12 +132,18 @@ impl WebhookWorker {
         let timestamp = at.as_second();
         let body = job.delivery.payload.as_bytes();
         let secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
-        let result = match crate::webhooks::signatures(
-            &secrets,
-            &job.delivery.message_id,
-            timestamp,
-            body,
-        ) {
+        let internal = if self.settings.allow_internal {
+            None
+        } else {
+            super::address::literal_refusal(&job.url)
+        };
+        let signed = match internal {
+            Some(why) => Err(why),
+            None => {
+                crate::webhooks::signatures(&secrets, &job.delivery.message_id, timestamp, body)
+            }
+        };
+        let result = match signed {
             Err(e) => Err((None, e)),
             Ok(signature) => {
                 let request = self
@@ -132,6 +170,10 @@ impl WebhookWorker {
                             super::wait_words(self.settings.timeout)
                         ),
                     )),
+                    // The resolver's refusal of a name that resolves only internally.
+                    Err(e) if e.is_connect() && error_chain(&e).contains("es interna") => {
+                        Err((None, error_chain(&e)))
+                    }
                     Err(e) if e.is_connect() => {
                         Err((None, "no se pudo conectar con el receptor".to_string()))
                     }

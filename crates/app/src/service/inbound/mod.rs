@@ -7,7 +7,7 @@ use incidencias_core::{Channel, Command, Email, Folio, IncidentKind, IncidentSta
 use super::{Caller, IdemRequest, InboundDisposition, NewIncidentInput, Service, ServiceError};
 use crate::documents::InboundDoc;
 pub mod authenticity;
-mod read;
+pub mod read;
 mod triage;
 
 use crate::encoding::header_safe;
@@ -33,7 +33,7 @@ fn outcome(kind: InboundDisposition, folio: Option<&str>, reason: Option<&str>) 
 }
 
 /// Free text from an email, fit for the record: no control characters but line breaks.
-fn clean(text: &str, max: usize) -> String {
+pub fn clean(text: &str, max: usize) -> String {
     text.chars()
         .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
         .take(max)
@@ -74,7 +74,7 @@ fn once(digest: &str) -> Option<IdemRequest> {
 /// or correct at notification: the message's `Date` when it is plausible (not in the
 /// future, at most a week old: a clock skewed by days is no guess at all), else the
 /// moment it was received.
-fn first_guess(date: Option<jiff::Timestamp>, received: jiff::Timestamp) -> jiff::Timestamp {
+pub fn first_guess(date: Option<jiff::Timestamp>, received: jiff::Timestamp) -> jiff::Timestamp {
     let week = jiff::SignedDuration::from_hours(24 * 7);
     match date {
         Some(d) if d <= received && received.duration_since(d) <= week => d,
@@ -82,7 +82,7 @@ fn first_guess(date: Option<jiff::Timestamp>, received: jiff::Timestamp) -> jiff
     }
 }
 
-fn guess_kind(text: &str) -> IncidentKind {
+pub fn guess_kind(text: &str) -> IncidentKind {
     let t = text.to_lowercase();
     if t.contains("lent") {
         IncidentKind::Slow
