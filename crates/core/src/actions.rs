@@ -139,7 +139,7 @@ impl Action {
     /// The command asked to learn whether the action applies: its fields are placeholders
     /// (a field error still counts as "applies"), chosen so that they never trip a state
     /// check of their own.
-    fn probe(self, incident: &Incident, ladder: &Ladder) -> Command {
+    fn probe(self, ladder: &Ladder) -> Command {
         let reason = String::new();
         match self {
             Action::Notify => Command::Notify {
@@ -185,11 +185,9 @@ impl Action {
                 ladder: ladder.clone(),
             },
             Action::ChangeSeverity => Command::ChangeSeverity {
-                // Any severity but the current one: "same severity" is a field error.
-                severity: match incident.severity {
-                    Some(Severity::Low) => Severity::High,
-                    _ => Severity::Low,
-                },
+                // Any severity: the current one is a field error, which still counts as
+                // applying (see `applies`).
+                severity: Severity::Low,
                 reason,
             },
             Action::Close => Command::Close,
@@ -223,7 +221,7 @@ pub fn available_actions(
     Action::ALL
         .into_iter()
         .filter(|action| {
-            let command = action.probe(incident, ladder);
+            let command = action.probe(ladder);
             let answer = decide(Some(incident), actor, &command, now, policy).map(|_| ());
             action.applies(incident, answer)
         })
