@@ -247,3 +247,48 @@ fn field_errors_read_as_field_and_reason_joined_by_semicolons() {
          incidencia"
     );
 }
+
+fn review(complete: bool, message: Option<&str>) -> Command {
+    Command::ReviewReportForm {
+        complete,
+        missing: vec![],
+        message: message.map(str::to_string),
+    }
+}
+
+#[test]
+fn a_review_needs_a_delivered_form_and_keeps_only_a_real_message() {
+    let mut run = validated();
+    let nothing = refused(&mut run, &helpdesk(), review(true, None), at(27 * MIN));
+    assert!(nothing.contains("no hay un formato entregado"), "{nothing}");
+    run.ok(
+        &agency(),
+        Command::SubmitReportForm(complete_form()),
+        at(28 * MIN),
+    );
+    let events = run.ok(&helpdesk(), review(true, Some("  Gracias  ")), at(29 * MIN));
+    assert!(
+        events.iter().any(|e| matches!(
+            &e.change,
+            incidencias_core::Change::ReportFormReviewed { message: Some(m), .. } if m == "Gracias"
+        )),
+        "{events:?}"
+    );
+    let again = refused(&mut run, &helpdesk(), review(true, None), at(30 * MIN));
+    assert!(again.contains("ya fue aceptado"), "{again}");
+
+    let mut run = validated();
+    run.ok(
+        &agency(),
+        Command::SubmitReportForm(complete_form()),
+        at(28 * MIN),
+    );
+    let events = run.ok(&helpdesk(), review(true, Some("   ")), at(29 * MIN));
+    assert!(
+        events.iter().any(|e| matches!(
+            &e.change,
+            incidencias_core::Change::ReportFormReviewed { message: None, .. }
+        )),
+        "a blank message is no message: {events:?}"
+    );
+}
