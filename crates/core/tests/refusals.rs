@@ -292,3 +292,55 @@ fn a_review_needs_a_delivered_form_and_keeps_only_a_real_message() {
         "a blank message is no message: {events:?}"
     );
 }
+
+#[test]
+fn texts_and_lists_may_reach_their_limits_but_not_pass_them() {
+    use incidencias_core::decide::{MAX_LIST_ITEMS, MAX_SHORT_TEXT_CHARS};
+    let dismiss = |chars: usize| Command::Dismiss {
+        reason: "x".repeat(chars),
+    };
+    let mut run = Run::new();
+    run.ok(&helpdesk(), report(10 * MIN), at(0));
+    let over = refused(
+        &mut run,
+        &helpdesk(),
+        dismiss(MAX_SHORT_TEXT_CHARS + 1),
+        at(MIN),
+    );
+    assert!(over.contains(&format!("{MAX_SHORT_TEXT_CHARS}")), "{over}");
+    run.ok(&helpdesk(), dismiss(MAX_SHORT_TEXT_CHARS), at(MIN));
+
+    let validation = |n: usize| Command::RecordValidation {
+        passed: false,
+        observations: (0..n).map(|i| format!("Observación {i}")).collect(),
+    };
+    let mut run = Run::notified(Severity::High);
+    run.ok(&agency(), resolution(), at(20 * MIN));
+    let over = refused(
+        &mut run,
+        &validator(),
+        validation(MAX_LIST_ITEMS + 1),
+        at(21 * MIN),
+    );
+    assert!(over.contains(&format!("más de {MAX_LIST_ITEMS}")), "{over}");
+    run.ok(&validator(), validation(MAX_LIST_ITEMS), at(21 * MIN));
+}
+
+#[test]
+fn the_failure_may_be_moved_back_to_the_very_instant_of_the_report() {
+    let mut run = Run::new();
+    run.ok(&helpdesk(), report(10 * MIN), at(0));
+    let notify = |to: jiff::Timestamp| Command::Notify {
+        severity: Severity::High,
+        disable_button: true,
+        occurred_at: Some(incidencias_core::OccurredAtCorrection {
+            occurred_at: to,
+            reason: Some("El monitoreo registra la caída al reportarse".into()),
+        }),
+    };
+    // Notified at the instant of the report: "now" and the report coincide.
+    let later = refused(&mut run, &helpdesk(), notify(at(1)), at(0));
+    assert!(later.contains("posterior al registro"), "{later}");
+    run.ok(&helpdesk(), notify(at(0)), at(0));
+    assert_eq!(run.inc().occurred_at, at(0));
+}
