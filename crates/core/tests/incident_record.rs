@@ -109,3 +109,38 @@ fn the_invariant_checker_names_what_a_broken_record_breaks() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_record_stored_before_the_confirmation_flag_reads_as_confirmed() {
+    let run = Run::notified(Severity::High);
+    let mut stored = serde_json::to_value(run.inc()).expect("json");
+    stored
+        .as_object_mut()
+        .expect("an object")
+        .remove("occurred_at_confirmed");
+    let read: incidencias_core::Incident = serde_json::from_value(stored).expect("reads");
+    assert!(read.occurred_at_confirmed);
+}
+
+#[test]
+fn the_validation_invariant_holds_for_open_incidents_only() {
+    let mut run = Run::notified(Severity::High);
+    run.ok(
+        &agency(),
+        Command::NotifyResolution {
+            summary: "Corregido".into(),
+        },
+        at(20 * MIN),
+    );
+    let now = at(21 * MIN);
+    // Awaiting validation with an open round: as it should be.
+    assert!(run.inc().invariant_violations(now).is_empty());
+    // Open, but said to be in correction while the round waits: flagged.
+    let mut wrong = run.inc().clone();
+    wrong.state = IncidentState::InCorrection;
+    let found = wrong.invariant_violations(now);
+    assert!(
+        found.iter().any(|v| v.contains("awaiting_validation iff")),
+        "{found:?}"
+    );
+}
