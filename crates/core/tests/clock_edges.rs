@@ -38,3 +38,38 @@ fn the_warning_ratio_lies_strictly_between_zero_and_one() {
         assert_eq!(refused, !valid, "warning ratio {ratio}");
     }
 }
+
+#[test]
+fn an_address_may_reach_its_length_limits_but_not_pass_them() {
+    use incidencias_core::Email;
+    let domain = "sepru.gob.mx";
+    let local64 = "a".repeat(64);
+    assert!(Email::parse(&format!("{local64}@{domain}")).is_ok());
+    let local65 = "a".repeat(65);
+    let refused = Email::parse(&format!("{local65}@{domain}")).expect_err("65 before @");
+    assert!(
+        refused.to_string().contains("antes de la arroba"),
+        "{refused}"
+    );
+    // 254 in all (labels of at most 63): accepted; 255: refused for its length.
+    let long_domain = |total: usize| {
+        let mut d = String::new();
+        while d.len() + 1 + 64 < total {
+            let room = total - 64 - 1 - d.len();
+            let label = room.min(63).min(room.saturating_sub(1).max(1));
+            if !d.is_empty() {
+                d.push('.');
+            }
+            d.push_str(&"b".repeat(label.min(total - 64 - 1 - d.len())));
+        }
+        format!("{local64}@{d}")
+    };
+    let at254 = long_domain(254);
+    assert_eq!(at254.len(), 254, "{at254}");
+    assert!(Email::parse(&at254).is_ok(), "{at254}");
+    let at255 = format!("{at254}b");
+    let refused = Email::parse(&at255).expect_err("255 in all");
+    assert!(refused.to_string().contains("entre 1 y 254"), "{refused}");
+    let empty = Email::parse("   ").expect_err("blank");
+    assert!(empty.to_string().contains("entre 1 y 254"), "{empty}");
+}
