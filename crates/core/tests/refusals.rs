@@ -344,3 +344,19 @@ fn the_failure_may_be_moved_back_to_the_very_instant_of_the_report() {
     run.ok(&helpdesk(), notify(at(0)), at(0));
     assert_eq!(run.inc().occurred_at, at(0));
 }
+
+#[test]
+fn even_a_draft_keeps_the_forms_texts_within_their_limits() {
+    use incidencias_core::decide::MAX_TEXT_CHARS;
+    let mut run = validated();
+    let mut form = complete_form();
+    form.symptoms = "x".repeat(MAX_TEXT_CHARS + 1);
+    form.actions_taken = vec!["Reinicio\u{0}".into()];
+    match run.exec(&agency(), Command::SaveReportFormDraft(form), at(28 * MIN)) {
+        Err(DecideError::InvalidFields(fields)) => {
+            let named: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+            assert_eq!(named, ["symptoms", "actions_taken"], "{fields:?}");
+        }
+        other => panic!("refused on its fields: {other:?}"),
+    }
+}
