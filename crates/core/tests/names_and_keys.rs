@@ -91,3 +91,23 @@ fn every_fired_event_names_the_key_it_executed_and_a_manual_escalation_none() {
         "a manual escalation is its own decision: {manual:?}"
     );
 }
+
+#[test]
+fn an_acknowledgment_after_the_deadline_plans_nothing_more_for_its_clock() {
+    // Critical: 15 minutes to acknowledge from +5 min; acknowledged at +25 min, before the
+    // scheduler fired anything (it was down): the overrun is recorded, and a stopped clock
+    // neither warns nor escalates afterwards.
+    let mut run = Run::notified(Severity::Critical);
+    run.ok(&agency(), Command::Acknowledge, at(25 * MIN));
+    let ack = run
+        .inc()
+        .clock(incidencias_core::ClockId::ACK)
+        .expect("the acknowledgment clock");
+    assert!(ack.breached_at.is_some(), "the overrun is kept");
+    let due = due_actions(run.inc(), &ladder(), at(10 * HOUR));
+    assert!(
+        due.iter()
+            .all(|a| a.key.clock != incidencias_core::ClockId::ACK),
+        "{due:?}"
+    );
+}
