@@ -147,23 +147,7 @@ fn the_validation_invariant_holds_for_open_incidents_only() {
 
 #[test]
 fn the_report_form_clock_stops_exactly_when_the_form_is_accepted() {
-    let mut run = Run::notified(Severity::High);
-    run.ok(&agency(), Command::Acknowledge, at(6 * MIN));
-    run.ok(
-        &agency(),
-        Command::NotifyResolution {
-            summary: "Corregido".into(),
-        },
-        at(20 * MIN),
-    );
-    run.ok(
-        &validator(),
-        Command::RecordValidation {
-            passed: true,
-            observations: vec![],
-        },
-        at(25 * MIN),
-    );
+    let run = Run::validated();
     let now = at(26 * MIN);
     assert!(run.inc().invariant_violations(now).is_empty());
     // An open incident whose form clock stopped while the form is still due: flagged.

@@ -36,22 +36,6 @@ fn banner(shown: bool, message: Option<&str>) -> Command {
     }
 }
 
-/// Notified, acknowledged, resolution notified and validated: the report form is due.
-fn validated() -> Run {
-    let mut run = Run::notified(Severity::High);
-    run.ok(&agency(), Command::Acknowledge, at(6 * MIN));
-    run.ok(&agency(), resolution(), at(20 * MIN));
-    run.ok(
-        &validator(),
-        Command::RecordValidation {
-            passed: true,
-            observations: vec![],
-        },
-        at(25 * MIN),
-    );
-    run
-}
-
 #[test]
 fn a_resolution_notice_is_refused_with_the_reason_of_each_state() {
     let mut run = Run::new();
@@ -67,14 +51,14 @@ fn a_resolution_notice_is_refused_with_the_reason_of_each_state() {
     let waiting = refused(&mut run, &agency(), resolution(), at(21 * MIN));
     assert!(waiting.contains("en espera de validación"), "{waiting}");
 
-    let mut run = validated();
+    let mut run = Run::validated();
     let after = refused(&mut run, &agency(), resolution(), at(26 * MIN));
     assert!(after.contains("ya fue validada"), "{after}");
 }
 
 #[test]
 fn a_closed_incident_says_it_is_closed_and_a_dismissed_one_that_it_was_dismissed() {
-    let mut run = validated();
+    let mut run = Run::validated();
     run.ok(&agency(), banner(true, None), at(26 * MIN));
     run.ok(&agency(), banner(false, None), at(27 * MIN));
     run.ok(
@@ -114,7 +98,7 @@ fn a_closed_incident_says_it_is_closed_and_a_dismissed_one_that_it_was_dismissed
 
 #[test]
 fn a_delivered_form_may_be_delivered_again_but_not_taken_back_by_a_draft() {
-    let mut run = validated();
+    let mut run = Run::validated();
     run.ok(
         &agency(),
         Command::SubmitReportForm(complete_form()),
@@ -147,7 +131,7 @@ fn a_delivered_form_may_be_delivered_again_but_not_taken_back_by_a_draft() {
 
 #[test]
 fn a_saved_form_keeps_its_instants_at_the_stores_precision() {
-    let mut run = validated();
+    let mut run = Run::validated();
     let mut form = complete_form();
     let fine = at(MIN) + jiff::SignedDuration::from_nanos(123_456_789);
     form.detected_at = Some(fine);
@@ -258,7 +242,7 @@ fn review(complete: bool, message: Option<&str>) -> Command {
 
 #[test]
 fn a_review_needs_a_delivered_form_and_keeps_only_a_real_message() {
-    let mut run = validated();
+    let mut run = Run::validated();
     let nothing = refused(&mut run, &helpdesk(), review(true, None), at(27 * MIN));
     assert!(nothing.contains("no hay un formato entregado"), "{nothing}");
     run.ok(
@@ -277,7 +261,7 @@ fn a_review_needs_a_delivered_form_and_keeps_only_a_real_message() {
     let again = refused(&mut run, &helpdesk(), review(true, None), at(30 * MIN));
     assert!(again.contains("ya fue aceptado"), "{again}");
 
-    let mut run = validated();
+    let mut run = Run::validated();
     run.ok(
         &agency(),
         Command::SubmitReportForm(complete_form()),
@@ -348,7 +332,7 @@ fn the_failure_may_be_moved_back_to_the_very_instant_of_the_report() {
 #[test]
 fn even_a_draft_keeps_the_forms_texts_within_their_limits() {
     use incidencias_core::decide::MAX_TEXT_CHARS;
-    let mut run = validated();
+    let mut run = Run::validated();
     let mut form = complete_form();
     form.symptoms = "x".repeat(MAX_TEXT_CHARS + 1);
     form.actions_taken = vec!["Reinicio\u{0}".into()];

@@ -64,16 +64,14 @@ fn severities() -> Object {
 pub fn conform(api: &mut OpenApi) {
     for (path, item) in api.paths.paths.iter_mut() {
         let operations = [
-            (false, &mut item.get),
-            (true, &mut item.put),
-            (true, &mut item.post),
-            (true, &mut item.delete),
-            (true, &mut item.patch),
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
         ];
-        for (_, operation) in operations {
-            if let Some(op) = operation {
-                conform_operation(path, op);
-            }
+        for op in operations.into_iter().flatten() {
+            conform_operation(path, op);
         }
     }
     if let Some(components) = api.components.as_mut() {

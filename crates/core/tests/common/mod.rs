@@ -172,6 +172,29 @@ impl Run {
         self.state.as_ref().expect("incident exists")
     }
 
+    /// Notified (high), acknowledged at +6 min, resolution notified at +20 min and
+    /// validated at +25 min: the report form is due.
+    pub fn validated() -> Run {
+        let mut run = Run::notified(Severity::High);
+        run.ok(&agency(), Command::Acknowledge, at(6 * MIN));
+        run.ok(
+            &agency(),
+            Command::NotifyResolution {
+                summary: "Se corrigió el certificado".into(),
+            },
+            at(20 * MIN),
+        );
+        run.ok(
+            &validator(),
+            Command::RecordValidation {
+                passed: true,
+                observations: vec![],
+            },
+            at(25 * MIN),
+        );
+        run
+    }
+
     /// Reported at `t0` (occurred 10 minutes before), notified at `t0 + 5 min`.
     pub fn notified(severity: Severity) -> Run {
         let mut run = Run::new();
