@@ -10,6 +10,7 @@
 //!   [`Incident::apply`] folds events into state; [`Incident::replay`] rebuilds it.
 //! - [`slo`]: clocks (running, paused, met, breached) and the versioned [`SloPolicy`].
 //! - [`escalation`]: warnings, breaches and escalations due, each under a stable key.
+//! - [`facts`]: one row per clock with what the SLO reports group and measure.
 //! - [`portal`]: button, banner, the public status of a procedure and the closing rule.
 //! - [`report_form`]: the incident report form and its completeness rules.
 
@@ -20,6 +21,7 @@ pub mod command;
 pub mod decide;
 pub mod escalation;
 pub mod event;
+pub mod facts;
 pub mod incident;
 pub mod portal;
 pub mod report_form;
