@@ -11,6 +11,7 @@ pub mod incidents;
 pub mod openapi;
 pub mod outbox;
 pub mod public;
+pub mod reports;
 pub mod security;
 pub mod webhooks;
 
@@ -79,6 +80,7 @@ pub struct AppParts {
         (name = "portal", description = "Estado público por trámite"),
         (name = "correo", description = "Bandeja de salida de correos"),
         (name = "webhooks", description = "Suscripciones a los avisos del portal (botón, cortinilla, etapa), firmados según Standard Webhooks"),
+        (name = "reportes", description = "Cumplimiento de los SLO y relojes excedidos, en JSON y CSV"),
         (name = "salud", description = "Vida y disponibilidad"),
     )
 )]
@@ -139,6 +141,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(webhooks::set_state))
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(outbox::inbound, outbox::received))
+        .routes(routes!(reports::compliance))
+        .routes(routes!(reports::compliance_export))
+        .routes(routes!(reports::breaches))
+        .routes(routes!(reports::breaches_export))
         .split_for_parts();
     openapi::conform(&mut api);
     routes

@@ -17,6 +17,7 @@ mod org;
 mod outbox;
 pub mod passwords;
 mod public;
+pub mod reports;
 mod timers;
 mod views;
 mod webhooks;

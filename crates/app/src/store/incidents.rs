@@ -2,6 +2,7 @@
 //! fired-action keys and the outbox rows, all in one transaction) and reading them back.
 
 use incidencias_core::escalation::ActionKey;
+use incidencias_core::facts::{self, FactChanges};
 use incidencias_core::{
     Channel, Event, Folio, Incident, IncidentKind, IncidentState, ProcedureId, Severity,
 };
@@ -297,9 +298,12 @@ impl Store {
         let folio = prior.incident.folio;
         let base = prior.incident.version;
         let mut incident = prior.incident.clone();
+        let mut fact_changes = FactChanges::default();
         for e in &events {
-            incident = Incident::apply(Some(incident), e)
+            let after = Incident::apply(Some(incident.clone()), e)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            fact_changes.add(facts::changes(Some(&incident), &after));
+            incident = after;
         }
         let seq0 = i64::try_from(base).map_err(|_| StoreError::Corrupt("versión".into()))?;
         let stored = encode_chain(folio, seq0, &prior.last_hash, &events)?;
@@ -316,6 +320,7 @@ impl Store {
         // `prior.version + 1` exists and the whole append fails as a conflict.
         push_events(&mut script, folio, &stored, &events, now);
         ProjectionRow::of(&result, now)?.update(&mut script, seq0);
+        super::facts::push_fact_changes(&mut script, folio, fact_changes.into_vec());
         push_effects(&mut script, folio, &stored, &effects, now, false)?;
         self.run_script(script).await?;
         self.cache.put(&result);
@@ -746,6 +751,7 @@ pub(super) fn push_new_incident(
 ) -> Result<(), StoreError> {
     let folio = incident.incident.folio;
     ProjectionRow::of(incident, now)?.insert(script);
+    super::facts::push_replayed_facts(script, folio, events)?;
     for p in &incident.incident.procedure_ids {
         script.push(
             "INSERT INTO incident_procedures (folio, procedure_id) VALUES ($1, $2)",

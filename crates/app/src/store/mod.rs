@@ -14,10 +14,12 @@ mod cache;
 mod catalog;
 pub mod chain;
 mod errors;
+mod facts;
 mod folios;
 mod incidents;
 pub mod open;
 mod outbox;
+mod reports;
 mod script;
 mod timers;
 mod transfer;
@@ -45,6 +47,7 @@ pub use outbox::{
     InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState, TriageAction,
     TriageResolution,
 };
+pub use reports::{BreachRow, ComplianceRow, ReportFilter, Split};
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
 pub use webhooks::{
     AttemptOutcome, BannerCheck, WebhookAttempt, WebhookDelivery, WebhookSubscription,

@@ -70,6 +70,13 @@ impl Store {
         if mode != OpenMode::Existing {
             store.settle_abandoned().await?;
         }
+        // Incidents stored before the clock fact table existed get their rows (facts.rs).
+        if mode == OpenMode::Migrate {
+            let filled = store.fill_missing_facts().await?;
+            if filled > 0 {
+                tracing::info!(incidents = filled, "hechos de reloj reconstruidos");
+            }
+        }
         // A command writing to a database that a server may be serving tells that
         // server's cache about each commit (cache.rs).
         if mode == OpenMode::ExistingWritable {

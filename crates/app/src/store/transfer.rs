@@ -578,8 +578,8 @@ async fn projection_problem(
         )));
     }
     let decoded: Result<Vec<_>, _> = events.iter().map(StoredEvent::event).collect();
-    let replayed = match decoded.map(|ev| Incident::replay(&ev)) {
-        Ok(Ok(i)) => i,
+    let (replayed, expected_facts) = match decoded.map(|ev| incidencias_core::facts::replay(&ev)) {
+        Ok(Ok(replay)) => replay,
         Ok(Err(e)) => return Ok(Some(format!("el historial no se puede reproducir: {e}"))),
         Err(e) => return Ok(Some(format!("un evento no se puede leer: {e}"))),
     };
@@ -616,7 +616,12 @@ async fn projection_problem(
             "los trámites vinculados no coinciden con los del reporte".into(),
         ));
     }
-    Ok(None)
+    let stored_facts = match super::facts::fetch_facts(conn, folio).await {
+        Ok(f) => f,
+        Err(StoreError::Corrupt(what)) => return Ok(Some(what)),
+        Err(e) => return Err(e),
+    };
+    Ok(super::facts::facts_problem(&stored_facts, &expected_facts))
 }
 
 /// fsync of a new file and of its folder (so its directory entry survives too).

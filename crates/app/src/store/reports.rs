@@ -1,0 +1,277 @@
+//! The SLO reports' queries over the clock fact table (`facts.rs`): compliance with exact
+//! percentiles (nearest rank, by window functions, so the rows never leave the database)
+//! and the list of breached clocks. The same SQL on SQLite and PostgreSQL.
+//!
+//! A clock is measured in the period in which its outcome became known (`outcome_at`: the
+//! breach, or else the stop), once; clocks of dismissed reports are not measured. The time
+//! used is its running time, up to `now` for a breached clock still running.
+
+use incidencias_core::slo::parse_clock_name;
+use incidencias_core::{AgencyId, ClockId, ClockName, ProcedureId, Severity};
+use jiff::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::script::{Value, bind};
+use super::{Store, StoreError};
+
+/// Which clocks a report reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFilter {
+    /// Outcomes from this instant (inclusive).
+    pub from: Timestamp,
+    /// Outcomes before this instant.
+    pub to: Timestamp,
+    /// The instant the running time of a clock still running is taken at.
+    pub now: Timestamp,
+    pub clock: Option<ClockName>,
+    pub severity: Option<Severity>,
+    pub agency_id: Option<AgencyId>,
+    pub procedure_id: Option<ProcedureId>,
+}
+
+impl ReportFilter {
+    /// The WHERE clause (parameters from `$1`) and its values. `$1` is always `now`.
+    fn clause(&self) -> (String, Vec<Value>) {
+        let mut values: Vec<Value> = vec![
+            self.now.as_millisecond().into(),
+            self.from.as_millisecond().into(),
+            self.to.as_millisecond().into(),
+        ];
+        let mut sql = String::from("f.dismissed = 0 AND f.outcome_at >= $2 AND f.outcome_at < $3");
+        let mut add = |cond: &str, v: Value| {
+            values.push(v);
+            sql.push_str(&format!(" AND {cond} ${}", values.len()));
+        };
+        if let Some(c) = self.clock {
+            add("f.clock =", c.as_str().into());
+        }
+        if let Some(s) = self.severity {
+            add("f.severity =", s.as_str().into());
+        }
+        if let Some(a) = self.agency_id {
+            add("f.agency_id =", a.0.into());
+        }
+        if let Some(p) = self.procedure_id {
+            add(
+                "f.folio IN (SELECT folio FROM incident_procedures WHERE procedure_id =",
+                p.0.into(),
+            );
+            sql.push(')');
+        }
+        (sql, values)
+    }
+}
+
+/// Running time at `$1` (now) of a fact row `f`, in milliseconds.
+const USED: &str = "(f.accumulated_ms + CASE WHEN f.running_since IS NULL OR f.running_since > $1 \
+     THEN 0 ELSE $1 - f.running_since END)";
+
+/// Wall time from start to stop (or `$1`) of a fact row `f`, in milliseconds.
+const WALL: &str = "(CASE WHEN f.stopped_at IS NULL THEN $1 ELSE f.stopped_at END - f.started_at)";
+
+/// One group of a compliance report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplianceRow {
+    pub clock: ClockName,
+    /// `None`: a clock measured before the incident had a severity (a dismissed report's
+    /// are not measured, so in practice only a `report` clock of an incident never
+    /// notified), or the group spans every severity.
+    pub severity: Option<Severity>,
+    /// `None` when the report is not split by agency.
+    pub agency_id: Option<AgencyId>,
+    pub measured: i64,
+    pub breached: i64,
+    /// Nearest-rank percentiles and the maximum of the time used, in milliseconds.
+    pub p50_ms: i64,
+    pub p90_ms: i64,
+    pub p95_ms: i64,
+    pub max_ms: i64,
+    /// Time the clocks spent paused (the central side's time), in milliseconds.
+    pub paused_ms: i64,
+    /// The smallest and largest target the group's clocks ran against (they differ when
+    /// policy versions did), in seconds.
+    pub target_min_s: i64,
+    pub target_max_s: i64,
+}
+
+/// How a compliance report is split: always by clock, then by these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    pub severity: bool,
+    pub agency: bool,
+}
+
+/// A breached clock, for the breach list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreachRow {
+    pub folio: String,
+    pub clock: ClockId,
+    pub agency_id: AgencyId,
+    pub severity: Option<Severity>,
+    pub target_s: i64,
+    pub breached_at: Timestamp,
+    /// Running time (at the stop, or now), in milliseconds.
+    pub used_ms: i64,
+    /// Whether the step is done (the clock stopped).
+    pub stopped: bool,
+    pub escalation_level: i64,
+}
+
+fn bind_all(
+    q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>,
+    values: Vec<Value>,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    values.into_iter().fold(q, bind)
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn severity_of(row: &AnyRow) -> Result<Option<Severity>, StoreError> {
+    let v: Option<String> = row.try_get("severity").map_err(StoreError::db)?;
+    v.map(|s| Severity::parse(&s).map_err(corrupt)).transpose()
+}
+
+fn instant(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(ms).map_err(corrupt)
+}
+
+impl Store {
+    /// Compliance of the clocks `filter` selects, one row per clock and, as `split` says,
+    /// severity and agency; in clock, severity, agency order.
+    pub async fn compliance(
+        &self,
+        filter: &ReportFilter,
+        split: Split,
+    ) -> Result<Vec<ComplianceRow>, StoreError> {
+        let (clause, values) = filter.clause();
+        let severity = if split.severity {
+            "f.severity"
+        } else {
+            "CAST(NULL AS TEXT)"
+        };
+        let agency = if split.agency {
+            "f.agency_id"
+        } else {
+            "CAST(NULL AS BIGINT)"
+        };
+        // Percentile p of n sorted values (nearest rank): the smallest rank r with
+        // r * 100 >= n * p.
+        let pct = |p: u32| format!("MIN(CASE WHEN rn * 100 >= n * {p} THEN used END)");
+        let sql = format!(
+            "WITH m AS (\
+               SELECT f.clock AS clock, {severity} AS severity, {agency} AS agency_id, \
+                      f.target_s AS target_s, \
+                      CASE WHEN f.breached_at IS NULL THEN 0 ELSE 1 END AS breached, \
+                      {USED} AS used, {WALL} - {USED} AS paused \
+               FROM clock_facts f WHERE {clause}), \
+             r AS (\
+               SELECT m.*, \
+                      ROW_NUMBER() OVER (PARTITION BY clock, severity, agency_id ORDER BY used) AS rn, \
+                      COUNT(*) OVER (PARTITION BY clock, severity, agency_id) AS n \
+               FROM m) \
+             SELECT clock, severity, agency_id, COUNT(*) AS measured, \
+                    CAST(SUM(breached) AS BIGINT) AS breached, \
+                    {p50} AS p50, {p90} AS p90, {p95} AS p95, MAX(used) AS max_used, \
+                    CAST(SUM(CASE WHEN paused > 0 THEN paused ELSE 0 END) AS BIGINT) AS paused, \
+                    MIN(target_s) AS target_min, MAX(target_s) AS target_max \
+             FROM r GROUP BY clock, severity, agency_id",
+            p50 = pct(50),
+            p90 = pct(90),
+            p95 = pct(95),
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        let mut out = rows
+            .iter()
+            .map(|row| {
+                let int = |c: &str| row.try_get::<i64, _>(c).map_err(StoreError::db);
+                let clock: String = row.try_get("clock").map_err(StoreError::db)?;
+                let agency: Option<i64> = row.try_get("agency_id").map_err(StoreError::db)?;
+                Ok(ComplianceRow {
+                    clock: parse_clock_name(&clock).map_err(corrupt)?,
+                    severity: severity_of(row)?,
+                    agency_id: agency.map(AgencyId),
+                    measured: int("measured")?,
+                    breached: int("breached")?,
+                    p50_ms: int("p50")?,
+                    p90_ms: int("p90")?,
+                    p95_ms: int("p95")?,
+                    max_ms: int("max_used")?,
+                    paused_ms: int("paused")?,
+                    target_min_s: int("target_min")?,
+                    target_max_s: int("target_max")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Step order, then severity from the most to the least urgent.
+        let sev_rank = |s: Option<Severity>| {
+            s.map_or(usize::MAX, |s| {
+                Severity::ALL.iter().position(|x| *x == s).unwrap_or(0)
+            })
+        };
+        out.sort_by_key(|r| (r.clock, sev_rank(r.severity), r.agency_id.map(|a| a.0)));
+        Ok(out)
+    }
+
+    /// The breached clocks `filter` selects (by the instant of the breach), newest breach
+    /// first, `limit` from `offset`, and how many there are in all.
+    pub async fn breaches(
+        &self,
+        filter: &ReportFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<BreachRow>, i64), StoreError> {
+        let (clause, mut values) = filter.clause();
+        let clause = format!("{clause} AND f.breached_at IS NOT NULL");
+        let count_sql = format!("SELECT COUNT(*) FROM clock_facts f WHERE {clause}");
+        let total: i64 = bind_all(sqlx::query(AssertSqlSafe(count_sql)), values.clone())
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(StoreError::db)?;
+        values.push(limit.into());
+        values.push(offset.into());
+        let n = values.len();
+        let sql = format!(
+            "SELECT f.folio AS folio, f.clock AS clock, f.round AS round, \
+                    f.agency_id AS agency_id, f.severity AS severity, f.target_s AS target_s, \
+                    f.breached_at AS breached_at, {USED} AS used, \
+                    CASE WHEN f.stopped_at IS NULL THEN 0 ELSE 1 END AS stopped, \
+                    f.escalation_level AS escalation_level \
+             FROM clock_facts f WHERE {clause} \
+             ORDER BY f.breached_at DESC, f.folio, f.clock, f.round LIMIT ${} OFFSET ${n}",
+            n - 1
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        let list = rows
+            .iter()
+            .map(|row| {
+                let int = |c: &str| row.try_get::<i64, _>(c).map_err(StoreError::db);
+                let clock: String = row.try_get("clock").map_err(StoreError::db)?;
+                Ok(BreachRow {
+                    folio: row.try_get("folio").map_err(StoreError::db)?,
+                    clock: ClockId {
+                        name: parse_clock_name(&clock).map_err(corrupt)?,
+                        round: u32::try_from(int("round")?).map_err(corrupt)?,
+                    },
+                    agency_id: AgencyId(int("agency_id")?),
+                    severity: severity_of(row)?,
+                    target_s: int("target_s")?,
+                    breached_at: instant(int("breached_at")?)?,
+                    used_ms: int("used")?,
+                    stopped: int("stopped")? != 0,
+                    escalation_level: int("escalation_level")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((list, total))
+    }
+}
