@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use common::api::Api;
+use common::web::Browser;
 use incidencias_core::facts::{self, ClockFact};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -614,7 +615,64 @@ async fn facts_are_audited_and_rebuilt_when_missing(url: String) {
     );
 }
 
+async fn the_reports_page_shows_the_figures_each_role_may_read(url: String) {
+    let api = Api::new(&url).await;
+    let late = acknowledged(&api, api.procedure, &api.agency, "high", 40 * MIN).await;
+    acknowledged(
+        &api,
+        api.other_procedure,
+        &api.other_agency,
+        "high",
+        10 * MIN,
+    )
+    .await;
+    let desk = Browser::sign_in(&api, "mesa@ugd.gob.mx").await;
+    let page = desk.get("/reportes").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    for expected in [
+        "href=\"/reportes\" aria-current=\"page\"",
+        "Reportes de cumplimiento de SLO",
+        "<svg",
+        "role=\"img\"",
+        "Confirmación de enterado",
+        "SEPRU",
+        "OTRA",
+        "50.0 %",
+        &format!("href=\"/incidencias/{late}\""),
+        "/api/v1/reports/breaches.csv?from=2026-11-01&#38;to=2026-11-30",
+        "Relojes excedidos (1)",
+    ] {
+        assert!(page.text.contains(expected), "{expected} in {}", page.text);
+    }
+    // Filters live in the URL.
+    let other = desk
+        .get(&format!("/reportes?dependencia={}", api.other_agency_id))
+        .await;
+    assert!(
+        other.text.contains("Relojes excedidos (0)"),
+        "{}",
+        other.text
+    );
+    // A wrong filter is named, as an alert linked to its field.
+    let bad = desk.get("/reportes?desde=ayer").await;
+    assert_eq!(bad.status, StatusCode::OK);
+    assert!(bad.text.contains("role=\"alert\""), "{}", bad.text);
+    assert!(bad.text.contains("href=\"#f-desde\""), "{}", bad.text);
+    // An agency user reads its own agency only, and is not offered the others.
+    let agency = Browser::sign_in(&api, "responsable@otra.gob.mx").await;
+    let own = agency.get("/reportes").await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert!(
+        own.text.contains("Dependencia: Otra Secretaría"),
+        "{}",
+        own.text
+    );
+    assert!(!own.text.contains("SEPRU"), "{}", own.text);
+    assert!(!own.text.contains(&late), "{}", own.text);
+}
+
 on_both_backends!(
+    the_reports_page_shows_the_figures_each_role_may_read,
     compliance_matches_a_hand_computed_history,
     an_agency_user_sees_only_its_own_agency,
     bad_filters_are_named_and_csv_is_ready_for_excel,

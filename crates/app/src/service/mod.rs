@@ -148,6 +148,8 @@ pub enum Area {
     Outbox,
     /// Webhook subscriptions and their delivery logs.
     Webhooks,
+    /// SLO reports (an agency user: its own agency's).
+    Reports,
 }
 
 impl Area {
@@ -164,6 +166,7 @@ impl Area {
             Area::Policies => &[Role::Admin, Role::Helpdesk],
             Area::Outbox => outbox::READERS,
             Area::Webhooks => webhooks::WEBHOOK_ADMINS,
+            Area::Reports => reports::READERS,
         }
     }
 }

@@ -19,7 +19,7 @@ use super::{Caller, Service, ServiceError};
 use crate::store::{BreachRow, ComplianceRow, ReportFilter, Split};
 
 /// Who may read reports over every agency (agency users read their own).
-const READERS: &[Role] = &[Role::Helpdesk, Role::Validator, Role::Admin, Role::Agency];
+pub(crate) const READERS: &[Role] = &[Role::Helpdesk, Role::Validator, Role::Admin, Role::Agency];
 
 /// The most rows one page of the breach list answers.
 pub const MAX_PAGE: i64 = 500;

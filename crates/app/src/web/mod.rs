@@ -16,6 +16,7 @@ mod outbox;
 mod pages;
 mod policies;
 mod public;
+mod reports;
 mod session;
 mod triage;
 pub mod views;
@@ -82,6 +83,7 @@ pub fn router() -> Router<AppState> {
             get(catalog_admin::edit).post(catalog_admin::update),
         )
         .route("/politicas", get(policies::page).post(policies::create))
+        .route("/reportes", get(reports::page))
         .route("/salida", get(outbox::page))
         .route("/salida/reintentar", post(outbox::retry_all))
         .route("/salida/{id}", get(outbox::message))

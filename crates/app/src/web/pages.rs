@@ -57,6 +57,7 @@ impl Layout {
         }
         for (area, href, label) in [
             (Area::Triage, "/correos", "Correos por revisar"),
+            (Area::Reports, "/reportes", "Reportes"),
             (Area::Catalog, "/catalogo", "Catálogo"),
             (Area::Policies, "/politicas", "Políticas de SLO"),
             (Area::Outbox, "/salida", "Bandeja de salida"),
