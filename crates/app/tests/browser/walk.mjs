@@ -1086,6 +1086,19 @@ async function walk() {
   await check(page, 'registro-de-cambios');
   await goto(page, '/politicas');
   await check(page, 'politicas-de-slo');
+  // Reportes: the chart is an image with a name, its data in a real table beside it.
+  await page.getByRole('navigation').getByRole('link', { name: 'Reportes', exact: true }).click();
+  await page.waitForURL((u) => u.pathname === '/reportes');
+  await check(page, 'reportes');
+  const reportText = normalize(await page.locator('main').textContent());
+  if ((await page.getByRole('img', { name: /Porcentaje de relojes cumplidos/ }).count()) !== 1) {
+    fail(`«Reportes» no muestra la gráfica de cumplimiento: «${reportText.slice(0, 300)}»`);
+  }
+  if ((await page.getByRole('table', { name: /Totales/ }).count()) !== 1) fail('«Reportes» no muestra la tabla de totales');
+  await page.getByLabel('Reloj', { exact: true }).selectOption('ack');
+  await page.getByRole('button', { name: 'Consultar', exact: true }).click();
+  await page.waitForURL((u) => u.pathname === '/reportes' && u.searchParams.get('reloj') === 'ack');
+  await check(page, 'reportes-filtrados');
   await goto(page, '/salida');
   await check(page, 'bandeja-de-salida');
   await page.getByRole('link', { name: /^Ver correo/ }).first().click();
