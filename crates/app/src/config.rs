@@ -176,6 +176,15 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub max_connections: u32,
+    /// Token que debe enviar quien lee las métricas de operación en /metrics (encabezado
+    /// Authorization: Bearer TOKEN; al menos 24 caracteres). Sin él, /metrics no existe.
+    #[arg(
+        long,
+        env = "INCIDENCIAS_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
     /// Certificados de autoridad adicionales (PEM) en los que confiar para SMTP e IMAP,
     /// además de los públicos (por ejemplo, la autoridad interna de la dependencia).
     #[arg(long, env = "INCIDENCIAS_TLS_CA_FILE", value_name = "ARCHIVO")]
@@ -279,6 +288,24 @@ pub struct Config {
     pub limits: crate::listen::Limits,
     /// Webhooks may go to internal addresses (INCIDENCIAS_WEBHOOK_ALLOW_INTERNAL).
     pub webhook_allow_internal: bool,
+    /// The bearer token of `/metrics` (INCIDENCIAS_METRICS_TOKEN); `None`: no `/metrics`.
+    pub metrics_token: Option<String>,
+}
+
+/// The shortest metrics token accepted.
+pub const METRICS_TOKEN_MIN: usize = 24;
+
+fn metrics_token(value: Option<&str>) -> Result<Option<String>, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) if t.chars().count() < METRICS_TOKEN_MIN || t.contains(char::is_whitespace) => {
+            Err(ConfigError(format!(
+                "INCIDENCIAS_METRICS_TOKEN debe tener al menos {METRICS_TOKEN_MIN} caracteres y \
+                 ningún espacio"
+            )))
+        }
+        Some(t) => Ok(Some(t.to_string())),
+    }
 }
 
 /// An account of the demo, listed on its sign-in page so a newcomer clicks straight in.
@@ -366,6 +393,7 @@ impl Config {
                 max_connections: args.max_connections as usize,
             },
             webhook_allow_internal: args.webhook_allow_internal,
+            metrics_token: metrics_token(args.metrics_token.as_deref())?,
         })
     }
 
@@ -387,6 +415,7 @@ impl Config {
             banner_check_grace: None,
             limits: crate::listen::Limits::default(),
             webhook_allow_internal: false,
+            metrics_token: None,
         }
     }
 }

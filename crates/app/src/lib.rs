@@ -19,6 +19,7 @@ pub mod http;
 pub mod links;
 pub mod listen;
 pub mod mail;
+pub mod metrics;
 pub mod polling;
 pub mod scheduler;
 pub mod server;

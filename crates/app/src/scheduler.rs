@@ -120,6 +120,10 @@ impl Scheduler {
     fn observe(&self, r: Result<Result<Vec<Fired>, ServiceError>, tokio::task::JoinError>) {
         match r {
             Ok(Ok(fired)) => {
+                for f in &fired {
+                    let late = f.fired_at.duration_since(f.due_at).as_secs_f64();
+                    crate::metrics::metrics().timer_fired(late);
+                }
                 if let Some(observe) = &self.observer {
                     fired.iter().for_each(|f| observe(f));
                 }

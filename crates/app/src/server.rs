@@ -144,6 +144,7 @@ pub async fn serve(
             base_url: base_url.clone(),
             demo_accounts: Arc::new(config.demo_accounts.clone()),
             portal_origins: Arc::new(config.portal_origins.clone()),
+            metrics_token: config.metrics_token.clone(),
         }
         .into(),
     );

@@ -1926,6 +1926,7 @@ async fn checking(url: &str) -> (Api, Pages) {
             base_url: "https://incidencias.gob.mx".into(),
             demo_accounts: Default::default(),
             portal_origins: Arc::new(vec![PORTAL.into()]),
+            metrics_token: None,
         }
         .into(),
     );
@@ -2619,6 +2620,7 @@ async fn the_portal_simulator_exists_only_in_the_demo(url: String) {
                 role: "Mesa de ayuda".into(),
             }]),
             portal_origins: Arc::new(vec![PORTAL.into()]),
+            metrics_token: None,
         }
         .into(),
     );

@@ -671,7 +671,120 @@ async fn the_reports_page_shows_the_figures_each_role_may_read(url: String) {
     assert!(!own.text.contains(&late), "{}", own.text);
 }
 
+async fn metrics_are_served_to_the_token_holder_only(url: String) {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let api = Api::new(&url).await;
+    let token = "token-de-metricas-de-prueba-123456";
+    let router = incidencias::http::router(
+        incidencias::http::AppParts {
+            service: api.service.clone(),
+            secure_cookies: false,
+            base_url: "https://incidencias.gob.mx".into(),
+            demo_accounts: Default::default(),
+            portal_origins: std::sync::Arc::new(vec![]),
+            metrics_token: Some(token.into()),
+        }
+        .into(),
+    );
+    let scrape = |auth: Option<String>| {
+        let router = router.clone();
+        async move {
+            use tower::ServiceExt;
+            let mut req = Request::builder().uri("/metrics");
+            if let Some(a) = auth {
+                req = req.header(header::AUTHORIZATION, a);
+            }
+            let res = router
+                .oneshot(req.body(Body::empty()).expect("request"))
+                .await
+                .expect("answer");
+            let status = res.status();
+            let kind = res
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            (status, kind, String::from_utf8_lossy(&body).to_string())
+        }
+    };
+    // Without a configured token there is no /metrics at all.
+    let none = api.get("/metrics", &api.admin).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    assert_eq!(scrape(None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        scrape(Some("Bearer otro-token-cualquiera-1234567890".into()))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        scrape(Some(format!("Bearer {}", api.admin))).await.0,
+        StatusCode::UNAUTHORIZED,
+        "an account's token is not the metrics token"
+    );
+    // One breached acknowledgment, one incident awaiting it, a request to an incident.
+    let late = acknowledged(&api, api.procedure, &api.agency, "high", 40 * MIN).await;
+    notified(&api, api.procedure, "critical").await;
+    api.advance(20 * MIN);
+    // The scheduler fires what is due (the critical acknowledgment's warning and breach).
+    let fired = incidencias::scheduler::Scheduler::new(api.service.clone())
+        .tick()
+        .await
+        .expect("tick");
+    let _ = fired;
+    use tower::ServiceExt;
+    let read = router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(format!("/api/v1/incidents/{late}"))
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.helpdesk))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(read.status(), StatusCode::OK);
+    let (status, kind, text) = scrape(Some(format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    for expected in [
+        "incidencias_open_incidents{state=\"in_correction\",severity=\"high\"} 1",
+        "incidencias_open_incidents{state=\"awaiting_ack\",severity=\"critical\"} 1",
+        "incidencias_outbox_pending ",
+        "incidencias_inbound_triage_pending 0",
+        // The route's pattern, never the folio.
+        "incidencias_http_requests_total{method=\"GET\",route=\"/api/v1/incidents/{folio}\",status=\"200\"}",
+        "incidencias_http_request_duration_seconds_bucket{",
+        "# TYPE incidencias_timer_lateness_seconds histogram",
+        "# EOF",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    assert!(!text.contains(&late), "no folio in a label: {text}");
+    // Two breaches at least: the late acknowledgment and the critical one the scheduler
+    // fired (the counter is the process's, shared with the other tests running).
+    let breached = text
+        .lines()
+        .find_map(|l| l.strip_prefix("incidencias_clocks_breached_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("breached counter");
+    assert!(breached >= 2, "{text}");
+    let fired = text
+        .lines()
+        .find_map(|l| l.strip_prefix("incidencias_timer_lateness_seconds_count "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("lateness count");
+    assert!(fired >= 1, "{text}");
+}
+
 on_both_backends!(
+    metrics_are_served_to_the_token_holder_only,
     the_reports_page_shows_the_figures_each_role_may_read,
     compliance_matches_a_hand_computed_history,
     an_agency_user_sees_only_its_own_agency,

@@ -143,6 +143,7 @@ async fn behind_https_responses_carry_hsts_and_the_cookie_is_secure(url: String)
             base_url: "https://incidencias.gob.mx".into(),
             demo_accounts: Default::default(),
             portal_origins: Arc::new(vec!["https://www.gob.mx".into()]),
+            metrics_token: None,
         }
         .into(),
     );

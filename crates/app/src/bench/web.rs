@@ -234,6 +234,7 @@ pub async fn web_bench(args: WebBench) -> Result<i32, StoreError> {
             base_url: "https://incidencias.gob.mx".into(),
             demo_accounts: Default::default(),
             portal_origins: Default::default(),
+            metrics_token: None,
         }
         .into(),
     );

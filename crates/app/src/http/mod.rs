@@ -61,6 +61,9 @@ pub struct AppParts {
     /// Origins of the portal's pages: they may read the public status (CORS) and frame
     /// the banner.
     pub portal_origins: std::sync::Arc<Vec<String>>,
+    /// The bearer token `/metrics` asks for (INCIDENCIAS_METRICS_TOKEN); `None`: no
+    /// `/metrics`.
+    pub metrics_token: Option<String>,
 }
 
 #[derive(OpenApi)]
@@ -165,6 +168,10 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", api))
         // The web interface, on the same service (shared/UI.md).
         .merge(crate::web::router())
+        // Operators' metrics (metrics.rs), outside the API and its documentation.
+        .route("/metrics", axum::routing::get(crate::metrics::scrape))
+        // Every matched route is counted and timed under its pattern.
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

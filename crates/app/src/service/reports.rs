@@ -346,6 +346,14 @@ fn breach_doc(r: BreachRow, agencies: &HashMap<i64, String>) -> BreachDoc {
 }
 
 impl Service {
+    /// What `/metrics` reports of the database, now. For operators, who authenticate with
+    /// the metrics token rather than an account (`metrics.rs`).
+    pub async fn operational_figures(
+        &self,
+    ) -> Result<crate::store::OperationalFigures, ServiceError> {
+        Ok(self.store.operational_figures(self.now()).await?)
+    }
+
     async fn agency_names(&self) -> Result<HashMap<i64, String>, ServiceError> {
         Ok(self
             .store

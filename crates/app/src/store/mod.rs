@@ -47,7 +47,7 @@ pub use outbox::{
     InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState, TriageAction,
     TriageResolution,
 };
-pub use reports::{BreachRow, ComplianceRow, ReportFilter, Split};
+pub use reports::{BreachRow, ComplianceRow, OperationalFigures, ReportFilter, Split};
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
 pub use webhooks::{
     AttemptOutcome, BannerCheck, WebhookAttempt, WebhookDelivery, WebhookSubscription,

@@ -275,3 +275,72 @@ impl Store {
         Ok((list, total))
     }
 }
+
+/// What an operator watches, as the database holds it now (`/metrics`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperationalFigures {
+    /// (state, severity, count) of the incidents neither closed nor dismissed.
+    pub open: Vec<(String, Option<String>, i64)>,
+    /// Clocks breached, of incidents not dismissed.
+    pub clocks_breached: i64,
+    pub outbox_pending: i64,
+    /// Age in seconds of the oldest pending email at `now` (0: none).
+    pub outbox_oldest_age_s: f64,
+    /// Received emails awaiting review.
+    pub triage_pending: i64,
+}
+
+impl Store {
+    /// The figures `/metrics` reports, at `now`.
+    pub async fn operational_figures(
+        &self,
+        now: Timestamp,
+    ) -> Result<OperationalFigures, StoreError> {
+        let open = sqlx::query(
+            "SELECT state, severity, COUNT(*) AS n FROM incidents \
+             WHERE state NOT IN ('closed', 'dismissed') GROUP BY state, severity",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db)?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String, _>("state").map_err(StoreError::db)?,
+                r.try_get::<Option<String>, _>("severity")
+                    .map_err(StoreError::db)?,
+                r.try_get::<i64, _>("n").map_err(StoreError::db)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let scalar = |sql: &'static str| async move {
+            sqlx::query(sql)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get::<Option<i64>, _>(0))
+                .map_err(StoreError::db)
+        };
+        let clocks_breached = scalar(
+            "SELECT COUNT(*) FROM clock_facts WHERE breached_at IS NOT NULL AND dismissed = 0",
+        )
+        .await?
+        .unwrap_or(0);
+        let outbox_pending = scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            .await?
+            .unwrap_or(0);
+        let oldest = scalar("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'").await?;
+        let triage_pending = scalar(
+            "SELECT COUNT(*) FROM inbound_messages WHERE outcome = 'triage' AND triaged_at IS NULL",
+        )
+        .await?
+        .unwrap_or(0);
+        Ok(OperationalFigures {
+            open,
+            clocks_breached,
+            outbox_pending,
+            outbox_oldest_age_s: oldest
+                .map_or(0.0, |t| ((now.as_millisecond() - t).max(0)) as f64 / 1000.0),
+            triage_pending,
+        })
+    }
+}

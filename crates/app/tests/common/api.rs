@@ -315,6 +315,7 @@ impl Api {
                     base_url: "https://incidencias.gob.mx".into(),
                     demo_accounts: Default::default(),
                     portal_origins: std::sync::Arc::new(vec!["https://www.gob.mx".into()]),
+                    metrics_token: None,
                 }
                 .into(),
             ),
