@@ -783,7 +783,137 @@ async fn metrics_are_served_to_the_token_holder_only(url: String) {
     assert!(fired >= 1, "{text}");
 }
 
+async fn error_budget_and_what_if_are_computed_from_history(url: String) {
+    let api = Api::new(&url).await;
+    // Acknowledgments at high (30 min under version 1) after 10, 20, 40 and 5 minutes;
+    // each incident takes a minute to notify: acknowledged at +11, +32, +73 (breached at
+    // +63) and +79 minutes, which is now.
+    for after in [10, 20, 40, 5] {
+        acknowledged(&api, api.procedure, &api.agency, "high", after * MIN).await;
+    }
+    let doc = api
+        .get("/api/v1/reports/budget?clock=ack", &api.helpdesk)
+        .await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
+    assert_eq!(doc.json["objective_pct"], 95.0);
+    let row = &doc.json["rows"][0];
+    assert_eq!(
+        (row["clock"].as_str(), row["severity"].as_str()),
+        (Some("ack"), Some("high"))
+    );
+    assert_eq!(
+        (row["measured"].as_i64(), row["breached"].as_i64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(row["sli_pct"], 75.0);
+    // Budget 5 % of 4 clocks = 0.2 breaches; 1 spent: 100 × (1 − 1/0.2) = −400 %.
+    assert_eq!(row["allowed_breaches"], 0.2);
+    assert_eq!(row["budget_left_pct"], -400.0);
+    // Last hour (from +19, now included): 3 clocks, 1 breached: (1/3)/0.05 = 6.67.
+    assert_eq!(row["burn_1h"], 6.67);
+    assert_eq!(row["burn_6h"], 5.0);
+    assert_eq!(row["burn_3d"], 5.0);
+    assert_eq!(row["fastest"][0]["agency"], "SEPRU");
+    assert_eq!(row["fastest"][0]["burn"], 5.0);
+    let lenient = api
+        .get(
+            "/api/v1/reports/budget?clock=ack&objective=50",
+            &api.helpdesk,
+        )
+        .await;
+    assert_eq!(lenient.json["rows"][0]["budget_left_pct"], 50.0);
+    assert_eq!(lenient.json["rows"][0]["burn_6h"], 0.5);
+    for (query, field) in [
+        ("objective=100", "objective"),
+        ("objective=cero", "objective"),
+        ("from=2026-11-01", "from"),
+    ] {
+        api.get(&format!("/api/v1/reports/budget?{query}"), &api.helpdesk)
+            .await
+            .assert_invalid_field(field);
+    }
+
+    // Version 2 acknowledges high in 10 min. What-if over November between the versions:
+    // 300, 600, 1200 and 2400 s; under version 1 (1800 s) three met, under version 2
+    // (600 s) only 300 (a clock reaching its target is breached).
+    let t = json!({"critical": 900, "high": 600, "medium": 3600, "low": 3600});
+    let long = json!({"critical": 86400, "high": 86400, "medium": 86400, "low": 86400});
+    let v2 = api
+        .post(
+            "/api/v1/slo-policies",
+            &api.admin,
+            json!({"targets": {"report": long, "ack": t, "resolution": long,
+                               "validation": long, "report_form": long}}),
+        )
+        .await;
+    assert_eq!(v2.status, StatusCode::CREATED, "{}", v2.text);
+    let versions = api
+        .get(
+            &format!("/api/v1/reports/what-if?{NOVEMBER}&clock=ack&version_a=1&version_b=2"),
+            &api.helpdesk,
+        )
+        .await;
+    assert_eq!(versions.status, StatusCode::OK, "{}", versions.text);
+    assert_eq!(versions.json["a"]["label"], "versión 1");
+    assert_eq!(versions.json["b"]["label"], "versión 2 (vigente)");
+    let row = &versions.json["rows"][0];
+    let pick = |r: &Value, keys: [&str; 7]| keys.map(|k| r[k].as_f64().unwrap_or(f64::NAN));
+    let keys = [
+        "measured",
+        "recorded_met",
+        "a_target_s",
+        "a_met",
+        "a_pct",
+        "b_target_s",
+        "b_met",
+    ];
+    assert_eq!(pick(row, keys), [4.0, 3.0, 1800.0, 3.0, 75.0, 600.0, 1.0]);
+    assert_eq!(row["b_pct"], 25.0);
+    // A draft (1300 s) against the version in force, by POST; nothing is stored.
+    let draft_ack = json!({"critical": 900, "high": 1300, "medium": 3600, "low": 3600});
+    let draft = api
+        .post(
+            "/api/v1/reports/what-if",
+            &api.helpdesk,
+            json!({"from": "2026-11-01", "to": "2026-11-30", "clock": "ack",
+                   "targets": {"report": long, "ack": draft_ack, "resolution": long,
+                               "validation": long, "report_form": long}}),
+        )
+        .await;
+    assert_eq!(draft.status, StatusCode::OK, "{}", draft.text);
+    assert_eq!(draft.json["a"]["label"], "borrador");
+    assert_eq!(draft.json["b"]["label"], "versión 2 (vigente)");
+    let row = &draft.json["rows"][0];
+    assert_eq!(
+        (row["a_met"].as_i64(), row["b_met"].as_i64()),
+        (Some(3), Some(1))
+    );
+    let policies = api.get("/api/v1/slo-policies", &api.admin).await;
+    assert_eq!(
+        policies.json.as_array().map(Vec::len),
+        Some(2),
+        "the draft is not stored"
+    );
+    // Refusals name the field.
+    api.get("/api/v1/reports/what-if?version_a=1", &api.helpdesk)
+        .await
+        .assert_invalid_field("version_b");
+    api.get("/api/v1/reports/what-if?version_b=99", &api.helpdesk)
+        .await
+        .assert_invalid_field("version_b");
+    let zero = json!({"critical": 900, "high": 0, "medium": 3600, "low": 3600});
+    api.post(
+        "/api/v1/reports/what-if",
+        &api.helpdesk,
+        json!({"targets": {"report": long, "ack": zero, "resolution": long,
+                           "validation": long, "report_form": long}}),
+    )
+    .await
+    .assert_invalid_field("targets.ack.high");
+}
+
 on_both_backends!(
+    error_budget_and_what_if_are_computed_from_history,
     metrics_are_served_to_the_token_holder_only,
     the_reports_page_shows_the_figures_each_role_may_read,
     compliance_matches_a_hand_computed_history,

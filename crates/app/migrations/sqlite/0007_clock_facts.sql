@@ -22,3 +22,5 @@ CREATE TABLE clock_facts (
 );
 -- A period's clocks, read in outcome order.
 CREATE INDEX clock_facts_outcome ON clock_facts (outcome_at);
+-- The what-if reads the clocks that stopped in a period.
+CREATE INDEX clock_facts_stopped ON clock_facts (stopped_at);

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use incidencias_core::SloPolicy;
-use incidencias_core::slo::{SeverityTargets, Targets};
+use incidencias_core::slo::SeverityTargets;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -202,6 +202,19 @@ pub struct TargetsDoc {
     pub report_form: SeverityTargetsDoc,
 }
 
+impl TargetsDoc {
+    /// The core's targets.
+    pub fn into_targets(self) -> incidencias_core::slo::Targets {
+        incidencias_core::slo::Targets {
+            report: targets_in(self.report),
+            ack: targets_in(self.ack),
+            resolution: targets_in(self.resolution),
+            validation: targets_in(self.validation),
+            report_form: targets_in(self.report_form),
+        }
+    }
+}
+
 fn targets_in(t: SeverityTargetsDoc) -> SeverityTargets {
     SeverityTargets {
         critical: t.critical,
@@ -301,13 +314,7 @@ pub async fn create_policy(
                     &caller,
                     PolicyInput {
                         effective_from,
-                        targets: Targets {
-                            report: targets_in(t.report),
-                            ack: targets_in(t.ack),
-                            resolution: targets_in(t.resolution),
-                            validation: targets_in(t.validation),
-                            report_form: targets_in(t.report_form),
-                        },
+                        targets: t.into_targets(),
                         warning_ratio: b.warning_ratio,
                         escalation_repeat_s: b.escalation_repeat_s,
                     },

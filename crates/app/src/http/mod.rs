@@ -148,6 +148,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reports::compliance_export))
         .routes(routes!(reports::breaches))
         .routes(routes!(reports::breaches_export))
+        .routes(routes!(reports::budget))
+        .routes(routes!(reports::what_if_versions, reports::what_if_draft))
         .split_for_parts();
     openapi::conform(&mut api);
     routes

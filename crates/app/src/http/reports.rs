@@ -13,7 +13,8 @@ use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::Auth;
 use crate::service::reports::{
-    BreachPageDoc, ComplianceDoc, MAX_PAGE, ReportQuery, breaches_csv, compliance_csv,
+    self, BreachPageDoc, BudgetDoc, ComplianceDoc, MAX_PAGE, ReportQuery, Trial, WhatIfDoc,
+    breaches_csv, compliance_csv,
 };
 
 type Pairs = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
@@ -159,6 +160,141 @@ pub async fn breaches_export(
     let now = state.service.now();
     let items = state.service.all_breaches(&caller, &query, now).await?;
     Ok(csv_response(breaches_csv(&items), "relojes-excedidos.csv"))
+}
+
+/// The error budget of each clock and severity this month so far (Mexico City): SLI
+/// (share met), what the objective allows, what is left, the burn rate over the last 1 h,
+/// 6 h and 3 d (breach rate over the budget: above 1 it runs out before the month ends),
+/// and the agencies burning it fastest. `objective` in % (default 95). Filters as in
+/// compliance, without the period.
+#[utoipa::path(get, path = "/api/v1/reports/budget", tag = "reportes",
+    params(("objective" = Option<f64>, Query), ("clock" = Option<String>, Query),
+        ("severity" = Option<String>, Query), ("agency_id" = Option<i64>, Query),
+        ("procedure_id" = Option<i64>, Query)),
+    responses((status = 200, body = BudgetDoc), (status = 403, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn budget(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    pairs: Pairs,
+) -> Result<Json<BudgetDoc>, ApiError> {
+    let mut objective = None;
+    let query = report_query(pairs, |name, value, _| {
+        (name == "objective")
+            .then(|| objective = Some(value))
+            .is_some()
+    })?;
+    let mut errors = Vec::new();
+    for (field, given) in [("from", &query.from), ("to", &query.to)] {
+        if given.is_some() {
+            errors.push(FieldError::new(
+                field,
+                "el presupuesto de error es el del mes en curso; no lleva periodo",
+            ));
+        }
+    }
+    super::incidents::done(errors)?;
+    let objective = reports::objective(objective.as_deref())?;
+    let now = state.service.now();
+    Ok(Json(
+        state
+            .service
+            .error_budget(&caller, &query, objective, now)
+            .await?,
+    ))
+}
+
+/// What-if between two stored policy versions: over the period (as in compliance), the
+/// share of the clocks that stopped in it each version would have met, beside how they
+/// were recorded. `version_a` defaults to the version in force; `version_b` is required.
+#[utoipa::path(get, path = "/api/v1/reports/what-if", tag = "reportes",
+    params(("version_a" = Option<u32>, Query), ("version_b" = u32, Query),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("clock" = Option<String>, Query), ("severity" = Option<String>, Query),
+        ("agency_id" = Option<i64>, Query), ("procedure_id" = Option<i64>, Query)),
+    responses((status = 200, body = WhatIfDoc), (status = 403, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn what_if_versions(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    pairs: Pairs,
+) -> Result<Json<WhatIfDoc>, ApiError> {
+    let (mut a, mut b) = (Trial::InForce, None);
+    let query = report_query(pairs, |name, value, errors| {
+        let slot = match name {
+            "version_a" | "version_b" => name,
+            _ => return false,
+        };
+        match value.trim().parse::<u32>() {
+            Ok(v) if v > 0 && slot == "version_a" => a = Trial::Version(v),
+            Ok(v) if v > 0 => b = Some(Trial::Version(v)),
+            _ => errors.push(FieldError::new(slot, "debe ser un número de versión")),
+        }
+        true
+    })?;
+    let b = b.ok_or_else(|| ApiError::field("version_b", "indique la versión a comparar"))?;
+    let now = state.service.now();
+    Ok(Json(
+        state.service.what_if(&caller, &query, a, b, now).await?,
+    ))
+}
+
+/// A what-if request with a draft policy.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhatIfBody {
+    /// The draft's targets, in seconds, as for a new policy version.
+    pub targets: super::catalog::TargetsDoc,
+    /// The version to compare it with (default: the one in force).
+    pub compare_version: Option<u32>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub clock: Option<String>,
+    pub severity: Option<String>,
+    pub agency_id: Option<i64>,
+    pub procedure_id: Option<i64>,
+}
+
+/// What-if with a draft: "with these targets, over this period, compliance would have
+/// been ...", computed from history beside the version in force (or `compare_version`).
+/// Nothing is stored.
+#[utoipa::path(post, path = "/api/v1/reports/what-if", tag = "reportes",
+    request_body = WhatIfBody,
+    responses((status = 200, body = WhatIfDoc), (status = 403, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn what_if_draft(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    body: super::extract::Body<WhatIfBody>,
+) -> Result<Json<WhatIfDoc>, ApiError> {
+    // The role first, whatever the body (as every endpoint).
+    state.service.may_read_reports(&caller)?;
+    let b = body.anyone()?.value;
+    let query = ReportQuery {
+        from: b.from,
+        to: b.to,
+        clock: b.clock,
+        severity: b.severity,
+        agency_id: b.agency_id.map(|v| v.to_string()),
+        procedure_id: b.procedure_id.map(|v| v.to_string()),
+    };
+    let compare = b.compare_version.map_or(Trial::InForce, Trial::Version);
+    let now = state.service.now();
+    Ok(Json(
+        state
+            .service
+            .what_if(
+                &caller,
+                &query,
+                Trial::Draft(b.targets.into_targets()),
+                compare,
+                now,
+            )
+            .await?,
+    ))
 }
 
 #[cfg(test)]

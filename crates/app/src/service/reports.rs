@@ -288,6 +288,151 @@ pub struct BreachPageDoc {
     pub offset: i64,
 }
 
+/// The share of clocks to meet when nothing else is asked (the SRE's usual 95 %).
+pub const DEFAULT_OBJECTIVE_PCT: f64 = 95.0;
+
+/// The windows the burn rate is measured over: 1 hour, 6 hours, 3 days.
+pub const BURN_WINDOWS_S: [i64; 3] = [3_600, 21_600, 259_200];
+
+/// An agency and how fast it burns a clock's budget this month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BurnerDoc {
+    pub agency_id: i64,
+    pub agency: Option<String>,
+    pub measured: i64,
+    pub breached: i64,
+    /// Its breach rate over the budget: 1 spends the budget exactly by the month's end.
+    pub burn: f64,
+}
+
+/// The error budget of one clock at one severity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BudgetRowDoc {
+    pub clock: String,
+    pub clock_label: String,
+    pub severity: Option<String>,
+    /// This month so far.
+    pub measured: i64,
+    pub breached: i64,
+    /// Share met (the SLI), 0 to 100; null when nothing was measured.
+    pub sli_pct: Option<f64>,
+    /// Breaches the budget allows for what was measured: (1 − objective) × measured.
+    pub allowed_breaches: f64,
+    /// What is left of the budget, in %: 100 untouched, 0 spent, negative overspent.
+    pub budget_left_pct: f64,
+    /// Breach rate over the budget in the last hour, 6 hours and 3 days (null: nothing
+    /// measured in the window). Above 1 the budget is being spent faster than it lasts.
+    pub burn_1h: Option<f64>,
+    pub burn_6h: Option<f64>,
+    pub burn_3d: Option<f64>,
+    /// The agencies that burn it fastest this month (at most five, fastest first).
+    pub fastest: Vec<BurnerDoc>,
+}
+
+/// The error budgets of the month so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BudgetDoc {
+    #[schema(value_type = String, format = DateTime)]
+    pub from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub to: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub as_of: Timestamp,
+    /// The objective: the share of clocks to meet, in %.
+    pub objective_pct: f64,
+    pub rows: Vec<BudgetRowDoc>,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Breach rate over the budget, `None` when nothing was measured.
+fn burn(breached: i64, measured: i64, budget: f64) -> Option<f64> {
+    (measured > 0).then(|| round2(breached as f64 / measured as f64 / budget))
+}
+
+/// The objective asked for: a percentage above 0 and below 100.
+pub fn objective(text: Option<&str>) -> Result<f64, ServiceError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(DEFAULT_OBJECTIVE_PCT);
+    };
+    match text.replace(',', ".").parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 100.0 => Ok(v),
+        _ => Err(ServiceError::Invalid(vec![FieldError::new(
+            "objective",
+            "debe ser un porcentaje mayor que 0 y menor que 100, por ejemplo 95 o 99.5",
+        )])),
+    }
+}
+
+/// A policy a what-if tries: a stored version, or a draft's targets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trial {
+    /// The version in force now.
+    InForce,
+    Version(u32),
+    Draft(incidencias_core::slo::Targets),
+}
+
+/// Which policy one side of a what-if is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrialDoc {
+    /// The stored version; null for a draft.
+    pub version: Option<u32>,
+    /// In Spanish: "versión 2 (vigente)", "borrador".
+    pub label: String,
+}
+
+/// One clock and severity of a what-if.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WhatIfRowDoc {
+    pub clock: String,
+    pub clock_label: String,
+    pub severity: Option<String>,
+    /// Clocks that stopped in the period.
+    pub measured: i64,
+    /// Met as recorded (against the targets each incident ran under).
+    pub recorded_met: i64,
+    pub recorded_pct: f64,
+    pub a_target_s: i64,
+    pub a_met: i64,
+    pub a_pct: f64,
+    pub b_target_s: i64,
+    pub b_met: i64,
+    pub b_pct: f64,
+}
+
+/// What compliance would have been over a period under two policies, from history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WhatIfDoc {
+    #[schema(value_type = String, format = DateTime)]
+    pub from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub to: Timestamp,
+    pub a: TrialDoc,
+    pub b: TrialDoc,
+    pub rows: Vec<WhatIfRowDoc>,
+}
+
+fn trial_targets(t: &incidencias_core::slo::Targets) -> crate::store::TrialTargets {
+    let ms = |s: u32| i64::from(s) * 1000;
+    crate::store::TrialTargets {
+        targets: ClockName::ALL
+            .iter()
+            .flat_map(|c| {
+                Severity::ALL
+                    .iter()
+                    .map(move |s| (*c, *s, ms(t.for_clock(*c).get(*s))))
+            })
+            .collect(),
+        lenient: ClockName::ALL
+            .iter()
+            .map(|c| (*c, ms(t.for_clock(*c).max())))
+            .collect(),
+    }
+}
+
 fn clock_label(id: ClockId) -> String {
     if id.name == ClockName::Validation && id.round > 0 {
         format!("{} (ronda {})", id.name.label(), id.round)
@@ -354,6 +499,11 @@ impl Service {
         Ok(self.store.operational_figures(self.now()).await?)
     }
 
+    /// Refuses (403) a caller whose role reads no reports.
+    pub fn may_read_reports(&self, caller: &Caller) -> Result<(), ServiceError> {
+        caller.require(READERS, "consultar los reportes")
+    }
+
     async fn agency_names(&self) -> Result<HashMap<i64, String>, ServiceError> {
         Ok(self
             .store
@@ -401,6 +551,261 @@ impl Service {
             agency_id: filter.agency_id.map(|a| a.0),
             rows: rows.into_iter().map(|r| row_doc(r, &agencies)).collect(),
             totals: totals.into_iter().map(|r| row_doc(r, &agencies)).collect(),
+        })
+    }
+
+    /// The error budget of each clock and severity this month (in Mexico City) so far:
+    /// what the objective allows, what is left, how fast it burns over the last hour, 6
+    /// hours and 3 days, and the agencies burning it fastest. The query's period is
+    /// ignored (a budget is monthly); its other filters apply.
+    pub async fn error_budget(
+        &self,
+        caller: &Caller,
+        query: &ReportQuery,
+        objective_pct: f64,
+        now: Timestamp,
+    ) -> Result<BudgetDoc, ServiceError> {
+        caller.require(READERS, "consultar los reportes")?;
+        let month = ReportQuery {
+            from: None,
+            to: None,
+            ..query.clone()
+        };
+        let filter = filter_of(caller, &month, now)?;
+        let budget = 1.0 - objective_pct / 100.0;
+        let by_severity = Split {
+            severity: true,
+            agency: false,
+        };
+        // Windows end at `now` included: an outcome at this very instant counts.
+        let end = now
+            .checked_add(jiff::SignedDuration::from_millis(1))
+            .unwrap_or(now);
+        let to_date = ReportFilter {
+            to: end.max(filter.from),
+            ..filter.clone()
+        };
+        let totals = self.store.outcome_counts(&to_date, by_severity).await?;
+        let by_agency = self
+            .store
+            .outcome_counts(
+                &to_date,
+                Split {
+                    severity: true,
+                    agency: true,
+                },
+            )
+            .await?;
+        let mut windows = Vec::new();
+        for seconds in BURN_WINDOWS_S {
+            let from = now
+                .checked_sub(jiff::SignedDuration::from_secs(seconds))
+                .unwrap_or(now);
+            let window = ReportFilter {
+                from,
+                to: end,
+                ..filter.clone()
+            };
+            windows.push(self.store.outcome_counts(&window, by_severity).await?);
+        }
+        let agencies = self.agency_names().await?;
+        let key = |c: &crate::store::OutcomeCount| (c.clock, c.severity);
+        let rows = totals
+            .iter()
+            .map(|t| {
+                let in_window = |w: &Vec<crate::store::OutcomeCount>| {
+                    w.iter()
+                        .find(|c| key(c) == key(t))
+                        .and_then(|c| burn(c.breached, c.measured, budget))
+                };
+                let allowed = budget * t.measured as f64;
+                let mut fastest: Vec<BurnerDoc> = by_agency
+                    .iter()
+                    .filter(|c| key(c) == key(t) && c.breached > 0)
+                    .filter_map(|c| {
+                        let agency_id = c.agency_id?.0;
+                        Some(BurnerDoc {
+                            agency_id,
+                            agency: agencies.get(&agency_id).cloned(),
+                            measured: c.measured,
+                            breached: c.breached,
+                            burn: burn(c.breached, c.measured, budget)?,
+                        })
+                    })
+                    .collect();
+                fastest.sort_by(|a, b| {
+                    b.burn
+                        .total_cmp(&a.burn)
+                        .then(b.breached.cmp(&a.breached))
+                        .then(a.agency_id.cmp(&b.agency_id))
+                });
+                fastest.truncate(5);
+                BudgetRowDoc {
+                    clock: t.clock.as_str().into(),
+                    clock_label: t.clock.label().into(),
+                    severity: t.severity.map(|s| s.as_str().into()),
+                    measured: t.measured,
+                    breached: t.breached,
+                    sli_pct: (t.measured > 0).then(|| pct(t.measured - t.breached, t.measured)),
+                    allowed_breaches: round2(allowed),
+                    budget_left_pct: if t.measured == 0 {
+                        100.0
+                    } else {
+                        round2(100.0 * (1.0 - t.breached as f64 / allowed))
+                    },
+                    burn_1h: in_window(&windows[0]),
+                    burn_6h: in_window(&windows[1]),
+                    burn_3d: in_window(&windows[2]),
+                    fastest,
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut rows = rows;
+        let rank = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|s| Severity::parse(s).ok())
+                .and_then(|s| Severity::ALL.iter().position(|x| *x == s))
+                .unwrap_or(usize::MAX)
+        };
+        rows.sort_by_key(|r| {
+            (
+                incidencias_core::slo::parse_clock_name(&r.clock).ok(),
+                rank(&r.severity),
+            )
+        });
+        Ok(BudgetDoc {
+            from: filter.from,
+            to: filter.to,
+            as_of: now,
+            objective_pct,
+            rows,
+        })
+    }
+
+    /// What-if: over the query's period, the share of the clocks that stopped in it that
+    /// each policy would have met (running time below its target), side by side with how
+    /// they were recorded. A draft's targets are checked like a new version's.
+    pub async fn what_if(
+        &self,
+        caller: &Caller,
+        query: &ReportQuery,
+        a: Trial,
+        b: Trial,
+        now: Timestamp,
+    ) -> Result<WhatIfDoc, ServiceError> {
+        caller.require(READERS, "consultar los reportes")?;
+        let filter = filter_of(caller, query, now)?;
+        let policies = self.store.policies().await?;
+        let in_force = incidencias_core::policy_in_force(&policies, now)
+            .cloned()
+            .unwrap_or_else(incidencias_core::SloPolicy::seed);
+        let resolve = |t: &Trial,
+                       field: &str|
+         -> Result<(incidencias_core::slo::Targets, TrialDoc), ServiceError> {
+            match t {
+                Trial::InForce => Ok((
+                    in_force.targets,
+                    TrialDoc {
+                        version: Some(in_force.version),
+                        label: format!("versión {} (vigente)", in_force.version),
+                    },
+                )),
+                Trial::Version(v) => policies
+                    .iter()
+                    .find(|p| p.version == *v)
+                    .map(|p| {
+                        (
+                            p.targets,
+                            TrialDoc {
+                                version: Some(*v),
+                                label: if *v == in_force.version {
+                                    format!("versión {v} (vigente)")
+                                } else {
+                                    format!("versión {v}")
+                                },
+                            },
+                        )
+                    })
+                    .ok_or_else(|| {
+                        ServiceError::Invalid(vec![FieldError::new(
+                            field,
+                            format!("no existe la versión {v} de la política de SLO"),
+                        )])
+                    }),
+                Trial::Draft(targets) => {
+                    let draft = incidencias_core::SloPolicy {
+                        targets: *targets,
+                        ..in_force.clone()
+                    };
+                    let problems = draft.problems();
+                    if !problems.is_empty() {
+                        return Err(ServiceError::Invalid(
+                            problems
+                                .into_iter()
+                                .map(|(f, m)| FieldError::new(&f, m))
+                                .collect(),
+                        ));
+                    }
+                    Ok((
+                        *targets,
+                        TrialDoc {
+                            version: None,
+                            label: "borrador".into(),
+                        },
+                    ))
+                }
+            }
+        };
+        let (ta, da) = resolve(&a, "version_a")?;
+        let (tb, db) = resolve(&b, "version_b")?;
+        let rows = self
+            .store
+            .trial(&filter, &[trial_targets(&ta), trial_targets(&tb)])
+            .await?;
+        let target = |t: &incidencias_core::slo::Targets, c: ClockName, s: Option<Severity>| {
+            i64::from(s.map_or(t.for_clock(c).max(), |s| t.for_clock(c).get(s)))
+        };
+        let mut rows: Vec<WhatIfRowDoc> = rows
+            .into_iter()
+            .map(|r| {
+                let (a_met, b_met) = (
+                    r.met.first().copied().unwrap_or(0),
+                    r.met.get(1).copied().unwrap_or(0),
+                );
+                WhatIfRowDoc {
+                    clock: r.clock.as_str().into(),
+                    clock_label: r.clock.label().into(),
+                    severity: r.severity.map(|s| s.as_str().into()),
+                    measured: r.measured,
+                    recorded_met: r.recorded_met,
+                    recorded_pct: pct(r.recorded_met, r.measured),
+                    a_target_s: target(&ta, r.clock, r.severity),
+                    a_met,
+                    a_pct: pct(a_met, r.measured),
+                    b_target_s: target(&tb, r.clock, r.severity),
+                    b_met,
+                    b_pct: pct(b_met, r.measured),
+                }
+            })
+            .collect();
+        let rank = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|s| Severity::parse(s).ok())
+                .and_then(|s| Severity::ALL.iter().position(|x| *x == s))
+                .unwrap_or(usize::MAX)
+        };
+        rows.sort_by_key(|r| {
+            (
+                incidencias_core::slo::parse_clock_name(&r.clock).ok(),
+                rank(&r.severity),
+            )
+        });
+        Ok(WhatIfDoc {
+            from: filter.from,
+            to: filter.to,
+            a: da,
+            b: db,
+            rows,
         })
     }
 

@@ -47,7 +47,10 @@ pub use outbox::{
     InboundDisposition, InboundRecord, InboundRow, OutboxRow, OutboxState, TriageAction,
     TriageResolution,
 };
-pub use reports::{BreachRow, ComplianceRow, OperationalFigures, ReportFilter, Split};
+pub use reports::{
+    BreachRow, ComplianceRow, OperationalFigures, OutcomeCount, ReportFilter, Split, TrialRow,
+    TrialTargets,
+};
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
 pub use webhooks::{
     AttemptOutcome, BannerCheck, WebhookAttempt, WebhookDelivery, WebhookSubscription,

@@ -33,12 +33,17 @@ pub struct ReportFilter {
 impl ReportFilter {
     /// The WHERE clause (parameters from `$1`) and its values. `$1` is always `now`.
     fn clause(&self) -> (String, Vec<Value>) {
+        self.clause_on("f.outcome_at")
+    }
+
+    /// [`ReportFilter::clause`] with the period on `column` instead of the outcome.
+    fn clause_on(&self, column: &str) -> (String, Vec<Value>) {
         let mut values: Vec<Value> = vec![
             self.now.as_millisecond().into(),
             self.from.as_millisecond().into(),
             self.to.as_millisecond().into(),
         ];
-        let mut sql = String::from("f.dismissed = 0 AND f.outcome_at >= $2 AND f.outcome_at < $3");
+        let mut sql = format!("f.dismissed = 0 AND {column} >= $2 AND {column} < $3");
         let mut add = |cond: &str, v: Value| {
             values.push(v);
             sql.push_str(&format!(" AND {cond} ${}", values.len()));
@@ -100,6 +105,60 @@ pub struct ComplianceRow {
 pub struct Split {
     pub severity: bool,
     pub agency: bool,
+}
+
+/// A clock's target under a policy being tried, for the what-if: in milliseconds, by
+/// clock and severity; `lenient` for a clock without severity (a report never notified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialTargets {
+    /// (clock, severity, target in milliseconds).
+    pub targets: Vec<(ClockName, Severity, i64)>,
+    /// (clock, target in milliseconds) when the clock has no severity.
+    pub lenient: Vec<(ClockName, i64)>,
+}
+
+impl TrialTargets {
+    /// A SQL expression: the target of fact `f` (numbers only, from typed integers).
+    fn expression(&self) -> String {
+        let mut sql = String::from("CASE");
+        for (clock, severity, ms) in &self.targets {
+            sql.push_str(&format!(
+                " WHEN f.clock = '{}' AND f.severity = '{}' THEN {ms}",
+                clock.as_str(),
+                severity.as_str()
+            ));
+        }
+        for (clock, ms) in &self.lenient {
+            sql.push_str(&format!(
+                " WHEN f.clock = '{}' AND f.severity IS NULL THEN {ms}",
+                clock.as_str()
+            ));
+        }
+        sql.push_str(" ELSE 0 END");
+        sql
+    }
+}
+
+/// The what-if counts of one clock and severity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialRow {
+    pub clock: ClockName,
+    pub severity: Option<Severity>,
+    pub measured: i64,
+    /// Met as recorded, against the targets the incidents ran under.
+    pub recorded_met: i64,
+    /// Met under each policy tried, in order.
+    pub met: Vec<i64>,
+}
+
+/// Clocks measured and breached in one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeCount {
+    pub clock: ClockName,
+    pub severity: Option<Severity>,
+    pub agency_id: Option<AgencyId>,
+    pub measured: i64,
+    pub breached: i64,
 }
 
 /// A breached clock, for the breach list.
@@ -216,6 +275,98 @@ impl Store {
         };
         out.sort_by_key(|r| (r.clock, sev_rank(r.severity), r.agency_id.map(|a| a.0)));
         Ok(out)
+    }
+
+    /// How many clocks `filter` selects and how many of them breached, per clock, severity
+    /// and (as `split` says) agency: the compliance counts without the percentiles, for
+    /// the error budget's several windows.
+    pub async fn outcome_counts(
+        &self,
+        filter: &ReportFilter,
+        split: Split,
+    ) -> Result<Vec<OutcomeCount>, StoreError> {
+        let (clause, values) = filter.clause();
+        let severity = if split.severity {
+            "f.severity"
+        } else {
+            "CAST(NULL AS TEXT)"
+        };
+        let agency = if split.agency {
+            "f.agency_id"
+        } else {
+            "CAST(NULL AS BIGINT)"
+        };
+        // `$1` (now) is not used here; it still has to be bound and typed.
+        let sql = format!(
+            "SELECT f.clock AS clock, {severity} AS severity, {agency} AS agency_id, \
+                    COUNT(*) AS measured, \
+                    CAST(SUM(CASE WHEN f.breached_at IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS breached \
+             FROM clock_facts f WHERE {clause} AND CAST($1 AS BIGINT) IS NOT NULL \
+             GROUP BY f.clock, {severity}, {agency}"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|row| {
+                let clock: String = row.try_get("clock").map_err(StoreError::db)?;
+                let agency: Option<i64> = row.try_get("agency_id").map_err(StoreError::db)?;
+                Ok(OutcomeCount {
+                    clock: parse_clock_name(&clock).map_err(corrupt)?,
+                    severity: severity_of(row)?,
+                    agency_id: agency.map(AgencyId),
+                    measured: row.try_get("measured").map_err(StoreError::db)?,
+                    breached: row.try_get("breached").map_err(StoreError::db)?,
+                })
+            })
+            .collect()
+    }
+
+    /// What-if: the clocks `filter` selects that stopped in its period, each judged met
+    /// against every one of `trials` (running time below the target), per clock and
+    /// severity, beside how they were recorded.
+    pub async fn trial(
+        &self,
+        filter: &ReportFilter,
+        trials: &[TrialTargets],
+    ) -> Result<Vec<TrialRow>, StoreError> {
+        let (clause, values) = filter.clause_on("f.stopped_at");
+        let judged: String = trials
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!(
+                    ", CAST(SUM(CASE WHEN {USED} < ({}) THEN 1 ELSE 0 END) AS BIGINT) AS met_{i}",
+                    t.expression()
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT f.clock AS clock, f.severity AS severity, COUNT(*) AS measured, \
+                    CAST(SUM(CASE WHEN f.breached_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS recorded_met\
+                    {judged} \
+             FROM clock_facts f WHERE {clause} GROUP BY f.clock, f.severity"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|row| {
+                let clock: String = row.try_get("clock").map_err(StoreError::db)?;
+                let int = |c: &str| row.try_get::<i64, _>(c).map_err(StoreError::db);
+                Ok(TrialRow {
+                    clock: parse_clock_name(&clock).map_err(corrupt)?,
+                    severity: severity_of(row)?,
+                    measured: int("measured")?,
+                    recorded_met: int("recorded_met")?,
+                    met: (0..trials.len())
+                        .map(|i| int(&format!("met_{i}")))
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .collect()
     }
 
     /// The breached clocks `filter` selects (by the instant of the breach), newest breach
