@@ -658,6 +658,60 @@ async fn the_reports_page_shows_the_figures_each_role_may_read(url: String) {
     assert_eq!(bad.status, StatusCode::OK);
     assert!(bad.text.contains("role=\"alert\""), "{}", bad.text);
     assert!(bad.text.contains("href=\"#f-desde\""), "{}", bad.text);
+    // The month's error budget, with its objective.
+    assert!(
+        page.text
+            .contains("Presupuesto de error del mes en curso (objetivo 95 %)"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("(agotado)"),
+        "one breach in two spends it: {}",
+        page.text
+    );
+    let bad_objective = desk.get("/reportes?objetivo=120").await;
+    assert!(
+        bad_objective.text.contains("href=\"#f-objetivo\""),
+        "{}",
+        bad_objective.text
+    );
+    // Simulation: the in-force targets prefilled (30 min for a high acknowledgment); a
+    // draft of 50 min would have met the late one too.
+    let form = desk.get("/reportes/simulacion").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert!(
+        form.text
+            .contains("name=\"m_ack_high\" inputmode=\"decimal\" size=\"6\" value=\"30\""),
+        "{}",
+        form.text
+    );
+    let simulated = desk
+        .get("/reportes/simulacion?comparar=1&reloj=ack&a=vigente&b=borrador&m_ack_high=50")
+        .await;
+    assert_eq!(simulated.status, StatusCode::OK, "{}", simulated.text);
+    assert!(
+        simulated
+            .text
+            .contains("A: versión 1 (vigente) · B: borrador"),
+        "{}",
+        simulated.text
+    );
+    assert!(simulated.text.contains("50.0 % (1)"), "{}", simulated.text);
+    assert!(simulated.text.contains("100.0 % (2)"), "{}", simulated.text);
+    assert!(
+        simulated.text.contains("+50.0 puntos"),
+        "{}",
+        simulated.text
+    );
+    let refused = desk
+        .get("/reportes/simulacion?comparar=1&m_ack_high=-1")
+        .await;
+    assert!(
+        refused.text.contains("href=\"#m_ack_high\""),
+        "{}",
+        refused.text
+    );
     // An agency user reads its own agency only, and is not offered the others.
     let agency = Browser::sign_in(&api, "responsable@otra.gob.mx").await;
     let own = agency.get("/reportes").await;

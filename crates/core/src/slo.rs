@@ -396,6 +396,16 @@ impl SeverityTargets {
         }
     }
 
+    /// Sets the target for `severity`, in seconds.
+    pub fn set(&mut self, severity: Severity, seconds: u32) {
+        match severity {
+            Severity::Critical => self.critical = seconds,
+            Severity::High => self.high = seconds,
+            Severity::Medium => self.medium = seconds,
+            Severity::Low => self.low = seconds,
+        }
+    }
+
     /// The most lenient target: used for the `report` clock before a severity exists.
     pub fn max(&self) -> u32 {
         self.critical.max(self.high).max(self.medium).max(self.low)
@@ -427,6 +437,17 @@ impl Targets {
             ClockName::Resolution => &self.resolution,
             ClockName::Validation => &self.validation,
             ClockName::ReportForm => &self.report_form,
+        }
+    }
+
+    /// The targets of clock `name`, to change them (a draft policy).
+    pub fn for_clock_mut(&mut self, name: ClockName) -> &mut SeverityTargets {
+        match name {
+            ClockName::Report => &mut self.report,
+            ClockName::Ack => &mut self.ack,
+            ClockName::Resolution => &mut self.resolution,
+            ClockName::Validation => &mut self.validation,
+            ClockName::ReportForm => &mut self.report_form,
         }
     }
 }

@@ -84,6 +84,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/politicas", get(policies::page).post(policies::create))
         .route("/reportes", get(reports::page))
+        .route("/reportes/simulacion", get(reports::what_if))
         .route("/salida", get(outbox::page))
         .route("/salida/reintentar", post(outbox::retry_all))
         .route("/salida/{id}", get(outbox::message))

@@ -14,7 +14,7 @@ use super::pages::{Choice, Errors, Layout, html, refused};
 use super::session::Viewer;
 use crate::http::AppState;
 use crate::service::ServiceError;
-use crate::service::reports::{BreachPageDoc, ComplianceDoc, ComplianceRowDoc, ReportQuery};
+use crate::service::reports::{BreachPageDoc, ComplianceDoc, ComplianceRowDoc, ReportQuery, Trial};
 
 /// Breached clocks per page.
 const PAGE: i64 = 50;
@@ -43,6 +43,57 @@ pub struct Bar {
     pub y: i64,
     pub width: i64,
     pub text_y: i64,
+}
+
+/// One line of the error budget table.
+pub struct BudgetLine {
+    pub clock: String,
+    pub severity: String,
+    pub measured: i64,
+    pub breached: i64,
+    pub sli: String,
+    pub allowed: String,
+    pub left: String,
+    /// The budget is overspent: said in words and marked, never by colour alone.
+    pub overspent: bool,
+    pub burn_1h: String,
+    pub burn_6h: String,
+    pub burn_3d: String,
+    pub fastest: String,
+}
+
+fn burn_text(b: Option<f64>) -> String {
+    b.map_or("—".into(), |b| format!("{b:.2}×"))
+}
+
+fn budget_line(r: &crate::service::reports::BudgetRowDoc) -> BudgetLine {
+    BudgetLine {
+        clock: r.clock_label.clone(),
+        severity: severity_label(r.severity.as_deref()),
+        measured: r.measured,
+        breached: r.breached,
+        sli: r.sli_pct.map_or("—".into(), |p| format!("{p:.1} %")),
+        allowed: format!("{:.1}", r.allowed_breaches),
+        left: format!("{:.0} %", r.budget_left_pct),
+        overspent: r.budget_left_pct < 0.0,
+        burn_1h: burn_text(r.burn_1h),
+        burn_6h: burn_text(r.burn_6h),
+        burn_3d: burn_text(r.burn_3d),
+        fastest: r
+            .fastest
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} ({:.2}×, {} de {})",
+                    b.agency.clone().unwrap_or_default(),
+                    b.burn,
+                    b.breached,
+                    b.measured
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
 }
 
 pub struct BreachLine {
@@ -79,6 +130,8 @@ struct ReportsPage {
     prev: Option<String>,
     next: Option<String>,
     csv_query: String,
+    objetivo: String,
+    budget: Vec<BudgetLine>,
 }
 
 /// The page's filters, in Spanish, as the URL carries them.
@@ -96,6 +149,8 @@ pub struct ReportsQuery {
     dependencia: Option<String>,
     #[serde(default)]
     pagina: Option<i64>,
+    #[serde(default)]
+    objetivo: Option<String>,
 }
 
 fn some(v: &Option<String>) -> Option<String> {
@@ -357,6 +412,33 @@ async fn render(
         .map(|a| (a.id.to_string(), format!("{} ({})", a.name, a.acronym)))
         .collect();
     let (bars, chart_height) = bars(&doc.totals);
+    // The month's error budget, with the same filters but its own period.
+    let objective_text = some(&q.objetivo);
+    let budget_query = ReportQuery {
+        clock: some(&q.reloj),
+        severity: some(&q.severidad),
+        agency_id: some(&q.dependencia),
+        ..ReportQuery::default()
+    };
+    let now = state.service.now();
+    let mut errors = errors;
+    let budget = match crate::service::reports::objective(objective_text.as_deref()) {
+        Ok(objective) => match state
+            .service
+            .error_budget(caller, &budget_query, objective, now)
+            .await
+        {
+            Ok(b) => b.rows.iter().map(budget_line).collect(),
+            Err(ServiceError::Invalid(_)) => Vec::new(),
+            Err(e) => return refused(Some(viewer), &e),
+        },
+        Err(e) => {
+            if errors.message.is_none() {
+                errors = Errors::from_service(&e, |_| "Objetivo".into(), |_| "f-objetivo".into());
+            }
+            Vec::new()
+        }
+    };
     let page = ReportsPage {
         layout: Layout::new(Some(viewer), "Reportes", "/reportes"),
         errors,
@@ -376,6 +458,282 @@ async fn render(
         csv_query: join(&api_pairs),
         desde,
         hasta,
+        objetivo: objective_text
+            .unwrap_or_else(|| format!("{}", crate::service::reports::DEFAULT_OBJECTIVE_PCT)),
+        budget,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// One line of the what-if table.
+pub struct TrialLine {
+    pub clock: String,
+    pub severity: String,
+    pub measured: i64,
+    pub recorded: String,
+    pub a_target: String,
+    pub a: String,
+    pub b_target: String,
+    pub b: String,
+    pub change: String,
+}
+
+/// A draft target input: clock × severity, in minutes.
+pub struct DraftInput {
+    pub name: String,
+    pub id: String,
+    pub label: String,
+    pub value: String,
+}
+
+/// One clock's row of draft inputs.
+pub struct DraftRow {
+    pub clock: String,
+    pub inputs: Vec<DraftInput>,
+}
+
+#[derive(Template)]
+#[template(path = "what_if.html")]
+struct WhatIfPage {
+    layout: Layout,
+    errors: Errors,
+    desde: String,
+    hasta: String,
+    clocks: Vec<Choice>,
+    versions_a: Vec<Choice>,
+    versions_b: Vec<Choice>,
+    draft: Vec<DraftRow>,
+    a_label: String,
+    b_label: String,
+    period: String,
+    lines: Vec<TrialLine>,
+    asked: bool,
+}
+
+fn draft_field(clock: ClockName, severity: Severity) -> String {
+    format!("m_{}_{}", clock.as_str(), severity.as_str())
+}
+
+fn minutes(seconds: u32) -> String {
+    if seconds % 60 == 0 {
+        (seconds / 60).to_string()
+    } else {
+        format!("{:.2}", f64::from(seconds) / 60.0)
+    }
+}
+
+/// "Simulación de metas": the what-if between two versions or against a draft, every
+/// input in the URL (nothing is stored, so a GET form).
+pub async fn what_if(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let pairs = query.map(|Query(p)| p).unwrap_or_default();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let caller = &viewer.caller;
+    if let Err(e) = state.service.may_read_reports(caller) {
+        return refused(Some(&viewer), &e);
+    }
+    let now = state.service.now();
+    let policies = match state.service.policies().await {
+        Ok(p) => p,
+        Err(e) => return refused(Some(&viewer), &e),
+    };
+    let in_force = incidencias_core::policy_in_force(&policies, now)
+        .cloned()
+        .unwrap_or_else(incidencias_core::SloPolicy::seed);
+    // The draft starts as the version in force; what was typed wins.
+    let mut bad = Vec::new();
+    let mut targets = in_force.targets;
+    for clock in ClockName::ALL {
+        for severity in Severity::ALL {
+            let field = draft_field(clock, *severity);
+            let Some(text) = get(&field) else { continue };
+            match text.replace(',', ".").parse::<f64>() {
+                Ok(m) if m > 0.0 && m <= 525_600.0 => {
+                    let s = (m * 60.0).round() as u32;
+                    let t = targets.for_clock_mut(clock);
+                    t.set(*severity, s.max(1));
+                }
+                _ => bad.push(incidencias_core::FieldError::new(
+                    &field,
+                    "debe ser un número de minutos mayor que 0 (hasta un año)",
+                )),
+            }
+        }
+    }
+    let a_choice = get("a");
+    let b_choice = get("b").unwrap_or_else(|| "borrador".into());
+    let trial = |choice: Option<&str>,
+                 field: &str,
+                 errors: &mut Vec<incidencias_core::FieldError>| match choice {
+        None | Some("vigente") => Trial::InForce,
+        Some("borrador") => Trial::Draft(targets),
+        Some(v) => match v.parse::<u32>() {
+            Ok(v) => Trial::Version(v),
+            Err(_) => {
+                errors.push(incidencias_core::FieldError::new(
+                    field,
+                    "elija una versión",
+                ));
+                Trial::InForce
+            }
+        },
+    };
+    let a = trial(a_choice.as_deref(), "a", &mut bad);
+    let b = trial(Some(b_choice.as_str()), "b", &mut bad);
+    let report_query = ReportQuery {
+        from: get("desde"),
+        to: get("hasta"),
+        clock: get("reloj"),
+        ..ReportQuery::default()
+    };
+    let asked = get("comparar").is_some();
+    let label = |f: &str| match f {
+        "from" => "Desde".to_string(),
+        "to" => "Hasta".to_string(),
+        "clock" => "Reloj".to_string(),
+        "a" | "version_a" => "Política A".to_string(),
+        "b" | "version_b" => "Política B".to_string(),
+        f => f
+            .strip_prefix("targets.")
+            .or_else(|| f.strip_prefix("m_"))
+            .map_or_else(
+                || "Filtro".to_string(),
+                |t| format!("Meta {}", t.replace(['.', '_'], " ")),
+            ),
+    };
+    let anchor = |f: &str| match f {
+        "from" => "f-desde".to_string(),
+        "to" => "f-hasta".to_string(),
+        "clock" => "f-reloj".to_string(),
+        "a" | "version_a" => "f-a".to_string(),
+        "b" | "version_b" => "f-b".to_string(),
+        f => f
+            .strip_prefix("targets.")
+            .map_or_else(|| f.to_string(), |t| format!("m_{}", t.replace('.', "_"))),
+    };
+    let mut errors = Errors::default();
+    let mut doc = None;
+    if !bad.is_empty() {
+        errors = Errors::from_service(&ServiceError::Invalid(bad), label, anchor);
+    } else if asked {
+        match state
+            .service
+            .what_if(caller, &report_query, a, b, now)
+            .await
+        {
+            Ok(d) => doc = Some(d),
+            Err(e @ ServiceError::Invalid(_)) => errors = Errors::from_service(&e, label, anchor),
+            Err(e) => return refused(Some(&viewer), &e),
+        }
+    }
+    let (month_start, month_end) = crate::service::reports::current_month(now);
+    let day = |t: jiff::Timestamp| {
+        t.to_zoned_datetime(format::mexico())
+            .strftime("%Y-%m-%d")
+            .to_string()
+    };
+    let last = |t: jiff::Timestamp| {
+        t.checked_sub(jiff::SignedDuration::from_millis(1))
+            .unwrap_or(t)
+    };
+    let version_choices = |selected: &str, with_draft: bool| {
+        let mut out = vec![Choice {
+            value: "vigente".into(),
+            label: format!("Vigente (versión {})", in_force.version),
+            selected: selected == "vigente",
+        }];
+        if with_draft {
+            out.push(Choice {
+                value: "borrador".into(),
+                label: "Borrador (las metas de abajo)".into(),
+                selected: selected == "borrador",
+            });
+        }
+        out.extend(policies.iter().map(|p| Choice {
+            value: p.version.to_string(),
+            label: format!(
+                "Versión {} (desde el {})",
+                p.version,
+                format::instant(p.effective_from)
+            ),
+            selected: selected == p.version.to_string(),
+        }));
+        out
+    };
+    let clock_choices: Vec<(String, String)> = ClockName::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), c.label().to_string()))
+        .collect();
+    let draft = ClockName::ALL
+        .iter()
+        .map(|clock| DraftRow {
+            clock: clock.label().to_string(),
+            inputs: Severity::ALL
+                .iter()
+                .map(|s| {
+                    let name = draft_field(*clock, *s);
+                    DraftInput {
+                        value: get(&name)
+                            .unwrap_or_else(|| minutes(in_force.targets.for_clock(*clock).get(*s))),
+                        id: name.clone(),
+                        name,
+                        label: format!("{}, {}, en minutos", clock.label(), s.label()),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let lines = doc
+        .as_ref()
+        .map(|d| {
+            d.rows
+                .iter()
+                .map(|r| TrialLine {
+                    clock: r.clock_label.clone(),
+                    severity: severity_label(r.severity.as_deref()),
+                    measured: r.measured,
+                    recorded: format!("{:.1} %", r.recorded_pct),
+                    a_target: format::span(r.a_target_s),
+                    a: format!("{:.1} % ({})", r.a_pct, r.a_met),
+                    b_target: format::span(r.b_target_s),
+                    b: format!("{:.1} % ({})", r.b_pct, r.b_met),
+                    change: format!("{:+.1} puntos", r.b_pct - r.a_pct),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let page = WhatIfPage {
+        layout: Layout::new(Some(&viewer), "Simulación de metas", "/reportes"),
+        errors,
+        desde: get("desde").unwrap_or_else(|| day(month_start)),
+        hasta: get("hasta").unwrap_or_else(|| day(last(month_end))),
+        clocks: choices(&clock_choices, get("reloj").as_deref()),
+        versions_a: version_choices(a_choice.as_deref().unwrap_or("vigente"), false),
+        versions_b: version_choices(&b_choice, true),
+        draft,
+        a_label: doc.as_ref().map(|d| d.a.label.clone()).unwrap_or_default(),
+        b_label: doc.as_ref().map(|d| d.b.label.clone()).unwrap_or_default(),
+        period: doc
+            .as_ref()
+            .map(|d| {
+                format!(
+                    "del {} al {}",
+                    format::instant(d.from),
+                    format::instant(d.to)
+                )
+            })
+            .unwrap_or_default(),
+        lines,
+        asked: doc.is_some(),
     };
     html(StatusCode::OK, &page)
 }

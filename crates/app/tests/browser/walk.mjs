@@ -1099,6 +1099,16 @@ async function walk() {
   await page.getByRole('button', { name: 'Consultar', exact: true }).click();
   await page.waitForURL((u) => u.pathname === '/reportes' && u.searchParams.get('reloj') === 'ack');
   await check(page, 'reportes-filtrados');
+  await page.getByRole('link', { name: 'Simular otras metas', exact: true }).click();
+  await page.waitForURL((u) => u.pathname === '/reportes/simulacion');
+  await check(page, 'simulacion-de-metas');
+  await page.getByLabel('Confirmación de enterado, Alta, en minutos', { exact: true }).fill('45');
+  await page.getByRole('button', { name: 'Simular', exact: true }).click();
+  await page.waitForURL((u) => u.pathname === '/reportes/simulacion' && u.searchParams.get('m_ack_high') === '45');
+  if ((await page.getByRole('table', { name: /A: versión \d+ \(vigente\) · B: borrador/ }).count()) !== 1) {
+    fail('la simulación no muestra la tabla de resultados');
+  }
+  await check(page, 'simulacion-resultado');
   await goto(page, '/salida');
   await check(page, 'bandeja-de-salida');
   await page.getByRole('link', { name: /^Ver correo/ }).first().click();
