@@ -515,7 +515,7 @@ fn draft_field(clock: ClockName, severity: Severity) -> String {
 }
 
 fn minutes(seconds: u32) -> String {
-    if seconds % 60 == 0 {
+    if seconds.is_multiple_of(60) {
         (seconds / 60).to_string()
     } else {
         format!("{:.2}", f64::from(seconds) / 60.0)
