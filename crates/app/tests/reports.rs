@@ -390,12 +390,12 @@ async fn bad_filters_are_named_and_csv_is_ready_for_excel(url: String) {
         .split("\r\n")
         .collect();
     assert!(
-        lines[0].starts_with("Folio,Reloj,Dependencia,Severidad"),
+        lines[0].starts_with("Folio,Reloj,Dependencia,Responsable del paso,Severidad"),
         "{}",
         lines[0]
     );
     assert!(
-        lines[1].starts_with("INC-2026-000001,Confirmación de enterado,SEPRU,Crítica,900,"),
+        lines[1].starts_with("INC-2026-000001,Confirmación de enterado,SEPRU,SEPRU,Crítica,900,"),
         "{}",
         lines[1]
     );
@@ -966,7 +966,167 @@ async fn error_budget_and_what_if_are_computed_from_history(url: String) {
     .assert_invalid_field("targets.ack.high");
 }
 
+async fn operational_lists_are_computed_from_history(url: String) {
+    let api = Api::new(&url).await;
+    let resolve = |folio: String, after: i64| {
+        let api = &api;
+        async move {
+            api.advance(after);
+            api.step(
+                &folio,
+                "resolution",
+                &api.agency,
+                json!({"summary": "Corregido"}),
+            )
+            .await;
+        }
+    };
+    let verdict = |folio: String, after: i64, passed: bool| {
+        let api = &api;
+        async move {
+            api.advance(after);
+            let observations = if passed {
+                json!([])
+            } else {
+                json!(["Sigue fallando"])
+            };
+            api.step(
+                &folio,
+                "validation",
+                &api.validator,
+                json!({"passed": passed, "observations": observations}),
+            )
+            .await;
+        }
+    };
+    // Two rounds: acknowledged in 10 min, notice 20 min later, rejected after 5, notice
+    // 10 min later, approved after 5. The resolution clock ran 10 + 20 + 10 = 40 min.
+    let two = acknowledged(&api, api.procedure, &api.agency, "high", 10 * MIN).await;
+    resolve(two.clone(), 20 * MIN).await;
+    verdict(two.clone(), 5 * MIN, false).await;
+    resolve(two.clone(), 10 * MIN).await;
+    verdict(two.clone(), 5 * MIN, true).await;
+    // One round: acknowledged in 20 min, notice 10 min later (30 min), approved after 5.
+    let one = acknowledged(&api, api.procedure, &api.agency, "high", 20 * MIN).await;
+    resolve(one.clone(), 10 * MIN).await;
+    verdict(one, 5 * MIN, true).await;
+    // Another agency acknowledges in 30 min and is correcting; one report not notified.
+    acknowledged(
+        &api,
+        api.other_procedure,
+        &api.other_agency,
+        "high",
+        30 * MIN,
+    )
+    .await;
+    api.report().await;
+
+    let doc = api
+        .get(&format!("/api/v1/reports/lists?{NOVEMBER}"), &api.helpdesk)
+        .await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.text);
+    // Reported at +0, +51 and +87 min and now (+118): ages 118, 67, 31 and 0 min.
+    let ages: Vec<(String, String, i64)> = doc.json["open_by_age"]
+        .as_array()
+        .expect("ages")
+        .iter()
+        .map(|a| {
+            (
+                a["state"].as_str().unwrap_or_default().to_string(),
+                a["age"].as_str().unwrap_or_default().to_string(),
+                a["incidents"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let row = |s: &str, a: &str, n: i64| (s.to_string(), a.to_string(), n);
+    assert_eq!(
+        ages,
+        [
+            row("reported", "lt_1h", 1),
+            row("in_correction", "lt_1h", 1),
+            row("validated", "lt_4h", 2)
+        ]
+    );
+    let means = &doc.json["mean_times"];
+    assert_eq!(means[0]["agency"], "SEPRU");
+    assert_eq!(
+        (
+            means[0]["acknowledged"].as_i64(),
+            means[0]["mean_ack_s"].as_i64()
+        ),
+        (Some(2), Some(900))
+    );
+    assert_eq!(
+        (
+            means[0]["resolved"].as_i64(),
+            means[0]["mean_resolution_s"].as_i64()
+        ),
+        (Some(2), Some(2100))
+    );
+    assert_eq!(means[1]["agency"], "OTRA");
+    assert_eq!(
+        (
+            means[1]["acknowledged"].as_i64(),
+            means[1]["mean_ack_s"].as_i64()
+        ),
+        (Some(1), Some(1800))
+    );
+    assert_eq!(means[1]["mean_resolution_s"], Value::Null);
+    assert_eq!(
+        doc.json["rounds"],
+        json!([{"rounds": 1, "incidents": 1}, {"rounds": 2, "incidents": 1}])
+    );
+    assert_eq!(
+        doc.json["most_rounds"],
+        json!([{"folio": two, "agency": "SEPRU", "rounds": 2}])
+    );
+    // The other agency sees its own.
+    let own = api.get("/api/v1/reports/lists", &api.other_agency).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(own.json["mean_times"].as_array().map(Vec::len), Some(1));
+    assert_eq!(own.json["mean_times"][0]["agency"], "OTRA");
+    assert_eq!(own.json["open_by_age"].as_array().map(Vec::len), Some(1));
+    assert_eq!(own.json["rounds"], json!([]));
+    // Every table exports.
+    for (table, first) in [
+        ("open_by_age", "Estado,Antigüedad,Incidencias"),
+        ("mean_times", "Dependencia,Confirmaciones"),
+        ("rounds", "Rondas de validación,Incidencias"),
+    ] {
+        let csv = api
+            .get(
+                &format!("/api/v1/reports/lists.csv?table={table}&{NOVEMBER}"),
+                &api.helpdesk,
+            )
+            .await;
+        assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+        assert!(
+            csv.text.starts_with(&format!("\u{feff}{first}")),
+            "{}",
+            csv.text
+        );
+    }
+    api.get("/api/v1/reports/lists.csv", &api.helpdesk)
+        .await
+        .assert_invalid_field("table");
+    let budget = api.get("/api/v1/reports/budget.csv", &api.helpdesk).await;
+    assert!(
+        budget.text.starts_with("\u{feff}Reloj,Severidad,Medidos"),
+        "{}",
+        budget.text
+    );
+    let what_if = api
+        .get("/api/v1/reports/what-if.csv?version_b=1", &api.helpdesk)
+        .await;
+    assert!(
+        what_if.text.contains("A: versión 1 (vigente), meta (s)"),
+        "{}",
+        what_if.text
+    );
+}
+
 on_both_backends!(
+    operational_lists_are_computed_from_history,
     error_budget_and_what_if_are_computed_from_history,
     metrics_are_served_to_the_token_holder_only,
     the_reports_page_shows_the_figures_each_role_may_read,

@@ -150,6 +150,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reports::breaches_export))
         .routes(routes!(reports::budget))
         .routes(routes!(reports::what_if_versions, reports::what_if_draft))
+        .routes(routes!(reports::budget_export))
+        .routes(routes!(reports::what_if_export))
+        .routes(routes!(reports::lists))
+        .routes(routes!(reports::lists_export))
         .split_for_parts();
     openapi::conform(&mut api);
     routes

@@ -13,8 +13,8 @@ use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::Auth;
 use crate::service::reports::{
-    self, BreachPageDoc, BudgetDoc, ComplianceDoc, MAX_PAGE, ReportQuery, Trial, WhatIfDoc,
-    breaches_csv, compliance_csv,
+    self, BreachPageDoc, BudgetDoc, ComplianceDoc, ListTable, ListsDoc, MAX_PAGE, ReportQuery,
+    Trial, WhatIfDoc, breaches_csv, compliance_csv,
 };
 
 type Pairs = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
@@ -295,6 +295,114 @@ pub async fn what_if_draft(
             )
             .await?,
     ))
+}
+
+/// The error budget as CSV (UTF-8 with BOM, for Excel). Same parameters.
+#[utoipa::path(get, path = "/api/v1/reports/budget.csv", tag = "reportes",
+    params(("objective" = Option<f64>, Query), ("clock" = Option<String>, Query),
+        ("severity" = Option<String>, Query), ("agency_id" = Option<i64>, Query),
+        ("procedure_id" = Option<i64>, Query)),
+    responses((status = 200, content_type = "text/csv", body = String),
+        (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn budget_export(
+    state: State<AppState>,
+    auth: Auth,
+    pairs: Pairs,
+) -> Result<Response, ApiError> {
+    let Json(doc) = budget(state, auth, pairs).await?;
+    Ok(csv_response(
+        reports::budget_csv(&doc),
+        "presupuesto-de-error.csv",
+    ))
+}
+
+/// The what-if between two versions as CSV (UTF-8 with BOM, for Excel). Same parameters.
+#[utoipa::path(get, path = "/api/v1/reports/what-if.csv", tag = "reportes",
+    params(("version_a" = Option<u32>, Query), ("version_b" = u32, Query),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("clock" = Option<String>, Query), ("severity" = Option<String>, Query),
+        ("agency_id" = Option<i64>, Query), ("procedure_id" = Option<i64>, Query)),
+    responses((status = 200, content_type = "text/csv", body = String),
+        (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn what_if_export(
+    state: State<AppState>,
+    auth: Auth,
+    pairs: Pairs,
+) -> Result<Response, ApiError> {
+    let Json(doc) = what_if_versions(state, auth, pairs).await?;
+    Ok(csv_response(reports::what_if_csv(&doc), "simulacion.csv"))
+}
+
+/// Operational lists: open incidents by state and age since their report (now), mean
+/// time to acknowledge and to resolve by agency, and validation rounds per incident (over
+/// the period, as in compliance).
+#[utoipa::path(get, path = "/api/v1/reports/lists", tag = "reportes",
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("agency_id" = Option<i64>, Query), ("procedure_id" = Option<i64>, Query)),
+    responses((status = 200, body = ListsDoc), (status = 403, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn lists(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    pairs: Pairs,
+) -> Result<Json<ListsDoc>, ApiError> {
+    let query = report_query(pairs, |_, _, _| false)?;
+    let now = state.service.now();
+    Ok(Json(
+        state.service.report_lists(&caller, &query, now).await?,
+    ))
+}
+
+/// One operational list as CSV (UTF-8 with BOM): `table` is `open_by_age`, `mean_times`
+/// or `rounds`. Same filters.
+#[utoipa::path(get, path = "/api/v1/reports/lists.csv", tag = "reportes",
+    params(("table" = String, Query), ("from" = Option<String>, Query),
+        ("to" = Option<String>, Query), ("agency_id" = Option<i64>, Query),
+        ("procedure_id" = Option<i64>, Query)),
+    responses((status = 200, content_type = "text/csv", body = String),
+        (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn lists_export(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    pairs: Pairs,
+) -> Result<Response, ApiError> {
+    let mut table = None;
+    let query = report_query(pairs, |name, value, errors| {
+        if name != "table" {
+            return false;
+        }
+        table = match value.trim() {
+            "open_by_age" => Some(ListTable::OpenByAge),
+            "mean_times" => Some(ListTable::MeanTimes),
+            "rounds" => Some(ListTable::Rounds),
+            _ => {
+                errors.push(FieldError::new(
+                    "table",
+                    "debe ser open_by_age, mean_times o rounds",
+                ));
+                None
+            }
+        };
+        true
+    })?;
+    let table = table.ok_or_else(|| {
+        ApiError::field(
+            "table",
+            "indique la tabla: open_by_age, mean_times o rounds",
+        )
+    })?;
+    let now = state.service.now();
+    let doc = state.service.report_lists(&caller, &query, now).await?;
+    let name = match table {
+        ListTable::OpenByAge => "abiertas-por-antiguedad.csv",
+        ListTable::MeanTimes => "tiempos-medios.csv",
+        ListTable::Rounds => "rondas-de-validacion.csv",
+    };
+    Ok(csv_response(reports::lists_csv(&doc, table), name))
 }
 
 #[cfg(test)]

@@ -262,6 +262,8 @@ pub struct BreachDoc {
     pub clock_label: String,
     pub agency_id: i64,
     pub agency: Option<String>,
+    /// Whose step it was: `agency` (the procedure's agency) or `cedn` (validation).
+    pub party: String,
     pub severity: Option<String>,
     pub target_s: i64,
     #[schema(value_type = String, format = DateTime)]
@@ -365,6 +367,76 @@ pub fn objective(text: Option<&str>) -> Result<f64, ServiceError> {
         )])),
     }
 }
+
+/// Open incidents of one state in one age bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StateAgeDoc {
+    /// The state's code (`reported`, `awaiting_ack`, ...).
+    pub state: String,
+    pub state_label: String,
+    /// `lt_1h`, `lt_4h`, `lt_1d`, `lt_3d`, `ge_3d`: time since the report.
+    pub age: String,
+    pub age_label: String,
+    pub incidents: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub oldest_reported_at: Timestamp,
+}
+
+/// One agency's mean times over the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MeanTimeDoc {
+    pub agency_id: i64,
+    pub agency: Option<String>,
+    /// Acknowledgments that happened in the period, and their mean time in seconds.
+    pub acknowledged: i64,
+    pub mean_ack_s: Option<i64>,
+    /// Resolution clocks stopped in the period (the agency's running time, without the
+    /// time CEDN held the notice), and their mean in seconds.
+    pub resolved: i64,
+    pub mean_resolution_s: Option<i64>,
+}
+
+/// How many incidents took how many validation rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoundsCountDoc {
+    pub rounds: i64,
+    pub incidents: i64,
+}
+
+/// An incident that took more than one validation round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoundsIncidentDoc {
+    pub folio: String,
+    pub agency: Option<String>,
+    pub rounds: i64,
+}
+
+/// The operational lists: open incidents by state and age, mean times to acknowledge
+/// and resolve by agency, validation rounds per incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ListsDoc {
+    #[schema(value_type = String, format = DateTime)]
+    pub from: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub to: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub as_of: Timestamp,
+    /// Now, whatever the period.
+    pub open_by_age: Vec<StateAgeDoc>,
+    pub mean_times: Vec<MeanTimeDoc>,
+    /// Incidents whose last validation verdict fell in the period, by number of rounds.
+    pub rounds: Vec<RoundsCountDoc>,
+    /// Those with two rounds or more, most first (at most 100).
+    pub most_rounds: Vec<RoundsIncidentDoc>,
+}
+
+const AGES: [(&str, &str); 5] = [
+    ("lt_1h", "menos de 1 h"),
+    ("lt_4h", "de 1 a 4 h"),
+    ("lt_1d", "de 4 a 24 h"),
+    ("lt_3d", "de 1 a 3 días"),
+    ("ge_3d", "3 días o más"),
+];
 
 /// A policy a what-if tries: a stored version, or a draft's targets.
 #[derive(Debug, Clone, PartialEq)]
@@ -480,6 +552,12 @@ fn breach_doc(r: BreachRow, agencies: &HashMap<i64, String>) -> BreachDoc {
         round: r.clock.round,
         agency_id: r.agency_id.0,
         agency: agencies.get(&r.agency_id.0).cloned(),
+        party: if r.clock.name.agency_side() {
+            "agency"
+        } else {
+            "cedn"
+        }
+        .into(),
         severity: r.severity.map(|s| s.as_str().into()),
         target_s: r.target_s,
         breached_at: r.breached_at,
@@ -809,6 +887,102 @@ impl Service {
         })
     }
 
+    /// The operational lists over the query's period (open incidents: now).
+    pub async fn report_lists(
+        &self,
+        caller: &Caller,
+        query: &ReportQuery,
+        now: Timestamp,
+    ) -> Result<ListsDoc, ServiceError> {
+        caller.require(READERS, "consultar los reportes")?;
+        let filter = filter_of(caller, query, now)?;
+        let agencies = self.agency_names().await?;
+        let ages = self
+            .store
+            .state_ages(now, filter.agency_id, filter.procedure_id)
+            .await?;
+        let state_rank = |s: &str| {
+            incidencias_core::IncidentState::ALL
+                .iter()
+                .position(|x| x.as_str() == s)
+                .unwrap_or(usize::MAX)
+        };
+        let mut open_by_age: Vec<StateAgeDoc> = ages
+            .into_iter()
+            .map(|a| {
+                let (age, age_label) = AGES.get(a.bucket).copied().unwrap_or(AGES[4]);
+                let state_label = incidencias_core::IncidentState::ALL
+                    .iter()
+                    .find(|x| x.as_str() == a.state)
+                    .map_or_else(|| a.state.clone(), |x| x.label().to_string());
+                StateAgeDoc {
+                    state_label,
+                    state: a.state,
+                    age: age.into(),
+                    age_label: age_label.into(),
+                    incidents: a.count,
+                    oldest_reported_at: Timestamp::from_millisecond(a.oldest_reported_at)
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                }
+            })
+            .collect();
+        open_by_age.sort_by_key(|a| {
+            (
+                state_rank(&a.state),
+                AGES.iter().position(|(k, _)| *k == a.age),
+            )
+        });
+        let mut by_agency: std::collections::BTreeMap<i64, MeanTimeDoc> = Default::default();
+        for m in self.store.mean_times(&filter).await? {
+            let doc = by_agency
+                .entry(m.agency_id.0)
+                .or_insert_with(|| MeanTimeDoc {
+                    agency_id: m.agency_id.0,
+                    agency: agencies.get(&m.agency_id.0).cloned(),
+                    acknowledged: 0,
+                    mean_ack_s: None,
+                    resolved: 0,
+                    mean_resolution_s: None,
+                });
+            match m.clock {
+                ClockName::Ack => {
+                    doc.acknowledged = m.count;
+                    doc.mean_ack_s = Some(m.mean_ms / 1000);
+                }
+                _ => {
+                    doc.resolved = m.count;
+                    doc.mean_resolution_s = Some(m.mean_ms / 1000);
+                }
+            }
+        }
+        let rounds = self.store.validation_rounds(&filter).await?;
+        let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
+        for r in &rounds {
+            *counts.entry(r.rounds).or_default() += 1;
+        }
+        Ok(ListsDoc {
+            from: filter.from,
+            to: filter.to,
+            as_of: now,
+            open_by_age,
+            mean_times: by_agency.into_values().collect(),
+            rounds: counts
+                .into_iter()
+                .map(|(rounds, incidents)| RoundsCountDoc { rounds, incidents })
+                .collect(),
+            most_rounds: rounds
+                .into_iter()
+                .filter(|r| r.rounds >= 2)
+                .take(100)
+                .map(|r| RoundsIncidentDoc {
+                    agency: agencies.get(&r.agency_id.0).cloned(),
+                    folio: r.folio,
+                    rounds: r.rounds,
+                })
+                .collect(),
+        })
+    }
+
     /// The breached clocks of the period (by the instant of the breach), newest first.
     pub async fn breach_list(
         &self,
@@ -921,10 +1095,7 @@ pub fn compliance_csv(doc: &ComplianceDoc) -> Vec<u8> {
     let line = |r: &ComplianceRowDoc, total: bool| {
         vec![
             r.clock_label.clone(),
-            r.severity
-                .as_deref()
-                .and_then(|s| Severity::parse(s).ok())
-                .map_or("Sin severidad".into(), |s| s.label().to_string()),
+            severity_text(r.severity.as_deref()),
             if total {
                 "Total".into()
             } else {
@@ -963,6 +1134,7 @@ pub fn breaches_csv(items: &[BreachDoc]) -> Vec<u8> {
         "Folio",
         "Reloj",
         "Dependencia",
+        "Responsable del paso",
         "Severidad",
         "Meta (s)",
         "Excedido el (hora del centro de México)",
@@ -976,10 +1148,8 @@ pub fn breaches_csv(items: &[BreachDoc]) -> Vec<u8> {
             b.folio.clone(),
             b.clock_label.clone(),
             b.agency.clone().unwrap_or_default(),
-            b.severity
-                .as_deref()
-                .and_then(|s| Severity::parse(s).ok())
-                .map_or("Sin severidad".into(), |s| s.label().to_string()),
+            party_label(b).into(),
+            severity_text(b.severity.as_deref()),
             b.target_s.to_string(),
             b.breached_at
                 .to_zoned_datetime(tz.clone())
@@ -992,4 +1162,150 @@ pub fn breaches_csv(items: &[BreachDoc]) -> Vec<u8> {
         ]
     });
     csv(&header, rows)
+}
+
+fn opt_pct(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| format!("{v:.2}"))
+}
+
+/// The error budget as CSV.
+pub fn budget_csv(doc: &BudgetDoc) -> Vec<u8> {
+    let header = [
+        "Reloj",
+        "Severidad",
+        "Medidos",
+        "Excedidos",
+        "Cumplimiento (%)",
+        "Objetivo (%)",
+        "Excesos permitidos",
+        "Presupuesto restante (%)",
+        "Consumo 1 h",
+        "Consumo 6 h",
+        "Consumo 3 d",
+        "Dependencias que más consumen",
+    ];
+    let rows = doc.rows.iter().map(|r| {
+        vec![
+            r.clock_label.clone(),
+            severity_text(r.severity.as_deref()),
+            r.measured.to_string(),
+            r.breached.to_string(),
+            opt_pct(r.sli_pct),
+            format!("{:.2}", doc.objective_pct),
+            format!("{:.2}", r.allowed_breaches),
+            format!("{:.2}", r.budget_left_pct),
+            opt_pct(r.burn_1h),
+            opt_pct(r.burn_6h),
+            opt_pct(r.burn_3d),
+            r.fastest
+                .iter()
+                .map(|b| format!("{} ({:.2})", b.agency.clone().unwrap_or_default(), b.burn))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ]
+    });
+    csv(&header, rows)
+}
+
+/// A what-if as CSV.
+pub fn what_if_csv(doc: &WhatIfDoc) -> Vec<u8> {
+    let a = format!("A: {}", doc.a.label);
+    let b = format!("B: {}", doc.b.label);
+    let header = [
+        "Reloj",
+        "Severidad",
+        "Relojes",
+        "Cumplidos registrados",
+        "Cumplimiento registrado (%)",
+        &format!("{a}, meta (s)"),
+        &format!("{a}, cumplidos"),
+        &format!("{a}, cumplimiento (%)"),
+        &format!("{b}, meta (s)"),
+        &format!("{b}, cumplidos"),
+        &format!("{b}, cumplimiento (%)"),
+    ];
+    let rows = doc.rows.iter().map(|r| {
+        vec![
+            r.clock_label.clone(),
+            severity_text(r.severity.as_deref()),
+            r.measured.to_string(),
+            r.recorded_met.to_string(),
+            format!("{:.2}", r.recorded_pct),
+            r.a_target_s.to_string(),
+            r.a_met.to_string(),
+            format!("{:.2}", r.a_pct),
+            r.b_target_s.to_string(),
+            r.b_met.to_string(),
+            format!("{:.2}", r.b_pct),
+        ]
+    });
+    csv(&header, rows)
+}
+
+/// One of the operational lists as CSV: `open_by_age`, `mean_times` or `rounds`.
+pub fn lists_csv(doc: &ListsDoc, table: ListTable) -> Vec<u8> {
+    let tz = mexico();
+    match table {
+        ListTable::OpenByAge => csv(
+            &["Estado", "Antigüedad", "Incidencias", "Reporte más antiguo"],
+            doc.open_by_age.iter().map(|a| {
+                vec![
+                    a.state_label.clone(),
+                    a.age_label.clone(),
+                    a.incidents.to_string(),
+                    a.oldest_reported_at
+                        .to_zoned_datetime(tz.clone())
+                        .strftime("%d/%m/%Y %H:%M")
+                        .to_string(),
+                ]
+            }),
+        ),
+        ListTable::MeanTimes => csv(
+            &[
+                "Dependencia",
+                "Confirmaciones",
+                "Tiempo medio de confirmación (s)",
+                "Resoluciones",
+                "Tiempo medio de resolución (s)",
+            ],
+            doc.mean_times.iter().map(|m| {
+                vec![
+                    m.agency.clone().unwrap_or_default(),
+                    m.acknowledged.to_string(),
+                    m.mean_ack_s.map_or_else(String::new, |v| v.to_string()),
+                    m.resolved.to_string(),
+                    m.mean_resolution_s
+                        .map_or_else(String::new, |v| v.to_string()),
+                ]
+            }),
+        ),
+        ListTable::Rounds => csv(
+            &["Rondas de validación", "Incidencias"],
+            doc.rounds
+                .iter()
+                .map(|r| vec![r.rounds.to_string(), r.incidents.to_string()]),
+        ),
+    }
+}
+
+/// Which operational list a CSV holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListTable {
+    OpenByAge,
+    MeanTimes,
+    Rounds,
+}
+
+fn severity_text(s: Option<&str>) -> String {
+    s.and_then(|s| Severity::parse(s).ok())
+        .map_or("Sin severidad".into(), |s| s.label().to_string())
+}
+
+/// Whose step a breached clock was, in Spanish.
+pub fn party_label(b: &BreachDoc) -> String {
+    if b.party == "cedn" {
+        "CEDN".into()
+    } else {
+        b.agency.clone().unwrap_or_else(|| "Dependencia".into())
+    }
 }

@@ -48,8 +48,8 @@ pub use outbox::{
     TriageResolution,
 };
 pub use reports::{
-    BreachRow, ComplianceRow, OperationalFigures, OutcomeCount, ReportFilter, Split, TrialRow,
-    TrialTargets,
+    AGE_BUCKETS_MS, BreachRow, ComplianceRow, MeanTime, OperationalFigures, OutcomeCount,
+    ReportFilter, Rounds, Split, StateAge, TrialRow, TrialTargets,
 };
 pub use transfer::{ImportSummary, POSTGRES_BACKUP_HINT, VerifyReport};
 pub use webhooks::{

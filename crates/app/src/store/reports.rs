@@ -427,6 +427,146 @@ impl Store {
     }
 }
 
+/// Age buckets of open incidents (since their report), in milliseconds: under 1 h, 4 h,
+/// 1 d, 3 d, and older.
+pub const AGE_BUCKETS_MS: [i64; 4] = [3_600_000, 14_400_000, 86_400_000, 259_200_000];
+
+/// Open incidents of one state in one age bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateAge {
+    pub state: String,
+    /// Index into [`AGE_BUCKETS_MS`]; `AGE_BUCKETS_MS.len()` for the oldest.
+    pub bucket: usize,
+    pub count: i64,
+    /// The oldest report of the group.
+    pub oldest_reported_at: i64,
+}
+
+/// One agency's mean time on one clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeanTime {
+    pub agency_id: AgencyId,
+    pub clock: ClockName,
+    pub count: i64,
+    pub mean_ms: i64,
+}
+
+/// An incident's validation rounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rounds {
+    pub folio: String,
+    pub agency_id: AgencyId,
+    pub rounds: i64,
+}
+
+impl Store {
+    /// Open incidents (neither closed nor dismissed) by state and age since their report
+    /// at `now`, of `agency` if given.
+    pub async fn state_ages(
+        &self,
+        now: Timestamp,
+        agency: Option<AgencyId>,
+        procedure: Option<ProcedureId>,
+    ) -> Result<Vec<StateAge>, StoreError> {
+        let [b0, b1, b2, b3] = AGE_BUCKETS_MS;
+        let sql = format!(
+            "SELECT state, CASE WHEN $1 - reported_at < {b0} THEN 0 \
+                    WHEN $1 - reported_at < {b1} THEN 1 WHEN $1 - reported_at < {b2} THEN 2 \
+                    WHEN $1 - reported_at < {b3} THEN 3 ELSE 4 END AS bucket, \
+                    COUNT(*) AS n, MIN(reported_at) AS oldest \
+             FROM incidents WHERE state NOT IN ('closed', 'dismissed') \
+               AND ($2 IS NULL OR agency_id = $2) \
+               AND ($3 IS NULL OR folio IN (SELECT folio FROM incident_procedures WHERE procedure_id = $3)) \
+             GROUP BY state, bucket"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now.as_millisecond())
+            .bind(agency.map(|a| a.0))
+            .bind(procedure.map(|p| p.0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                let int = |c: &str| r.try_get::<i64, _>(c).map_err(StoreError::db);
+                Ok(StateAge {
+                    state: r.try_get("state").map_err(StoreError::db)?,
+                    bucket: usize::try_from(int("bucket")?).map_err(corrupt)?,
+                    count: int("n")?,
+                    oldest_reported_at: int("oldest")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Mean running time of the `ack` and `resolution` clocks that stopped in `filter`'s
+    /// period, by agency.
+    pub async fn mean_times(&self, filter: &ReportFilter) -> Result<Vec<MeanTime>, StoreError> {
+        let (clause, values) = filter.clause_on("f.stopped_at");
+        let sql = format!(
+            "SELECT f.agency_id AS agency_id, f.clock AS clock, COUNT(*) AS n, \
+                    CAST(AVG({USED}) AS BIGINT) AS mean_ms \
+             FROM clock_facts f WHERE {clause} AND f.clock IN ('ack', 'resolution') \
+             GROUP BY f.agency_id, f.clock ORDER BY f.agency_id, f.clock"
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                let int = |c: &str| r.try_get::<i64, _>(c).map_err(StoreError::db);
+                let clock: String = r.try_get("clock").map_err(StoreError::db)?;
+                Ok(MeanTime {
+                    agency_id: AgencyId(int("agency_id")?),
+                    clock: parse_clock_name(&clock).map_err(corrupt)?,
+                    count: int("n")?,
+                    mean_ms: int("mean_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Incidents whose validation ended in `filter`'s period (every round decided, the
+    /// last in the period) and how many rounds each took, most rounds first.
+    pub async fn validation_rounds(
+        &self,
+        filter: &ReportFilter,
+    ) -> Result<Vec<Rounds>, StoreError> {
+        // The period applies to the incident's last verdict, not to each round.
+        let mut whole = filter.clone();
+        whole.from = Timestamp::UNIX_EPOCH;
+        whole.to = Timestamp::MAX;
+        whole.clock = Some(ClockName::Validation);
+        let (clause, mut values) = whole.clause_on("f.started_at");
+        values.push(filter.from.as_millisecond().into());
+        values.push(filter.to.as_millisecond().into());
+        let n = values.len();
+        let sql = format!(
+            "SELECT f.folio AS folio, MAX(f.agency_id) AS agency_id, \
+                    CAST(MAX(f.round) AS BIGINT) AS rounds \
+             FROM clock_facts f WHERE {clause} GROUP BY f.folio \
+             HAVING COUNT(*) = COUNT(f.stopped_at) AND MAX(f.stopped_at) >= ${} \
+                AND MAX(f.stopped_at) < ${n} \
+             ORDER BY rounds DESC, folio",
+            n - 1
+        );
+        let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Rounds {
+                    folio: r.try_get("folio").map_err(StoreError::db)?,
+                    agency_id: AgencyId(r.try_get("agency_id").map_err(StoreError::db)?),
+                    rounds: r.try_get("rounds").map_err(StoreError::db)?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// What an operator watches, as the database holds it now (`/metrics`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OperationalFigures {

@@ -45,6 +45,17 @@ pub struct Bar {
     pub text_y: i64,
 }
 
+/// The page's filters as the service reads them (period, agency; the lists take no clock
+/// or severity).
+fn budget_query_with_period(q: &ReportsQuery) -> ReportQuery {
+    ReportQuery {
+        from: some(&q.desde),
+        to: some(&q.hasta),
+        agency_id: some(&q.dependencia),
+        ..ReportQuery::default()
+    }
+}
+
 /// One line of the error budget table.
 pub struct BudgetLine {
     pub clock: String,
@@ -100,6 +111,7 @@ pub struct BreachLine {
     pub folio: String,
     pub clock: String,
     pub agency: String,
+    pub party: String,
     pub severity: String,
     pub breached: String,
     pub target: String,
@@ -132,6 +144,26 @@ struct ReportsPage {
     csv_query: String,
     objetivo: String,
     budget: Vec<BudgetLine>,
+    lists: Option<crate::service::reports::ListsDoc>,
+    means: Vec<MeanLine>,
+    ages: Vec<AgeLine>,
+}
+
+/// A line of the mean times table.
+pub struct MeanLine {
+    pub agency: String,
+    pub acknowledged: i64,
+    pub mean_ack: String,
+    pub resolved: i64,
+    pub mean_resolution: String,
+}
+
+/// A line of the open incidents by age table.
+pub struct AgeLine {
+    pub state: String,
+    pub age: String,
+    pub incidents: i64,
+    pub oldest: String,
 }
 
 /// The page's filters, in Spanish, as the URL carries them.
@@ -384,6 +416,7 @@ async fn render(
                         folio: b.folio.clone(),
                         clock: b.clock_label.clone(),
                         agency: b.agency.clone().unwrap_or_default(),
+                        party: crate::service::reports::party_label(b),
                         severity: severity_label(b.severity.as_deref()),
                         breached: format::instant(b.breached_at),
                         target: format::span(b.target_s),
@@ -439,6 +472,44 @@ async fn render(
             Vec::new()
         }
     };
+    let lists = match state
+        .service
+        .report_lists(caller, &budget_query_with_period(q), now)
+        .await
+    {
+        Ok(l) => Some(l),
+        Err(ServiceError::Invalid(_)) => None,
+        Err(e) => return refused(Some(viewer), &e),
+    };
+    let means = lists
+        .as_ref()
+        .map(|l| {
+            l.mean_times
+                .iter()
+                .map(|m| MeanLine {
+                    agency: m.agency.clone().unwrap_or_default(),
+                    acknowledged: m.acknowledged,
+                    mean_ack: m.mean_ack_s.map_or("—".into(), format::span),
+                    resolved: m.resolved,
+                    mean_resolution: m.mean_resolution_s.map_or("—".into(), format::span),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ages = lists
+        .as_ref()
+        .map(|l| {
+            l.open_by_age
+                .iter()
+                .map(|a| AgeLine {
+                    state: a.state_label.clone(),
+                    age: a.age_label.clone(),
+                    incidents: a.incidents,
+                    oldest: format::instant(a.oldest_reported_at),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let page = ReportsPage {
         layout: Layout::new(Some(viewer), "Reportes", "/reportes"),
         errors,
@@ -461,6 +532,9 @@ async fn render(
         objetivo: objective_text
             .unwrap_or_else(|| format!("{}", crate::service::reports::DEFAULT_OBJECTIVE_PCT)),
         budget,
+        lists,
+        means,
+        ages,
     };
     html(StatusCode::OK, &page)
 }
