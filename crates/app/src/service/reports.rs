@@ -1148,7 +1148,7 @@ pub fn breaches_csv(items: &[BreachDoc]) -> Vec<u8> {
             b.folio.clone(),
             b.clock_label.clone(),
             b.agency.clone().unwrap_or_default(),
-            party_label(b).into(),
+            party_label(b),
             severity_text(b.severity.as_deref()),
             b.target_s.to_string(),
             b.breached_at
