@@ -712,6 +712,35 @@ async fn the_reports_page_shows_the_figures_each_role_may_read(url: String) {
         "{}",
         refused.text
     );
+    // The evidence page: every event with its hash, and the last one to verify against.
+    let evidence = desk.get(&format!("/incidencias/{late}/evidencia")).await;
+    assert_eq!(evidence.status, StatusCode::OK, "{}", evidence.text);
+    let events = api.events(&late).await;
+    let last = events.last().expect("events")["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    assert!(
+        evidence.text.contains(&format!(
+            "Huella del último evento (n.º {}): <code class=\"hash\">{last}</code>",
+            events.len()
+        )),
+        "{}",
+        evidence.text
+    );
+    for e in &events {
+        assert!(
+            evidence.text.contains(e["hash"].as_str().expect("hash")),
+            "every event's hash"
+        );
+    }
+    assert!(evidence.text.contains("incidencias audit verify"));
+    let page_link = desk.get(&format!("/incidencias/{late}")).await;
+    assert!(
+        page_link
+            .text
+            .contains(&format!("href=\"/incidencias/{late}/evidencia\""))
+    );
     // An agency user reads its own agency only, and is not offered the others.
     let agency = Browser::sign_in(&api, "responsable@otra.gob.mx").await;
     let own = agency.get("/reportes").await;
@@ -723,6 +752,12 @@ async fn the_reports_page_shows_the_figures_each_role_may_read(url: String) {
     );
     assert!(!own.text.contains("SEPRU"), "{}", own.text);
     assert!(!own.text.contains(&late), "{}", own.text);
+    let foreign = agency.get(&format!("/incidencias/{late}/evidencia")).await;
+    assert_eq!(
+        foreign.status,
+        StatusCode::NOT_FOUND,
+        "another agency's evidence"
+    );
 }
 
 async fn metrics_are_served_to_the_token_holder_only(url: String) {

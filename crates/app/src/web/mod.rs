@@ -10,6 +10,7 @@ mod assets;
 mod catalog;
 mod catalog_admin;
 mod embed;
+mod evidence;
 pub mod format;
 mod incident;
 mod outbox;
@@ -50,6 +51,7 @@ pub fn router() -> Router<AppState> {
             get(incident::new_page).post(incident::create),
         )
         .route("/incidencias/{folio}", get(incident::page))
+        .route("/incidencias/{folio}/evidencia", get(evidence::page))
         .route(
             "/incidencias/{folio}/acciones/{action}",
             post(incident::act),

@@ -1109,6 +1109,19 @@ async function walk() {
     fail('la simulación no muestra la tabla de resultados');
   }
   await check(page, 'simulacion-resultado');
+  // The evidence page of an incident, as it prints.
+  await goto(page, '/');
+  await page.locator('main a[href^="/incidencias/INC-"]').first().click();
+  await page.waitForURL((u) => /^\/incidencias\/INC-/.test(u.pathname));
+  await page.getByRole('link', { name: 'Evidencia para imprimir o guardar en PDF', exact: true }).click();
+  await page.waitForURL((u) => u.pathname.endsWith('/evidencia'));
+  if ((await page.getByRole('heading', { name: 'Cómo verificar este registro', exact: true }).count()) !== 1) {
+    fail('la evidencia no explica cómo verificar el registro');
+  }
+  await page.emulateMedia({ media: 'print' });
+  if (await page.getByRole('navigation', { name: 'Principal' }).isVisible()) fail('la navegación se imprime en la evidencia');
+  await check(page, 'evidencia-impresa');
+  await page.emulateMedia({ media: 'screen' });
   await goto(page, '/salida');
   await check(page, 'bandeja-de-salida');
   await page.getByRole('link', { name: /^Ver correo/ }).first().click();
