@@ -22,6 +22,7 @@ mod import;
 mod load;
 mod mail;
 mod public;
+mod reports;
 mod timers;
 mod web;
 
@@ -44,6 +45,9 @@ pub enum BenchCommand {
     /// El estado público de 10,000 trámites (y su revalidación 304) junto a un manejador
     /// constante que responde los mismos bytes.
     Public(public::PublicBench),
+    /// Reportes de SLO sobre 1,000,000 de incidencias cerradas: cumplimiento del mes
+    /// (objetivo ≤ 1 s) y simulación (≤ 2 s), junto al conteo de los relojes del mes.
+    Reports(reports::ReportsBench),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +75,7 @@ pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
         BenchCommand::Web(args) => web::web_bench(args).await,
         BenchCommand::Import(args) => import::import_bench(args).await,
         BenchCommand::Public(args) => public::public_bench(args).await,
+        BenchCommand::Reports(args) => reports::reports_bench(args).await,
     }
 }
 
