@@ -41,6 +41,9 @@ pub struct ReportsBench {
     /// PostgreSQL para medir también ese motor (se crea y borra un esquema temporal).
     #[arg(long, env = "INCIDENCIAS_BENCH_POSTGRES_URL")]
     pub postgres_url: Option<String>,
+    /// Conservar la base SQLite generada (se imprime su ruta) para examinarla.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// The targets of issue 13, in seconds.
@@ -292,6 +295,10 @@ async fn measure(
 async fn sqlite_figures(args: &ReportsBench) -> Result<Figures, StoreError> {
     let scratch = Scratch::new("reports")?;
     let url = scratch.url();
+    if args.keep {
+        eprintln!("la base se conserva: {url}");
+        std::mem::forget(scratch);
+    }
     let path = url.trim_start_matches("sqlite://").to_string();
     measure(&url, "SQLite", args, async move |store: &Store| {
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -505,6 +505,17 @@ fn trial_targets(t: &incidencias_core::slo::Targets) -> crate::store::TrialTarge
     }
 }
 
+/// Step order, then severity from the most urgent (none last): how report rows are listed.
+fn step_order(clock: &str, severity: Option<&str>) -> (Option<ClockName>, usize) {
+    (
+        incidencias_core::slo::parse_clock_name(clock).ok(),
+        severity
+            .and_then(|s| Severity::parse(s).ok())
+            .and_then(|s| Severity::ALL.iter().position(|x| *x == s))
+            .unwrap_or(usize::MAX),
+    )
+}
+
 fn clock_label(id: ClockId) -> String {
     if id.name == ClockName::Validation && id.round > 0 {
         format!("{} (ronda {})", id.name.label(), id.round)
@@ -601,26 +612,7 @@ impl Service {
     ) -> Result<ComplianceDoc, ServiceError> {
         caller.require(READERS, "consultar los reportes")?;
         let filter = filter_of(caller, query, now)?;
-        let rows = self
-            .store
-            .compliance(
-                &filter,
-                Split {
-                    severity: true,
-                    agency: true,
-                },
-            )
-            .await?;
-        let totals = self
-            .store
-            .compliance(
-                &filter,
-                Split {
-                    severity: true,
-                    agency: false,
-                },
-            )
-            .await?;
+        let (rows, totals) = self.store.compliance(&filter).await?;
         let agencies = self.agency_names().await?;
         Ok(ComplianceDoc {
             from: filter.from,
@@ -739,18 +731,7 @@ impl Service {
             })
             .collect::<Vec<_>>();
         let mut rows = rows;
-        let rank = |s: &Option<String>| {
-            s.as_deref()
-                .and_then(|s| Severity::parse(s).ok())
-                .and_then(|s| Severity::ALL.iter().position(|x| *x == s))
-                .unwrap_or(usize::MAX)
-        };
-        rows.sort_by_key(|r| {
-            (
-                incidencias_core::slo::parse_clock_name(&r.clock).ok(),
-                rank(&r.severity),
-            )
-        });
+        rows.sort_by_key(|r| step_order(&r.clock, r.severity.as_deref()));
         Ok(BudgetDoc {
             from: filter.from,
             to: filter.to,
@@ -866,18 +847,7 @@ impl Service {
                 }
             })
             .collect();
-        let rank = |s: &Option<String>| {
-            s.as_deref()
-                .and_then(|s| Severity::parse(s).ok())
-                .and_then(|s| Severity::ALL.iter().position(|x| *x == s))
-                .unwrap_or(usize::MAX)
-        };
-        rows.sort_by_key(|r| {
-            (
-                incidencias_core::slo::parse_clock_name(&r.clock).ok(),
-                rank(&r.severity),
-            )
-        });
+        rows.sort_by_key(|r| step_order(&r.clock, r.severity.as_deref()));
         Ok(WhatIfDoc {
             from: filter.from,
             to: filter.to,
