@@ -356,10 +356,19 @@ pub async fn lists(
     ))
 }
 
+/// Which operational list a CSV export holds (the documented values of `table`).
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListTableName {
+    OpenByAge,
+    MeanTimes,
+    Rounds,
+}
+
 /// One operational list as CSV (UTF-8 with BOM): `table` is `open_by_age`, `mean_times`
 /// or `rounds`. Same filters.
 #[utoipa::path(get, path = "/api/v1/reports/lists.csv", tag = "reportes",
-    params(("table" = String, Query), ("from" = Option<String>, Query),
+    params(("table" = ListTableName, Query), ("from" = Option<String>, Query),
         ("to" = Option<String>, Query), ("agency_id" = Option<i64>, Query),
         ("procedure_id" = Option<i64>, Query)),
     responses((status = 200, content_type = "text/csv", body = String),

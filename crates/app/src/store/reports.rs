@@ -298,7 +298,9 @@ impl Store {
                 .map(|v| v.trim().parse::<i64>().map_err(corrupt))
                 .collect::<Result<Vec<_>, _>>()?;
             if i64::try_from(used.len()).ok() != Some(int("n")?) {
-                return Err(corrupt("los tiempos de un grupo no coinciden con su cuenta"));
+                return Err(corrupt(
+                    "los tiempos de un grupo no coinciden con su cuenta",
+                ));
             }
             by_agency.insert(
                 (int("grp")?, int("agency_id")?),
