@@ -328,24 +328,47 @@ async fn sqlite_intake(writers: usize, seconds: u64) -> Result<Sample, StoreErro
 }
 
 async fn postgres_intake(base: &str, writers: usize, seconds: u64) -> Result<Sample, StoreError> {
-    let schema = format!(
-        "bench_{}_{}",
-        std::process::id(),
-        Timestamp::now().as_microsecond()
-    );
-    let mut admin = AnyConnection::connect(base).await.map_err(StoreError::db)?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .await
-        .map_err(StoreError::db)?;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let result = intake(&url, writers, seconds).await;
-    let _ = admin
-        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .await;
-    let _ = admin.close().await;
+    let schema = PgScratch::new(base).await?;
+    let result = intake(&schema.url, writers, seconds).await;
+    schema.drop().await;
     result
+}
+
+/// A temporary schema on the PostgreSQL server at `base`, and the URL that uses it.
+pub(crate) struct PgScratch {
+    admin: AnyConnection,
+    name: String,
+    pub(crate) url: String,
+}
+
+impl PgScratch {
+    pub(crate) async fn new(base: &str) -> Result<PgScratch, StoreError> {
+        let name = format!(
+            "bench_{}_{}",
+            std::process::id(),
+            Timestamp::now().as_microsecond()
+        );
+        let mut admin = AnyConnection::connect(base).await.map_err(StoreError::db)?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .await
+            .map_err(StoreError::db)?;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
+        Ok(PgScratch { admin, name, url })
+    }
+
+    /// Drops the schema and everything in it.
+    pub(crate) async fn drop(mut self) {
+        let _ = self
+            .admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA {} CASCADE",
+                self.name
+            )))
+            .await;
+        let _ = self.admin.close().await;
+    }
 }
 
 struct Row {

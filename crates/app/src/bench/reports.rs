@@ -22,9 +22,9 @@ use std::time::Instant;
 use clap::Args;
 use incidencias_core::{Role, SloPolicy, UserId};
 use jiff::Timestamp;
-use sqlx::{AnyConnection, Connection, Executor};
+use sqlx::Executor;
 
-use super::{Scratch, invalid, median};
+use super::{PgScratch, Scratch, invalid, median};
 use crate::clock::SystemClock;
 use crate::service::reports::{ReportQuery, Trial};
 use crate::service::{Caller, Service};
@@ -311,19 +311,8 @@ async fn sqlite_figures(args: &ReportsBench) -> Result<Figures, StoreError> {
 }
 
 async fn postgres_figures(base: &str, args: &ReportsBench) -> Result<Figures, StoreError> {
-    let schema = format!(
-        "bench_reports_{}_{}",
-        std::process::id(),
-        Timestamp::now().as_microsecond()
-    );
-    let mut admin = AnyConnection::connect(base).await.map_err(StoreError::db)?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .await
-        .map_err(StoreError::db)?;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let result = measure(&url, "PostgreSQL", args, async |store: &Store| {
+    let schema = PgScratch::new(base).await?;
+    let result = measure(&schema.url, "PostgreSQL", args, async |store: &Store| {
         if store.backend() != Backend::Postgres {
             return Ok(0);
         }
@@ -335,10 +324,7 @@ async fn postgres_figures(base: &str, args: &ReportsBench) -> Result<Figures, St
         .map_err(StoreError::db)
     })
     .await;
-    let _ = admin
-        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .await;
-    let _ = admin.close().await;
+    schema.drop().await;
     result
 }
 
