@@ -375,6 +375,7 @@ async fn changes_are_recorded_with_before_and_after(url: String) {
                 targets: incidencias_core::slo::SEED_TARGETS,
                 warning_ratio: None,
                 escalation_repeat_s: None,
+                objective_pct: None,
             },
         )
         .await

@@ -932,10 +932,18 @@ async fn error_budget_and_what_if_are_computed_from_history(url: String) {
             "/api/v1/slo-policies",
             &api.admin,
             json!({"targets": {"report": long, "ack": t, "resolution": long,
-                               "validation": long, "report_form": long}}),
+                               "validation": long, "report_form": long},
+                   "objective_pct": 50}),
         )
         .await;
     assert_eq!(v2.status, StatusCode::CREATED, "{}", v2.text);
+    assert_eq!(v2.json["objective_pct"], 50.0);
+    // Without `objective`, the budget is measured against the version in force's.
+    let by_policy = api
+        .get("/api/v1/reports/budget?clock=ack", &api.helpdesk)
+        .await;
+    assert_eq!(by_policy.json["objective_pct"], 50.0, "{}", by_policy.text);
+    assert_eq!(by_policy.json["rows"][0]["budget_left_pct"], 50.0);
     let versions = api
         .get(
             &format!("/api/v1/reports/what-if?{NOVEMBER}&clock=ack&version_a=1&version_b=2"),

@@ -95,6 +95,7 @@ async fn on_the_wall_clock_warning_breach_and_level_1_fire_within_a_second() {
                 targets,
                 warning_ratio: Some(0.75),
                 escalation_repeat_s: None,
+                objective_pct: None,
             },
         )
         .await

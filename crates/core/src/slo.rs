@@ -495,10 +495,30 @@ pub struct SloPolicy {
     /// After a breach, one more escalation level every this many seconds of running time
     /// while the step stays undone. `None`: the clock's own target.
     pub escalation_repeat_s: Option<u32>,
+    /// The share of clocks to meet, in % (0 < objective < 100): what the reports' error
+    /// budget is measured against (the budget is the rest). The protocol's clocks do not
+    /// use it. Left out of the stored JSON when it is the default, so versions written
+    /// before it existed read, and hash, as they did.
+    #[serde(
+        default = "default_objective",
+        skip_serializing_if = "is_default_objective"
+    )]
+    pub objective_pct: f64,
 }
 
 /// Default warning share, from PROTOCOL.md.
 pub const DEFAULT_WARNING_RATIO: f64 = 0.75;
+
+/// Default compliance objective of a policy version, in %: the SRE's usual 95.
+pub const DEFAULT_OBJECTIVE_PCT: f64 = 95.0;
+
+fn default_objective() -> f64 {
+    DEFAULT_OBJECTIVE_PCT
+}
+
+fn is_default_objective(v: &f64) -> bool {
+    v.to_bits() == DEFAULT_OBJECTIVE_PCT.to_bits()
+}
 
 impl SloPolicy {
     /// Version 1: the seed's numbers, in force since the epoch.
@@ -509,6 +529,7 @@ impl SloPolicy {
             targets: SEED_TARGETS,
             warning_ratio: DEFAULT_WARNING_RATIO,
             escalation_repeat_s: None,
+            objective_pct: DEFAULT_OBJECTIVE_PCT,
         }
     }
 
@@ -526,6 +547,12 @@ impl SloPolicy {
     /// when it is valid.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        if !(self.objective_pct > 0.0 && self.objective_pct < 100.0) {
+            out.push((
+                "objective_pct".to_string(),
+                "debe ser un porcentaje mayor que 0 y menor que 100".to_string(),
+            ));
+        }
         if !(self.warning_ratio > 0.0 && self.warning_ratio < 1.0) {
             out.push((
                 "warning_ratio".to_string(),
@@ -637,5 +664,26 @@ mod tests {
         p.targets.ack.low = 0;
         let fields: Vec<String> = p.problems().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, vec!["warning_ratio", "targets.ack.low"]);
+        p.objective_pct = 100.0;
+        assert_eq!(p.problems()[0].0, "objective_pct");
+    }
+
+    #[test]
+    fn the_objective_is_stored_only_when_it_is_not_the_default() {
+        // A version stored before the objective existed reads as 95 % and writes back the
+        // same bytes (its copies in incidents' events are hashed).
+        let seed = serde_json::to_string(&SloPolicy::seed()).expect("serializes");
+        assert!(!seed.contains("objective_pct"), "{seed}");
+        let back: SloPolicy = serde_json::from_str(&seed).expect("reads");
+        assert_eq!(back.objective_pct, DEFAULT_OBJECTIVE_PCT);
+        assert_eq!(serde_json::to_string(&back).expect("serializes"), seed);
+        let strict = SloPolicy {
+            objective_pct: 99.5,
+            ..SloPolicy::seed()
+        };
+        let json = serde_json::to_string(&strict).expect("serializes");
+        assert!(json.contains("\"objective_pct\":99.5"), "{json}");
+        let back: SloPolicy = serde_json::from_str(&json).expect("reads");
+        assert_eq!(back, strict);
     }
 }

@@ -245,6 +245,9 @@ pub struct NewPolicyBody {
     /// One more escalation level every this many seconds after a breach (default: the
     /// clock's own target).
     pub escalation_repeat_s: Option<u32>,
+    /// The share of clocks to meet, in % (above 0, below 100; default 95): the error
+    /// budget of the reports is the rest.
+    pub objective_pct: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -255,6 +258,8 @@ pub struct PolicyDoc {
     pub targets: TargetsDoc,
     pub warning_ratio: f64,
     pub escalation_repeat_s: Option<u32>,
+    /// The share of clocks to meet, in %.
+    pub objective_pct: f64,
 }
 
 impl From<SloPolicy> for PolicyDoc {
@@ -271,6 +276,7 @@ impl From<SloPolicy> for PolicyDoc {
             },
             warning_ratio: p.warning_ratio,
             escalation_repeat_s: p.escalation_repeat_s,
+            objective_pct: p.objective_pct,
         }
     }
 }
@@ -317,6 +323,7 @@ pub async fn create_policy(
                         targets: t.into_targets(),
                         warning_ratio: b.warning_ratio,
                         escalation_repeat_s: b.escalation_repeat_s,
+                        objective_pct: b.objective_pct,
                     },
                 )
                 .await?;

@@ -40,6 +40,8 @@ pub struct PolicyInput {
     pub targets: incidencias_core::slo::Targets,
     pub warning_ratio: Option<f64>,
     pub escalation_repeat_s: Option<u32>,
+    /// The share of clocks to meet, in % (default 95): the reports' error budget.
+    pub objective_pct: Option<f64>,
 }
 
 /// A document as recorded in `admin_changes`.
@@ -439,6 +441,9 @@ impl Service {
                 .warning_ratio
                 .unwrap_or(incidencias_core::slo::DEFAULT_WARNING_RATIO),
             escalation_repeat_s: input.escalation_repeat_s,
+            objective_pct: input
+                .objective_pct
+                .unwrap_or(incidencias_core::slo::DEFAULT_OBJECTIVE_PCT),
         };
         let problems = policy.problems();
         if !problems.is_empty() {

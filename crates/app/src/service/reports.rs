@@ -290,9 +290,6 @@ pub struct BreachPageDoc {
     pub offset: i64,
 }
 
-/// The share of clocks to meet when nothing else is asked (the SRE's usual 95 %).
-pub const DEFAULT_OBJECTIVE_PCT: f64 = 95.0;
-
 /// The windows the burn rate is measured over: 1 hour, 6 hours, 3 days.
 pub const BURN_WINDOWS_S: [i64; 3] = [3_600, 21_600, 259_200];
 
@@ -354,13 +351,14 @@ fn burn(breached: i64, measured: i64, budget: f64) -> Option<f64> {
     (measured > 0).then(|| round2(breached as f64 / measured as f64 / budget))
 }
 
-/// The objective asked for: a percentage above 0 and below 100.
-pub fn objective(text: Option<&str>) -> Result<f64, ServiceError> {
+/// The objective asked for: a percentage above 0 and below 100; `None` when none was
+/// asked for (the policy in force's then applies).
+pub fn objective(text: Option<&str>) -> Result<Option<f64>, ServiceError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(DEFAULT_OBJECTIVE_PCT);
+        return Ok(None);
     };
     match text.replace(',', ".").parse::<f64>() {
-        Ok(v) if v > 0.0 && v < 100.0 => Ok(v),
+        Ok(v) if v > 0.0 && v < 100.0 => Ok(Some(v)),
         _ => Err(ServiceError::Invalid(vec![FieldError::new(
             "objective",
             "debe ser un porcentaje mayor que 0 y menor que 100, por ejemplo 95 o 99.5",
@@ -632,10 +630,15 @@ impl Service {
         &self,
         caller: &Caller,
         query: &ReportQuery,
-        objective_pct: f64,
+        objective_pct: Option<f64>,
         now: Timestamp,
     ) -> Result<BudgetDoc, ServiceError> {
         caller.require(READERS, "consultar los reportes")?;
+        // The objective of the policy version in force, unless another is asked for.
+        let objective_pct = match objective_pct {
+            Some(o) => o,
+            None => self.policy_now(now).await?.objective_pct,
+        };
         let month = ReportQuery {
             from: None,
             to: None,

@@ -87,6 +87,7 @@ pub struct PolicyView {
     pub future: bool,
     pub effective: String,
     pub warning: String,
+    pub objective: String,
     pub repeat: String,
     pub rows: Vec<PolicyRow>,
 }
@@ -114,6 +115,7 @@ struct PoliciesPage {
     preview: String,
     draft: Vec<DraftRow>,
     warning: String,
+    objective: String,
     repeat: String,
     effective: String,
 }
@@ -133,6 +135,7 @@ fn view(policy: &SloPolicy, in_force: Option<u32>, now: jiff::Timestamp) -> Poli
             format::instant(policy.effective_from)
         },
         warning: format!("{:.0}", policy.warning_ratio * 100.0),
+        objective: format!("{}", policy.objective_pct),
         repeat: match policy.escalation_repeat_s {
             Some(s) => format!("cada {}", format::span(i64::from(s))),
             None => "cada vez que transcurre el plazo del reloj".into(),
@@ -233,6 +236,7 @@ async fn build(
             "warning_percent",
             format!("{:.0}", base.warning_ratio * 100.0),
         ),
+        objective: value("objective_pct", format!("{}", base.objective_pct)),
         repeat: value(
             "escalation_repeat",
             base.escalation_repeat_s.map(exact).unwrap_or_default(),
@@ -332,6 +336,19 @@ fn input_of(f: &Fields) -> Result<PolicyInput, ServiceError> {
         }
         parsed
     };
+    let objective = f.get("objective_pct").trim().trim_end_matches('%').trim();
+    let objective_pct = match objective.replace(',', ".").parse::<f64>() {
+        // Left empty: the default (95 %).
+        _ if objective.is_empty() => None,
+        Ok(p) if p > 0.0 && p < 100.0 => Some(p),
+        _ => {
+            errors.push(FieldError::new(
+                "objective_pct",
+                "debe ser un porcentaje mayor que 0 y menor que 100, por ejemplo 95 o 99.5",
+            ));
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(ServiceError::Invalid(errors));
     }
@@ -340,6 +357,7 @@ fn input_of(f: &Fields) -> Result<PolicyInput, ServiceError> {
         targets,
         warning_ratio,
         escalation_repeat_s,
+        objective_pct,
     })
 }
 
@@ -348,6 +366,7 @@ fn label(name: &str) -> String {
         "warning_percent" | "warning_ratio" => "Aviso preventivo".into(),
         "escalation_repeat" | "escalation_repeat_s" => "Periodo entre escalamientos".into(),
         "effective_from" => "Vigente desde".into(),
+        "objective_pct" => "Objetivo de cumplimiento".into(),
         other => {
             let (clock, severity) = other.rsplit_once('_').unwrap_or((other, ""));
             let clock = clock.trim_start_matches("targets.");

@@ -455,13 +455,17 @@ async fn render(
     };
     let now = state.service.now();
     let mut errors = errors;
+    let mut budget_objective = String::new();
     let budget = match crate::service::reports::objective(objective_text.as_deref()) {
         Ok(objective) => match state
             .service
             .error_budget(caller, &budget_query, objective, now)
             .await
         {
-            Ok(b) => b.rows.iter().map(budget_line).collect(),
+            Ok(b) => {
+                budget_objective = format!("{}", b.objective_pct);
+                b.rows.iter().map(budget_line).collect()
+            }
             Err(ServiceError::Invalid(_)) => Vec::new(),
             Err(e) => return refused(Some(viewer), &e),
         },
@@ -529,8 +533,7 @@ async fn render(
         csv_query: join(&api_pairs),
         desde,
         hasta,
-        objetivo: objective_text
-            .unwrap_or_else(|| format!("{}", crate::service::reports::DEFAULT_OBJECTIVE_PCT)),
+        objetivo: objective_text.unwrap_or(budget_objective),
         budget,
         lists,
         means,
