@@ -398,6 +398,89 @@ fn rows() -> Vec<Row> {
             body: none,
             expect: [200, 403, 403, 403, 403, 401],
         },
+        // Reports: every role reads them (an agency, its own agency's figures); the
+        // lists' export needs `table` and the versions' what-if `version_b` (422).
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/compliance",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 200, 200, 200, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/compliance.csv",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 200, 200, 200, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/breaches",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 200, 200, 200, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/breaches.csv",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 200, 200, 200, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/budget",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 200, 200, 200, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/budget.csv",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 200, 200, 200, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/lists",
+            setup: Setup::None,
+            body: none,
+            expect: [200, 200, 200, 200, 200, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/lists.csv",
+            setup: Setup::None,
+            body: none,
+            expect: [422, 422, 422, 422, 422, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/what-if",
+            setup: Setup::None,
+            body: none,
+            expect: [422, 422, 422, 422, 422, 401],
+        },
+        Row {
+            method: "GET",
+            path: "/api/v1/reports/what-if.csv",
+            setup: Setup::None,
+            body: none,
+            expect: [422, 422, 422, 422, 422, 401],
+        },
+        Row {
+            method: "POST",
+            path: "/api/v1/reports/what-if",
+            setup: Setup::None,
+            body: |_, _| {
+                let t = json!({"critical": 900, "high": 1800, "medium": 3600, "low": 3600});
+                Some(json!({"targets": {"report": t, "ack": t, "resolution": t,
+                                        "validation": t, "report_form": t}}))
+            },
+            expect: [200, 200, 200, 200, 200, 401],
+        },
     ]
 }
 
