@@ -368,7 +368,7 @@ pub enum ListTableName {
 /// One operational list as CSV (UTF-8 with BOM): `table` is `open_by_age`, `mean_times`
 /// or `rounds`. Same filters.
 #[utoipa::path(get, path = "/api/v1/reports/lists.csv", tag = "reportes",
-    params(("table" = ListTableName, Query), ("from" = Option<String>, Query),
+    params(("table" = inline(ListTableName), Query), ("from" = Option<String>, Query),
         ("to" = Option<String>, Query), ("agency_id" = Option<i64>, Query),
         ("procedure_id" = Option<i64>, Query)),
     responses((status = 200, content_type = "text/csv", body = String),
