@@ -8,6 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+/// The help desk's time zone: every instant a person reads, the folio's year and a
+/// report's calendar month are in it.
+pub fn mexico_city() -> TimeZone {
+    TimeZone::get("America/Mexico_City").unwrap_or(TimeZone::UTC)
+}
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;

@@ -615,6 +615,40 @@ async fn facts_are_audited_and_rebuilt_when_missing(url: String) {
     );
 }
 
+async fn a_database_upgraded_to_the_fact_table_is_filled_once_when_opened(url: String) {
+    let api = Api::new(&url).await;
+    let folio = acknowledged(&api, api.procedure, &api.agency, "high", 40 * MIN).await;
+    let facts = |store: incidencias::store::Store, folio: String| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM clock_facts WHERE folio = $1")
+            .bind(folio)
+            .fetch_one(store.pool())
+            .await
+            .expect("count")
+    };
+    let written = facts(api.store.clone(), folio.clone()).await;
+    assert!(written >= 3, "report, ack, resolution at least: {written}");
+    // As migration 0007 leaves a database stored before it: incidents without facts and
+    // the marker saying they are still to be filled.
+    sqlx::query("DELETE FROM clock_facts")
+        .execute(api.store.pool())
+        .await
+        .expect("delete");
+    sqlx::query("INSERT INTO settings (key, value) VALUES ('clock_facts_fill', 'pending')")
+        .execute(api.store.pool())
+        .await
+        .expect("marker");
+    let reopened = incidencias::store::Store::open(&url).await.expect("open");
+    assert_eq!(facts(reopened.clone(), folio.clone()).await, written);
+    let marker: Option<String> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'clock_facts_fill'")
+            .fetch_optional(reopened.pool())
+            .await
+            .expect("marker");
+    assert_eq!(marker, None, "filled once: later starts do not look again");
+    assert!(reopened.verify().await.expect("verify").ok());
+    reopened.close().await;
+}
+
 async fn the_reports_page_shows_the_figures_each_role_may_read(url: String) {
     let api = Api::new(&url).await;
     let late = acknowledged(&api, api.procedure, &api.agency, "high", 40 * MIN).await;
@@ -1178,4 +1212,5 @@ on_both_backends!(
     bad_filters_are_named_and_csv_is_ready_for_excel,
     the_report_equals_a_naive_recomputation_from_the_events,
     facts_are_audited_and_rebuilt_when_missing,
+    a_database_upgraded_to_the_fact_table_is_filled_once_when_opened,
 );

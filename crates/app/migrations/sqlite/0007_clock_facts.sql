@@ -24,3 +24,8 @@ CREATE TABLE clock_facts (
 CREATE INDEX clock_facts_outcome ON clock_facts (outcome_at);
 -- The what-if reads the clocks that stopped in a period.
 CREATE INDEX clock_facts_stopped ON clock_facts (stopped_at);
+
+-- Incidents stored before this table get their rows from a replay of their events the
+-- next time the database is opened for writing; this marker says that is still to do
+-- (store/facts.rs removes it once done), so later starts do not look again.
+INSERT INTO settings (key, value) VALUES ('clock_facts_fill', 'pending');

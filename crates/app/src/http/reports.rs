@@ -85,16 +85,11 @@ pub async fn compliance(
         (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn compliance_export(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
+    state: State<AppState>,
+    auth: Auth,
     pairs: Pairs,
 ) -> Result<Response, ApiError> {
-    let query = report_query(pairs, |_, _, _| false)?;
-    let now = state.service.now();
-    let doc = state
-        .service
-        .compliance_report(&caller, &query, now)
-        .await?;
+    let Json(doc) = compliance(state, auth, pairs).await?;
     Ok(csv_response(compliance_csv(&doc), "cumplimiento.csv"))
 }
 

@@ -6,7 +6,6 @@ use incidencias_core::{
     Role, Severity, SloPolicy, Via, decide, policy_in_force,
 };
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 use super::{Caller, IdemRequest, LinkMaker, OrgChart, Reply, Service, ServiceError, notify};
 use crate::documents::{EventDoc, IncidentDoc};
@@ -51,7 +50,7 @@ const ATTEMPTS: usize = 5;
 
 /// Folio years follow the calendar where the help desk works.
 fn mexico_year(now: Timestamp) -> i16 {
-    let tz = TimeZone::get("America/Mexico_City").unwrap_or(TimeZone::UTC);
+    let tz = crate::clock::mexico_city();
     now.to_zoned_datetime(tz).year()
 }
 

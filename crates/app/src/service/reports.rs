@@ -24,10 +24,6 @@ pub(crate) const READERS: &[Role] = &[Role::Helpdesk, Role::Validator, Role::Adm
 /// The most rows one page of the breach list answers.
 pub const MAX_PAGE: i64 = 500;
 
-fn mexico() -> TimeZone {
-    TimeZone::get("America/Mexico_City").unwrap_or(TimeZone::UTC)
-}
-
 /// What a report is asked for, as the API and the page read it (every field optional).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportQuery {
@@ -66,7 +62,7 @@ impl ReportQuery {
 
 /// The start of the month of `now` in Mexico City, and of the next one.
 pub fn current_month(now: Timestamp) -> (Timestamp, Timestamp) {
-    let tz = mexico();
+    let tz = crate::clock::mexico_city();
     let today = now.to_zoned_datetime(tz.clone()).date();
     let first = today.first_of_month();
     let next = first.checked_add(1.month()).unwrap_or(first);
@@ -89,7 +85,7 @@ fn bound(field: &str, text: &str, end: bool) -> Result<Timestamp, FieldError> {
         } else {
             d
         };
-        return crate::documents::instant::check(start_of(d, &mexico()))
+        return crate::documents::instant::check(start_of(d, &crate::clock::mexico_city()))
             .map_err(|e| FieldError::new(field, e));
     }
     crate::documents::instant::parse(text).map_err(|_| {
@@ -608,7 +604,7 @@ impl Service {
         query: &ReportQuery,
         now: Timestamp,
     ) -> Result<ComplianceDoc, ServiceError> {
-        caller.require(READERS, "consultar los reportes")?;
+        self.may_read_reports(caller)?;
         let filter = filter_of(caller, query, now)?;
         let (rows, totals) = self.store.compliance(&filter).await?;
         let agencies = self.agency_names().await?;
@@ -633,7 +629,7 @@ impl Service {
         objective_pct: Option<f64>,
         now: Timestamp,
     ) -> Result<BudgetDoc, ServiceError> {
-        caller.require(READERS, "consultar los reportes")?;
+        self.may_read_reports(caller)?;
         // The objective of the policy version in force, unless another is asked for.
         let objective_pct = match objective_pct {
             Some(o) => o,
@@ -683,7 +679,7 @@ impl Service {
         }
         let agencies = self.agency_names().await?;
         let key = |c: &crate::store::OutcomeCount| (c.clock, c.severity);
-        let rows = totals
+        let mut rows = totals
             .iter()
             .map(|t| {
                 let in_window = |w: &Vec<crate::store::OutcomeCount>| {
@@ -733,7 +729,6 @@ impl Service {
                 }
             })
             .collect::<Vec<_>>();
-        let mut rows = rows;
         rows.sort_by_key(|r| step_order(&r.clock, r.severity.as_deref()));
         Ok(BudgetDoc {
             from: filter.from,
@@ -755,7 +750,7 @@ impl Service {
         b: Trial,
         now: Timestamp,
     ) -> Result<WhatIfDoc, ServiceError> {
-        caller.require(READERS, "consultar los reportes")?;
+        self.may_read_reports(caller)?;
         let filter = filter_of(caller, query, now)?;
         let policies = self.store.policies().await?;
         let in_force = incidencias_core::policy_in_force(&policies, now)
@@ -867,7 +862,7 @@ impl Service {
         query: &ReportQuery,
         now: Timestamp,
     ) -> Result<ListsDoc, ServiceError> {
-        caller.require(READERS, "consultar los reportes")?;
+        self.may_read_reports(caller)?;
         let filter = filter_of(caller, query, now)?;
         let agencies = self.agency_names().await?;
         let ages = self
@@ -965,7 +960,7 @@ impl Service {
         offset: i64,
         now: Timestamp,
     ) -> Result<BreachPageDoc, ServiceError> {
-        caller.require(READERS, "consultar los reportes")?;
+        self.may_read_reports(caller)?;
         let filter = filter_of(caller, query, now)?;
         let mut errors = Vec::new();
         if !(1..=MAX_PAGE).contains(&limit) {
@@ -992,26 +987,18 @@ impl Service {
         })
     }
 
-    /// Every breached clock of the period, for the CSV export (no cap: read in pages).
+    /// Every breached clock of the period, for the CSV export (no cap).
     pub async fn all_breaches(
         &self,
         caller: &Caller,
         query: &ReportQuery,
         now: Timestamp,
     ) -> Result<Vec<BreachDoc>, ServiceError> {
-        caller.require(READERS, "consultar los reportes")?;
+        self.may_read_reports(caller)?;
         let filter = filter_of(caller, query, now)?;
+        let (rows, _) = self.store.breaches(&filter, i64::MAX, 0).await?;
         let agencies = self.agency_names().await?;
-        let mut all = Vec::new();
-        loop {
-            let offset = i64::try_from(all.len()).unwrap_or(i64::MAX);
-            let (rows, total) = self.store.breaches(&filter, 5_000, offset).await?;
-            let done = rows.is_empty();
-            all.extend(rows.into_iter().map(|r| breach_doc(r, &agencies)));
-            if done || i64::try_from(all.len()).unwrap_or(i64::MAX) >= total {
-                return Ok(all);
-            }
-        }
+        Ok(rows.into_iter().map(|r| breach_doc(r, &agencies)).collect())
     }
 }
 
@@ -1102,7 +1089,7 @@ pub fn compliance_csv(doc: &ComplianceDoc) -> Vec<u8> {
 
 /// The breach list as CSV.
 pub fn breaches_csv(items: &[BreachDoc]) -> Vec<u8> {
-    let tz = mexico();
+    let tz = crate::clock::mexico_city();
     let header = [
         "Folio",
         "Reloj",
@@ -1217,7 +1204,7 @@ pub fn what_if_csv(doc: &WhatIfDoc) -> Vec<u8> {
 
 /// One of the operational lists as CSV: `open_by_age`, `mean_times` or `rounds`.
 pub fn lists_csv(doc: &ListsDoc, table: ListTable) -> Vec<u8> {
-    let tz = mexico();
+    let tz = crate::clock::mexico_city();
     match table {
         ListTable::OpenByAge => csv(
             &["Estado", "Antigüedad", "Incidencias", "Reporte más antiguo"],
@@ -1269,7 +1256,8 @@ pub enum ListTable {
     Rounds,
 }
 
-fn severity_text(s: Option<&str>) -> String {
+/// A severity's Spanish name; "Sin severidad" for none.
+pub fn severity_text(s: Option<&str>) -> String {
     s.and_then(|s| Severity::parse(s).ok())
         .map_or("Sin severidad".into(), |s| s.label().to_string())
 }

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::catalog::{get, ts};
 use super::incidents::fetch_events;
 use super::script::{Script, Value};
 use super::{Store, StoreError};
@@ -107,12 +108,7 @@ pub(super) fn push_replayed_facts(
 }
 
 fn instant(row: &AnyRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
-    let v: Option<i64> = row.try_get(col).map_err(StoreError::db)?;
-    v.map(|v| {
-        Timestamp::from_millisecond(v)
-            .map_err(|_| StoreError::Corrupt(format!("instante fuera de rango en {col}")))
-    })
-    .transpose()
+    get::<Option<i64>>(row, col)?.map(ts).transpose()
 }
 
 fn small(v: i64, what: &str) -> Result<u32, StoreError> {
@@ -213,6 +209,32 @@ pub(super) fn facts_problem(
 }
 
 impl Store {
+    /// [`Store::fill_missing_facts`] if migration 0007 left its marker (the database has
+    /// not been filled since the table was created), then removes the marker: later
+    /// starts read one row instead of looking for incidents without facts.
+    pub(super) async fn fill_missing_facts_once(&self) -> Result<u64, StoreError> {
+        let pending: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'clock_facts_fill'")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::db)?;
+        if pending.is_none() {
+            return Ok(0);
+        }
+        let filled = self.fill_missing_facts().await?;
+        self.write(|conn| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM settings WHERE key = 'clock_facts_fill'")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(filled)
+    }
+
     /// Writes the fact rows of the incidents that have none (stored before the table
     /// existed), from a replay of each one's events; returns how many incidents. Each
     /// incident in its own write, so a large database is filled without one huge

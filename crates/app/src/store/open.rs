@@ -72,7 +72,7 @@ impl Store {
         }
         // Incidents stored before the clock fact table existed get their rows (facts.rs).
         if mode == OpenMode::Migrate {
-            let filled = store.fill_missing_facts().await?;
+            let filled = store.fill_missing_facts_once().await?;
             if filled > 0 {
                 tracing::info!(incidents = filled, "hechos de reloj reconstruidos");
             }

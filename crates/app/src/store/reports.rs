@@ -1,6 +1,7 @@
 //! The SLO reports' queries over the clock fact table (`facts.rs`): compliance with exact
-//! percentiles (nearest rank, by window functions, so the rows never leave the database)
-//! and the list of breached clocks. The same SQL on SQLite and PostgreSQL.
+//! nearest-rank percentiles (the database groups, the percentiles are taken here from each
+//! group's running times), outcome counts for the error budget, the what-if, the lists and
+//! the breached clocks. The same SQL on SQLite and PostgreSQL.
 //!
 //! A clock is measured in the period in which its outcome became known (`outcome_at`: the
 //! breach, or else the stop), once; clocks of dismissed reports are not measured. The time
@@ -12,6 +13,7 @@ use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+use super::catalog::ts;
 use super::script::{Value, bind};
 use super::{Store, StoreError};
 
@@ -151,7 +153,7 @@ impl Group {
     }
 }
 
-/// How a compliance report is split: always by clock, then by these.
+/// How outcome counts are grouped: always by clock, then by these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Split {
     pub severity: bool,
@@ -242,10 +244,6 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 fn severity_of(row: &AnyRow) -> Result<Option<Severity>, StoreError> {
     let v: Option<String> = row.try_get("severity").map_err(StoreError::db)?;
     v.map(|s| Severity::parse(&s).map_err(corrupt)).transpose()
-}
-
-fn instant(ms: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millisecond(ms).map_err(corrupt)
 }
 
 impl Store {
@@ -466,7 +464,7 @@ impl Store {
                     agency_id: AgencyId(int("agency_id")?),
                     severity: severity_of(row)?,
                     target_s: int("target_s")?,
-                    breached_at: instant(int("breached_at")?)?,
+                    breached_at: ts(int("breached_at")?)?,
                     used_ms: int("used")?,
                     stopped: int("stopped")? != 0,
                     escalation_level: int("escalation_level")?,

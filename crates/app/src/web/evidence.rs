@@ -8,14 +8,12 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use incidencias_core::Folio;
 
 use super::format;
 use super::pages::{Layout, html, refused};
 use super::session::Viewer;
 use super::views::{self, ClockView, MailItem, Names, ReceivedItem};
 use crate::http::AppState;
-use crate::service::ServiceError;
 
 /// One event of the record.
 pub struct EvidenceEvent {
@@ -56,11 +54,9 @@ pub async fn page(
     viewer: Viewer,
     Path(raw): Path<String>,
 ) -> Response {
-    let Ok(folio) = Folio::parse(&raw) else {
-        return refused(
-            Some(&viewer),
-            &ServiceError::NotFound("la incidencia".into()),
-        );
+    let folio = match super::incident::parse_folio(&raw) {
+        Ok(f) => f,
+        Err(e) => return refused(Some(&viewer), &e),
     };
     let service = &state.service;
     let caller = &viewer.caller;
@@ -79,14 +75,7 @@ pub async fn page(
     };
     let now = service.now();
     let names = Names::new(&procedures, &agencies);
-    let mut people = std::collections::HashMap::new();
-    for e in &events {
-        if let Some(id) = e.data["to"].as_i64()
-            && let Some(name) = org.name(incidencias_core::UserId(id))
-        {
-            people.insert(id, name);
-        }
-    }
+    let people = views::people_of(&events, &org);
     let last = events.last();
     let page = EvidencePage {
         layout: Layout::new(Some(&viewer), &format!("Evidencia {}", doc.folio), ""),
@@ -111,11 +100,7 @@ pub async fn page(
             .map(|e| EvidenceEvent {
                 seq: e.seq,
                 at: format::instant(e.at),
-                actor: match &e.actor_name {
-                    Some(name) => name.clone(),
-                    None if e.actor["type"] == "system" => "Sistema".into(),
-                    None => "—".into(),
-                },
+                actor: views::actor_label(e),
                 via: views::via_label(e.via.as_ref()),
                 text: views::describe(e, &people),
                 hash: e.hash.clone(),

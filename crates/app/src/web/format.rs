@@ -6,7 +6,7 @@ use jiff::tz::TimeZone;
 
 /// The help desk's time zone: every instant a person reads is in it.
 pub fn mexico() -> TimeZone {
-    TimeZone::get("America/Mexico_City").unwrap_or(TimeZone::UTC)
+    crate::clock::mexico_city()
 }
 
 /// `dd/mm/aaaa hh:mm`, Mexico City time.

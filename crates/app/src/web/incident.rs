@@ -29,7 +29,7 @@ fn new_key() -> String {
         .unwrap_or_else(|_| "sin-clave".into())
 }
 
-fn parse_folio(raw: &str) -> Result<Folio, ServiceError> {
+pub(super) fn parse_folio(raw: &str) -> Result<Folio, ServiceError> {
     Folio::parse(raw).map_err(|_| ServiceError::NotFound("la incidencia".into()))
 }
 
@@ -214,14 +214,7 @@ async fn build(
     )?;
     let now = service.now();
     let names = Names::new(&procedures, &agencies);
-    let mut people = std::collections::HashMap::new();
-    for e in &events {
-        if let Some(id) = e.data["to"].as_i64()
-            && let Some(name) = org.name(incidencias_core::UserId(id))
-        {
-            people.insert(id, name);
-        }
-    }
+    let people = views::people_of(&events, &org);
     let (main_actions, form_actions) = views::split_actions(&actions);
     let form_editable = form_actions.iter().any(|a| {
         a.name == Action::SubmitReportForm.name() || a.name == Action::SaveReportFormDraft.name()

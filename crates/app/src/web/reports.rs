@@ -14,6 +14,7 @@ use super::pages::{Choice, Errors, Layout, html, refused};
 use super::session::Viewer;
 use crate::http::AppState;
 use crate::service::ServiceError;
+use crate::service::reports::severity_text as severity_label;
 use crate::service::reports::{BreachPageDoc, ComplianceDoc, ComplianceRowDoc, ReportQuery, Trial};
 
 /// Breached clocks per page.
@@ -45,9 +46,13 @@ pub struct Bar {
     pub text_y: i64,
 }
 
-/// The page's filters as the service reads them (period, agency; the lists take no clock
-/// or severity).
-fn budget_query_with_period(q: &ReportsQuery) -> ReportQuery {
+/// The page of breached clocks asked for (from 1).
+fn page_of(q: &ReportsQuery) -> i64 {
+    q.pagina.unwrap_or(1).max(1)
+}
+
+/// The page's filters as the lists read them (period, agency; no clock or severity).
+fn lists_query(q: &ReportsQuery) -> ReportQuery {
     ReportQuery {
         from: some(&q.desde),
         to: some(&q.hasta),
@@ -213,9 +218,17 @@ fn anchor(field: &str) -> String {
     .into()
 }
 
-fn severity_label(s: Option<&str>) -> String {
-    s.and_then(|s| Severity::parse(s).ok())
-        .map_or("Sin severidad".into(), |s| s.label().to_string())
+/// A date input's value (`2026-11-30`), Mexico City.
+fn day(t: jiff::Timestamp) -> String {
+    t.to_zoned_datetime(format::mexico())
+        .strftime("%Y-%m-%d")
+        .to_string()
+}
+
+/// The last millisecond before `end`: the last day of a period that ends at midnight.
+fn last_instant(end: jiff::Timestamp) -> jiff::Timestamp {
+    end.checked_sub(jiff::SignedDuration::from_millis(1))
+        .unwrap_or(end)
 }
 
 fn line(r: &ComplianceRowDoc) -> Line {
@@ -310,7 +323,7 @@ pub async fn page(
     };
     let now = state.service.now();
     let caller = &viewer.caller;
-    let page_no = q.pagina.unwrap_or(1).max(1);
+    let page_no = page_of(&q);
     let (doc, breaches, errors) = match state
         .service
         .compliance_report(caller, &api_query, now)
@@ -341,7 +354,7 @@ pub async fn page(
         }
         Err(e) => return refused(Some(&viewer), &e),
     };
-    render(&state, &viewer, &q, doc, breaches, errors, page_no).await
+    render(&state, &viewer, &q, doc, breaches, errors, now).await
 }
 
 async fn render(
@@ -351,8 +364,9 @@ async fn render(
     doc: ComplianceDoc,
     breaches: Option<BreachPageDoc>,
     errors: Errors,
-    page_no: i64,
+    now: jiff::Timestamp,
 ) -> Response {
+    let page_no = page_of(q);
     let caller = &viewer.caller;
     let agencies = match state.service.agencies(caller).await {
         Ok(a) => a,
@@ -364,15 +378,7 @@ async fn render(
             .find(|a| Some(a.id) == caller.agency_id.map(|a| a.0))
             .map_or_else(String::new, |a| a.name.clone())
     });
-    let last_day = doc
-        .to
-        .checked_sub(jiff::SignedDuration::from_millis(1))
-        .unwrap_or(doc.to);
-    let day = |t: jiff::Timestamp| {
-        t.to_zoned_datetime(format::mexico())
-            .strftime("%Y-%m-%d")
-            .to_string()
-    };
+    let last_day = last_instant(doc.to);
     let shown = |t: jiff::Timestamp| {
         t.to_zoned_datetime(format::mexico())
             .strftime("%d/%m/%Y")
@@ -453,7 +459,6 @@ async fn render(
         agency_id: some(&q.dependencia),
         ..ReportQuery::default()
     };
-    let now = state.service.now();
     let mut errors = errors;
     let mut budget_objective = String::new();
     let budget = match crate::service::reports::objective(objective_text.as_deref()) {
@@ -478,7 +483,7 @@ async fn render(
     };
     let lists = match state
         .service
-        .report_lists(caller, &budget_query_with_period(q), now)
+        .report_lists(caller, &lists_query(q), now)
         .await
     {
         Ok(l) => Some(l),
@@ -713,15 +718,6 @@ pub async fn what_if(
         }
     }
     let (month_start, month_end) = crate::service::reports::current_month(now);
-    let day = |t: jiff::Timestamp| {
-        t.to_zoned_datetime(format::mexico())
-            .strftime("%Y-%m-%d")
-            .to_string()
-    };
-    let last = |t: jiff::Timestamp| {
-        t.checked_sub(jiff::SignedDuration::from_millis(1))
-            .unwrap_or(t)
-    };
     let version_choices = |selected: &str, with_draft: bool| {
         let mut out = vec![Choice {
             value: "vigente".into(),
@@ -792,7 +788,7 @@ pub async fn what_if(
         layout: Layout::new(Some(&viewer), "Simulación de metas", "/reportes"),
         errors,
         desde: get("desde").unwrap_or_else(|| day(month_start)),
-        hasta: get("hasta").unwrap_or_else(|| day(last(month_end))),
+        hasta: get("hasta").unwrap_or_else(|| day(last_instant(month_end))),
         clocks: choices(&clock_choices, get("reloj").as_deref()),
         versions_a: version_choices(a_choice.as_deref().unwrap_or("vigente"), false),
         versions_b: version_choices(&b_choice, true),

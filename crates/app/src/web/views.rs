@@ -450,6 +450,26 @@ pub fn via_label(via: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// Who acted in an event, as the timeline names them.
+pub fn actor_label(e: &EventDoc) -> String {
+    match &e.actor_name {
+        Some(name) => name.clone(),
+        None if e.actor["type"] == "system" => "Sistema".into(),
+        None => "—".into(),
+    }
+}
+
+/// The names of the people the events name as recipients (`data.to`), for [`describe`].
+pub fn people_of(events: &[EventDoc], org: &crate::service::OrgChart) -> HashMap<i64, String> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let id = e.data["to"].as_i64()?;
+            Some((id, org.name(incidencias_core::UserId(id))?))
+        })
+        .collect()
+}
+
 pub fn timeline(
     events: &[EventDoc],
     people: &HashMap<i64, String>,
@@ -461,11 +481,7 @@ pub fn timeline(
         .map(|e| TimelineItem {
             at: format::instant(e.at),
             ago: format::relative(e.at, now),
-            actor: match &e.actor_name {
-                Some(name) => name.clone(),
-                None if e.actor["type"] == "system" => "Sistema".into(),
-                None => "—".into(),
-            },
+            actor: actor_label(e),
             via: via_label(e.via.as_ref()),
             text: describe(e, people),
         })

@@ -3,7 +3,6 @@
 //! previewed), so a template fix reaches queued mail.
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 use super::{Message, Notice};
 use crate::encoding::{escape_html, header_safe};
@@ -21,7 +20,7 @@ pub fn local(instant: Option<Timestamp>) -> String {
     let Some(t) = instant else {
         return "(sin plazo)".to_string();
     };
-    let tz = TimeZone::get("America/Mexico_City").unwrap_or(TimeZone::UTC);
+    let tz = crate::clock::mexico_city();
     let z = t.to_zoned_datetime(tz);
     format!(
         "{:02}/{:02}/{} {:02}:{:02} (hora del centro de México)",
