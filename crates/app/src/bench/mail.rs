@@ -1,5 +1,7 @@
-//! `incidencias bench mail`: draining the outbox to an SMTP server, against a tight loop
-//! of lettre sending the same messages directly (the transport's own limit). Needs a
+//! `incidencias bench mail`: draining the outbox to an SMTP server, against tight loops
+//! sending the same messages directly over connections with `TCP_NODELAY` (the wire's own
+//! limit, with one and with the pool's number of connections), and lettre's pooled
+//! transport as the outbox used it before (its sockets lack `TCP_NODELAY`). Needs a
 //! running SMTP server, e.g. `python3 -m aiosmtpd -n -l 127.0.0.1:2525`.
 
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{Scratch, invalid, median};
 use crate::clock::SystemClock;
+use crate::mail::smtp::SmtpTarget;
 use crate::mail::worker::{MailSettings, OutboxWorker};
 use crate::service::Service;
 use crate::store::{Store, StoreError};
@@ -25,6 +28,12 @@ pub struct MailBench {
     pub messages: usize,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Conexiones SMTP simultáneas de la bandeja y de la línea base.
+    #[arg(long, default_value_t = crate::mail::worker::CONNECTIONS)]
+    pub connections: usize,
+    /// Mensajes por ronda del camino anterior (lettre con sus propios sockets, ~20/s).
+    #[arg(long, default_value_t = 200)]
+    pub legacy_messages: usize,
 }
 
 /// A store whose outbox holds `n` notification emails, one incident each.
@@ -65,6 +74,74 @@ async fn queued(url: &str, n: usize) -> Result<Store, StoreError> {
     Ok(store)
 }
 
+/// Sends `messages` over `connections` connections the bench opens itself (with
+/// `TCP_NODELAY`), each connection a tight loop over its share: the wire's own limit.
+async fn raw_loop(
+    target: &SmtpTarget,
+    messages: &[lettre::Message],
+    connections: usize,
+) -> Result<f64, StoreError> {
+    let share = messages.len().div_ceil(connections.max(1)).max(1);
+    let start = Instant::now();
+    let loops = messages.chunks(share).map(|chunk| async move {
+        let mut conn = target
+            .connect(std::time::Duration::from_secs(20))
+            .await
+            .map_err(invalid)?;
+        for m in chunk {
+            conn.send(m.envelope(), &m.formatted())
+                .await
+                .map_err(invalid)?;
+        }
+        Ok::<(), StoreError>(())
+    });
+    for r in futures_util::future::join_all(loops).await {
+        r?;
+    }
+    Ok(messages.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The rendered messages of a fresh outbox of `n` rows (claimed and let go).
+async fn rendered(n: usize, settings: &MailSettings) -> Result<Vec<lettre::Message>, StoreError> {
+    let scratch = Scratch::new("mail-direct")?;
+    let store = queued(&scratch.url(), n).await?;
+    let service = Service::new(store.clone(), Arc::new(SystemClock));
+    let rows = service
+        .claim_mail(
+            "baseline",
+            jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+            n as i64,
+            &settings.base_url,
+        )
+        .await
+        .map_err(invalid)?;
+    let worker = OutboxWorker::new(service, settings).map_err(invalid)?;
+    let messages = rows
+        .iter()
+        .map(|r| worker.message_for(r))
+        .collect::<Result<_, _>>()
+        .map_err(invalid)?;
+    store.close().await;
+    Ok(messages)
+}
+
+/// The outbox worker with `connections`: claim, render, send, mark sent (durably).
+async fn drained(n: usize, settings: &MailSettings, connections: usize) -> Result<f64, StoreError> {
+    let scratch = Scratch::new("mail-outbox")?;
+    let store = queued(&scratch.url(), n).await?;
+    let worker = OutboxWorker::new(Service::new(store.clone(), Arc::new(SystemClock)), settings)
+        .map_err(invalid)?
+        .with_connections(connections);
+    let start = Instant::now();
+    let sent = worker.drain().await.map_err(invalid)?;
+    let rate = sent as f64 / start.elapsed().as_secs_f64();
+    store.close().await;
+    if sent != n {
+        return Err(invalid(format!("la bandeja envió {sent} de {n}")));
+    }
+    Ok(rate)
+}
+
 pub async fn mail_bench(args: MailBench) -> Result<i32, StoreError> {
     let settings = MailSettings {
         smtp_url: args.smtp_url.clone(),
@@ -73,74 +150,82 @@ pub async fn mail_bench(args: MailBench) -> Result<i32, StoreError> {
         base_url: "https://incidencias.gob.mx".into(),
         ca_pem: None,
     };
-    let mut outbox_rates = Vec::new();
-    let mut direct_rates = Vec::new();
+    let target = SmtpTarget::from_settings(&settings).map_err(invalid)?;
+    let n = args.messages;
+    let pool = args.connections.max(1);
+    let legacy_n = n.min(args.legacy_messages);
+    // name, messages per round, rates per round
+    let mut rows: Vec<(String, usize, Vec<f64>)> = vec![
+        (
+            "lettre's pooled transport, its own sockets (no TCP_NODELAY; the old path)".into(),
+            legacy_n,
+            Vec::new(),
+        ),
+        (
+            "raw loop: lettre connection, TCP_NODELAY, 1 connection".into(),
+            n,
+            Vec::new(),
+        ),
+        (
+            format!("raw loop: lettre connection, TCP_NODELAY, {pool} connections (baseline)"),
+            n,
+            Vec::new(),
+        ),
+        ("outbox drain, 1 connection".into(), n, Vec::new()),
+        (format!("outbox drain, {pool} connections"), n, Vec::new()),
+    ];
     for round in 1..=args.rounds.max(1) {
         eprintln!("ronda {round}/{}...", args.rounds);
-        // Baseline: the same rendered messages, sent by lettre in a tight loop.
-        let scratch = Scratch::new("mail-direct")?;
-        let store = queued(&scratch.url(), args.messages).await?;
-        let service = Service::new(store.clone(), Arc::new(SystemClock));
-        let rows = service
-            .claim_mail(
-                "baseline",
-                jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
-                args.messages as i64,
-                &settings.base_url,
-            )
-            .await
-            .map_err(invalid)?;
-        let worker = OutboxWorker::new(service, &settings).map_err(invalid)?;
-        let messages: Vec<_> = rows
-            .iter()
-            .map(|r| worker.message_for(r))
-            .collect::<Result<_, _>>()
-            .map_err(invalid)?;
-        store.close().await;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&args.smtp_url)
-            .map_err(invalid)?
-            .build();
-        let start = Instant::now();
-        for m in messages {
-            transport.send(m).await.map_err(invalid)?;
+        let messages = rendered(n, &settings).await?;
+        if legacy_n > 0 {
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&args.smtp_url)
+                .map_err(invalid)?
+                .build();
+            let start = Instant::now();
+            for m in messages.iter().take(legacy_n) {
+                transport.send(m.clone()).await.map_err(invalid)?;
+            }
+            rows[0]
+                .2
+                .push(legacy_n as f64 / start.elapsed().as_secs_f64());
         }
-        direct_rates.push(args.messages as f64 / start.elapsed().as_secs_f64());
-
-        // The outbox worker: claim, render, send, mark sent (durably) per message.
-        let scratch = Scratch::new("mail-outbox")?;
-        let store = queued(&scratch.url(), args.messages).await?;
-        let worker = OutboxWorker::new(
-            Service::new(store.clone(), Arc::new(SystemClock)),
-            &settings,
-        )
-        .map_err(invalid)?;
-        let start = Instant::now();
-        let sent = worker.drain().await.map_err(invalid)?;
-        outbox_rates.push(sent as f64 / start.elapsed().as_secs_f64());
-        store.close().await;
+        rows[1].2.push(raw_loop(&target, &messages, 1).await?);
+        rows[2].2.push(raw_loop(&target, &messages, pool).await?);
+        rows[3].2.push(drained(n, &settings, 1).await?);
+        rows[4].2.push(drained(n, &settings, pool).await?);
     }
-    let (direct, outbox) = (median(direct_rates.clone()), median(outbox_rates.clone()));
     println!(
-        "| measurement ({} messages) | msg/s (median of {}) | per round |",
-        args.messages, args.rounds
+        "| measurement | messages | msg/s (median of {}) | per round |",
+        args.rounds
     );
-    println!("|---|---|---|");
-    let fmt = |v: &[f64]| {
-        v.iter()
+    println!("|---|---|---|---|");
+    for (name, count, rates) in &rows {
+        if rates.is_empty() {
+            continue;
+        }
+        let each = rates
+            .iter()
             .map(|r| format!("{r:.0}"))
             .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!(
-        "| lettre tight loop (baseline) | {direct:.0} | {} |",
-        fmt(&direct_rates)
-    );
-    println!(
-        "| outbox drain (lease, render, send, mark sent) | {outbox:.0} | {} |",
-        fmt(&outbox_rates)
-    );
-    if direct > 0.0 {
-        println!("\nratio outbox / baseline: {:.2}", outbox / direct);
+            .join(", ");
+        println!(
+            "| {name} | {count} | {:.0} | {each} |",
+            median(rates.clone())
+        );
+    }
+    let m = |i: usize| median(rows[i].2.clone());
+    if m(2) > 0.0 && m(1) > 0.0 {
+        println!(
+            "\nratio outbox drain / raw loop: {:.2} with {pool} connections, {:.2} with 1",
+            m(4) / m(2),
+            m(3) / m(1)
+        );
+    }
+    if m(0) > 0.0 {
+        println!(
+            "outbox drain ({pool} connections) / lettre's transport (old path): {:.1}x",
+            m(4) / m(0)
+        );
     }
     Ok(0)
 }

@@ -4,6 +4,7 @@
 //! means too (`service::inbound`).
 
 pub mod imap;
+pub mod smtp;
 pub mod worker;
 
 /// The certificates of a PEM file of extra trusted authorities (`INCIDENCIAS_TLS_CA_FILE`):

@@ -4,13 +4,17 @@
 //! after a crash (sent, then killed before it was marked) is the same message, which mail
 //! systems recognise as a duplicate.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
+use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+
+use super::smtp::SmtpTarget;
 
 use crate::service::{OutgoingMail, Service, ServiceError};
 
@@ -53,7 +57,7 @@ pub struct MailSettings {
 
 /// Checks `settings` (URL, CA file, From, Reply-To) without connecting.
 pub fn check_settings(settings: &MailSettings) -> Result<(), String> {
-    transport(settings)?;
+    SmtpTarget::from_settings(settings)?;
     addresses(settings)?;
     Ok(())
 }
@@ -74,51 +78,40 @@ fn addresses(settings: &MailSettings) -> Result<(Mailbox, Option<Mailbox>), Stri
     Ok((from, reply_to))
 }
 
-/// The transport for `settings`: lettre reads the URL; an extra CA replaces the TLS
-/// parameters with ones that also trust it, in the same mode the URL asked for.
-fn transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)
-        .map_err(|e| format!("INCIDENCIAS_SMTP_URL no válida: {e}"))?
-        .timeout(Some(Duration::from_secs(20)));
-    if let Some(pem) = &settings.ca_pem {
-        let url = url::Url::parse(&settings.smtp_url)
-            .map_err(|e| format!("INCIDENCIAS_SMTP_URL no válida: {e}"))?;
-        let host = url.host_str().unwrap_or_default().to_string();
-        super::ca_certificates(pem)?;
-        let cert = Certificate::from_pem(pem)
-            .map_err(|e| format!("los certificados de autoridad no son PEM válidos: {e}"))?;
-        let params = TlsParameters::builder(host)
-            .add_root_certificate(cert)
-            .build()
-            .map_err(|e| format!("configuración TLS no válida: {e}"))?;
-        let tls = url
-            .query_pairs()
-            .find(|(k, _)| k == "tls")
-            .map(|(_, v)| v.into_owned());
-        builder = match (url.scheme(), tls.as_deref()) {
-            ("smtps", _) => builder.tls(Tls::Wrapper(params)),
-            (_, Some("required")) => builder.tls(Tls::Required(params)),
-            (_, Some("opportunistic")) => builder.tls(Tls::Opportunistic(params)),
-            _ => builder,
-        };
-    }
-    Ok(builder.build())
-}
-
 pub struct OutboxWorker {
     service: Service,
-    /// Replaced after a timed-out send: its pooled connection may still owe a reply, and
-    /// reusing it could pair answers with the wrong commands.
-    transport: std::sync::Mutex<AsyncSmtpTransport<Tokio1Executor>>,
+    target: SmtpTarget,
     settings: MailSettings,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     owner: String,
-    /// A hard bound on one message's whole SMTP exchange: a server that stops answering
-    /// (lettre's own timeout does not cover every read) costs one attempt, not the worker.
+    /// A hard bound on one message's whole SMTP exchange (connecting included): a server
+    /// that stops answering costs one attempt, not the worker.
     send_timeout: Duration,
+    /// Messages sent at once, each on its own connection (one incident's in order on one).
+    connections: usize,
+    /// Connections kept open between drains.
+    idle: std::sync::Mutex<Vec<Pooled>>,
 }
+
+/// An open SMTP connection and when it last carried a message.
+struct Pooled {
+    conn: AsyncSmtpConnection,
+    used: Instant,
+}
+
+/// A connection idle longer than this is closed rather than reused: servers drop idle
+/// clients (RFC 5321 allows 5 minutes), and a send on a dropped one would fail.
+const IDLE_REUSE: Duration = Duration::from_secs(30);
+
+/// Accepted messages are marked sent in one write per this many (and at the end of each
+/// lane's share). A crash between a send and its mark re-sends at most this many per
+/// connection, each with its original Message-ID, which receiving systems recognise as the
+/// same message; one write per message made the database, not SMTP, the bottleneck.
+const MARK_EVERY: usize = 8;
+
+/// Default number of connections (and messages in flight) per worker.
+pub const CONNECTIONS: usize = 4;
 
 /// Default bound on one message's SMTP exchange.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -131,11 +124,11 @@ pub fn backoff(attempts: i64) -> SignedDuration {
 
 impl OutboxWorker {
     pub fn new(service: Service, settings: &MailSettings) -> Result<OutboxWorker, String> {
-        let transport = transport(settings)?;
+        let target = SmtpTarget::from_settings(settings)?;
         let (from, reply_to) = addresses(settings)?;
         Ok(OutboxWorker {
             service,
-            transport: std::sync::Mutex::new(transport),
+            target,
             settings: settings.clone(),
             from,
             reply_to,
@@ -146,7 +139,15 @@ impl OutboxWorker {
                 u64::from_le_bytes(bytes)
             }),
             send_timeout: SEND_TIMEOUT,
+            connections: CONNECTIONS,
+            idle: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Another number of connections than [`CONNECTIONS`] (at least one).
+    pub fn with_connections(mut self, connections: usize) -> OutboxWorker {
+        self.connections = connections.max(1);
+        self
     }
 
     /// Another bound on one message's SMTP exchange than [`SEND_TIMEOUT`].
@@ -184,34 +185,20 @@ impl OutboxWorker {
             .map_err(|e| format!("no se pudo armar el correo: {e}"))
     }
 
-    fn current_transport(&self) -> Option<AsyncSmtpTransport<Tokio1Executor>> {
-        self.transport.lock().ok().map(|t| t.clone())
-    }
-
-    /// A fresh transport (new connections) in place of one whose connection hung.
-    fn renew_transport(&self) {
-        match transport(&self.settings) {
-            Ok(fresh) => {
-                if let Ok(mut t) = self.transport.lock() {
-                    *t = fresh;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "no se pudo renovar la conexión SMTP"),
-        }
-    }
-
     /// How long claimed rows stay ours: room for a minute of sending plus one send that
     /// runs into the time limit, so no row is claimed by another instance while we work.
     fn lease(&self) -> Duration {
         self.send_timeout * 2 + Duration::from_secs(60)
     }
 
-    /// Sends everything due now; returns how many were sent.
+    /// Sends everything due now; returns how many were sent. Each claimed batch is split
+    /// by incident; incidents are dealt to up to `connections` lanes that send at once,
+    /// each lane on its own connection and one incident's messages in order.
     pub async fn drain(&self) -> Result<usize, ServiceError> {
         let mut sent = 0;
         loop {
             // Counted from before the claim: the claim's own wait is part of the lease.
-            let claimed = std::time::Instant::now();
+            let claimed = Instant::now();
             let now = self.service.now();
             let lease = self.lease();
             let rows = self
@@ -219,54 +206,94 @@ impl OutboxWorker {
                 .claim_mail(
                     &self.owner,
                     now + SignedDuration::try_from(lease).unwrap_or(SignedDuration::from_mins(3)),
-                    100,
+                    i64::try_from(100 * self.connections).unwrap_or(100),
                     &self.settings.base_url,
                 )
                 .await?;
             if rows.is_empty() {
                 return Ok(sent);
             }
-            let mut hung = false;
-            // An incident whose earlier mail failed keeps its later mail back: per incident,
-            // messages arrive in order.
-            let mut blocked: HashSet<String> = HashSet::new();
-            let mut progressed = false;
+            // Per incident, in the order claimed; mail of no incident goes alone.
+            let mut groups: Vec<Vec<OutgoingMail>> = Vec::new();
+            let mut of_folio: HashMap<String, usize> = HashMap::new();
             for row in rows {
-                let folio = row.folio.clone().unwrap_or_default();
+                match row.folio.clone() {
+                    Some(folio) => match of_folio.get(&folio) {
+                        Some(&i) => groups[i].push(row),
+                        None => {
+                            of_folio.insert(folio, groups.len());
+                            groups.push(vec![row]);
+                        }
+                    },
+                    None => groups.push(vec![row]),
+                }
+            }
+            let lanes = self.connections.min(groups.len()).max(1);
+            let mut dealt: Vec<Vec<Vec<OutgoingMail>>> = (0..lanes).map(|_| Vec::new()).collect();
+            for (i, group) in groups.into_iter().enumerate() {
+                dealt[i % lanes].push(group);
+            }
+            let hung = AtomicBool::new(false);
+            let outcomes = futures_util::future::join_all(
+                dealt
+                    .into_iter()
+                    .map(|groups| self.lane(groups, claimed, lease, &hung)),
+            )
+            .await;
+            let mut progressed = false;
+            for outcome in outcomes {
+                let (n, moved) = outcome?;
+                sent += n;
+                progressed |= moved;
+            }
+            if !progressed || hung.load(Ordering::SeqCst) {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// Sends `groups` (each one incident's messages, in order) on one connection; returns
+    /// how many were sent and whether any was.
+    async fn lane(
+        &self,
+        groups: Vec<Vec<OutgoingMail>>,
+        claimed: Instant,
+        lease: Duration,
+        hung: &AtomicBool,
+    ) -> Result<(usize, bool), ServiceError> {
+        let mut conn = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let (mut sent, mut progressed) = (0, false);
+        // Accepted by the server, not yet marked sent.
+        let mut accepted = Vec::with_capacity(MARK_EVERY);
+        for group in groups {
+            // An incident whose earlier mail failed keeps its later mail back.
+            let mut blocked = false;
+            for row in group {
                 // Rows go back to the queue, not to another sender, when this batch could
                 // outlive its lease, when the server hung, or behind a failed row.
                 let out_of_time =
                     claimed.elapsed() + self.send_timeout + Duration::from_secs(10) > lease;
-                if hung || out_of_time || blocked.contains(&folio) {
+                if hung.load(Ordering::SeqCst) || out_of_time || blocked {
                     self.service.mail_released(row.id, &self.owner).await?;
                     continue;
                 }
-                let result = match (self.message(&row), self.current_transport()) {
-                    (Ok(m), Some(transport)) => {
-                        match tokio::time::timeout(self.send_timeout, transport.send(m)).await {
-                            Ok(sent) => sent.map(|_| ()).map_err(|e| e.to_string()),
-                            Err(_) => {
-                                hung = true;
-                                self.renew_transport();
-                                Err(format!(
-                                    "el servidor SMTP dejó de responder ({} s sin terminar el envío)",
-                                    self.send_timeout.as_secs()
-                                ))
-                            }
-                        }
-                    }
-                    (Ok(_), None) => Err("la conexión SMTP no está disponible".into()),
-                    (Err(e), _) => Err(e),
+                let result = match self.message(&row) {
+                    Ok(m) => self.send_on(&mut conn, &m, hung).await,
+                    Err(e) => Err(e),
                 };
                 let now = self.service.now();
                 match result {
                     Ok(()) => {
-                        self.service.mail_sent(row.id).await?;
+                        accepted.push(row.id);
+                        if accepted.len() >= MARK_EVERY {
+                            self.service.mail_sent(&accepted).await?;
+                            accepted.clear();
+                        }
                         sent += 1;
                         progressed = true;
                     }
                     Err(e) => {
-                        blocked.insert(folio);
+                        blocked = true;
                         let attempts = row.attempts + 1;
                         tracing::warn!(id = row.id, attempts, error = %e, "no se pudo enviar un correo");
                         self.service
@@ -281,8 +308,60 @@ impl OutboxWorker {
                     }
                 }
             }
-            if !progressed || hung {
-                return Ok(sent);
+        }
+        self.service.mail_sent(&accepted).await?;
+        if let Some(c) = conn
+            && let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.connections
+        {
+            idle.push(c);
+        }
+        Ok((sent, progressed))
+    }
+
+    /// Sends `message` on `slot`'s connection (a new one when it has none, it broke or it
+    /// sat idle too long), within the send time limit. A connection that failed or timed
+    /// out is dropped: it may still owe a reply, and reusing it could pair answers with
+    /// the wrong commands.
+    async fn send_on(
+        &self,
+        slot: &mut Option<Pooled>,
+        message: &Message,
+        hung: &AtomicBool,
+    ) -> Result<(), String> {
+        let envelope = message.envelope().clone();
+        let bytes = message.formatted();
+        let reusable = slot
+            .take()
+            .filter(|p| !p.conn.has_broken() && p.used.elapsed() < IDLE_REUSE);
+        let exchange = async {
+            let mut pooled = match reusable {
+                Some(p) => p,
+                None => Pooled {
+                    conn: self.target.connect(self.send_timeout).await?,
+                    used: Instant::now(),
+                },
+            };
+            pooled
+                .conn
+                .send(&envelope, &bytes)
+                .await
+                .map_err(|e| e.to_string())?;
+            pooled.used = Instant::now();
+            Ok::<Pooled, String>(pooled)
+        };
+        match tokio::time::timeout(self.send_timeout, exchange).await {
+            Ok(Ok(pooled)) => {
+                *slot = Some(pooled);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                hung.store(true, Ordering::SeqCst);
+                Err(format!(
+                    "el servidor SMTP dejó de responder ({} s sin terminar el envío)",
+                    self.send_timeout.as_secs()
+                ))
             }
         }
     }

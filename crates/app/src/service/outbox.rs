@@ -194,9 +194,9 @@ impl Service {
             .collect())
     }
 
-    /// The SMTP server accepted message `id`.
-    pub async fn mail_sent(&self, id: i64) -> Result<(), ServiceError> {
-        Ok(self.store.outbox_sent(id, self.now()).await?)
+    /// The SMTP server accepted messages `ids`.
+    pub async fn mail_sent(&self, ids: &[i64]) -> Result<(), ServiceError> {
+        Ok(self.store.outbox_sent(ids, self.now()).await?)
     }
 
     /// A failed attempt by `owner`: retried at `next_attempt_at`, or set aside when `dead`.

@@ -198,12 +198,31 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn outbox_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
-        self.execute_one(
-            "UPDATE outbox SET state = 'sent', sent_at = $2, lease_owner = NULL, \
-             lease_until = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $1",
-            vec![id.into(), now.as_millisecond().into()],
-        )
+    /// Messages `ids` were accepted by the SMTP server at `now`: one statement for all.
+    pub async fn outbox_sent(&self, ids: &[i64], now: Timestamp) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Integers only: nothing of a caller's text reaches the statement.
+        let list = ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE outbox SET state = 'sent', sent_at = $1, lease_owner = NULL, \
+             lease_until = NULL, attempts = attempts + 1, last_error = NULL WHERE id IN ({list})"
+        );
+        self.write_untracked(move |conn| {
+            Box::pin(async move {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(now.as_millisecond())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::db)?;
+                Ok(())
+            })
+        })
         .await
     }
 
