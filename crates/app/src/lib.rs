@@ -20,6 +20,7 @@ pub mod links;
 pub mod listen;
 pub mod mail;
 pub mod metrics;
+pub mod passwords;
 pub mod polling;
 pub mod scheduler;
 pub mod server;

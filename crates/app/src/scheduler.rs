@@ -6,7 +6,10 @@
 //! leases the due timers and, for each incident, asks the service to fire what is due
 //! ([`Service::fire`]: the core's `escalation::due_actions`, decided as `Command::Fire` and
 //! appended with their notifications and the next due instant in one transaction, through
-//! the same use-case loop as every request). The events' keys are unique in `fired_actions` and the events' own
+//! the same use-case loop as every request). Leased timers are fired in chunks
+//! ([`Service::fire_many`]): a chunk's incidents are read in one query and appended in one
+//! write, so a burst of deadlines costs a few round trips per chunk instead of several per
+//! incident; an incident changed meanwhile falls back to its own firing. The events' keys are unique in `fired_actions` and the events' own
 //! `(folio, seq)` key makes a stale append fail, so no crash, restart or second instance
 //! can fire an action twice. After downtime, everything overdue is due at once and fires in
 //! due order.
@@ -23,6 +26,11 @@ use crate::service::{Service, ServiceError};
 
 pub type Observer = Arc<dyn Fn(&Fired) + Send + Sync>;
 
+/// Incidents fired together by default: read in one query, appended in one write.
+pub const CHUNK: usize = 64;
+/// Chunks fired at once by default.
+pub const PARALLEL: usize = 4;
+
 pub struct Scheduler {
     service: Service,
     /// This instance's name in leases.
@@ -31,7 +39,9 @@ pub struct Scheduler {
     lease: SignedDuration,
     /// Timers claimed per round trip.
     batch: i64,
-    /// Incidents fired at once (their appends share SQLite commits).
+    /// Incidents fired together: read in one query, appended in one write.
+    chunk: usize,
+    /// Chunks fired at once (while one is written, the next are read and decided).
     parallel: usize,
     /// Without a due timer, look again after this long anyway: another instance may have
     /// written timers (PostgreSQL) or died holding leases. `None`: sleep until woken.
@@ -51,7 +61,8 @@ impl Scheduler {
             service,
             lease: SignedDuration::from_secs(30),
             batch: 1000,
-            parallel: 64,
+            chunk: CHUNK,
+            parallel: PARALLEL,
             idle_recheck: multi_instance.then_some(Duration::from_secs(5)),
             observer: None,
         }
@@ -67,9 +78,11 @@ impl Scheduler {
         self
     }
 
-    /// Timers claimed per round trip and incidents fired at once.
-    pub fn with_batching(mut self, batch: i64, parallel: usize) -> Scheduler {
+    /// Timers claimed per round trip, incidents fired together in one write, and such
+    /// chunks fired at once.
+    pub fn with_batching(mut self, batch: i64, chunk: usize, parallel: usize) -> Scheduler {
         self.batch = batch.max(1);
+        self.chunk = chunk.max(1);
         self.parallel = parallel.max(1);
         self
     }
@@ -100,14 +113,15 @@ impl Scheduler {
                 break;
             }
             let mut tasks = JoinSet::new();
-            for folio in claimed {
+            for chunk in claimed.chunks(self.chunk) {
                 while tasks.len() >= self.parallel {
                     if let Some(r) = tasks.join_next().await {
                         self.observe(r);
                     }
                 }
                 let service = self.service.clone();
-                tasks.spawn(async move { service.fire(folio).await });
+                let chunk = chunk.to_vec();
+                tasks.spawn(async move { service.fire_many(&chunk).await });
             }
             while let Some(r) = tasks.join_next().await {
                 self.observe(r);

@@ -204,7 +204,7 @@ async fn without_a_trusted_server_only_the_mark_of_our_message_acts(url: String)
             .find(|m| m.message_id.contains(".notification."))
             .cloned();
         for m in &claimed {
-            plain.mail_sent(m.id).await.expect("sent");
+            plain.mail_sent(&[m.id]).await.expect("sent");
         }
         if step2.is_some() || claimed.is_empty() {
             break;

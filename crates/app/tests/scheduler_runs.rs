@@ -172,7 +172,7 @@ fn scheduler_child() {
         let service = Service::new(store, Arc::new(ManualClock::new(now)));
         // Small batches, two at a time: a batch long enough to be killed in the middle.
         Scheduler::new(service)
-            .with_batching(10, 2)
+            .with_batching(10, 3, 2)
             .tick()
             .await
             .expect("tick");

@@ -616,7 +616,7 @@ async fn outbox_preview_masks_link_tokens(url: String) {
             if m.id == n.id {
                 sent = m.content.ok();
             } else {
-                api.service.mail_sent(m.id).await.expect("sent");
+                api.service.mail_sent(&[m.id]).await.expect("sent");
             }
         }
         if sent.is_some() {

@@ -18,9 +18,11 @@ use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 use crate::store::{Effects, Store, StoreError};
 
 mod api;
+mod burst;
 mod import;
 mod load;
 mod mail;
+mod memory;
 mod public;
 mod reports;
 mod timers;
@@ -48,6 +50,13 @@ pub enum BenchCommand {
     /// Reportes de SLO sobre 1,000,000 de incidencias cerradas: cumplimiento del mes
     /// (objetivo ≤ 1 s) y simulación (≤ 2 s), junto al conteo de los relojes del mes.
     Reports(reports::ReportsBench),
+    /// Memoria residente de `serve` (VmRSS y VmHWM de /proc): en reposo (objetivo ≤ 50 MiB),
+    /// con 100,000 incidencias abiertas y sus temporizadores (≤ 200 MiB) y tras 200 inicios
+    /// de sesión (≤ 100 MiB), junto al cálculo de Argon2 sin grupo fijo.
+    Memory(memory::MemoryBench),
+    /// Ráfaga sobre varias instancias: 3 procesos `serve` sobre un PostgreSQL, 10,000
+    /// incidencias por la API en 60 s, sus relojes y correos, cada uno exactamente una vez.
+    Burst(burst::BurstBench),
 }
 
 #[derive(Debug, Args)]
@@ -76,13 +85,15 @@ pub async fn run(command: BenchCommand) -> Result<i32, StoreError> {
         BenchCommand::Import(args) => import::import_bench(args).await,
         BenchCommand::Public(args) => public::public_bench(args).await,
         BenchCommand::Reports(args) => reports::reports_bench(args).await,
+        BenchCommand::Burst(args) => burst::burst_bench(args).await,
+        BenchCommand::Memory(args) => memory::memory_bench(args).await,
     }
 }
 
 /// Throughput and latency of one measurement.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
-    per_second: f64,
+pub(crate) struct Sample {
+    pub(crate) per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
 }
@@ -278,7 +289,7 @@ async fn seeded(url: &str) -> Result<(Store, NewReport, Actor), StoreError> {
 
 /// Incident intake: each operation is a step-1 report decided by the core and stored with
 /// its events, projection and chain, durably committed.
-async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sample, StoreError> {
+pub(crate) async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sample, StoreError> {
     let (store, report, actor) = seeded(url).await?;
     let policy = Arc::new(SloPolicy::seed());
     let end = Instant::now() + Duration::from_secs(seconds);

@@ -29,9 +29,27 @@ pub struct TimersBench {
     /// Incidents with a pending deadline.
     #[arg(long, default_value_t = 100_000)]
     pub incidents: usize,
-    /// Seconds over which their first deadlines are spread.
+    /// Seconds over which their first deadlines are spread (the fixed replay).
     #[arg(long, default_value_t = 60)]
     pub spread_s: i64,
+    /// Rounds of catch-up and of the intake baseline (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Seconds of each intake round (`bench store`'s 64-writer intake, the baseline).
+    #[arg(long, default_value_t = 5)]
+    pub intake_seconds: u64,
+    /// Only the catch-up and intake rounds (for profiling).
+    #[arg(long)]
+    pub catch_up_only: bool,
+    /// Without the cron-style baseline (it takes two minutes).
+    #[arg(long)]
+    pub no_cron: bool,
+    /// Incidents fired together in one write (the scheduler's default when absent).
+    #[arg(long)]
+    pub chunk: Option<usize>,
+    /// Chunks fired at once (the scheduler's default when absent).
+    #[arg(long)]
+    pub parallel: Option<usize>,
 }
 
 /// Real time, shifted: `now()` is `origin` at `start` and advances with the wall clock.
@@ -85,7 +103,12 @@ fn lateness(fired: &[Fired]) -> Lateness {
 
 /// Builds the dataset: `n` critical incidents, notified so that their acknowledgment
 /// warnings (600 s after notification) fall at `epoch + i * spread / n`.
-async fn dataset(url: &str, n: usize, epoch: Timestamp, spread_s: i64) -> Result<(), StoreError> {
+pub(super) async fn dataset(
+    url: &str,
+    n: usize,
+    epoch: Timestamp,
+    spread_s: i64,
+) -> Result<(), StoreError> {
     let store = Store::open(url).await?;
     let service = Service::new(store.clone(), Arc::new(ManualClock::new(epoch)));
     let super::BenchCatalogue {
@@ -180,35 +203,15 @@ fn taken(log: &Mutex<Vec<Fired>>) -> Vec<Fired> {
     log.lock().map(|l| l.clone()).unwrap_or_default()
 }
 
-pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
-    let scratch = Scratch::new("timers")?;
-    let dir = scratch
-        .url()
-        .trim_start_matches("sqlite://")
-        .trim_end_matches("/bench.db")
-        .to_string();
-    let url_a = format!("sqlite://{dir}/a.db");
-    // The virtual minute: deadlines from `epoch` to `epoch + spread`.
-    let epoch: Timestamp = "2026-11-27T12:00:00Z".parse().map_err(invalid)?;
-    let setup = Instant::now();
-    eprintln!("creando {} incidencias...", args.incidents);
-    dataset(&url_a, args.incidents, epoch, args.spread_s).await?;
-    eprintln!("  listo en {:.1} s", setup.elapsed().as_secs_f64());
-    {
-        let a = Store::open(&url_a).await?;
-        a.backup(std::path::Path::new(&format!("{dir}/b.db")))
-            .await?;
-        a.backup(std::path::Path::new(&format!("{dir}/c.db")))
-            .await?;
-        a.close().await;
-    }
-
-    // Phase 1: the scheduler on the replayed minute, starting 8 s before the first deadline.
-    eprintln!(
-        "fase 1: programador sobre el minuto ({} s)...",
-        args.spread_s + 11
-    );
-    let store = Store::open(&url_a).await?;
+/// Phase 1: the scheduler on a clock that replays `[epoch, epoch + spread_s]` in real time,
+/// starting 8 s before the first deadline; lateness per firing, and the process CPU while
+/// everything waits with nothing due (measured in those 8 s).
+async fn replay(
+    url: &str,
+    epoch: Timestamp,
+    spread_s: i64,
+) -> Result<(Lateness, Option<f64>), StoreError> {
+    let store = Store::open(url).await?;
     let clock = Arc::new(ReplayClock {
         origin: epoch - SignedDuration::from_secs(8),
         start: Instant::now(),
@@ -229,44 +232,213 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     let idle_cpu = cpu_time()
         .zip(cpu0)
         .map(|(b, a)| (b - a).as_secs_f64() / wall0.elapsed().as_secs_f64());
-    let until = epoch + SignedDuration::from_secs(args.spread_s + 3);
+    let until = epoch + SignedDuration::from_secs(spread_s + 3);
     while clock.now() < until {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let _ = stop.send(());
     let _ = running.await;
     store.close().await;
-    let phase1 = lateness(&taken(&log));
+    Ok((lateness(&taken(&log)), idle_cpu))
+}
 
-    // Phase 2: catch-up, everything overdue at start.
-    eprintln!("fase 2: puesta al día...");
-    let store = Store::open(&format!("sqlite://{dir}/b.db")).await?;
-    let after = epoch + SignedDuration::from_secs(args.spread_s + 1);
+/// One catch-up: everything overdue at start, fired by one scheduler's `tick`.
+struct CatchUp {
+    seconds: f64,
+    fired: usize,
+    distinct: usize,
+    stored: i64,
+}
+
+async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<CatchUp, StoreError> {
+    let store = Store::open(url).await?;
     let service = Service::new(store.clone(), Arc::new(ManualClock::new(after)));
     let (log, observer) = recorder();
     let started = Instant::now();
-    Scheduler::new(service)
-        .with_observer(observer)
-        .tick()
-        .await
-        .map_err(invalid)?;
-    let catch_up = started.elapsed();
+    let mut scheduler = Scheduler::new(service).with_observer(observer);
+    if args.chunk.is_some() || args.parallel.is_some() {
+        scheduler = scheduler.with_batching(
+            1000,
+            args.chunk.unwrap_or(crate::scheduler::CHUNK),
+            args.parallel.unwrap_or(crate::scheduler::PARALLEL),
+        );
+    }
+    scheduler.tick().await.map_err(invalid)?;
+    let seconds = started.elapsed().as_secs_f64();
     let fired = taken(&log);
-    let unique: std::collections::HashSet<_> = fired.iter().map(|f| f.key).collect();
-    let stored_keys: i64 = sqlx::query("SELECT COUNT(*) FROM fired_actions")
+    let distinct: std::collections::HashSet<_> = fired.iter().map(|f| f.key).collect();
+    let stored: i64 = sqlx::query("SELECT COUNT(*) FROM fired_actions")
         .fetch_one(store.pool())
         .await
         .and_then(|r| sqlx::Row::try_get(&r, 0))
         .map_err(StoreError::db)?;
     store.close().await;
+    Ok(CatchUp {
+        seconds,
+        fired: fired.len(),
+        distinct: distinct.len(),
+        stored,
+    })
+}
 
-    // Phase 3: the cron-style baseline on the same replayed minute: every 60 s, read all
-    // open incidents and fire what is due.
-    eprintln!(
-        "fase 3: línea base tipo cron ({} s)...",
-        args.spread_s * 2 + 10
+pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
+    let scratch = Scratch::new("timers")?;
+    let dir = scratch
+        .url()
+        .trim_start_matches("sqlite://")
+        .trim_end_matches("/bench.db")
+        .to_string();
+    let url_a = format!("sqlite://{dir}/a.db");
+    let rounds = args.rounds.max(1);
+    // The virtual minute: deadlines from `epoch` to `epoch + spread`.
+    let epoch: Timestamp = "2026-11-27T12:00:00Z".parse().map_err(invalid)?;
+    let setup = Instant::now();
+    eprintln!("creando {} incidencias...", args.incidents);
+    dataset(&url_a, args.incidents, epoch, args.spread_s).await?;
+    eprintln!("  listo en {:.1} s", setup.elapsed().as_secs_f64());
+    {
+        let a = Store::open(&url_a).await?;
+        for copy in (0..rounds)
+            .map(|r| format!("catch{r}.db"))
+            .chain(["cron.db".to_string()])
+        {
+            a.backup(std::path::Path::new(&format!("{dir}/{copy}")))
+                .await?;
+        }
+        a.close().await;
+    }
+
+    // Catch-up rounds, each beside a round of `bench store`'s intake (64 writers), the
+    // rate the store takes new incidents at the same moment.
+    let mut catch_ups = Vec::new();
+    let mut intake_rates = Vec::new();
+    for r in 0..rounds {
+        eprintln!("ronda {}/{rounds}: alta (64 escritores)...", r + 1);
+        let sample = super::intake(
+            &format!("sqlite://{dir}/intake{r}.db"),
+            64,
+            args.intake_seconds,
+        )
+        .await?;
+        intake_rates.push(sample.per_second);
+        eprintln!("ronda {}/{rounds}: puesta al día...", r + 1);
+        let after = epoch + SignedDuration::from_secs(args.spread_s + 1);
+        catch_ups.push(catch_up(&format!("sqlite://{dir}/catch{r}.db"), after, &args).await?);
+    }
+    let rates: Vec<f64> = catch_ups
+        .iter()
+        .map(|c| c.fired as f64 / c.seconds)
+        .collect();
+    let capacity = median(rates.clone());
+    let intake_rate = median(intake_rates.clone());
+    let each = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("| measurement (rounds: {rounds}) | per second (median) | per round |");
+    println!("|---|---|---|");
+    println!(
+        "| intake, SQLite, 64 writers (`bench store`) | {intake_rate:.0} | {} |",
+        each(&intake_rates)
     );
-    let store = Store::open(&format!("sqlite://{dir}/c.db")).await?;
+    println!(
+        "| catch-up firing, {} overdue at start | {capacity:.0} | {} |",
+        args.incidents,
+        each(&rates)
+    );
+    println!(
+        "\nratio catch-up firing / intake: {:.2}",
+        capacity / intake_rate.max(f64::MIN_POSITIVE)
+    );
+    for (r, c) in catch_ups.iter().enumerate() {
+        println!(
+            "catch-up round {}: {} overdue fired in {:.1} s ({} firings, {} distinct keys, {} stored keys)",
+            r + 1,
+            args.incidents,
+            c.seconds,
+            c.fired,
+            c.distinct,
+            c.stored
+        );
+    }
+    if args.catch_up_only {
+        return Ok(0);
+    }
+
+    // The replay at half the measured capacity: as many incidents, their deadlines
+    // arriving at `capacity / 2` per second.
+    let half = (capacity / 2.0).max(1.0);
+    let spread_half = ((args.incidents as f64 / half).ceil() as i64).max(10);
+    eprintln!(
+        "réplica a la mitad de la capacidad: {} plazos en {spread_half} s ({half:.0}/s)...",
+        args.incidents
+    );
+    let url_half = format!("sqlite://{dir}/half.db");
+    dataset(&url_half, args.incidents, epoch, spread_half).await?;
+    let (at_half, _) = replay(&url_half, epoch, spread_half).await?;
+
+    eprintln!(
+        "réplica fija: {} plazos en {} s...",
+        args.incidents, args.spread_s
+    );
+    let (phase1, idle_cpu) = replay(&url_a, epoch, args.spread_s).await?;
+
+    let cron = if args.no_cron {
+        None
+    } else {
+        Some(cron_baseline(&format!("sqlite://{dir}/cron.db"), epoch, args.spread_s).await?)
+    };
+
+    println!();
+    println!("| replay (SQLite) | deadlines | fired | lateness p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    let row = |name: &str, over: String, l: &Lateness| {
+        println!(
+            "| {name} | {} over {over} | {} | {:.0} ms | {:.0} ms | {:.0} ms |",
+            args.incidents, l.fired, l.p50_ms, l.p99_ms, l.max_ms
+        );
+    };
+    row(
+        &format!("scheduler at half the capacity ({half:.0} deadlines/s)"),
+        format!("{spread_half} s"),
+        &at_half,
+    );
+    row(
+        "scheduler, fixed replay",
+        format!("{} s", args.spread_s),
+        &phase1,
+    );
+    if let Some((scans, cron)) = &cron {
+        row(
+            &format!("cron-style scan every 60 s ({scans} scans)"),
+            format!("{} s", args.spread_s),
+            cron,
+        );
+    }
+    println!();
+    match idle_cpu {
+        Some(c) => println!(
+            "CPU while {} timers wait with nothing due: {:.2} % of one core",
+            args.incidents,
+            c * 100.0
+        ),
+        None => println!("CPU while waiting: not measurable on this system"),
+    }
+    Ok(0)
+}
+
+/// Phase 3: the cron-style baseline on the replayed minute: every 60 s, read all open
+/// incidents and fire what is due (as `rt-crontool` does from cron). The scans and the
+/// lateness.
+async fn cron_baseline(
+    url: &str,
+    epoch: Timestamp,
+    spread_s: i64,
+) -> Result<(i64, Lateness), StoreError> {
+    eprintln!("línea base tipo cron ({} s)...", spread_s * 2 + 10);
+    let store = Store::open(url).await?;
     let clock = Arc::new(ReplayClock {
         origin: epoch - SignedDuration::from_secs(5),
         start: Instant::now(),
@@ -275,7 +447,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     let org = service.org_chart().await.map_err(invalid)?;
     let (log, observer) = recorder();
     let mut scans = 0;
-    let last_deadline = epoch + SignedDuration::from_secs(args.spread_s);
+    let last_deadline = epoch + SignedDuration::from_secs(spread_s);
     loop {
         scans += 1;
         let scan_at = clock.now();
@@ -310,35 +482,5 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     store.close().await;
     let cron = lateness(&taken(&log));
 
-    println!(
-        "| measurement ({} incidents, deadlines over {} s, SQLite) | fired | lateness p50 | p99 | max |",
-        args.incidents, args.spread_s
-    );
-    println!("|---|---|---|---|---|");
-    println!(
-        "| scheduler (sleep until due / woken) | {} | {:.0} ms | {:.0} ms | {:.0} ms |",
-        phase1.fired, phase1.p50_ms, phase1.p99_ms, phase1.max_ms
-    );
-    println!(
-        "| cron-style scan every 60 s ({scans} scans) | {} | {:.0} ms | {:.0} ms | {:.0} ms |",
-        cron.fired, cron.p50_ms, cron.p99_ms, cron.max_ms
-    );
-    println!();
-    println!(
-        "catch-up: {} overdue at start fired in {:.1} s ({} firings, {} distinct keys, {} stored keys)",
-        args.incidents,
-        catch_up.as_secs_f64(),
-        fired.len(),
-        unique.len(),
-        stored_keys
-    );
-    match idle_cpu {
-        Some(c) => println!(
-            "CPU while {} timers wait with nothing due: {:.2} % of one core",
-            args.incidents,
-            c * 100.0
-        ),
-        None => println!("CPU while waiting: not measurable on this system"),
-    }
-    Ok(0)
+    Ok((scans, cron))
 }

@@ -145,15 +145,7 @@ impl Service {
         let password = password.to_string();
         // Without a user or a password the check still runs (against a hash of nothing
         // anyone knows), so the time taken does not reveal which accounts exist.
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => password_auth::verify_password(password, &h).is_ok(),
-            None => {
-                let _ = password_auth::verify_password(password, decoy_hash());
-                false
-            }
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let ok = crate::passwords::verify(password, hash).await;
         match user {
             Some(user) if ok => {
                 self.store.clear_login_failures(key).await?;
@@ -245,11 +237,10 @@ impl Service {
         self.begin_attempt(&key, now).await?;
         let hash = user.password_hash.clone();
         let current = current.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            hash.is_some_and(|h| password_auth::verify_password(current, &h).is_ok())
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let ok = match hash {
+            Some(h) => crate::passwords::verify(current, Some(h)).await,
+            None => false,
+        };
         if ok {
             self.store.clear_login_failures(key).await?;
         } else {
@@ -262,7 +253,7 @@ impl Service {
             return Err(ServiceError::Invalid(errors));
         }
         let new = new.to_string();
-        let new_hash = tokio::task::spawn_blocking(move || password_auth::generate_hash(new))
+        let new_hash = crate::passwords::hash(new)
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.store
@@ -298,14 +289,4 @@ impl Service {
             .await?;
         Ok(())
     }
-}
-
-/// An Argon2id hash of a random secret nobody knows, made once: logins for unknown
-/// accounts are checked against it so they take as long as real ones.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        let secret = new_secret().unwrap_or_else(|_| "inc_decoy".to_string());
-        password_auth::generate_hash(secret)
-    })
 }

@@ -303,7 +303,7 @@ impl Service {
         done(errors)?;
         let password_hash = match input.password {
             Some(p) => Some(
-                tokio::task::spawn_blocking(move || password_auth::generate_hash(p))
+                crate::passwords::hash(p)
                     .await
                     .map_err(|e| ServiceError::Internal(e.to_string()))?,
             ),

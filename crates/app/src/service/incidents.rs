@@ -399,37 +399,17 @@ impl Service {
                         Some(prior),
                     ) => (prior, events, state, mail, idempotency, used_link, answer),
                 };
-            let due = next_due(&state, &org.ladder(&state));
-            let portal = self
-                .portal_effects(Some(&prior.incident), &state, &events, Some(&org), now)
+            let (effects, written) = self
+                .effects_of(&prior.incident, &state, &events, mail, &org, now)
                 .await?;
-            let (webhooks, banner_check) = (portal.webhooks, portal.banner_check);
             let effects = Effects {
-                next_due: due,
-                outbox: mail.into_iter().map(notify::Outgoing::into_row).collect(),
                 idempotency,
                 used_link,
-                webhooks,
-                banner_check,
+                ..effects
             };
-            let mails = !effects.outbox.is_empty();
-            let hooks = !effects.webhooks.is_empty();
-            let check = effects.banner_check.is_some();
             match self.store.append(&prior, events, effects, now).await {
                 Ok(_) => {
-                    self.timers.offer(due);
-                    if mails {
-                        self.mail_wake.notify_one();
-                    }
-                    if hooks {
-                        self.webhook_wake.notify_one();
-                    }
-                    if check {
-                        self.banner_wake.notify_one();
-                    }
-                    if let Some(procedures) = &portal.procedures {
-                        self.reconcile_portal(&state, procedures, now).await;
-                    }
+                    self.after_append(&state, written, now).await;
                     return Ok(Latest::Done(answer));
                 }
                 Err(StoreError::Conflict) => {
@@ -445,6 +425,58 @@ impl Service {
         Err(ServiceError::Conflict(
             "la incidencia está recibiendo muchos cambios a la vez; vuelva a intentarlo".into(),
         ))
+    }
+
+    /// What an append of `events` (from `prior` to `state`) writes besides them: the next
+    /// due instant, the emails, the portal's webhooks and banner check; and what to do once
+    /// it is written ([`Service::after_append`]).
+    pub(super) async fn effects_of(
+        &self,
+        prior: &Incident,
+        state: &Incident,
+        events: &[Event],
+        mail: Vec<notify::Outgoing>,
+        org: &OrgChart,
+        now: Timestamp,
+    ) -> Result<(Effects, Written), ServiceError> {
+        let due = next_due(state, &org.ladder(state));
+        let portal = self
+            .portal_effects(Some(prior), state, events, Some(org), now)
+            .await?;
+        let effects = Effects {
+            next_due: due,
+            outbox: mail.into_iter().map(notify::Outgoing::into_row).collect(),
+            idempotency: None,
+            used_link: None,
+            webhooks: portal.webhooks,
+            banner_check: portal.banner_check,
+        };
+        let written = Written {
+            due,
+            mails: !effects.outbox.is_empty(),
+            hooks: !effects.webhooks.is_empty(),
+            check: effects.banner_check.is_some(),
+            procedures: portal.procedures,
+        };
+        Ok((effects, written))
+    }
+
+    /// Once an append is written: wakes the scheduler and the workers it gave work to, and
+    /// re-checks the procedures whose combined state may have moved.
+    pub(super) async fn after_append(&self, state: &Incident, written: Written, now: Timestamp) {
+        self.timers.offer(written.due);
+        if written.mails {
+            self.mail_wake.notify_one();
+        }
+        if written.hooks {
+            self.webhook_wake.notify_one();
+        }
+        if written.check {
+            self.banner_wake.notify_one();
+        }
+        if let Some(procedures) = &written.procedures {
+            self.reconcile_portal(state, procedures, now).await;
+        }
     }
 
     pub async fn incident(
@@ -565,6 +597,15 @@ pub(super) struct Context<'a> {
     pub ladder: &'a Ladder,
     pub policy: &'a SloPolicy,
     pub links: Option<&'a LinkMaker>,
+}
+
+/// What an append leaves to do once it is written (see [`Service::after_append`]).
+pub(super) struct Written {
+    due: Option<Timestamp>,
+    mails: bool,
+    hooks: bool,
+    check: bool,
+    procedures: Option<Vec<super::webhooks::ProcedureView>>,
 }
 
 /// What a use-case makes of an incident's latest state.

@@ -281,50 +281,33 @@ impl Store {
         effects: Effects,
         now: Timestamp,
     ) -> Result<StoredIncident, StoreError> {
-        if events.is_empty() {
-            // Every append carries at least one event: its (folio, seq) key is what makes
-            // a stale append fail.
-            return Err(StoreError::Invalid("no hay eventos que registrar".into()));
-        }
-        // The store keeps milliseconds: events decided elsewhere are brought to that
-        // precision before they are applied, so the projection equals a replay.
-        let events: Vec<Event> = events
-            .into_iter()
-            .map(|e| Event {
-                at: incidencias_core::slo::to_millis(e.at),
-                ..e
-            })
-            .collect();
-        let folio = prior.incident.folio;
-        let base = prior.incident.version;
-        let mut incident = prior.incident.clone();
-        let mut fact_changes = FactChanges::default();
-        for e in &events {
-            let after = Incident::apply(Some(incident.clone()), e)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            fact_changes.add(facts::changes(Some(&incident), &after));
-            incident = after;
-        }
-        let seq0 = i64::try_from(base).map_err(|_| StoreError::Corrupt("versión".into()))?;
-        let stored = encode_chain(folio, seq0, &prior.last_hash, &events)?;
-        let last_hash = stored
-            .last()
-            .map_or(prior.last_hash.clone(), |e| e.hash.clone());
-        let result = StoredIncident {
-            incident,
-            last_hash,
-        };
-        let mut script = Script::new();
-        // The event rows come first: their primary key (folio, seq) is the optimistic
-        // concurrency check. If another command appended since `prior` was read, seq
-        // `prior.version + 1` exists and the whole append fails as a conflict.
-        push_events(&mut script, folio, &stored, &events, now);
-        ProjectionRow::of(&result, now)?.update(&mut script, seq0);
-        super::facts::push_fact_changes(&mut script, folio, fact_changes.into_vec());
-        push_effects(&mut script, folio, &stored, &effects, now, false)?;
+        let (script, result) = appended(prior, events, &effects, now)?;
         self.run_script(script).await?;
         self.cache.put(&result);
         Ok(result)
+    }
+
+    /// Appends to several incidents in one write: one transaction (on SQLite one round
+    /// trip to the writer and one compound statement), all or nothing. Fails with
+    /// `Conflict`, storing nothing, if any of them changed since its prior was read; the
+    /// caller then appends them one by one. The scheduler's batches use it.
+    pub async fn append_many(
+        &self,
+        items: Vec<(&StoredIncident, Vec<Event>, Effects)>,
+        now: Timestamp,
+    ) -> Result<Vec<StoredIncident>, StoreError> {
+        let mut script = Script::new();
+        let mut results = Vec::with_capacity(items.len());
+        for (prior, events, effects) in items {
+            let (one, result) = appended(prior, events, &effects, now)?;
+            script.extend(one);
+            results.push(result);
+        }
+        self.run_script(script).await?;
+        for r in &results {
+            self.cache.put(r);
+        }
+        Ok(results)
     }
 
     /// The incident as of its latest write (from this process's cache when it has it and
@@ -359,6 +342,46 @@ impl Store {
         };
         self.cache.put_read(&stored, stamp);
         Ok(Some(stored))
+    }
+
+    /// Several incidents as the database has them now, in one query; those that exist.
+    pub async fn load_fresh_many(
+        &self,
+        folios: &[Folio],
+    ) -> Result<Vec<StoredIncident>, StoreError> {
+        if folios.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stamp = self.cache.stamp();
+        let marks = (1..=folios.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql =
+            format!("SELECT version, last_hash, body FROM incidents WHERE folio IN ({marks})");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for f in folios {
+            q = q.bind(f.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(StoreError::db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let incident = incident_body(&row)?;
+            let version: i64 = row.try_get("version").map_err(StoreError::db)?;
+            if i64::try_from(incident.version).ok() != Some(version) {
+                return Err(StoreError::Corrupt(format!(
+                    "la proyección de {} no coincide con su versión",
+                    incident.folio
+                )));
+            }
+            let stored = StoredIncident {
+                incident,
+                last_hash: row.try_get("last_hash").map_err(StoreError::db)?,
+            };
+            self.cache.put_read(&stored, stamp);
+            out.push(stored);
+        }
+        Ok(out)
     }
 
     /// One page of incidents, newest report first, and how many match in all.
@@ -541,6 +564,59 @@ impl Store {
         }
         Ok(tx)
     }
+}
+
+/// The statements that append `events` (decided on `prior`) with their effects, and the
+/// incident they leave. Their first statement inserts event `prior.version + 1`, whose
+/// primary key makes the write fail if another command appended since `prior` was read.
+fn appended(
+    prior: &StoredIncident,
+    events: Vec<Event>,
+    effects: &Effects,
+    now: Timestamp,
+) -> Result<(Script, StoredIncident), StoreError> {
+    if events.is_empty() {
+        // Every append carries at least one event: its (folio, seq) key is what makes
+        // a stale append fail.
+        return Err(StoreError::Invalid("no hay eventos que registrar".into()));
+    }
+    // The store keeps milliseconds: events decided elsewhere are brought to that
+    // precision before they are applied, so the projection equals a replay.
+    let events: Vec<Event> = events
+        .into_iter()
+        .map(|e| Event {
+            at: incidencias_core::slo::to_millis(e.at),
+            ..e
+        })
+        .collect();
+    let folio = prior.incident.folio;
+    let base = prior.incident.version;
+    let mut incident = prior.incident.clone();
+    let mut fact_changes = FactChanges::default();
+    for e in &events {
+        let after = Incident::apply(Some(incident.clone()), e)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        fact_changes.add(facts::changes(Some(&incident), &after));
+        incident = after;
+    }
+    let seq0 = i64::try_from(base).map_err(|_| StoreError::Corrupt("versión".into()))?;
+    let stored = encode_chain(folio, seq0, &prior.last_hash, &events)?;
+    let last_hash = stored
+        .last()
+        .map_or(prior.last_hash.clone(), |e| e.hash.clone());
+    let result = StoredIncident {
+        incident,
+        last_hash,
+    };
+    let mut script = Script::new();
+    // The event rows come first: their primary key (folio, seq) is the optimistic
+    // concurrency check. If another command appended since `prior` was read, seq
+    // `prior.version + 1` exists and the whole append fails as a conflict.
+    push_events(&mut script, folio, &stored, &events, now);
+    ProjectionRow::of(&result, now)?.update(&mut script, seq0);
+    super::facts::push_fact_changes(&mut script, folio, fact_changes.into_vec());
+    push_effects(&mut script, folio, &stored, effects, now, false)?;
+    Ok((script, result))
 }
 
 /// The projection in a row's `body` column.

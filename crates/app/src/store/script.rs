@@ -106,6 +106,11 @@ impl Script {
         self.parts.push((sql, values));
     }
 
+    /// `other`'s statements after these.
+    pub fn extend(&mut self, other: Script) {
+        self.parts.extend(other.parts);
+    }
+
     pub async fn run(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         if self.parts.is_empty() {
             return Ok(());
