@@ -152,8 +152,24 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
         "POST /api/v1/incidents (durable)",
     ];
     let mut results: Vec<Vec<Load>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    // `bench store`'s intake with 64 writers (no HTTP), each round beside the POSTs.
+    let mut intake_rates = Vec::new();
     for round in 1..=args.rounds.max(1) {
         eprintln!("ronda {round}/{}...", args.rounds);
+        let dir = scratch
+            .url()
+            .trim_start_matches("sqlite://")
+            .trim_end_matches("/bench.db")
+            .to_string();
+        intake_rates.push(
+            super::intake(
+                &format!("sqlite://{dir}/intake{round}.db"),
+                64,
+                args.seconds,
+            )
+            .await?
+            .per_second,
+        );
         results[0].push(drive(
             constant,
             args.connections,
@@ -197,10 +213,25 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
             per_round.join(", ")
         );
     }
+    let intake = median(intake_rates.clone());
+    println!(
+        "| intake, SQLite, 64 writers (`bench store`, no HTTP) | {intake:.0} | | | | {} |",
+        intake_rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if medians[0] > 0.0 {
         println!(
             "\nratio GET incident / constant baseline: {:.2}",
             medians[1] / medians[0]
+        );
+    }
+    if intake > 0.0 {
+        println!(
+            "ratio POST / intake (64 writers): {:.2}",
+            medians[2] / intake
         );
     }
     Ok(0)

@@ -151,13 +151,25 @@ async fn burst(args: &BurstBench, url: &str, dir: &Path) -> Result<i32, StoreErr
     );
     let autovacuum = count_text(&store, "SHOW autovacuum").await?;
     let analyzed = Arc::new(AtomicUsize::new(0));
-    let analyzer = (args.analyze_every_s > 0).then(|| {
-        tokio::spawn(analyze_every(
+    let analyzer = if args.analyze_every_s > 0 {
+        let tables: Vec<String> = sqlx::query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()",
+        )
+        .fetch_all(store.pool())
+        .await
+        .map_err(StoreError::db)?
+        .iter()
+        .map(|r| r.try_get(0).map_err(StoreError::db))
+        .collect::<Result<_, _>>()?;
+        Some(tokio::spawn(analyze_every(
             store.clone(),
+            tables,
             Duration::from_secs(args.analyze_every_s),
             analyzed.clone(),
-        ))
-    });
+        )))
+    } else {
+        None
+    };
     let load = drive(args, &client, &bases, &seed).await;
     let load_end = Timestamp::now();
     eprintln!(
@@ -689,16 +701,12 @@ async fn count_text(store: &Store, sql: &'static str) -> Result<String, StoreErr
 
 /// ANALYZE of every table of the bench's schema (only there: the server is shared), every
 /// `every`, until aborted; counts the passes in `passes`.
-async fn analyze_every(store: Store, every: Duration, passes: Arc<AtomicUsize>) {
-    let tables = sqlx::query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-        .fetch_all(store.pool())
-        .await
-        .map(|rows| {
-            rows.iter()
-                .filter_map(|r| r.try_get::<String, _>(0).ok())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+async fn analyze_every(
+    store: Store,
+    tables: Vec<String>,
+    every: Duration,
+    passes: Arc<AtomicUsize>,
+) {
     loop {
         tokio::time::sleep(every).await;
         for t in &tables {

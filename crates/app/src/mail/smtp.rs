@@ -139,7 +139,9 @@ impl SmtpTarget {
             })?
     }
 
-    async fn connect_unbounded(&self) -> Result<AsyncSmtpConnection, String> {
+    /// A new connection as [`SmtpTarget::connect`] opens it, without a time limit of its
+    /// own: for a caller that bounds the whole exchange.
+    pub async fn connect_unbounded(&self) -> Result<AsyncSmtpConnection, String> {
         let failed = |e: &dyn std::fmt::Display| {
             format!(
                 "no se pudo conectar con el servidor SMTP {}:{}: {e}",

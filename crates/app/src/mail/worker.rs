@@ -338,7 +338,7 @@ impl OutboxWorker {
             let mut pooled = match reusable {
                 Some(p) => p,
                 None => Pooled {
-                    conn: self.target.connect(self.send_timeout).await?,
+                    conn: self.target.connect_unbounded().await?,
                     used: Instant::now(),
                 },
             };

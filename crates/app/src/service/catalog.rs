@@ -454,9 +454,11 @@ impl Service {
                     .collect(),
             ));
         }
-        Ok(self
+        let added = self
             .store
             .add_policy(policy, policy_audit(caller.id), now)
-            .await?)
+            .await?;
+        self.org_changed();
+        Ok(added)
     }
 }

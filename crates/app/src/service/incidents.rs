@@ -57,7 +57,7 @@ fn mexico_year(now: Timestamp) -> i16 {
 impl Service {
     /// The policy version in force now (the seed's if none is stored).
     pub(super) async fn policy_now(&self, now: Timestamp) -> Result<SloPolicy, ServiceError> {
-        let policies = self.store.policies().await?;
+        let policies = self.policy_versions().await?;
         Ok(policy_in_force(&policies, now)
             .cloned()
             .unwrap_or_else(SloPolicy::seed))
@@ -121,8 +121,14 @@ impl Service {
             return Ok(reply);
         }
         let mut agency = None;
+        // The org chart (cached for a few seconds) knows every procedure; one it does not
+        // know yet (created a moment ago on another instance) is read from the database.
+        let chart = self.org_chart().await?;
         for id in &input.procedure_ids {
-            let procedure = self.store.procedure(*id).await?;
+            let procedure = match chart.procedure(*id) {
+                Some(p) => Some(p.clone()),
+                None => self.store.procedure(*id).await?,
+            };
             let visible =
                 procedure.filter(|p| caller.agency_scope().is_none_or(|a| a == p.agency_id));
             let Some(p) = visible else {
@@ -159,7 +165,7 @@ impl Service {
         let now = self.now();
         let policy = self.policy_now(now).await?;
         let actor = caller.actor();
-        let org = self.org_chart().await.ok();
+        let org = Some(chart);
         // The reply, rendered once where the effects need it (for the idempotency record).
         let mut body = String::new();
         let created = self

@@ -334,6 +334,8 @@ pub struct Service {
     /// The org chart, reloaded when older than [`ORG_CHART_TTL`] or after a catalogue
     /// change made here.
     org: Arc<OrgSlot>,
+    /// The SLO policy versions (SQLite only: see [`Service::policy_versions`]).
+    policies: Arc<PolicySlot>,
     /// Every procedure's public state as last built (`public.rs`).
     public: Arc<public::PublicSlot>,
     /// Wakes this process's webhook worker when a write queued deliveries.
@@ -351,6 +353,10 @@ pub struct Service {
 /// The cached org chart and when it was loaded.
 type OrgSlot = std::sync::Mutex<Option<(std::time::Instant, Arc<OrgChart>)>>;
 
+/// The cached policy versions and when they were loaded.
+type PolicySlot =
+    std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<incidencias_core::SloPolicy>>)>>;
+
 /// How long a loaded org chart serves: a superior registered on another instance counts
 /// for escalations within this time.
 pub const ORG_CHART_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -365,6 +371,7 @@ impl Service {
             mail_wake: Arc::default(),
             signer: Arc::default(),
             org: Arc::default(),
+            policies: Arc::default(),
             public: Arc::default(),
             webhook_wake: Arc::default(),
             banner_wake: Arc::default(),
@@ -555,11 +562,36 @@ impl Service {
         Ok(chart)
     }
 
-    /// Forgets the org chart after a catalogue change.
+    /// Forgets the org chart (and the policy versions) after a catalogue change.
     pub(crate) fn org_changed(&self) {
         if let Ok(mut slot) = self.org.lock() {
             *slot = None;
         }
+        if let Ok(mut slot) = self.policies.lock() {
+            *slot = None;
+        }
+    }
+
+    /// Every SLO policy version. With SQLite, where this process makes the changes, kept
+    /// like the org chart (for [`ORG_CHART_TTL`], forgotten at once after a change made
+    /// here); with PostgreSQL read each time, so that a version published on another
+    /// instance applies from its first instant.
+    pub(crate) async fn policy_versions(
+        &self,
+    ) -> Result<Arc<Vec<incidencias_core::SloPolicy>>, ServiceError> {
+        let cached = !self.shared_database();
+        if cached
+            && let Ok(slot) = self.policies.lock()
+            && let Some((loaded, versions)) = slot.as_ref()
+            && loaded.elapsed() < ORG_CHART_TTL
+        {
+            return Ok(versions.clone());
+        }
+        let versions = Arc::new(self.store.policies().await?);
+        if cached && let Ok(mut slot) = self.policies.lock() {
+            *slot = Some((std::time::Instant::now(), versions.clone()));
+        }
+        Ok(versions)
     }
 
     /// Whether the caller's role may perform `action` at all: an incident command by its

@@ -17,6 +17,8 @@ pub struct OrgChart {
     portal_pages: HashMap<ProcedureId, (String, String)>,
     /// Who acts for CEDN: the first front-line validator (see `load`).
     validator: Option<UserId>,
+    /// Every procedure as loaded (a report checks its agency and that it is active).
+    procedures: HashMap<ProcedureId, crate::store::Procedure>,
 }
 
 impl OrgChart {
@@ -52,7 +54,13 @@ impl OrgChart {
             procedure_labels,
             portal_pages,
             validator,
+            procedures: procedures.into_iter().map(|p| (p.id, p)).collect(),
         })
+    }
+
+    /// A procedure as loaded with the chart (`None`: not in it; it may be newer).
+    pub fn procedure(&self, id: ProcedureId) -> Option<&crate::store::Procedure> {
+        self.procedures.get(&id)
     }
 
     /// The incident's ladder: its first procedure's responsible and their `reports_to`
