@@ -152,6 +152,15 @@ fn row_from(r: &AnyRow) -> Result<OutboxRow, StoreError> {
     })
 }
 
+/// A pending row that is the oldest pending row of its incident (mail of no incident
+/// always is). Written as one `GROUP BY` over the pending rows, not as a `NOT EXISTS` for
+/// an earlier pending row: without table statistics (a new database, or PostgreSQL with
+/// autovacuum off) PostgreSQL planned that anti-join as a nested loop over the whole
+/// pending set, quadratic: 43 s per claim with 55,000 pending messages, against 25 ms for
+/// this form, whatever the statistics.
+const FIRST_OF_INCIDENT: &str = "(folio IS NULL OR id IN (SELECT MIN(first.id) FROM outbox first \
+     WHERE first.state = 'pending' AND first.folio IS NOT NULL GROUP BY first.folio))";
+
 impl Store {
     /// Leases up to `limit` pending rows due at `now`, oldest first, and only the oldest
     /// pending row of each incident: per incident, mail goes out in order, and a message
@@ -171,8 +180,7 @@ impl Store {
             "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN \
              (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 \
               AND (lease_until IS NULL OR lease_until <= $3) \
-              AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.folio = outbox.folio \
-                              AND earlier.state = 'pending' AND earlier.id < outbox.id) \
+              AND {FIRST_OF_INCIDENT} \
               ORDER BY id LIMIT $4{lock}) \
              RETURNING {COLS}"
         );
@@ -295,11 +303,12 @@ impl Store {
         &self,
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
+        // The claim's FIRST_OF_INCIDENT, written out (`earliest` takes a literal).
         self.earliest(
             "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 \
              THEN lease_until ELSE next_attempt_at END) FROM outbox WHERE state = 'pending' \
-             AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.folio = outbox.folio \
-                 AND earlier.state = 'pending' AND earlier.id < outbox.id)",
+             AND (folio IS NULL OR id IN (SELECT MIN(first.id) FROM outbox first \
+             WHERE first.state = 'pending' AND first.folio IS NOT NULL GROUP BY first.folio))",
             now,
         )
         .await
