@@ -63,6 +63,19 @@ impl Service {
             .unwrap_or_else(SloPolicy::seed))
     }
 
+    /// The policy `incident` is decided under: the version it was reported under, or (an
+    /// incident stored before policies were recorded on it) the one in force `now`.
+    pub(super) async fn policy_of(
+        &self,
+        incident: &Incident,
+        now: Timestamp,
+    ) -> Result<SloPolicy, ServiceError> {
+        match &incident.policy {
+            Some(p) => Ok(p.clone()),
+            None => self.policy_now(now).await,
+        }
+    }
+
     /// The stored first answer for this key, or a refusal if the key came with another
     /// request.
     pub(super) async fn replay(
@@ -165,7 +178,7 @@ impl Service {
         let now = self.now();
         let policy = self.policy_now(now).await?;
         let actor = caller.actor();
-        let org = Some(chart);
+
         // The reply, rendered once where the effects need it (for the idempotency record).
         let mut body = String::new();
         let created = self
@@ -193,15 +206,10 @@ impl Service {
                     // it yet: no webhook, no banner check.
                     Effects {
                         next_due: None,
-                        outbox: org
-                            .as_ref()
-                            .map(|org| {
-                                notify::for_events(org, &stored.incident, events, None)
-                                    .into_iter()
-                                    .map(notify::Outgoing::into_row)
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
+                        outbox: notify::for_events(&chart, &stored.incident, events, None)
+                            .into_iter()
+                            .map(notify::Outgoing::into_row)
+                            .collect(),
                         idempotency: Self::record(caller, &idem, 201, &body),
                         used_link: None,
                         ..Effects::default()
@@ -372,10 +380,7 @@ impl Service {
             let (ladder, policy) = match &stored {
                 Some(s) => (
                     org.ladder(&s.incident),
-                    match s.incident.policy.clone() {
-                        Some(p) => p,
-                        None => self.policy_now(now).await?,
-                    },
+                    self.policy_of(&s.incident, now).await?,
                 ),
                 None => (Ladder::default(), SloPolicy::seed()),
             };

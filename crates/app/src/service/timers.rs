@@ -76,18 +76,18 @@ impl Service {
         let now = self.now();
         let org = self.org_chart().await?;
         let links = self.link_maker(now).await.ok();
+        // Not found: `fire` clears their timers.
+        let found: std::collections::HashSet<Folio> =
+            loaded.iter().map(|s| s.incident.folio).collect();
         let mut alone: Vec<Folio> = folios
             .iter()
-            .filter(|f| !loaded.iter().any(|s| s.incident.folio == **f))
+            .filter(|f| !found.contains(f))
             .copied()
             .collect();
         let mut planned = Vec::new();
         for stored in &loaded {
             let ladder = org.ladder(&stored.incident);
-            let policy = match stored.incident.policy.clone() {
-                Some(p) => p,
-                None => self.policy_now(now).await?,
-            };
+            let policy = self.policy_of(&stored.incident, now).await?;
             let cx = Context {
                 now,
                 org: &org,

@@ -328,18 +328,7 @@ impl Store {
             .await
             .map_err(StoreError::db)?;
         let Some(row) = row else { return Ok(None) };
-        let body: String = row.try_get("body").map_err(StoreError::db)?;
-        let version: i64 = row.try_get("version").map_err(StoreError::db)?;
-        let incident: Incident = serde_json::from_str(&body).map_err(StoreError::json)?;
-        if i64::try_from(incident.version).ok() != Some(version) {
-            return Err(StoreError::Corrupt(format!(
-                "la proyección de {folio} no coincide con su versión"
-            )));
-        }
-        let stored = StoredIncident {
-            incident,
-            last_hash: row.try_get("last_hash").map_err(StoreError::db)?,
-        };
+        let stored = stored_from(&row)?;
         self.cache.put_read(&stored, stamp);
         Ok(Some(stored))
     }
@@ -366,18 +355,7 @@ impl Store {
         let rows = q.fetch_all(&self.pool).await.map_err(StoreError::db)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let incident = incident_body(&row)?;
-            let version: i64 = row.try_get("version").map_err(StoreError::db)?;
-            if i64::try_from(incident.version).ok() != Some(version) {
-                return Err(StoreError::Corrupt(format!(
-                    "la proyección de {} no coincide con su versión",
-                    incident.folio
-                )));
-            }
-            let stored = StoredIncident {
-                incident,
-                last_hash: row.try_get("last_hash").map_err(StoreError::db)?,
-            };
+            let stored = stored_from(&row)?;
             self.cache.put_read(&stored, stamp);
             out.push(stored);
         }
@@ -617,6 +595,23 @@ fn appended(
     super::facts::push_fact_changes(&mut script, folio, fact_changes.into_vec());
     push_effects(&mut script, folio, &stored, effects, now, false)?;
     Ok((script, result))
+}
+
+/// An incident as a row of `version, last_hash, body` has it, its version checked against
+/// the projection's.
+fn stored_from(row: &AnyRow) -> Result<StoredIncident, StoreError> {
+    let incident = incident_body(row)?;
+    let version: i64 = row.try_get("version").map_err(StoreError::db)?;
+    if i64::try_from(incident.version).ok() != Some(version) {
+        return Err(StoreError::Corrupt(format!(
+            "la proyección de {} no coincide con su versión",
+            incident.folio
+        )));
+    }
+    Ok(StoredIncident {
+        incident,
+        last_hash: row.try_get("last_hash").map_err(StoreError::db)?,
+    })
 }
 
 /// The projection in a row's `body` column.
