@@ -19,7 +19,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::task::JoinSet;
+use std::collections::VecDeque;
+use tokio::task::{JoinHandle, JoinSet};
+
+use incidencias_core::Folio;
 
 pub use crate::service::Fired;
 use crate::service::{Service, ServiceError};
@@ -30,6 +33,14 @@ pub type Observer = Arc<dyn Fn(&Fired) + Send + Sync>;
 pub const CHUNK: usize = 64;
 /// Chunks fired at once by default.
 pub const PARALLEL: usize = 4;
+
+/// The running claim's answer (pending forever when there is none: that branch is off).
+async fn claimed<T>(claim: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match claim {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
 
 pub struct Scheduler {
     service: Service,
@@ -98,36 +109,79 @@ impl Scheduler {
     }
 
     /// Fires everything due now; returns when to look again (`None`: no timer at all).
+    ///
+    /// A pipeline: up to `parallel` chunks fire at once, and the next batch is claimed
+    /// while the current one fires (its leases keep the chunks in flight out of it), so
+    /// the writer never waits for a claim between batches.
     pub async fn tick(&self) -> Result<Option<Timestamp>, ServiceError> {
+        let mut queue: VecDeque<Folio> = VecDeque::new();
+        let mut tasks: JoinSet<Result<Vec<Fired>, ServiceError>> = JoinSet::new();
+        let mut claim: Option<JoinHandle<Result<Vec<Folio>, ServiceError>>> = None;
+        // A claim came back empty while chunks were firing: claim again once they are done
+        // (they may have left timers due); one that comes back empty with nothing in
+        // flight ends the tick.
+        let mut empty_while_busy = false;
+        let mut exhausted = false;
+        let mut failed = None;
         loop {
-            let lease_until = self
-                .service
-                .now()
-                .checked_add(self.lease)
-                .unwrap_or(Timestamp::MAX);
-            let claimed = self
-                .service
-                .claim_due_timers(&self.owner, lease_until, self.batch)
-                .await?;
-            if claimed.is_empty() {
-                break;
+            let low = queue.len() < self.chunk * self.parallel;
+            if !exhausted
+                && failed.is_none()
+                && claim.is_none()
+                && low
+                && (!empty_while_busy || tasks.is_empty())
+            {
+                claim = Some(self.spawn_claim());
             }
-            let mut tasks = JoinSet::new();
-            for chunk in claimed.chunks(self.chunk) {
-                while tasks.len() >= self.parallel {
-                    if let Some(r) = tasks.join_next().await {
-                        self.observe(r);
-                    }
-                }
+            while tasks.len() < self.parallel && !queue.is_empty() {
+                let chunk: Vec<Folio> = queue.drain(..self.chunk.min(queue.len())).collect();
                 let service = self.service.clone();
-                let chunk = chunk.to_vec();
                 tasks.spawn(async move { service.fire_many(&chunk).await });
             }
-            while let Some(r) = tasks.join_next().await {
-                self.observe(r);
+            if tasks.is_empty() && claim.is_none() {
+                break;
+            }
+            tokio::select! {
+                Some(r) = tasks.join_next(), if !tasks.is_empty() => self.observe(r),
+                r = claimed(&mut claim), if claim.is_some() => {
+                    claim = None;
+                    match r {
+                        Ok(Ok(folios)) if folios.is_empty() => {
+                            if tasks.is_empty() && queue.is_empty() {
+                                exhausted = true;
+                            } else {
+                                empty_while_busy = true;
+                            }
+                        }
+                        Ok(Ok(mut folios)) => {
+                            empty_while_busy = false;
+                            // All of them are due now; in folio order, a chunk's rows
+                            // sit close together in every table and index keyed by
+                            // folio, so its write touches fewer pages.
+                            folios.sort_unstable();
+                            queue.extend(folios);
+                        }
+                        Ok(Err(e)) => failed = Some(e),
+                        Err(e) => failed = Some(ServiceError::Internal(e.to_string())),
+                    }
+                }
             }
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         self.service.next_timer().await
+    }
+
+    /// Leases the next batch of due timers, in a task of its own.
+    fn spawn_claim(&self) -> JoinHandle<Result<Vec<Folio>, ServiceError>> {
+        let service = self.service.clone();
+        let owner = self.owner.clone();
+        let (lease, batch) = (self.lease, self.batch);
+        tokio::spawn(async move {
+            let lease_until = service.now().checked_add(lease).unwrap_or(Timestamp::MAX);
+            service.claim_due_timers(&owner, lease_until, batch).await
+        })
     }
 
     /// Reports a firing to the observer, or logs its failure.

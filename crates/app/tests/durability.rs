@@ -331,3 +331,38 @@ async fn a_newer_schema_is_refused_and_left_untouched(url: String) {
 }
 
 on_both_backends!(a_newer_schema_is_refused_and_left_untouched);
+
+/// Checkpoints run on their own connection after each commit, not inside the writer's
+/// commits: the database file itself takes the writes soon after they are committed, long
+/// before the WAL would reach the writer's own checkpoint limit (16,000 pages).
+#[tokio::test]
+async fn committed_writes_reach_the_database_file_without_waiting_for_the_wal_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("incidencias.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open");
+    let fx = seed(&store).await;
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    for i in 0..200 {
+        create(&store, &fx, at(i * 1000)).await;
+    }
+    let wal = std::fs::metadata(dir.path().join("incidencias.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        wal < 16_000 * 4096,
+        "the WAL ({wal} bytes) stays under the writer's own checkpoint limit"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while size() <= before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        size() > before,
+        "200 incidents later the database file is still {before} bytes: nothing was \
+         checkpointed"
+    );
+    store.close().await;
+}

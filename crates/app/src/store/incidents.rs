@@ -591,7 +591,7 @@ fn appended(
     // concurrency check. If another command appended since `prior` was read, seq
     // `prior.version + 1` exists and the whole append fails as a conflict.
     push_events(&mut script, folio, &stored, &events, now);
-    ProjectionRow::of(&result, now)?.update(&mut script, seq0);
+    ProjectionRow::of(&result, now)?.update(&mut script, seq0, &prior.incident);
     super::facts::push_fact_changes(&mut script, folio, fact_changes.into_vec());
     push_effects(&mut script, folio, &stored, effects, now, false)?;
     Ok((script, result))
@@ -787,18 +787,36 @@ impl ProjectionRow {
         );
     }
 
-    /// The new state of an incident read at `expected_version` (the events' primary key
-    /// already guarantees nobody else moved it; the condition keeps the row honest).
-    fn update(self, script: &mut Script, expected_version: i64) {
+    /// The new state of an incident read at `expected_version` as `prior` (the events'
+    /// primary key already guarantees nobody else moved it; the condition keeps the row
+    /// honest). When the indexed columns (agency, state, report instant) keep their
+    /// values, the statement leaves them out: SQLite then does not touch those indexes,
+    /// whose pages a timer's firing (it changes neither) would otherwise rewrite.
+    fn update(self, script: &mut Script, expected_version: i64, prior: &Incident) {
+        let indexed_same = prior.agency_id.0 == self.agency_id
+            && prior.state.as_str() == self.state
+            && prior.reported_at.as_millisecond() == self.reported_at;
         let mut values = self.values();
         values.push(expected_version.into());
-        script.push(
-            "UPDATE incidents SET agency_id = $2, state = $3, severity = $4, kind = $5, \
-             channel = $6, reported_at = $7, updated_at = $8, escalation_level = $9, \
-             breached = $10, breach_due_at = $11, version = $12, last_hash = $13, body = $14 \
-             WHERE folio = $1 AND version = $15",
-            values,
-        );
+        if indexed_same {
+            // $2, $3 and $7 are bound and unused: the values stay in one order.
+            script.push(
+                "UPDATE incidents SET severity = $4, kind = $5, channel = $6, \
+                 updated_at = $8, escalation_level = $9, breached = $10, \
+                 breach_due_at = $11, version = $12, last_hash = $13, body = $14 \
+                 WHERE folio = $1 AND version = $15 \
+                 AND agency_id = $2 AND state = $3 AND reported_at = $7",
+                values,
+            );
+        } else {
+            script.push(
+                "UPDATE incidents SET agency_id = $2, state = $3, severity = $4, kind = $5, \
+                 channel = $6, reported_at = $7, updated_at = $8, escalation_level = $9, \
+                 breached = $10, breach_due_at = $11, version = $12, last_hash = $13, \
+                 body = $14 WHERE folio = $1 AND version = $15",
+                values,
+            );
+        }
     }
 }
 

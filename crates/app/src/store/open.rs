@@ -42,6 +42,17 @@ pub enum OpenMode {
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
      PRAGMA synchronous = FULL;";
 
+/// PRAGMAs for the one connection that writes. `temp_store = MEMORY` keeps each job's
+/// savepoint journal (the group commit's rollback unit, see `writer.rs`) in memory: by
+/// default one over 64 KiB, such as a scheduler chunk's, spills to a temporary file and
+/// every page it touches is written twice. Its page cache (64 MiB at most, filled only as
+/// pages are touched) keeps the B-tree pages a burst of updates keeps rewriting out of
+/// `pread`. Checkpoints run on a connection of their own after each commit (`writer.rs`);
+/// the writer checkpoints itself only if the WAL reaches 16,000 pages (64 MiB) all the
+/// same, so a checkpointer that falls behind still leaves the WAL bounded.
+const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; \
+     PRAGMA wal_autocheckpoint = 16000;";
+
 impl Store {
     /// Opens (creating and migrating as needed) the database at `url`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
@@ -185,6 +196,10 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         .execute(SQLITE_PRAGMAS)
         .await
         .map_err(classify)?;
+    writer_conn
+        .execute(WRITER_PRAGMAS)
+        .await
+        .map_err(classify)?;
     prepare_schema(&mut writer_conn, &SQLITE_MIGRATIONS, &path, mode)
         .await
         .map_err(|e| match e {
@@ -192,6 +207,13 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
             other => other,
         })?;
 
+    let mut checkpointer = AnyConnection::connect_with(&options)
+        .await
+        .map_err(classify)?;
+    checkpointer
+        .execute(SQLITE_PRAGMAS)
+        .await
+        .map_err(classify)?;
     let pool = AnyPoolOptions::new()
         .max_connections(8)
         .min_connections(0)
@@ -208,7 +230,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
     Ok(Store {
         backend: Backend::Sqlite,
         pool,
-        writer: Some(Writer::start(writer_conn)),
+        writer: Some(Writer::start(writer_conn, checkpointer)),
         folios: Default::default(),
         cache: std::sync::Arc::new(super::cache::IncidentCache::new(&path)),
         display: path,

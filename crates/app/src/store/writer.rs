@@ -6,14 +6,23 @@
 //! `BEGIN IMMEDIATE` transaction, commits once, and only then answers each job. While that
 //! fsync runs, the next jobs queue up and form the next batch: the busier the system, the
 //! more each fsync carries, with no timer and no added latency when idle.
+//!
+//! Checkpoints (copying the WAL's pages back into the database file and syncing it) run on
+//! a connection of their own, woken after each commit: by default SQLite runs them inside
+//! the commit that crosses the WAL's size limit, so every few commits the writer stopped
+//! to write and sync the pages of all the earlier ones. A passive checkpoint never blocks
+//! the writer; the writer's own automatic checkpoint stays as a bound on the WAL's size
+//! should this one fall behind.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::FutureExt;
 
 use sqlx::{AnyConnection, Connection, Executor};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{JobFuture, StoreError};
 
@@ -49,10 +58,13 @@ where
 }
 
 impl Writer {
-    /// Starts the writer task on `conn`, which must be the only connection that writes.
-    pub fn start(conn: AnyConnection) -> Writer {
+    /// Starts the writer task on `conn`, which must be the only connection that writes,
+    /// and the checkpoints on `checkpointer` (see the module's notes).
+    pub fn start(conn: AnyConnection, checkpointer: AnyConnection) -> Writer {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run(conn, rx));
+        let wal = Arc::new(Checkpoints::default());
+        let checkpoints = tokio::spawn(checkpoint_loop(checkpointer, wal.clone()));
+        tokio::spawn(run(conn, rx, wal, checkpoints));
         Writer { tx }
     }
 
@@ -86,7 +98,34 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: AnyConnection, mut rx: mpsc::Receiver<Msg>) {
+/// Wakes the checkpoint task after a commit; tells it to stop.
+#[derive(Default)]
+struct Checkpoints {
+    wake: Notify,
+    closing: AtomicBool,
+}
+
+/// One passive checkpoint per wake-up (wake-ups while one runs count as one more): it
+/// copies what the WAL holds into the database without waiting for, or blocking, anyone.
+async fn checkpoint_loop(mut conn: AnyConnection, wal: Arc<Checkpoints>) {
+    loop {
+        wal.wake.notified().await;
+        if wal.closing.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Err(e) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!(error = %e, "no se pudo copiar el registro WAL a la base de datos");
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn run(
+    mut conn: AnyConnection,
+    mut rx: mpsc::Receiver<Msg>,
+    wal: Arc<Checkpoints>,
+    checkpoints: tokio::task::JoinHandle<()>,
+) {
     let mut closing = None;
     while let Some(msg) = rx.recv().await {
         let mut batch = match msg {
@@ -107,11 +146,17 @@ async fn run(mut conn: AnyConnection, mut rx: mpsc::Receiver<Msg>) {
             }
         }
         commit_batch(&mut conn, batch).await;
+        wal.wake.notify_one();
         if closing.is_some() {
             break;
         }
     }
     rx.close();
+    // The checkpointer finishes the checkpoint it is running and closes; the writer's
+    // connection, the last one, then checkpoints what is left as it closes.
+    wal.closing.store(true, Ordering::SeqCst);
+    wal.wake.notify_one();
+    let _ = checkpoints.await;
     let _ = conn.close().await;
     if let Some(done) = closing {
         let _ = done.send(());
