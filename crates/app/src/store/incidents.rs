@@ -511,15 +511,10 @@ impl Store {
     /// Runs a script as one write job. A unique violation (an event's (folio, seq), a
     /// folio, a fired action's key) means another command got there first: `Conflict`.
     pub(super) async fn run_script(&self, script: Script) -> Result<(), StoreError> {
-        self.write(move |conn| {
-            Box::pin(async move {
-                script.run(conn).await.map_err(|e| match StoreError::db(e) {
-                    StoreError::Duplicate(_) => StoreError::Conflict,
-                    other => other,
-                })
-            })
+        self.write_script(script).await.map_err(|e| match e {
+            StoreError::Duplicate(_) => StoreError::Conflict,
+            other => other,
         })
-        .await
     }
 
     /// Every folio with stored events or a projection, in order.

@@ -148,6 +148,26 @@ impl Store {
         self.write_counted(job, false).await
     }
 
+    /// Runs `script` as one write, all or nothing: on SQLite one call to the writer's
+    /// connection (see `writer.rs`), on PostgreSQL a transaction.
+    pub(super) async fn write_script(&self, script: script::Script) -> Result<(), StoreError> {
+        match &self.writer {
+            Some(w) => {
+                let out = w.submit_script(script).await;
+                self.written();
+                out?;
+                self.cache.written();
+                Ok(())
+            }
+            None => {
+                self.write(move |conn| {
+                    Box::pin(async move { script.run(conn).await.map_err(StoreError::db) })
+                })
+                .await
+            }
+        }
+    }
+
     async fn write_counted<T, F>(&self, job: F, counted: bool) -> Result<T, StoreError>
     where
         T: Send + 'static,
