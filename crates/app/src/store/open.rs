@@ -185,21 +185,22 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
     let options = connect(access)?;
     // The writer connection first: it sets WAL (persistent in the file) and runs the
     // migrations before anyone else touches the database.
-    let mut writer_conn = AnyConnection::connect_with(&options)
-        .await
-        .map_err(classify)?;
-    writer_conn
-        .execute("PRAGMA journal_mode = WAL;")
-        .await
-        .map_err(classify)?;
-    writer_conn
-        .execute(SQLITE_PRAGMAS)
-        .await
-        .map_err(classify)?;
-    writer_conn
-        .execute(WRITER_PRAGMAS)
-        .await
-        .map_err(classify)?;
+    let open_with = |pragmas: String| {
+        let options = options.clone();
+        async move {
+            let mut conn = AnyConnection::connect_with(&options)
+                .await
+                .map_err(classify)?;
+            conn.execute(sqlx::AssertSqlSafe(pragmas))
+                .await
+                .map_err(classify)?;
+            Ok::<_, StoreError>(conn)
+        }
+    };
+    let mut writer_conn = open_with(format!(
+        "PRAGMA journal_mode = WAL; {SQLITE_PRAGMAS} {WRITER_PRAGMAS}"
+    ))
+    .await?;
     prepare_schema(&mut writer_conn, &SQLITE_MIGRATIONS, &path, mode)
         .await
         .map_err(|e| match e {
@@ -207,13 +208,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
             other => other,
         })?;
 
-    let mut checkpointer = AnyConnection::connect_with(&options)
-        .await
-        .map_err(classify)?;
-    checkpointer
-        .execute(SQLITE_PRAGMAS)
-        .await
-        .map_err(classify)?;
+    let checkpointer = open_with(SQLITE_PRAGMAS.to_string()).await?;
     let pool = AnyPoolOptions::new()
         .max_connections(8)
         .min_connections(0)
