@@ -794,7 +794,7 @@ impl ProjectionRow {
         let mut values = self.values();
         values.push(expected_version.into());
         if indexed_same {
-            // $2, $3 and $7 are bound and unused: the values stay in one order.
+            // $2, $3 and $7 (not set) are checked instead: the values keep one order.
             script.push(
                 "UPDATE incidents SET severity = $4, kind = $5, channel = $6, \
                  updated_at = $8, escalation_level = $9, breached = $10, \

@@ -152,13 +152,7 @@ impl Store {
     /// connection (see `writer.rs`), on PostgreSQL a transaction.
     pub(super) async fn write_script(&self, script: script::Script) -> Result<(), StoreError> {
         match &self.writer {
-            Some(w) => {
-                let out = w.submit_script(script).await;
-                self.written();
-                out?;
-                self.cache.written();
-                Ok(())
-            }
+            Some(w) => self.settled(w.submit_script(script).await, true),
             None => {
                 self.write(move |conn| {
                     Box::pin(async move { script.run(conn).await.map_err(StoreError::db) })
@@ -174,15 +168,7 @@ impl Store {
         F: for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + 'static,
     {
         match &self.writer {
-            Some(w) => {
-                let out = w.submit(job).await;
-                if counted {
-                    self.written();
-                }
-                let out = out?;
-                self.cache.written();
-                Ok(out)
-            }
+            Some(w) => self.settled(w.submit(job).await, counted),
             None => {
                 let mut tx = self.pool.begin().await.map_err(StoreError::db)?;
                 let out = job(&mut tx).await?;
@@ -196,6 +182,17 @@ impl Store {
                 Ok(out)
             }
         }
+    }
+
+    /// The writer's answer to a write, with its bookkeeping: counted (when `counted`)
+    /// even if it failed, the cache told of it once it succeeded.
+    fn settled<T>(&self, out: Result<T, StoreError>, counted: bool) -> Result<T, StoreError> {
+        if counted {
+            self.written();
+        }
+        let out = out?;
+        self.cache.written();
+        Ok(out)
     }
 
     fn written(&self) {

@@ -185,22 +185,20 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
     let options = connect(access)?;
     // The writer connection first: it sets WAL (persistent in the file) and runs the
     // migrations before anyone else touches the database.
-    let open_with = |pragmas: String| {
+    let open_with = |pragmas: &'static [&'static str]| {
         let options = options.clone();
         async move {
             let mut conn = AnyConnection::connect_with(&options)
                 .await
                 .map_err(classify)?;
-            conn.execute(sqlx::AssertSqlSafe(pragmas))
-                .await
-                .map_err(classify)?;
+            for p in pragmas {
+                conn.execute(*p).await.map_err(classify)?;
+            }
             Ok::<_, StoreError>(conn)
         }
     };
-    let mut writer_conn = open_with(format!(
-        "PRAGMA journal_mode = WAL; {SQLITE_PRAGMAS} {WRITER_PRAGMAS}"
-    ))
-    .await?;
+    let mut writer_conn =
+        open_with(&["PRAGMA journal_mode = WAL;", SQLITE_PRAGMAS, WRITER_PRAGMAS]).await?;
     prepare_schema(&mut writer_conn, &SQLITE_MIGRATIONS, &path, mode)
         .await
         .map_err(|e| match e {
@@ -208,7 +206,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
             other => other,
         })?;
 
-    let checkpointer = open_with(SQLITE_PRAGMAS.to_string()).await?;
+    let checkpointer = open_with(&[SQLITE_PRAGMAS]).await?;
     let pool = AnyPoolOptions::new()
         .max_connections(8)
         .min_connections(0)

@@ -217,19 +217,13 @@ type Outcome = (
 /// ride along with the jobs' own where they can: a script carries its savepoint and its
 /// release in its one call (`SAVEPOINT job; ...; RELEASE job`), and between two code jobs
 /// the release of one and the savepoint of the next go together
-/// (`RELEASE job; SAVEPOINT job`), so a job costs about one round trip to SQLite's thread
-/// besides its own statements.
+/// (`RELEASE job; SAVEPOINT job`, or `RELEASE job; COMMIT` at the end), so a job costs
+/// about one round trip to SQLite's thread besides its own statements.
 async fn commit_batch(conn: &mut AnyConnection, batch: Vec<Request>) {
     let mut pending = batch.into_iter().peekable();
     let mut outcomes: Vec<Outcome> = Vec::new();
     // Whether a savepoint `job` is open for the next code job.
-    let mut open = matches!(
-        pending.peek(),
-        Some(Request {
-            work: Work::Job(_),
-            ..
-        })
-    );
+    let mut open = is_job(pending.peek());
     let begin = if open {
         "BEGIN IMMEDIATE; SAVEPOINT job"
     } else {
@@ -239,14 +233,11 @@ async fn commit_batch(conn: &mut AnyConnection, batch: Vec<Request>) {
         fail_batch(conn, outcomes, pending.collect(), &e.to_string()).await;
         return;
     }
+    // Whether the last code job's boundary carried the COMMIT.
+    let mut committed = false;
     while let Some(Request { work, reply }) = pending.next() {
-        let next_is_job = matches!(
-            pending.peek(),
-            Some(Request {
-                work: Work::Job(_),
-                ..
-            })
-        );
+        let next_is_job = is_job(pending.peek());
+        let last = pending.peek().is_none();
         let (result, undo, boundary) = match work {
             Work::Script(script) => {
                 let mut wrapped = Script::new();
@@ -274,6 +265,8 @@ async fn commit_batch(conn: &mut AnyConnection, batch: Vec<Request>) {
                 };
                 let boundary = if next_is_job {
                     "RELEASE job; SAVEPOINT job"
+                } else if last {
+                    "RELEASE job; COMMIT"
                 } else {
                     "RELEASE job"
                 };
@@ -295,15 +288,27 @@ async fn commit_batch(conn: &mut AnyConnection, batch: Vec<Request>) {
                 return;
             }
             open = next_is_job;
+            committed = last;
         }
     }
-    if let Err(e) = conn.execute("COMMIT").await {
+    if !committed && let Err(e) = conn.execute("COMMIT").await {
         fail_batch(conn, outcomes, Vec::new(), &e.to_string()).await;
         return;
     }
     for (reply, result) in outcomes {
         let _ = reply.send(result);
     }
+}
+
+/// Whether `request` runs code (and not a script).
+fn is_job(request: Option<&Request>) -> bool {
+    matches!(
+        request,
+        Some(Request {
+            work: Work::Job(_),
+            ..
+        })
+    )
 }
 
 fn panicked() -> StoreError {
