@@ -8,7 +8,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, ConnectOptions, Connection, Executor, Row};
 
-use super::writer::Writer;
+use super::writer::{Connections, Writer};
 use super::{Backend, Store, StoreError};
 
 /// Where a newcomer's data goes: created on first run, next to where the command runs.
@@ -42,16 +42,18 @@ pub enum OpenMode {
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
      PRAGMA synchronous = FULL;";
 
-/// PRAGMAs for the one connection that writes. `temp_store = MEMORY` keeps each job's
-/// savepoint journal (the group commit's rollback unit, see `writer.rs`) in memory: by
-/// default one over 64 KiB, such as a scheduler chunk's, spills to a temporary file and
-/// every page it touches is written twice. Its page cache (64 MiB at most, filled only as
-/// pages are touched) keeps the B-tree pages a burst of updates keeps rewriting out of
-/// `pread`. Checkpoints run on a connection of their own after each commit (`writer.rs`);
-/// the writer checkpoints itself only if the WAL reaches 16,000 pages (64 MiB) all the
-/// same, so a checkpointer that falls behind still leaves the WAL bounded.
-const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; \
-     PRAGMA wal_autocheckpoint = 16000;";
+/// PRAGMAs for the writer's connections (`writer.rs`). `temp_store = MEMORY` keeps each
+/// job's savepoint journal (the group commit's rollback unit) in memory: by default one
+/// over 64 KiB, such as a scheduler chunk's, spills to a temporary file and every page it
+/// touches is written twice. Checkpoints run on a connection of their own after each
+/// commit; the writer checkpoints itself only if the WAL reaches 16,000 pages (64 MiB)
+/// all the same, so a checkpointer that falls behind still leaves the WAL bounded.
+const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000;";
+
+/// For the connection that runs the scripts (every create, append and firing): a page
+/// cache of 64 MiB at most, filled only as pages are touched, keeps the B-tree pages a
+/// burst of updates keeps rewriting out of `pread`.
+const SCRIPT_PRAGMAS: &str = "PRAGMA cache_size = -65536;";
 
 impl Store {
     /// Opens (creating and migrating as needed) the database at `url`.
@@ -206,7 +208,23 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
             other => other,
         })?;
 
-    let checkpointer = open_with(&[SQLITE_PRAGMAS]).await?;
+    // The writer's own connections (`writer.rs`), opened on the file the migrations
+    // just prepared.
+    let native = |pragmas: &[&str]| -> Result<rusqlite::Connection, StoreError> {
+        let failed = |e: rusqlite::Error| classify_sqlite_message(&path, e.to_string());
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = rusqlite::Connection::open_with_flags(&file, flags).map_err(failed)?;
+        for p in pragmas {
+            conn.execute_batch(p).map_err(failed)?;
+        }
+        Ok(conn)
+    };
+    let connections = Connections {
+        sqlx: writer_conn,
+        native: native(&[SQLITE_PRAGMAS, WRITER_PRAGMAS, SCRIPT_PRAGMAS])?,
+        checkpointer: native(&[SQLITE_PRAGMAS])?,
+    };
     let pool = AnyPoolOptions::new()
         .max_connections(8)
         .min_connections(0)
@@ -223,7 +241,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
     Ok(Store {
         backend: Backend::Sqlite,
         pool,
-        writer: Some(Writer::start(writer_conn, checkpointer)),
+        writer: Some(Writer::start(connections)),
         folios: Default::default(),
         cache: std::sync::Arc::new(super::cache::IncidentCache::new(&path)),
         display: path,

@@ -148,6 +148,39 @@ impl Script {
     }
 }
 
+impl Script {
+    /// Runs the statements on a connection of the writer's own thread, one by one from
+    /// its statement cache: no other thread, no compound text to parse.
+    pub(super) fn run_native(&self, conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
+        for (text, values) in &self.parts {
+            let mut stmt = conn.prepare_cached(text)?;
+            for index in 1..=stmt.parameter_count() {
+                // `$k` is bound to the k-th value wherever it appears (SQLite numbers
+                // named parameters by first appearance, not by their digits).
+                let k = stmt
+                    .parameter_name(index)
+                    .and_then(|name| name.strip_prefix('$'))
+                    .and_then(|digits| digits.parse::<usize>().ok())
+                    .filter(|k| (1..=values.len()).contains(k))
+                    .ok_or_else(|| {
+                        rusqlite::Error::InvalidParameterName(format!("{index} en {text}"))
+                    })?;
+                match &values[k - 1] {
+                    Value::Int(v) => stmt.raw_bind_parameter(index, v)?,
+                    Value::OptInt(v) => stmt.raw_bind_parameter(index, v)?,
+                    Value::Text(v) => stmt.raw_bind_parameter(index, v)?,
+                    Value::OptText(v) => stmt.raw_bind_parameter(index, v)?,
+                    Value::OptBytes(v) => stmt.raw_bind_parameter(index, v)?,
+                }
+            }
+            // Stepped to its end, rows or not (as sqlx does): a guard may SELECT.
+            let mut rows = stmt.raw_query();
+            while rows.next()?.is_some() {}
+        }
+        Ok(())
+    }
+}
+
 /// The highest `$k` in a statement.
 fn highest_placeholder(sql: &str) -> usize {
     sql.split('$')

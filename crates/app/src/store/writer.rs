@@ -1,28 +1,42 @@
 //! SQLite's group-commit writer.
 //!
 //! SQLite allows one writer at a time and, with `synchronous=FULL`, every commit waits for
-//! an fsync. Rather than weaken that, one task owns the write connection: it takes every
-//! job waiting when it becomes free, runs each in its own savepoint inside one
+//! an fsync. Rather than weaken that, one thread owns the writing: it takes every job
+//! waiting when it becomes free, runs each in its own savepoint inside one
 //! `BEGIN IMMEDIATE` transaction, commits once, and only then answers each job. While that
 //! fsync runs, the next jobs queue up and form the next batch: the busier the system, the
 //! more each fsync carries, with no timer and no added latency when idle.
 //!
+//! Two kinds of job, on two connections to the same file, used one after the other by
+//! this thread alone (so they never wait for each other's locks):
+//! - scripts (statements known in advance: every create, append and scheduler firing) run
+//!   on a connection the thread drives itself (rusqlite), synchronously, from a statement
+//!   cache. Through sqlx each call went to the connection's own thread and back: two
+//!   context switches per job, and on a busy machine each one waited for a free core while
+//!   HTTP requests and timers ran, so the one writer, the service's bottleneck, sat idle.
+//! - code (`submit`: claims, leases, the catalogue...) runs on an sqlx connection, as the
+//!   rest of the store does.
+//!
+//! A batch holding both commits its scripts first, then its code, each in one transaction:
+//! jobs waiting together were submitted concurrently, so none of them was promised an
+//! order. A caller that awaits one write before the next still sees them in order.
+//!
 //! Checkpoints (copying the WAL's pages back into the database file and syncing it) run on
-//! a connection of their own, woken after each commit: by default SQLite runs them inside
-//! the commit that crosses the WAL's size limit, so every few commits the writer stopped
-//! to write and sync the pages of all the earlier ones. A passive checkpoint never blocks
-//! the writer; the writer's own automatic checkpoint stays as a bound on the WAL's size
-//! should this one fall behind.
+//! a connection and thread of their own, woken after each commit: by default SQLite runs
+//! them inside the commit that crosses the WAL's size limit, so every few commits the
+//! writer stopped to write and sync the pages of all the earlier ones. A passive
+//! checkpoint never blocks the writer; the writer's own automatic checkpoint stays as a
+//! bound on the WAL's size should this one fall behind.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use futures_util::FutureExt;
 
 use sqlx::{AnyConnection, Connection, Executor};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::script::Script;
 use super::{JobFuture, StoreError};
@@ -30,26 +44,32 @@ use super::{JobFuture, StoreError};
 /// Most jobs in one commit: bounds the latency a batch adds to its first job.
 const MAX_BATCH: usize = 256;
 
+/// Least time between two checkpoints (a burst's commits in that time are copied once).
+const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Distinct statements the scripts use, with room to spare: each stays prepared.
+const STATEMENT_CACHE: usize = 256;
+
 type Output = Box<dyn Any + Send>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, Output> + Send>;
+type Reply = oneshot::Sender<Result<Output, StoreError>>;
 
 /// What a request writes.
 enum Work {
-    /// Any code on the connection, in a savepoint of its own.
+    /// Any code on the sqlx connection, in a savepoint of its own.
     Job(Job),
-    /// Statements known in advance: the savepoint, the statements and its release go to
-    /// SQLite's thread in one call instead of three.
+    /// Statements known in advance, run on the writer's own connection.
     Script(Script),
 }
 
 struct Request {
     work: Work,
-    reply: oneshot::Sender<Result<Output, StoreError>>,
+    reply: Reply,
 }
 
 enum Msg {
     Job(Request),
-    /// Finish what was queued before, close the connection, answer.
+    /// Finish what was queued before, close the connections, answer.
     Close(oneshot::Sender<()>),
 }
 
@@ -67,39 +87,48 @@ where
     Box::new(f)
 }
 
+/// The writer's connections to one SQLite file.
+pub struct Connections {
+    /// For code jobs.
+    pub sqlx: AnyConnection,
+    /// For scripts.
+    pub native: rusqlite::Connection,
+    /// For checkpoints.
+    pub checkpointer: rusqlite::Connection,
+}
+
 impl Writer {
-    /// Starts the writer task on `conn`, which must be the only connection that writes,
-    /// and the checkpoints on `checkpointer` (see the module's notes).
-    ///
-    /// Both run on a thread of their own (with a one-thread runtime): the writer awaits
-    /// SQLite's thread twice per job, and on the server's runtime each of those wake-ups
-    /// queued behind the requests being parsed and answered, so under load the one
-    /// writer, the service's bottleneck, sat idle while the CPUs served requests.
-    pub fn start(conn: AnyConnection, checkpointer: AnyConnection) -> Writer {
+    /// Starts the writer on `conns`, which must be the only connections that write (see
+    /// the module's notes), on a thread of its own with a one-thread runtime for the code
+    /// jobs, and the checkpoints on another thread.
+    pub fn start(conns: Connections) -> Writer {
         let (tx, rx) = mpsc::channel(4096);
-        let wal = Arc::new(Checkpoints::default());
-        let work = async move {
-            let checkpoints = tokio::spawn(checkpoint_loop(checkpointer, wal.clone()));
-            run(conn, rx, wal, checkpoints).await;
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        match runtime {
-            Ok(rt) => {
-                let spawned = std::thread::Builder::new()
-                    .name("sqlite-writer".into())
-                    .spawn(move || rt.block_on(work));
-                if let Err(e) = spawned {
-                    // The closure (and the connections in it) is gone: every write
-                    // fails with `WriterStopped`, loudly, rather than the process abort.
-                    tracing::error!(error = %e, "no se pudo iniciar el hilo de escritura");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "escritor en el runtime del servidor");
-                tokio::spawn(work);
-            }
+        let Connections {
+            sqlx,
+            native,
+            checkpointer,
+        } = conns;
+        native.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let spawned = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        // `rx` is dropped with this thread: every write fails with
+                        // `WriterStopped`, loudly, rather than hang.
+                        tracing::error!(error = %e, "no se pudo iniciar el hilo de escritura");
+                        return;
+                    }
+                };
+                let checkpoints = Checkpoints::start(checkpointer);
+                runtime.block_on(run(sqlx, native, rx, checkpoints));
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "no se pudo iniciar el hilo de escritura");
         }
         Writer { tx }
     }
@@ -133,7 +162,7 @@ impl Writer {
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    /// Finishes the jobs submitted before this call and closes the connection; later
+    /// Finishes the jobs submitted before this call and closes the connections; later
     /// submissions fail with [`StoreError::WriterStopped`].
     pub async fn close(&self) {
         let (done, wait) = oneshot::channel();
@@ -143,33 +172,60 @@ impl Writer {
     }
 }
 
-/// Wakes the checkpoint task after a commit; tells it to stop.
-#[derive(Default)]
+/// The checkpoint thread and the way to wake it.
 struct Checkpoints {
-    wake: Notify,
-    closing: AtomicBool,
+    /// One pending wake-up at most: wake-ups while a checkpoint runs count as one more.
+    wake: SyncSender<()>,
+    thread: Option<JoinHandle<()>>,
 }
 
-/// One passive checkpoint per wake-up (wake-ups while one runs count as one more): it
-/// copies what the WAL holds into the database without waiting for, or blocking, anyone.
-async fn checkpoint_loop(mut conn: AnyConnection, wal: Arc<Checkpoints>) {
-    loop {
-        wal.wake.notified().await;
-        if wal.closing.load(Ordering::SeqCst) {
-            break;
-        }
-        if let Err(e) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            tracing::warn!(error = %e, "no se pudo copiar el registro WAL a la base de datos");
+impl Checkpoints {
+    fn start(conn: rusqlite::Connection) -> Checkpoints {
+        let (wake, woken) = sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&conn, &woken));
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // The writer's automatic checkpoint still bounds the WAL.
+                tracing::warn!(error = %e, "sin hilo de copia del registro WAL");
+                None
+            }
+        };
+        Checkpoints { wake, thread }
+    }
+
+    fn after_commit(&self) {
+        // Full: a wake-up is already pending. Disconnected: no checkpoint thread.
+        let _ = self.wake.try_send(());
+    }
+
+    /// Lets the running checkpoint finish and closes its connection.
+    fn stop(self) {
+        drop(self.wake);
+        if let Some(t) = self.thread {
+            let _ = t.join();
         }
     }
-    let _ = conn.close().await;
+}
+
+/// One passive checkpoint per wake-up: it copies what the WAL holds into the database
+/// without waiting for, or blocking, anyone. Ends when the writer drops its sender.
+fn checkpoint_loop(conn: &rusqlite::Connection, woken: &Receiver<()>) {
+    while woken.recv().is_ok() {
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+            tracing::warn!(error = %e, "no se pudo copiar el registro WAL a la base de datos");
+        }
+        std::thread::sleep(CHECKPOINT_PAUSE);
+    }
 }
 
 async fn run(
     mut conn: AnyConnection,
+    native: rusqlite::Connection,
     mut rx: mpsc::Receiver<Msg>,
-    wal: Arc<Checkpoints>,
-    checkpoints: tokio::task::JoinHandle<()>,
+    checkpoints: Checkpoints,
 ) {
     let mut closing = None;
     while let Some(msg) = rx.recv().await {
@@ -190,109 +246,132 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, batch).await;
-        wal.wake.notify_one();
+        let mut scripts = Vec::new();
+        let mut jobs = Vec::new();
+        for Request { work, reply } in batch {
+            match work {
+                Work::Script(s) => scripts.push((s, reply)),
+                Work::Job(j) => jobs.push((j, reply)),
+            }
+        }
+        if !scripts.is_empty() {
+            commit_scripts(&native, scripts);
+            checkpoints.after_commit();
+        }
+        if !jobs.is_empty() {
+            commit_jobs(&mut conn, jobs).await;
+            checkpoints.after_commit();
+        }
         if closing.is_some() {
             break;
         }
     }
     rx.close();
     // The checkpointer finishes the checkpoint it is running and closes; the writer's
-    // connection, the last one, then checkpoints what is left as it closes.
-    wal.closing.store(true, Ordering::SeqCst);
-    wal.wake.notify_one();
-    let _ = checkpoints.await;
+    // connections, the last ones, then checkpoint what is left as they close.
+    checkpoints.stop();
     let _ = conn.close().await;
+    drop(native);
     if let Some(done) = closing {
         let _ = done.send(());
     }
 }
 
-type Outcome = (
-    oneshot::Sender<Result<Output, StoreError>>,
-    Result<Output, StoreError>,
-);
+/// A native statement of the writer's own (a savepoint, the transaction's bounds).
+fn exec(native: &rusqlite::Connection, sql: &str) -> Result<(), rusqlite::Error> {
+    native.prepare_cached(sql)?.raw_execute().map(|_| ())
+}
 
-/// One transaction for the whole batch, one savepoint per job. The savepoint statements
-/// ride along with the jobs' own where they can: a script carries its savepoint and its
-/// release in its one call (`SAVEPOINT job; ...; RELEASE job`), and between two code jobs
-/// the release of one and the savepoint of the next go together
-/// (`RELEASE job; SAVEPOINT job`, or `RELEASE job; COMMIT` at the end), so a job costs
-/// about one round trip to SQLite's thread besides its own statements.
-async fn commit_batch(conn: &mut AnyConnection, batch: Vec<Request>) {
-    let mut pending = batch.into_iter().peekable();
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    // Whether a savepoint `job` is open for the next code job.
-    let mut open = is_job(pending.peek());
-    let begin = if open {
-        "BEGIN IMMEDIATE; SAVEPOINT job"
-    } else {
-        "BEGIN IMMEDIATE"
-    };
-    if let Err(e) = conn.execute(begin).await {
-        fail_batch(conn, outcomes, pending.collect(), &e.to_string()).await;
+/// Runs one script, a panic counting as a failure: a panic must not take the writer down
+/// (every later write would fail until a restart).
+fn run_one(native: &rusqlite::Connection, script: &Script) -> Result<(), StoreError> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| script.run_native(native))) {
+        Ok(r) => r.map_err(native_error),
+        Err(_) => Err(panicked()),
+    }
+}
+
+/// The scripts of a batch, in one transaction. First all of them straight, with no
+/// savepoints: a savepoint makes SQLite copy every page a job touches into its journal
+/// before changing it, the writer's largest cost after the disk, and scripts almost never
+/// fail. If one does, the transaction is rolled back and the batch runs again, one
+/// savepoint per script, so the failed one is undone alone and the others commit.
+fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) {
+    if let Err(e) = exec(native, "BEGIN IMMEDIATE") {
+        let why = e.to_string();
+        fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
         return;
     }
-    // Whether the last code job's boundary carried the COMMIT.
-    let mut committed = false;
-    while let Some(Request { work, reply }) = pending.next() {
-        let next_is_job = is_job(pending.peek());
-        let last = pending.peek().is_none();
-        let (result, undo, boundary) = match work {
-            Work::Script(script) => {
-                let mut wrapped = Script::new();
-                wrapped.push("SAVEPOINT job", Vec::new());
-                wrapped.extend(script);
-                wrapped.push("RELEASE job", Vec::new());
-                let result = match AssertUnwindSafe(wrapped.run(conn)).catch_unwind().await {
-                    Ok(r) => r.map(|()| Box::new(()) as Output).map_err(StoreError::db),
-                    Err(_) => Err(panicked()),
-                };
-                (result, "ROLLBACK TO job; RELEASE job", None)
-            }
-            Work::Job(job) => {
-                if !open && let Err(e) = conn.execute("SAVEPOINT job").await {
-                    outcomes.push((reply, Err(StoreError::db(e))));
-                    fail_batch(conn, outcomes, pending.collect(), "SAVEPOINT").await;
-                    return;
+    let failed = scripts
+        .iter()
+        .find_map(|(script, _)| run_one(native, script).err());
+    match failed {
+        None => match exec(native, "COMMIT") {
+            Ok(()) => {
+                for (_, reply) in scripts {
+                    let _ = reply.send(Ok(Box::new(()) as Output));
                 }
-                // A panicking job must not take the writer down with it (every later
-                // write would fail until a restart): it counts as a failed job and is
-                // rolled back alone.
-                let result = match AssertUnwindSafe(job(conn)).catch_unwind().await {
-                    Ok(r) => r,
-                    Err(_) => Err(panicked()),
-                };
-                let boundary = if next_is_job {
-                    "RELEASE job; SAVEPOINT job"
-                } else if last {
-                    "RELEASE job; COMMIT"
-                } else {
-                    "RELEASE job"
-                };
-                (result, "ROLLBACK TO job", Some(boundary))
             }
-        };
-        if result.is_err()
-            && let Err(e) = conn.execute(undo).await
-        {
-            outcomes.push((reply, result));
-            fail_batch(conn, outcomes, pending.collect(), &e.to_string()).await;
-            return;
-        }
-        outcomes.push((reply, result));
-        open = false;
-        if let Some(boundary) = boundary {
-            if let Err(e) = conn.execute(boundary).await {
-                fail_batch(conn, outcomes, pending.collect(), &e.to_string()).await;
+            Err(e) => {
+                let why = e.to_string();
+                fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
+            }
+        },
+        Some(error) => {
+            // Some errors (a full disk, an I/O error) end the transaction themselves.
+            if !native.is_autocommit()
+                && let Err(e) = exec(native, "ROLLBACK")
+            {
+                let why = e.to_string();
+                fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
                 return;
             }
-            open = next_is_job;
-            committed = last;
+            if scripts.len() == 1 {
+                // Alone in its batch: its error is the batch's, nothing else to commit.
+                if let Some((_, reply)) = scripts.into_iter().next() {
+                    let _ = reply.send(Err(error));
+                }
+                return;
+            }
+            commit_in_savepoints(native, scripts);
         }
     }
-    if !committed && let Err(e) = conn.execute("COMMIT").await {
-        fail_batch(conn, outcomes, Vec::new(), &e.to_string()).await;
+}
+
+/// The scripts of a batch in one transaction, one savepoint each, so a failed script is
+/// undone alone and the others commit.
+fn commit_in_savepoints(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) {
+    if let Err(e) = exec(native, "BEGIN IMMEDIATE") {
+        let why = e.to_string();
+        fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
+        return;
+    }
+    let mut outcomes: Vec<(Reply, Result<Output, StoreError>)> = Vec::with_capacity(scripts.len());
+    let mut scripts = scripts.into_iter();
+    while let Some((script, reply)) = scripts.next() {
+        let ran = exec(native, "SAVEPOINT job")
+            .map_err(native_error)
+            .and_then(|()| run_one(native, &script));
+        let closed = match &ran {
+            Ok(()) => exec(native, "RELEASE job"),
+            Err(_) => exec(native, "ROLLBACK TO job").and_then(|()| exec(native, "RELEASE job")),
+        };
+        outcomes.push((reply, ran.map(|()| Box::new(()) as Output)));
+        if let Err(e) = closed {
+            let why = e.to_string();
+            let done = outcomes.into_iter().map(|(r, out)| (r, Some(out)));
+            let unrun = scripts.map(|(_, r)| (r, None));
+            fail_all(native, done.chain(unrun), &why);
+            return;
+        }
+    }
+    if let Err(e) = exec(native, "COMMIT") {
+        let why = e.to_string();
+        fail_all(
+            native,
+            outcomes.into_iter().map(|(r, out)| (r, Some(out))),
+            &why,
+        );
         return;
     }
     for (reply, result) in outcomes {
@@ -300,19 +379,89 @@ async fn commit_batch(conn: &mut AnyConnection, batch: Vec<Request>) {
     }
 }
 
-/// Whether `request` runs code (and not a script).
-fn is_job(request: Option<&Request>) -> bool {
-    matches!(
-        request,
-        Some(Request {
-            work: Work::Job(_),
-            ..
-        })
-    )
+/// Rolls back the scripts' transaction and answers each with a failure: none of them was
+/// committed, so none may be acknowledged (one that failed on its own keeps its error).
+fn fail_all(
+    native: &rusqlite::Connection,
+    replies: impl Iterator<Item = (Reply, Option<Result<Output, StoreError>>)>,
+    why: &str,
+) {
+    if !native.is_autocommit() {
+        let _ = exec(native, "ROLLBACK");
+    }
+    for (reply, result) in replies {
+        let own = result.and_then(Result::err);
+        let _ = reply.send(Err(own.unwrap_or_else(|| batch_failed(why))));
+    }
+}
+
+/// A native error as the store's: unique violations become `Duplicate`, as
+/// [`StoreError::db`] does for sqlx's.
+fn native_error(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, message) = &e
+        && matches!(
+            f.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+    {
+        return StoreError::Duplicate(message.clone().unwrap_or_else(|| e.to_string()));
+    }
+    StoreError::Database(e.to_string())
+}
+
+type Outcome = (Reply, Result<Output, StoreError>);
+
+/// The code jobs of a batch: one transaction, one savepoint per job. The release of one
+/// job's savepoint and the savepoint of the next go to SQLite's thread together
+/// (`RELEASE job; SAVEPOINT job`, or `RELEASE job; COMMIT` at the end), so a job costs
+/// one round trip besides its own statements.
+async fn commit_jobs(conn: &mut AnyConnection, jobs: Vec<(Job, Reply)>) {
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
+    if let Err(e) = conn.execute("BEGIN IMMEDIATE; SAVEPOINT job").await {
+        let unrun = jobs.into_iter().map(|(_, r)| r).collect();
+        fail_batch(conn, outcomes, unrun, &e.to_string()).await;
+        return;
+    }
+    let mut pending = jobs.into_iter().peekable();
+    while let Some((job, reply)) = pending.next() {
+        let last = pending.peek().is_none();
+        // A panicking job must not take the writer down with it: it counts as a failed
+        // job and is rolled back alone.
+        let result = match AssertUnwindSafe(job(conn)).catch_unwind().await {
+            Ok(r) => r,
+            Err(_) => Err(panicked()),
+        };
+        if result.is_err()
+            && let Err(e) = conn.execute("ROLLBACK TO job").await
+        {
+            outcomes.push((reply, result));
+            let unrun = pending.map(|(_, r)| r).collect();
+            fail_batch(conn, outcomes, unrun, &e.to_string()).await;
+            return;
+        }
+        outcomes.push((reply, result));
+        let boundary = if last {
+            "RELEASE job; COMMIT"
+        } else {
+            "RELEASE job; SAVEPOINT job"
+        };
+        if let Err(e) = conn.execute(boundary).await {
+            let unrun = pending.map(|(_, r)| r).collect();
+            fail_batch(conn, outcomes, unrun, &e.to_string()).await;
+            return;
+        }
+    }
+    for (reply, result) in outcomes {
+        let _ = reply.send(result);
+    }
 }
 
 fn panicked() -> StoreError {
     StoreError::Database("un trabajo de escritura falló de forma inesperada".into())
+}
+
+fn batch_failed(why: &str) -> StoreError {
+    StoreError::Database(format!("la confirmación del lote falló: {why}"))
 }
 
 /// Rolls back and answers every job of the batch with a failure: none of them was
@@ -320,16 +469,15 @@ fn panicked() -> StoreError {
 async fn fail_batch(
     conn: &mut AnyConnection,
     outcomes: Vec<Outcome>,
-    unrun: Vec<Request>,
+    unrun: Vec<Reply>,
     why: &str,
 ) {
     let _ = conn.execute("ROLLBACK").await;
-    let failed = || StoreError::Database(format!("la confirmación del lote falló: {why}"));
     for (reply, result) in outcomes {
-        let _ = reply.send(Err(result.err().unwrap_or_else(failed)));
+        let _ = reply.send(Err(result.err().unwrap_or_else(|| batch_failed(why))));
     }
-    for r in unrun {
-        let _ = r.reply.send(Err(failed()));
+    for reply in unrun {
+        let _ = reply.send(Err(batch_failed(why)));
     }
 }
 
@@ -337,7 +485,7 @@ async fn fail_batch(
 mod tests {
     use sqlx::{AnyConnection, Connection, Executor, Row};
 
-    use super::Writer;
+    use super::{Connections, Writer};
     use crate::store::StoreError;
     use crate::store::script::Script;
 
@@ -365,7 +513,12 @@ mod tests {
         conn.execute("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY)")
             .await
             .expect("schema");
-        let writer = Writer::start(conn, connect(&url).await);
+        let native = || rusqlite::Connection::open(dir.path().join("w.db")).expect("open");
+        let writer = Writer::start(Connections {
+            sqlx: conn,
+            native: native(),
+            checkpointer: native(),
+        });
         let mut tasks = Vec::new();
         for i in 0..40i64 {
             let w = writer.clone();
