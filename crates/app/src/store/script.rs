@@ -1,11 +1,13 @@
-//! A write made of several statements, sent to SQLite in one call.
+//! A write made of several statements, known before it runs.
 //!
 //! sqlx runs each SQLite connection on its own thread; every statement is a round trip to
 //! it (two context switches). An append writes up to a dozen rows, so on the single SQLite
-//! writer those round trips, not the disk, were the limit. A `Script` joins its statements
-//! into one compound query for SQLite (parameters renumbered `$1..$n` across the whole
-//! text, which sqlx-sqlite binds by number) and runs them one by one on PostgreSQL, whose
-//! extended protocol takes one statement per query.
+//! writer those round trips, not the disk, were the limit. The writer therefore runs a
+//! `Script` on its own thread through rusqlite (`run_native`: each statement from a
+//! prepared-statement cache). Elsewhere `run` joins its statements into one compound query
+//! for SQLite (parameters renumbered `$1..$n` across the whole text, which sqlx-sqlite
+//! binds by number) and runs them one by one on PostgreSQL, whose extended protocol takes
+//! one statement per query.
 
 use sqlx::any::AnyArguments;
 use sqlx::{AnyConnection, Arguments};
