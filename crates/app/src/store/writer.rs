@@ -30,8 +30,9 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 
@@ -45,7 +46,7 @@ use super::{JobFuture, StoreError};
 const MAX_BATCH: usize = 256;
 
 /// Least time between two checkpoints (a burst's commits in that time are copied once).
-const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(200);
 
 /// Distinct statements the scripts use, with room to spare: each stays prepared.
 const STATEMENT_CACHE: usize = 256;
@@ -210,14 +211,28 @@ impl Checkpoints {
     }
 }
 
-/// One passive checkpoint per wake-up: it copies what the WAL holds into the database
-/// without waiting for, or blocking, anyone. Ends when the writer drops its sender.
+/// Passive checkpoints: each copies what the WAL holds into the database without waiting
+/// for, or blocking, anyone. One when woken, then a pause: wake-ups during it make one more
+/// checkpoint after it. Ends as soon as the writer drops its sender, pause or not (the
+/// writer's connections, closing last, checkpoint what is left).
 fn checkpoint_loop(conn: &rusqlite::Connection, woken: &Receiver<()>) {
-    while woken.recv().is_ok() {
+    let mut due = woken.recv().is_ok();
+    while due {
         if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
             tracing::warn!(error = %e, "no se pudo copiar el registro WAL a la base de datos");
         }
-        std::thread::sleep(CHECKPOINT_PAUSE);
+        due = false;
+        let until = Instant::now() + CHECKPOINT_PAUSE;
+        loop {
+            match woken.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(()) => due = true,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if !due {
+            due = woken.recv().is_ok();
+        }
     }
 }
 
@@ -297,6 +312,11 @@ fn run_one(native: &rusqlite::Connection, script: &Script) -> Result<(), StoreEr
 /// fail. If one does, the transaction is rolled back and the batch runs again, one
 /// savepoint per script, so the failed one is undone alone and the others commit.
 fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) {
+    // A transaction an earlier failure could not roll back would hold the write lock
+    // for good: every later batch would fail.
+    if !native.is_autocommit() {
+        let _ = exec(native, "ROLLBACK");
+    }
     if let Err(e) = exec(native, "BEGIN IMMEDIATE") {
         let why = e.to_string();
         fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
@@ -304,7 +324,8 @@ fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) 
     }
     let failed = scripts
         .iter()
-        .find_map(|(script, _)| run_one(native, script).err());
+        .enumerate()
+        .find_map(|(i, (script, _))| run_one(native, script).err().map(|e| (i, e)));
     match failed {
         None => match exec(native, "COMMIT") {
             Ok(()) => {
@@ -317,13 +338,20 @@ fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) 
                 fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
             }
         },
-        Some(error) => {
+        Some((failed_at, error)) => {
             // Some errors (a full disk, an I/O error) end the transaction themselves.
             if !native.is_autocommit()
                 && let Err(e) = exec(native, "ROLLBACK")
             {
+                // The failed script keeps its own error (a caller acts on it: a void
+                // folio, a duplicate), the others get the batch's.
                 let why = e.to_string();
-                fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
+                let mut own = Some(Err(error));
+                let replies = scripts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (_, r))| (r, if i == failed_at { own.take() } else { None }));
+                fail_all(native, replies, &why);
                 return;
             }
             if scripts.len() == 1 {
