@@ -42,12 +42,12 @@ pub enum OpenMode {
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
      PRAGMA synchronous = FULL;";
 
-/// PRAGMAs for the writer's connections (`writer.rs`). `temp_store = MEMORY` keeps each
-/// job's savepoint journal (the group commit's rollback unit) in memory: by default one
+/// PRAGMAs for the writer's connections (`writer.rs`). `temp_store = MEMORY` keeps a
+/// job's savepoint journal (how a failed job is undone alone) in memory: by default one
 /// over 64 KiB, such as a scheduler chunk's, spills to a temporary file and every page it
-/// touches is written twice. Checkpoints run on a connection of their own after each
-/// commit; the writer checkpoints itself only if the WAL reaches 16,000 pages (64 MiB)
-/// all the same, so a checkpointer that falls behind still leaves the WAL bounded.
+/// touches is written twice. Checkpoints run on a connection of their own; the writer
+/// checkpoints itself only if the WAL reaches 16,000 pages (64 MiB) all the same, so a
+/// checkpointer that falls behind still leaves the WAL bounded.
 const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000;";
 
 /// For the connection that runs the scripts (every create, append and firing): a page

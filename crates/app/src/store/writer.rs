@@ -2,10 +2,10 @@
 //!
 //! SQLite allows one writer at a time and, with `synchronous=FULL`, every commit waits for
 //! an fsync. Rather than weaken that, one thread owns the writing: it takes every job
-//! waiting when it becomes free, runs each in its own savepoint inside one
-//! `BEGIN IMMEDIATE` transaction, commits once, and only then answers each job. While that
-//! fsync runs, the next jobs queue up and form the next batch: the busier the system, the
-//! more each fsync carries, with no timer and no added latency when idle.
+//! waiting when it becomes free, runs them inside one `BEGIN IMMEDIATE` transaction (a
+//! failed job undone alone, by a savepoint), commits once, and only then answers each
+//! job. While that fsync runs, the next jobs queue up and form the next batch: the busier
+//! the system, the more each fsync carries, with no timer and no added latency when idle.
 //!
 //! Two kinds of job, on two connections to the same file, used one after the other by
 //! this thread alone (so they never wait for each other's locks):
@@ -22,7 +22,8 @@
 //! order. A caller that awaits one write before the next still sees them in order.
 //!
 //! Checkpoints (copying the WAL's pages back into the database file and syncing it) run on
-//! a connection and thread of their own, woken after each commit: by default SQLite runs
+//! a connection and thread of their own, woken after a commit at most every 200 ms (the
+//! pages a burst keeps rewriting are copied once per pause): by default SQLite runs
 //! them inside the commit that crosses the WAL's size limit, so every few commits the
 //! writer stopped to write and sync the pages of all the earlier ones. A passive
 //! checkpoint never blocks the writer; the writer's own automatic checkpoint stays as a
@@ -54,6 +55,8 @@ const STATEMENT_CACHE: usize = 256;
 type Output = Box<dyn Any + Send>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, Output> + Send>;
 type Reply = oneshot::Sender<Result<Output, StoreError>>;
+/// A job's answer, held until its batch commits.
+type Outcome = (Reply, Result<Output, StoreError>);
 
 /// What a request writes.
 enum Work {
@@ -374,7 +377,7 @@ fn commit_in_savepoints(native: &rusqlite::Connection, scripts: Vec<(Script, Rep
         fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
         return;
     }
-    let mut outcomes: Vec<(Reply, Result<Output, StoreError>)> = Vec::with_capacity(scripts.len());
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(scripts.len());
     let mut scripts = scripts.into_iter();
     while let Some((script, reply)) = scripts.next() {
         let ran = exec(native, "SAVEPOINT job")
@@ -436,8 +439,6 @@ fn native_error(e: rusqlite::Error) -> StoreError {
     }
     StoreError::Database(e.to_string())
 }
-
-type Outcome = (Reply, Result<Output, StoreError>);
 
 /// The code jobs of a batch: one transaction, one savepoint per job. The release of one
 /// job's savepoint and the savepoint of the next go to SQLite's thread together
