@@ -33,6 +33,11 @@ pub type Observer = Arc<dyn Fn(&Fired) + Send + Sync>;
 pub const CHUNK: usize = 64;
 /// Chunks fired at once by default.
 pub const PARALLEL: usize = 4;
+/// Shortest time between the starts of two ticks by default. Deadlines spread over a
+/// burst (one every few milliseconds) are then fired a few at a time instead of one
+/// round of claim, firing and look-ahead each, and instances sharing a database do not
+/// all wake for each single deadline to race for it; a firing is at most this much later.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The running claim's answer (pending forever when there is none: that branch is off).
 async fn claimed<T>(claim: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
@@ -57,6 +62,8 @@ pub struct Scheduler {
     /// Without a due timer, look again after this long anyway: another instance may have
     /// written timers (PostgreSQL) or died holding leases. `None`: sleep until woken.
     idle_recheck: Option<Duration>,
+    /// Shortest time between the starts of two ticks.
+    min_interval: Duration,
     observer: Option<Observer>,
 }
 
@@ -75,6 +82,7 @@ impl Scheduler {
             chunk: CHUNK,
             parallel: PARALLEL,
             idle_recheck: multi_instance.then_some(Duration::from_secs(5)),
+            min_interval: MIN_INTERVAL,
             observer: None,
         }
     }
@@ -95,6 +103,12 @@ impl Scheduler {
         self.batch = batch.max(1);
         self.chunk = chunk.max(1);
         self.parallel = parallel.max(1);
+        self
+    }
+
+    /// Shortest time between the starts of two ticks (see [`MIN_INTERVAL`]).
+    pub fn with_min_interval(mut self, min_interval: Duration) -> Scheduler {
+        self.min_interval = min_interval;
         self
     }
 
@@ -155,6 +169,12 @@ impl Scheduler {
                         }
                         Ok(Ok(mut folios)) => {
                             empty_while_busy = false;
+                            // A short batch took every timer due when it was claimed:
+                            // claiming again now would only race the other instances
+                            // for the few that fell due since. Those (and any a fallback
+                            // firing left due) are the next tick's, which `next_timer`
+                            // makes start at once.
+                            exhausted = (folios.len() as i64) < self.batch;
                             // All of them are due now; in folio order, a chunk's rows
                             // sit close together in every table and index keyed by
                             // folio, so its write touches fewer pages.
@@ -208,7 +228,19 @@ impl Scheduler {
             tracing::error!(error = %e, "no se pudieron revisar los temporizadores al inicio");
         }
         let wake = self.service.timers.clone();
+        let mut last_tick: Option<std::time::Instant> = None;
         loop {
+            // Ticks start at least `min_interval` apart (writes meanwhile are seen by
+            // the tick itself: it claims whatever is due when it starts).
+            if let Some(wait) = last_tick.and_then(|t| self.min_interval.checked_sub(t.elapsed()))
+                && !wait.is_zero()
+            {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = &mut shutdown => return,
+                }
+            }
+            last_tick = Some(std::time::Instant::now());
             // Listen before looking, so a write between the look and the sleep still wakes.
             let notified = wake.notify.notified();
             tokio::pin!(notified);

@@ -383,13 +383,29 @@ async fn a_due_timer_left_by_a_dead_instance_is_taken_over_when_its_lease_ends(u
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
+    let lease_end = now + jiff::SignedDuration::from_secs(30);
+    assert_eq!(
+        api.service.next_timer().await.expect("next"),
+        Some(lease_end),
+        "with its only timer leased, the scheduler looks again when the lease ends"
+    );
     let (log, observer) = observed();
     let scheduler = Scheduler::new(api.service.clone()).with_observer(observer);
     scheduler.tick().await.expect("tick");
     assert!(shape(&log).is_empty(), "leased to another instance");
     api.advance(31);
+    assert_eq!(
+        api.service.next_timer().await.expect("next"),
+        Some(claimed[0].1),
+        "an expired lease counts by its due instant again"
+    );
     scheduler.tick().await.expect("tick");
     assert_eq!(shape(&log), [("warning".into(), 0, "ack".into())]);
+    let next = api.service.next_timer().await.expect("next");
+    assert!(
+        next.is_some_and(|at| at > api.clock_now()),
+        "after the warning, the breach is the next instant: {next:?}"
+    );
 }
 
 on_both_backends!(

@@ -416,9 +416,20 @@ impl Service {
         let portal_moved = prior.is_none_or(|p| {
             p.portal != after.portal || p.notified_at.is_some() != after.notified_at.is_some()
         });
+        // The procedure's state is computed (from every other open incident touching
+        // it) only for someone to tell it to: without a subscription to `procedure.*`
+        // events no such delivery is written. A subscription created between this look
+        // and the write's commit misses this one change of a procedure (never gets a
+        // wrong one): it gets the next, and the status document is always exact.
+        let combined = portal_moved
+            && after.notified_at.is_some()
+            && self
+                .store
+                .webhooks_subscribed(webhooks::PROCEDURE_PREFIX)
+                .await?;
         let mut procedures = Vec::new();
         for (id, homoclave) in after.procedure_ids.iter().zip(homoclaves) {
-            let others = if portal_moved && after.notified_at.is_some() {
+            let others = if combined {
                 self.store
                     .open_incidents_of(*id)
                     .await?
@@ -434,7 +445,10 @@ impl Service {
                 others,
             });
         }
-        let hooks = webhooks::events_of(prior, after, &procedures, now);
+        let mut hooks = webhooks::events_of(prior, after, &procedures, now);
+        if !combined {
+            hooks.retain(|h| !h.event_type.starts_with(webhooks::PROCEDURE_PREFIX));
+        }
         let shown_by_agency = events.iter().any(|e| {
             matches!(
                 &e.change,
@@ -454,7 +468,7 @@ impl Service {
             webhooks: hooks,
             banner_check: check,
             // What to look at again once written (see `reconcile_portal`).
-            procedures: (portal_moved && after.notified_at.is_some()).then_some(procedures),
+            procedures: combined.then_some(procedures),
         })
     }
 

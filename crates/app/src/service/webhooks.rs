@@ -32,6 +32,8 @@ pub const EVENT_TYPES: [(&str, &str); 3] = [
 pub const BUTTON: &str = "procedure.button";
 pub const BANNER: &str = "procedure.banner";
 pub const STATE: &str = "incident.state";
+/// What the types of a procedure's combined state ([`BUTTON`], [`BANNER`]) start with.
+pub const PROCEDURE_PREFIX: &str = "procedure.";
 
 /// The prefix of a secret as Standard Webhooks writes it.
 pub const SECRET_PREFIX: &str = "whsec_";

@@ -78,9 +78,14 @@ impl Store {
     /// When the scheduler must look again: the earliest due instant of a free timer, or the
     /// end of a lease that might have to be taken over.
     pub async fn next_timer(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        // The earliest free (or expired) timer from the `due_at` index, and the earliest
+        // running lease from the partial `lease_until` index: two short index reads,
+        // where one expression over every row read the whole table on each tick.
         self.earliest(
-            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > $1 \
-             THEN lease_until ELSE due_at END) FROM timers",
+            "SELECT MIN(t) FROM (\
+             SELECT (SELECT due_at FROM timers WHERE lease_until IS NULL OR lease_until <= $1 \
+             ORDER BY due_at LIMIT 1) AS t \
+             UNION ALL SELECT MIN(lease_until) FROM timers WHERE lease_until > $1) AS soonest",
             now,
         )
         .await

@@ -159,6 +159,17 @@ impl Store {
         .await
     }
 
+    /// Whether any subscription (active or paused: a paused one gets its deliveries on
+    /// resume) takes events whose type starts with `prefix` (`procedure.`).
+    pub async fn webhooks_subscribed(&self, prefix: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM webhook_subscriptions WHERE events LIKE $1 LIMIT 1")
+            .bind(format!("%,{prefix}%"))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db)?;
+        Ok(row.is_some())
+    }
+
     /// Every subscription, newest first.
     pub async fn webhooks(&self) -> Result<Vec<WebhookSubscription>, StoreError> {
         let sql = format!("SELECT {SUBSCRIPTION_COLS} FROM webhook_subscriptions ORDER BY id DESC");
