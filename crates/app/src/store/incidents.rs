@@ -300,7 +300,7 @@ impl Store {
         let mut results = Vec::with_capacity(items.len());
         for (prior, events, effects) in items {
             let (one, result) = appended(prior, events, &effects, now)?;
-            script.extend(one);
+            script.extend_independent(one);
             results.push(result);
         }
         self.run_script(script).await?;
@@ -853,7 +853,7 @@ pub(super) fn push_events(
     events: &[Event],
     now: Timestamp,
 ) {
-    for (s, event) in stored.iter().zip(events) {
+    for s in stored {
         script.push(
             INSERT_EVENT,
             vec![
@@ -867,8 +867,11 @@ pub(super) fn push_events(
                 s.hash.clone().into(),
             ],
         );
-        // The unique key of a planned action executed by this event: a second firing
-        // fails here even if two schedulers decided it at the same time.
+    }
+    // The unique key of a planned action executed by an event: a second firing fails
+    // here even if two schedulers decided it at the same time. After all the events (one
+    // kind of row after the other: see `script::postgres_plan`).
+    for (s, event) in stored.iter().zip(events) {
         if let Some(key) = ActionKey::of_change(folio, &event.change) {
             script.push(
                 INSERT_FIRED,

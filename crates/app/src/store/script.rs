@@ -8,6 +8,14 @@
 //! for SQLite (parameters renumbered `$1..$n` across the whole text, which sqlx-sqlite
 //! binds by number) and runs them one by one on PostgreSQL, whose extended protocol takes
 //! one statement per query.
+//!
+//! On PostgreSQL each of those statements is a round trip, and both sides' CPU goes to
+//! them. A script made of independent parts (the scheduler's chunk: one append per
+//! incident, [`Script::extend_independent`]) is therefore run with each kind of `INSERT
+//! … VALUES` of all its parts as one multi-row statement, in an order that keeps every
+//! part's own order (`postgres_plan`); updates, deletes and anything else run one by one
+//! at their place. A chunk of 20 firings then takes a handful of round trips per kind of
+//! row instead of a dozen per incident.
 
 use sqlx::any::AnyArguments;
 use sqlx::{AnyConnection, Arguments};
@@ -97,6 +105,8 @@ fn add(args: &mut AnyArguments, value: Value) -> Result<(), StoreError> {
 #[derive(Debug, Default)]
 pub struct Script {
     parts: Vec<(&'static str, Vec<Value>)>,
+    /// Where each part added by [`Script::extend_independent`] begins.
+    boundaries: Vec<usize>,
 }
 
 impl Script {
@@ -108,8 +118,12 @@ impl Script {
         self.parts.push((sql, values));
     }
 
-    /// `other`'s statements after these.
-    pub fn extend(&mut self, other: Script) {
+    /// `other`'s statements after these, as a part that touches other rows than the
+    /// others so added (another incident's append): on PostgreSQL its statements may be
+    /// run together with the same statements of the other parts (see `postgres_plan`),
+    /// its own order kept. Its own parts, if any, count as one.
+    pub fn extend_independent(&mut self, other: Script) {
+        self.boundaries.push(self.parts.len());
         self.parts.extend(other.parts);
     }
 
@@ -138,16 +152,218 @@ impl Script {
                 .execute(&mut *conn)
                 .await?;
         } else {
-            for (text, values) in self.parts {
+            for statement in postgres_plan(self.parts, &self.boundaries) {
+                let (sql, values) = match statement {
+                    Planned::One(text, values) => (std::borrow::Cow::Borrowed(text), values),
+                    Planned::Merged(text, values) => (std::borrow::Cow::Owned(text), values),
+                };
                 let mut args = AnyArguments::default();
                 for v in values {
                     add(&mut args, v).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
                 }
-                sqlx::query_with(text, args).execute(&mut *conn).await?;
+                match sql {
+                    std::borrow::Cow::Borrowed(text) => {
+                        sqlx::query_with(text, args).execute(&mut *conn).await?
+                    }
+                    // Its text depends on how many rows it carries: not worth a place
+                    // in the connection's statement cache.
+                    std::borrow::Cow::Owned(text) => {
+                        sqlx::query_with(sqlx::AssertSqlSafe(text), args)
+                            .persistent(false)
+                            .execute(&mut *conn)
+                            .await?
+                    }
+                };
             }
         }
         Ok(())
     }
+}
+
+/// A statement as PostgreSQL runs it: one of the script's, or several rows of the same
+/// `INSERT` in one.
+#[derive(Debug, PartialEq)]
+enum Planned {
+    One(&'static str, Vec<Value>),
+    Merged(String, Vec<Value>),
+}
+
+/// Most parameters one PostgreSQL statement takes.
+const MAX_PARAMS: usize = 65_535;
+
+/// The order PostgreSQL runs a script in. Without independent parts, the script's own.
+/// With them, statements of the same text form a kind; the kinds are ordered so that
+/// every part's statements keep their order (a topological order of "this kind comes
+/// right after that one in some part", ties broken by first appearance), and the rows of
+/// each `INSERT … VALUES` kind become one statement. Statements of other parts may so run
+/// earlier or later than before, which only parts touching different rows allow. When no
+/// such order exists (a part repeats a kind after another), the script's own order.
+fn postgres_plan(parts: Vec<(&'static str, Vec<Value>)>, boundaries: &[usize]) -> Vec<Planned> {
+    let as_is = |parts: Vec<(&'static str, Vec<Value>)>| {
+        parts
+            .into_iter()
+            .map(|(sql, values)| Planned::One(sql, values))
+            .collect()
+    };
+    if boundaries.is_empty() || parts.len() < 2 {
+        return as_is(parts);
+    }
+    // Kinds by first appearance.
+    let mut kinds: Vec<&'static str> = Vec::new();
+    let kind_of: Vec<usize> = parts
+        .iter()
+        .map(|(sql, _)| match kinds.iter().position(|k| k == sql) {
+            Some(i) => i,
+            None => {
+                kinds.push(sql);
+                kinds.len() - 1
+            }
+        })
+        .collect();
+    // "b right after a" within each part.
+    let mut starts: Vec<usize> = std::iter::once(0)
+        .chain(boundaries.iter().copied())
+        .collect();
+    starts.push(parts.len());
+    let mut after = vec![vec![false; kinds.len()]; kinds.len()];
+    for w in starts.windows(2) {
+        for pair in kind_of[w[0]..w[1]].windows(2) {
+            if pair[0] != pair[1] {
+                after[pair[0]][pair[1]] = true;
+            }
+        }
+    }
+    let mut pending: Vec<usize> = (0..kinds.len())
+        .map(|b| (0..kinds.len()).filter(|&a| after[a][b]).count())
+        .collect();
+    let mut order = Vec::with_capacity(kinds.len());
+    let mut placed = vec![false; kinds.len()];
+    while let Some(next) = (0..kinds.len()).find(|&k| !placed[k] && pending[k] == 0) {
+        placed[next] = true;
+        order.push(next);
+        for (b, p) in pending.iter_mut().enumerate() {
+            if after[next][b] {
+                *p -= 1;
+            }
+        }
+    }
+    if order.len() < kinds.len() {
+        return as_is(parts);
+    }
+    let mut rows: Vec<Vec<Vec<Value>>> = vec![Vec::new(); kinds.len()];
+    for ((_, values), kind) in parts.into_iter().zip(kind_of) {
+        rows[kind].push(values);
+    }
+    let mut out = Vec::new();
+    for kind in order {
+        let sql = kinds[kind];
+        let rows = std::mem::take(&mut rows[kind]);
+        match insert_shape(sql).filter(|shape| rows.len() > 1 && shape.rows_allowed(&rows)) {
+            Some(shape) => {
+                let per_row = highest_placeholder(sql).max(1);
+                let mut rows = rows.into_iter().peekable();
+                while rows.peek().is_some() {
+                    let batch: Vec<Vec<Value>> = rows.by_ref().take(MAX_PARAMS / per_row).collect();
+                    let tuples: Vec<String> = (0..batch.len())
+                        .map(|i| renumber(shape.tuple, i * per_row))
+                        .collect();
+                    let text = format!("{}{}{}", shape.head, tuples.join(", "), shape.tail);
+                    out.push(Planned::Merged(text, batch.into_iter().flatten().collect()));
+                }
+            }
+            None => out.extend(rows.into_iter().map(|values| Planned::One(sql, values))),
+        }
+    }
+    out
+}
+
+/// An `INSERT INTO t (cols) VALUES (tuple) tail` whose rows can share one statement.
+struct InsertShape<'a> {
+    /// Up to and including `VALUES `.
+    head: &'a str,
+    /// `(…)`: the only place parameters appear.
+    tuple: &'a str,
+    /// `ON CONFLICT …`, or nothing.
+    tail: &'a str,
+    /// For `ON CONFLICT (…) DO UPDATE`: the parameters (1-based) giving the conflict
+    /// key. Two rows with the same key cannot share a statement (PostgreSQL refuses to
+    /// update a row twice in one command).
+    key: Option<Vec<usize>>,
+}
+
+impl InsertShape<'_> {
+    fn rows_allowed(&self, rows: &[Vec<Value>]) -> bool {
+        let Some(key) = &self.key else { return true };
+        let keys: Vec<Vec<&Value>> = rows
+            .iter()
+            .map(|r| key.iter().filter_map(|k| r.get(k - 1)).collect())
+            .collect();
+        keys.iter()
+            .enumerate()
+            .all(|(i, a)| a.len() == key.len() && keys[..i].iter().all(|b| a != b))
+    }
+}
+
+/// The parts of an `INSERT … VALUES (…)` with parameters only in its tuple; `None` for
+/// any other statement (those run one by one).
+fn insert_shape(sql: &str) -> Option<InsertShape<'_>> {
+    let rest = sql.strip_prefix("INSERT INTO ")?;
+    let values_at = sql.find(" VALUES (")? + " VALUES ".len();
+    let head = &sql[..values_at];
+    // The tuple's closing parenthesis (ours hold no parentheses in quotes).
+    let mut depth = 0usize;
+    let mut end = None;
+    for (i, c) in sql[values_at..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(values_at + i + 1);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = end?;
+    let (tuple, tail) = (&sql[values_at..end], &sql[end..]);
+    if head.contains('$') || tail.contains('$') || tail.contains("RETURNING") {
+        return None;
+    }
+    if !(tail.is_empty() || tail.trim_start().starts_with("ON CONFLICT")) {
+        return None;
+    }
+    let key = if tail.contains("DO UPDATE") {
+        let columns = inside_parens(&rest[rest.find('(')?..])?;
+        let target = inside_parens(&tail[tail.find('(')?..])?;
+        let values = inside_parens(tuple)?;
+        let columns: Vec<&str> = columns.split(',').map(str::trim).collect();
+        let values: Vec<&str> = values.split(',').map(str::trim).collect();
+        if columns.len() != values.len() {
+            return None;
+        }
+        let mut key = Vec::new();
+        for col in target.split(',').map(str::trim) {
+            let at = columns.iter().position(|c| *c == col)?;
+            key.push(values[at].strip_prefix('$')?.parse::<usize>().ok()?);
+        }
+        Some(key)
+    } else {
+        None
+    };
+    Some(InsertShape {
+        head,
+        tuple,
+        tail,
+        key,
+    })
+}
+
+/// What a text starting with `(` holds up to its first `)`.
+fn inside_parens(text: &str) -> Option<&str> {
+    let text = text.strip_prefix('(')?;
+    Some(&text[..text.find(')')?])
 }
 
 impl Script {
@@ -226,7 +442,133 @@ fn renumber(sql: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::renumber;
+    use super::{Planned, Value, postgres_plan, renumber};
+
+    const EVENT: &str = "INSERT INTO e (folio, seq) VALUES ($1, $2)";
+    const TIMER: &str = "INSERT INTO t (folio, due) VALUES ($1, $2) ON CONFLICT (folio) DO UPDATE SET due = excluded.due";
+    const CLEAR: &str = "DELETE FROM t WHERE folio = $1";
+    const MAIL: &str = "INSERT INTO o (folio, state, at) VALUES ($1, 'pending', $2)";
+    const UPDATE: &str = "UPDATE i SET v = $2 WHERE folio = $1";
+
+    fn v(folio: &str, n: i64) -> Vec<Value> {
+        vec![folio.into(), n.into()]
+    }
+
+    /// Independent parts as the scheduler's chunk makes them.
+    fn chunk(parts: Vec<Vec<(&'static str, Vec<Value>)>>) -> Vec<Planned> {
+        let mut all = Vec::new();
+        let mut boundaries = Vec::new();
+        for p in parts {
+            boundaries.push(all.len());
+            all.extend(p);
+        }
+        postgres_plan(all, &boundaries)
+    }
+
+    #[test]
+    fn the_same_insert_of_independent_parts_becomes_one_statement_in_an_order_each_part_keeps() {
+        let plan = chunk(vec![
+            vec![(EVENT, v("A", 1)), (UPDATE, v("A", 1)), (TIMER, v("A", 10))],
+            // B ends its timers (a delete where A set one) and queues mail.
+            vec![
+                (EVENT, v("B", 1)),
+                (EVENT, v("B", 2)),
+                (UPDATE, v("B", 2)),
+                (CLEAR, vec!["B".into()]),
+                (MAIL, v("B", 5)),
+            ],
+            vec![
+                (EVENT, v("C", 1)),
+                (UPDATE, v("C", 1)),
+                (TIMER, v("C", 30)),
+                (MAIL, v("C", 6)),
+            ],
+        ]);
+        let merged_events = Planned::Merged(
+            "INSERT INTO e (folio, seq) VALUES ($1, $2), ($3, $4), ($5, $6), ($7, $8)".into(),
+            [v("A", 1), v("B", 1), v("B", 2), v("C", 1)].concat(),
+        );
+        assert_eq!(plan[0], merged_events);
+        // Updates stay one by one, in the parts' order.
+        assert_eq!(plan[1], Planned::One(UPDATE, v("A", 1)));
+        assert_eq!(plan[2], Planned::One(UPDATE, v("B", 2)));
+        assert_eq!(plan[3], Planned::One(UPDATE, v("C", 1)));
+        let rest: Vec<&Planned> = plan[4..].iter().collect();
+        assert_eq!(
+            rest.len(),
+            3,
+            "timers (2 rows), the delete, mail (2 rows): {rest:?}"
+        );
+        assert!(rest.contains(&&Planned::Merged(
+            "INSERT INTO t (folio, due) VALUES ($1, $2), ($3, $4) ON CONFLICT (folio) DO UPDATE SET due = excluded.due".into(),
+            [v("A", 10), v("C", 30)].concat(),
+        )));
+        assert!(rest.contains(&&Planned::One(CLEAR, vec!["B".into()])));
+        let mail = Planned::Merged(
+            "INSERT INTO o (folio, state, at) VALUES ($1, 'pending', $2), ($3, 'pending', $4)"
+                .into(),
+            [v("B", 5), v("C", 6)].concat(),
+        );
+        // B's delete comes before B's mail, as in B.
+        let at = |p: &Planned| rest.iter().position(|r| *r == p);
+        assert!(at(&Planned::One(CLEAR, vec!["B".into()])) < at(&mail));
+    }
+
+    #[test]
+    fn an_upsert_with_the_same_key_twice_runs_row_by_row() {
+        let plan = chunk(vec![vec![(TIMER, v("A", 1))], vec![(TIMER, v("A", 2))]]);
+        assert_eq!(
+            plan,
+            vec![
+                Planned::One(TIMER, v("A", 1)),
+                Planned::One(TIMER, v("A", 2))
+            ]
+        );
+    }
+
+    #[test]
+    fn without_an_order_every_part_keeps_the_script_runs_as_written() {
+        // A part that repeats a kind after another: no order of kinds keeps it.
+        let parts = vec![
+            vec![(EVENT, v("A", 1)), (UPDATE, v("A", 1)), (EVENT, v("A", 2))],
+            vec![(EVENT, v("B", 1))],
+        ];
+        let plan = chunk(parts);
+        assert_eq!(
+            plan,
+            vec![
+                Planned::One(EVENT, v("A", 1)),
+                Planned::One(UPDATE, v("A", 1)),
+                Planned::One(EVENT, v("A", 2)),
+                Planned::One(EVENT, v("B", 1)),
+            ]
+        );
+        // Nor is a script of one piece changed.
+        let one = postgres_plan(vec![(EVENT, v("A", 1)), (EVENT, v("A", 2))], &[]);
+        assert_eq!(
+            one,
+            vec![
+                Planned::One(EVENT, v("A", 1)),
+                Planned::One(EVENT, v("A", 2))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_statement_with_parameters_outside_its_tuple_is_never_merged() {
+        const SELECTED: &str = "INSERT INTO d (a, b) SELECT id, $1 FROM s WHERE x LIKE $2";
+        let plan = chunk(vec![
+            vec![(SELECTED, v("A", 1))],
+            vec![(SELECTED, v("B", 1))],
+        ]);
+        assert_eq!(
+            plan,
+            vec![
+                Planned::One(SELECTED, v("A", 1)),
+                Planned::One(SELECTED, v("B", 1))
+            ]
+        );
+    }
 
     #[test]
     fn renumber_shifts_every_parameter() {
