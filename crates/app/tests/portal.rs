@@ -1397,6 +1397,52 @@ async fn concurrent_validations_end_with_the_procedures_true_button(url: String)
     }
 }
 
+/// Resolves and validates a notified incident (which enables its button again).
+async fn resolve_and_validate(api: &Api, folio: &str) {
+    api.step(folio, "acknowledge", &api.agency, json!({})).await;
+    api.advance(60);
+    api.step(
+        folio,
+        "resolution",
+        &api.agency,
+        json!({"summary": "Corregido"}),
+    )
+    .await;
+    api.advance(60);
+    api.step(
+        folio,
+        "validation",
+        &api.validator,
+        json!({"passed": true, "observations": []}),
+    )
+    .await;
+}
+
+/// While nobody takes `procedure.*` events the other incidents of a procedure are not
+/// read; a subscription made while one is open still hears the procedure's combined
+/// state from the next change on: a second incident and its validation leave the button
+/// disabled (the first is still open), the first one's validation enables it.
+async fn a_subscription_made_while_an_incident_is_open_hears_the_combined_state(url: String) {
+    let api = Api::new(&url).await;
+    let receiver = Receiver::start(Mode::Accept).await;
+    let first = notified(&api).await;
+    let sub = subscribe(&api, &receiver.url(), &[BUTTON]).await;
+    let id = sub.subscription.id;
+    api.advance(60);
+    let second = notified(&api).await;
+    resolve_and_validate(&api, &second).await;
+    assert!(
+        deliveries(&api, id).await.is_empty(),
+        "the first incident keeps the button disabled: nothing to announce"
+    );
+    resolve_and_validate(&api, &first).await;
+    let buttons = deliveries(&api, id).await;
+    assert_eq!(types(&buttons), [BUTTON], "{buttons:?}");
+    let body: Value = serde_json::from_str(&buttons[0].payload).expect("JSON");
+    assert_eq!(body["data"]["button_enabled"], true, "{body}");
+    assert_eq!(body["data"]["folio"], first.as_str(), "{body}");
+}
+
 /// The button and the banner are the procedure's, combined over every open published
 /// incident touching it: two incidents disabling the button, the first validated does not
 /// enable it, the second does; two showing the same notice, the first removing its
@@ -2785,6 +2831,7 @@ on_both_backends!(
     a_dead_webhook_superseded_by_a_later_one_stays_dead_on_retry,
     an_incident_of_two_procedures_announces_each_under_its_own_id,
     concurrent_validations_end_with_the_procedures_true_button,
+    a_subscription_made_while_an_incident_is_open_hears_the_combined_state,
     two_workers_draining_at_once_send_each_delivery_once,
     the_worker_wakes_for_what_it_can_send_not_for_deliveries_held_back_or_paused,
     a_failed_attempt_says_why_in_spanish,

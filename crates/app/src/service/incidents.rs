@@ -468,6 +468,7 @@ impl Service {
             hooks: !effects.webhooks.is_empty(),
             check: effects.banner_check.is_some(),
             procedures: portal.procedures,
+            unread: portal.unread,
         };
         Ok((effects, written))
     }
@@ -486,7 +487,8 @@ impl Service {
             self.banner_wake.notify_one();
         }
         if let Some(procedures) = &written.procedures {
-            self.reconcile_portal(state, procedures, now).await;
+            self.reconcile_portal(state, procedures, written.unread, now)
+                .await;
         }
     }
 
@@ -617,6 +619,7 @@ pub(super) struct Written {
     hooks: bool,
     check: bool,
     procedures: Option<Vec<super::webhooks::ProcedureView>>,
+    unread: bool,
 }
 
 /// What a use-case makes of an incident's latest state.

@@ -133,6 +133,9 @@ pub(crate) struct PortalEffects {
     /// The procedures whose combined state may have moved, with the other incidents as
     /// read before the write.
     pub procedures: Option<Vec<webhooks::ProcedureView>>,
+    /// Whether the other incidents were left unread (nobody took `procedure.*` events
+    /// when the change was decided): see [`Service::reconcile_portal`].
+    pub unread: bool,
 }
 
 /// A part of the service beyond incidents, with the roles its use-cases require.
@@ -419,10 +422,10 @@ impl Service {
         // The procedure's state is computed (from every other open incident touching
         // it) only for someone to tell it to: without a subscription to `procedure.*`
         // events no such delivery is written. A subscription created between this look
-        // and the write's commit misses this one change of a procedure (never gets a
-        // wrong one): it gets the next, and the status document is always exact.
-        let combined = portal_moved
-            && after.notified_at.is_some()
+        // and the write's commit is told the procedure's whole state once the write is
+        // done (`reconcile_portal`).
+        let moved = portal_moved && after.notified_at.is_some();
+        let combined = moved
             && self
                 .store
                 .webhooks_subscribed(webhooks::PROCEDURE_PREFIX)
@@ -468,7 +471,8 @@ impl Service {
             webhooks: hooks,
             banner_check: check,
             // What to look at again once written (see `reconcile_portal`).
-            procedures: combined.then_some(procedures),
+            procedures: moved.then_some(procedures),
+            unread: !combined,
         })
     }
 
@@ -478,12 +482,33 @@ impl Service {
     /// the same instant each miss the other's change; the later of them sees both here and
     /// announces the procedure's true state (ids ending `_r`). Best effort: a failure is
     /// logged (the change itself is written), and the status document stays exact.
+    ///
+    /// When the other incidents were left `unread` (nobody took `procedure.*` events
+    /// before the write), nothing was announced: there is nothing to correct unless a
+    /// subscription appeared meanwhile, which then hears the procedure's whole state as
+    /// it is now (it may have heard a state without this change from a write that looked
+    /// after it appeared).
     pub(crate) async fn reconcile_portal(
         &self,
         after: &incidencias_core::Incident,
         procedures: &[webhooks::ProcedureView],
+        unread: bool,
         now: Timestamp,
     ) {
+        if unread {
+            match self
+                .store
+                .webhooks_subscribed(webhooks::PROCEDURE_PREFIX)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no se pudo revisar si hay suscripciones nuevas");
+                    return;
+                }
+            }
+        }
         let mut hooks = Vec::new();
         for p in procedures {
             let fresh = match self.store.open_incidents_of(p.id).await {
@@ -493,8 +518,16 @@ impl Service {
                     return;
                 }
             };
-            let announced =
-                incidencias_core::procedure_status(p.others.iter().chain(std::iter::once(after)));
+            let announced = if unread {
+                // Unlike the state now in every field announced: all of it is told.
+                incidencias_core::portal::ProcedureStatus {
+                    button_enabled: !fresh.button_enabled,
+                    banner_shown: !fresh.banner_shown,
+                    ..fresh.clone()
+                }
+            } else {
+                incidencias_core::procedure_status(p.others.iter().chain(std::iter::once(after)))
+            };
             hooks.extend(webhooks::procedure_events(
                 after,
                 &p.homoclave,

@@ -115,6 +115,10 @@ impl Script {
     }
 
     pub fn push(&mut self, sql: &'static str, values: Vec<Value>) {
+        debug_assert!(
+            self.boundaries.is_empty(),
+            "a statement after independent parts would join the last of them"
+        );
         self.parts.push((sql, values));
     }
 
@@ -258,9 +262,10 @@ fn postgres_plan(parts: Vec<(&'static str, Vec<Value>)>, boundaries: &[usize]) -
     for kind in order {
         let sql = kinds[kind];
         let rows = std::mem::take(&mut rows[kind]);
-        match insert_shape(sql).filter(|shape| rows.len() > 1 && shape.rows_allowed(&rows)) {
+        let per_row = highest_placeholder(sql).max(1);
+        let fits = rows.len() > 1 && per_row <= MAX_PARAMS;
+        match insert_shape(sql).filter(|shape| fits && shape.rows_allowed(&rows)) {
             Some(shape) => {
-                let per_row = highest_placeholder(sql).max(1);
                 let mut rows = rows.into_iter().peekable();
                 while rows.peek().is_some() {
                     let batch: Vec<Vec<Value>> = rows.by_ref().take(MAX_PARAMS / per_row).collect();
@@ -294,13 +299,38 @@ struct InsertShape<'a> {
 impl InsertShape<'_> {
     fn rows_allowed(&self, rows: &[Vec<Value>]) -> bool {
         let Some(key) = &self.key else { return true };
-        let keys: Vec<Vec<&Value>> = rows
+        // As the database compares them: `Text("A")` and `OptText(Some("A"))` are one key
+        // (and NULLs, which never conflict, are counted as equal: the safe side).
+        let keys: Vec<Vec<Option<SqlValue<'_>>>> = rows
             .iter()
-            .map(|r| key.iter().filter_map(|k| r.get(k - 1)).collect())
+            .map(|r| {
+                key.iter()
+                    .filter_map(|k| r.get(k - 1))
+                    .map(sql_value)
+                    .collect()
+            })
             .collect();
         keys.iter()
             .enumerate()
             .all(|(i, a)| a.len() == key.len() && keys[..i].iter().all(|b| a != b))
+    }
+}
+
+/// A bound value as SQL sees it.
+#[derive(PartialEq)]
+enum SqlValue<'a> {
+    Int(i64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+fn sql_value(v: &Value) -> Option<SqlValue<'_>> {
+    match v {
+        Value::Int(i) | Value::OptInt(Some(i)) => Some(SqlValue::Int(*i)),
+        Value::Text(t) => Some(SqlValue::Text(t)),
+        Value::OptText(t) => t.as_deref().map(SqlValue::Text),
+        Value::OptBytes(b) => b.as_deref().map(SqlValue::Bytes),
+        Value::OptInt(None) => None,
     }
 }
 
@@ -523,6 +553,13 @@ mod tests {
                 Planned::One(TIMER, v("A", 1)),
                 Planned::One(TIMER, v("A", 2))
             ]
+        );
+        // The same key bound as another kind of value is still the same key.
+        let same = vec![Value::OptText(Some("A".into())), 2.into()];
+        let plan = chunk(vec![vec![(TIMER, v("A", 1))], vec![(TIMER, same.clone())]]);
+        assert_eq!(
+            plan,
+            vec![Planned::One(TIMER, v("A", 1)), Planned::One(TIMER, same)]
         );
     }
 
