@@ -106,12 +106,6 @@ impl Scheduler {
         self
     }
 
-    /// Shortest time between the starts of two ticks (see [`MIN_INTERVAL`]).
-    pub fn with_min_interval(mut self, min_interval: Duration) -> Scheduler {
-        self.min_interval = min_interval;
-        self
-    }
-
     pub fn with_observer(mut self, observer: Observer) -> Scheduler {
         self.observer = Some(observer);
         self

@@ -448,10 +448,7 @@ impl Service {
                 others,
             });
         }
-        let mut hooks = webhooks::events_of(prior, after, &procedures, now);
-        if !combined {
-            hooks.retain(|h| !h.event_type.starts_with(webhooks::PROCEDURE_PREFIX));
-        }
+        let hooks = webhooks::events_of(prior, after, &procedures, combined, now);
         let shown_by_agency = events.iter().any(|e| {
             matches!(
                 &e.change,

@@ -110,18 +110,21 @@ pub(crate) fn procedure_events(
 /// Only what is published: nothing about a report before it is notified (it may still be
 /// dismissed as a false alarm, and nobody outside the help desk knew of it). The button
 /// and the banner are announced per procedure as the portal must show them: combined
-/// with the procedure's other open incidents, and only when that combination changed.
+/// with the procedure's other open incidents, and only when that combination changed
+/// (and only with `combined`: when those incidents were read for someone to tell).
 pub(crate) fn events_of(
     prior: Option<&Incident>,
     after: &Incident,
     procedures: &[ProcedureView],
+    combined: bool,
     at: Timestamp,
 ) -> Vec<NewWebhook> {
     let mut out = Vec::new();
     if after.notified_at.is_none() {
         return out;
     }
-    for p in procedures {
+    let combinations = if combined { procedures } else { &[] };
+    for p in combinations {
         let status = |incident: Option<&Incident>| {
             incidencias_core::procedure_status(p.others.iter().chain(incident))
         };

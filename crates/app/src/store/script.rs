@@ -100,6 +100,15 @@ fn add(args: &mut AnyArguments, value: Value) -> Result<(), StoreError> {
     r.map_err(|e| StoreError::Database(format!("parámetro no válido: {e}")))
 }
 
+/// One statement's bound values.
+fn arguments(values: Vec<Value>) -> Result<AnyArguments, sqlx::Error> {
+    let mut args = AnyArguments::default();
+    for v in values {
+        add(&mut args, v).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    }
+    Ok(args)
+}
+
 /// Statements, each with its own `$1..$k` parameters, run in order; the first failure
 /// stops the script (the caller's transaction or savepoint undoes the rest).
 #[derive(Debug, Default)]
@@ -157,22 +166,16 @@ impl Script {
                 .await?;
         } else {
             for statement in postgres_plan(self.parts, &self.boundaries) {
-                let (sql, values) = match statement {
-                    Planned::One(text, values) => (std::borrow::Cow::Borrowed(text), values),
-                    Planned::Merged(text, values) => (std::borrow::Cow::Owned(text), values),
-                };
-                let mut args = AnyArguments::default();
-                for v in values {
-                    add(&mut args, v).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-                }
-                match sql {
-                    std::borrow::Cow::Borrowed(text) => {
-                        sqlx::query_with(text, args).execute(&mut *conn).await?
+                match statement {
+                    Planned::One(text, values) => {
+                        sqlx::query_with(text, arguments(values)?)
+                            .execute(&mut *conn)
+                            .await?
                     }
                     // Its text depends on how many rows it carries: not worth a place
                     // in the connection's statement cache.
-                    std::borrow::Cow::Owned(text) => {
-                        sqlx::query_with(sqlx::AssertSqlSafe(text), args)
+                    Planned::Merged(text, values) => {
+                        sqlx::query_with(sqlx::AssertSqlSafe(text), arguments(values)?)
                             .persistent(false)
                             .execute(&mut *conn)
                             .await?
