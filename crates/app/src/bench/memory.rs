@@ -447,7 +447,14 @@ pub async fn memory_bench(args: MemoryBench) -> Result<i32, StoreError> {
     let epoch: Timestamp = EPOCH.parse().map_err(invalid)?;
     eprintln!("creando {} incidencias abiertas...", args.incidents);
     let setup = Instant::now();
-    super::timers::dataset(&incidents_url, args.incidents, epoch, 3600).await?;
+    super::timers::dataset(
+        &incidents_url,
+        args.incidents,
+        epoch,
+        3600,
+        super::timers::DeadlineOrder::Creation,
+    )
+    .await?;
     let token = {
         let store = Store::open(&incidents_url).await?;
         let service = Service::new(store.clone(), Arc::new(SystemClock));

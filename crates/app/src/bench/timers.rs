@@ -50,6 +50,22 @@ pub struct TimersBench {
     /// Chunks fired at once (the scheduler's default when absent).
     #[arg(long)]
     pub parallel: Option<usize>,
+    /// How the deadlines follow the order the incidents were created in.
+    #[arg(long, value_enum, default_value_t = DeadlineOrder::Creation)]
+    pub order: DeadlineOrder,
+}
+
+/// The relation between the order incidents are created in (their folios, and their
+/// rows' places in the database) and the order their deadlines fall in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeadlineOrder {
+    /// As in service: an incident notified later has its deadline later (the 64 writers
+    /// take the next deadline from one counter).
+    Creation,
+    /// Each of the 64 writers creates its own block of consecutive deadlines, all at
+    /// once: neighbouring deadlines belong to incidents created ~64 apart (a worst case
+    /// for locality; the dataset of the earlier sessions' figures).
+    Blocks,
 }
 
 /// Real time, shifted: `now()` is `origin` at `start` and advances with the wall clock.
@@ -108,6 +124,7 @@ pub(super) async fn dataset(
     n: usize,
     epoch: Timestamp,
     spread_s: i64,
+    order: DeadlineOrder,
 ) -> Result<(), StoreError> {
     let store = Store::open(url).await?;
     let service = Service::new(store.clone(), Arc::new(ManualClock::new(epoch)));
@@ -127,14 +144,27 @@ pub(super) async fn dataset(
         agency: None,
     };
     let per_task = n.div_ceil(64);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..64 {
-        let (store, org, actor, policy) =
-            (store.clone(), org.clone(), actor.clone(), policy.clone());
+        let (store, org, actor, policy, next) = (
+            store.clone(),
+            org.clone(),
+            actor.clone(),
+            policy.clone(),
+            next.clone(),
+        );
         let procedure = ProcedureId(procedure.id);
         let agency_id = incidencias_core::AgencyId(agency.id);
+        let mut block = (t * per_task)..((t + 1) * per_task).min(n);
         tasks.spawn(async move {
-            for i in (t * per_task)..((t + 1) * per_task).min(n) {
+            let mut take = || match order {
+                DeadlineOrder::Creation => {
+                    Some(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).filter(|i| *i < n)
+                }
+                DeadlineOrder::Blocks => block.next(),
+            };
+            while let Some(i) = take() {
                 let offset_ms = (i as i64) * spread_s * 1000 / (n as i64);
                 let due = epoch + SignedDuration::from_millis(offset_ms);
                 let notified = due - SignedDuration::from_secs(600);
@@ -293,8 +323,11 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     // The virtual minute: deadlines from `epoch` to `epoch + spread`.
     let epoch: Timestamp = "2026-11-27T12:00:00Z".parse().map_err(invalid)?;
     let setup = Instant::now();
-    eprintln!("creando {} incidencias...", args.incidents);
-    dataset(&url_a, args.incidents, epoch, args.spread_s).await?;
+    eprintln!(
+        "creando {} incidencias (orden de los plazos: {:?})...",
+        args.incidents, args.order
+    );
+    dataset(&url_a, args.incidents, epoch, args.spread_s, args.order).await?;
     eprintln!("  listo en {:.1} s", setup.elapsed().as_secs_f64());
     {
         let a = Store::open(&url_a).await?;
@@ -337,6 +370,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    println!("deadline order: {:?} (`--order`)\n", args.order);
     println!("| measurement (rounds: {rounds}) | per second (median) | per round |");
     println!("|---|---|---|");
     println!(
@@ -376,7 +410,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         args.incidents
     );
     let url_half = format!("sqlite://{dir}/half.db");
-    dataset(&url_half, args.incidents, epoch, spread_half).await?;
+    dataset(&url_half, args.incidents, epoch, spread_half, args.order).await?;
     let (at_half, _) = replay(&url_half, epoch, spread_half).await?;
 
     eprintln!(

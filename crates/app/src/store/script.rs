@@ -198,28 +198,23 @@ enum Planned {
 /// Most parameters one PostgreSQL statement takes.
 const MAX_PARAMS: usize = 65_535;
 
-/// The order PostgreSQL runs a script in. Without independent parts, the script's own.
-/// With them, statements of the same text form a kind; the kinds are ordered so that
-/// every part's statements keep their order (a topological order of "this kind comes
-/// right after that one in some part", ties broken by first appearance), and the rows of
-/// each `INSERT … VALUES` kind become one statement. Statements of other parts may so run
-/// earlier or later than before, which only parts touching different rows allow. When no
-/// such order exists (a part repeats a kind after another), the script's own order.
-fn postgres_plan(parts: Vec<(&'static str, Vec<Value>)>, boundaries: &[usize]) -> Vec<Planned> {
-    let as_is = |parts: Vec<(&'static str, Vec<Value>)>| {
-        parts
-            .into_iter()
-            .map(|(sql, values)| Planned::One(sql, values))
-            .collect()
-    };
+/// The order a script with independent parts may run in: statements of the same text
+/// form a kind; the kinds are ordered so that every part's statements keep their order
+/// (a topological order of "this kind comes right after that one in some part", ties
+/// broken by first appearance), each kind's statements together in the script's order.
+/// Statements of other parts may so run earlier or later than written, which only parts
+/// touching different rows allow. `None` (run as written) without independent parts, or
+/// when no such order exists (a part repeats a kind after another).
+fn kind_order(parts: &[(&'static str, Vec<Value>)], boundaries: &[usize]) -> Option<Vec<usize>> {
     if boundaries.is_empty() || parts.len() < 2 {
-        return as_is(parts);
+        return None;
     }
-    // Kinds by first appearance.
+    // Kinds by first appearance (the texts are constants: the same address, mostly).
+    let same = |a: &str, b: &str| std::ptr::eq(a, b) || a == b;
     let mut kinds: Vec<&'static str> = Vec::new();
     let kind_of: Vec<usize> = parts
         .iter()
-        .map(|(sql, _)| match kinds.iter().position(|k| k == sql) {
+        .map(|(sql, _)| match kinds.iter().position(|k| same(k, sql)) {
             Some(i) => i,
             None => {
                 kinds.push(sql);
@@ -255,16 +250,37 @@ fn postgres_plan(parts: Vec<(&'static str, Vec<Value>)>, boundaries: &[usize]) -
         }
     }
     if order.len() < kinds.len() {
-        return as_is(parts);
+        return None;
     }
-    let mut rows: Vec<Vec<Vec<Value>>> = vec![Vec::new(); kinds.len()];
-    for ((_, values), kind) in parts.into_iter().zip(kind_of) {
-        rows[kind].push(values);
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); kinds.len()];
+    for (i, kind) in kind_of.into_iter().enumerate() {
+        rows[kind].push(i);
     }
+    Some(
+        order
+            .into_iter()
+            .flat_map(|kind| std::mem::take(&mut rows[kind]))
+            .collect(),
+    )
+}
+
+/// The order PostgreSQL runs a script in: [`kind_order`]'s, where the rows of each
+/// `INSERT … VALUES` kind become one statement; without it, the script's own.
+fn postgres_plan(parts: Vec<(&'static str, Vec<Value>)>, boundaries: &[usize]) -> Vec<Planned> {
+    let Some(order) = kind_order(&parts, boundaries) else {
+        return parts
+            .into_iter()
+            .map(|(sql, values)| Planned::One(sql, values))
+            .collect();
+    };
+    let mut parts: Vec<Option<(&'static str, Vec<Value>)>> = parts.into_iter().map(Some).collect();
+    let mut ordered = order.into_iter().filter_map(|i| parts[i].take()).peekable();
     let mut out = Vec::new();
-    for kind in order {
-        let sql = kinds[kind];
-        let rows = std::mem::take(&mut rows[kind]);
+    while let Some((sql, first)) = ordered.next() {
+        let mut rows = vec![first];
+        while let Some((_, values)) = ordered.next_if(|(next, _)| *next == sql) {
+            rows.push(values);
+        }
         let per_row = highest_placeholder(sql).max(1);
         let fits = rows.len() > 1 && per_row <= MAX_PARAMS;
         match insert_shape(sql).filter(|shape| fits && shape.rows_allowed(&rows)) {
@@ -400,33 +416,55 @@ fn inside_parens(text: &str) -> Option<&str> {
 }
 
 impl Script {
-    /// Runs the statements on a connection of the writer's own thread, one by one from
-    /// its statement cache: no other thread, no compound text to parse.
+    /// Runs the statements on a connection of the writer's own thread, from its
+    /// statement cache: no other thread, no compound text to parse. A scheduler chunk's
+    /// independent parts run in [`kind_order`], so each run of one statement is looked up
+    /// and its parameters mapped once, then only bound and stepped row after row.
     pub(super) fn run_native(&self, conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
-        for (text, values) in &self.parts {
+        let order = kind_order(&self.parts, &self.boundaries);
+        let order: Vec<usize> = order.unwrap_or_else(|| (0..self.parts.len()).collect());
+        let mut rest = order.as_slice();
+        while let Some(&first) = rest.first() {
+            let text = self.parts[first].0;
+            let run = rest
+                .iter()
+                .position(|&i| !std::ptr::eq(self.parts[i].0, text) && self.parts[i].0 != text)
+                .unwrap_or(rest.len());
+            let (this, next) = rest.split_at(run);
+            rest = next;
             let mut stmt = conn.prepare_cached(text)?;
-            for index in 1..=stmt.parameter_count() {
-                // `$k` is bound to the k-th value wherever it appears (SQLite numbers
-                // named parameters by first appearance, not by their digits).
-                let k = stmt
-                    .parameter_name(index)
-                    .and_then(|name| name.strip_prefix('$'))
-                    .and_then(|digits| digits.parse::<usize>().ok())
-                    .filter(|k| (1..=values.len()).contains(k))
-                    .ok_or_else(|| {
+            // `$k` is bound to the k-th value wherever it appears (SQLite numbers named
+            // parameters by first appearance, not by their digits).
+            let slots = (1..=stmt.parameter_count())
+                .map(|index| {
+                    stmt.parameter_name(index)
+                        .and_then(|name| name.strip_prefix('$'))
+                        .and_then(|digits| digits.parse::<usize>().ok())
+                        .filter(|k| *k >= 1)
+                        .map(|k| (index, k - 1))
+                        .ok_or_else(|| {
+                            rusqlite::Error::InvalidParameterName(format!("{index} en {text}"))
+                        })
+                })
+                .collect::<Result<Vec<(usize, usize)>, _>>()?;
+            for &i in this {
+                let values = &self.parts[i].1;
+                for &(index, k) in &slots {
+                    match values.get(k).ok_or_else(|| {
                         rusqlite::Error::InvalidParameterName(format!("{index} en {text}"))
-                    })?;
-                match &values[k - 1] {
-                    Value::Int(v) => stmt.raw_bind_parameter(index, v)?,
-                    Value::OptInt(v) => stmt.raw_bind_parameter(index, v)?,
-                    Value::Text(v) => stmt.raw_bind_parameter(index, v)?,
-                    Value::OptText(v) => stmt.raw_bind_parameter(index, v)?,
-                    Value::OptBytes(v) => stmt.raw_bind_parameter(index, v)?,
+                    })? {
+                        Value::Int(v) => stmt.raw_bind_parameter(index, v)?,
+                        Value::OptInt(v) => stmt.raw_bind_parameter(index, v)?,
+                        Value::Text(v) => stmt.raw_bind_parameter(index, v)?,
+                        Value::OptText(v) => stmt.raw_bind_parameter(index, v)?,
+                        Value::OptBytes(v) => stmt.raw_bind_parameter(index, v)?,
+                    }
                 }
+                // Stepped to its end, rows or not (as sqlx does): a guard may SELECT.
+                // Dropping the rows resets the statement for the next.
+                let mut rows = stmt.raw_query();
+                while rows.next()?.is_some() {}
             }
-            // Stepped to its end, rows or not (as sqlx does): a guard may SELECT.
-            let mut rows = stmt.raw_query();
-            while rows.next()?.is_some() {}
         }
         Ok(())
     }

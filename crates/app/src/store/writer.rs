@@ -153,8 +153,9 @@ impl Writer {
     }
 
     /// Runs `script` as one job, all or nothing (a failed statement undoes the others).
+    /// The script comes back with the answer and is dropped here, on the caller's thread.
     pub async fn submit_script(&self, script: Script) -> Result<(), StoreError> {
-        self.request(Work::Script(script)).await.map(|_| ())
+        self.request(Work::Script(script)).await.map(drop)
     }
 
     async fn request(&self, work: Work) -> Result<Output, StoreError> {
@@ -332,8 +333,12 @@ fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) 
     match failed {
         None => match exec(native, "COMMIT") {
             Ok(()) => {
-                for (_, reply) in scripts {
-                    let _ = reply.send(Ok(Box::new(()) as Output));
+                // Each script goes back with its answer, to be freed on the caller's
+                // thread: its values are most of what a batch allocated, and freeing
+                // them here kept the one writer from the next batch (~7 % of its time
+                // in a scheduler catch-up).
+                for (script, reply) in scripts {
+                    let _ = reply.send(Ok(Box::new(script) as Output));
                 }
             }
             Err(e) => {
@@ -387,7 +392,7 @@ fn commit_in_savepoints(native: &rusqlite::Connection, scripts: Vec<(Script, Rep
             Ok(()) => exec(native, "RELEASE job"),
             Err(_) => exec(native, "ROLLBACK TO job").and_then(|()| exec(native, "RELEASE job")),
         };
-        outcomes.push((reply, ran.map(|()| Box::new(()) as Output)));
+        outcomes.push((reply, ran.map(|()| Box::new(script) as Output)));
         if let Err(e) = closed {
             let why = e.to_string();
             let done = outcomes.into_iter().map(|(r, out)| (r, Some(out)));
