@@ -31,6 +31,9 @@ pub type Observer = Arc<dyn Fn(&Fired) + Send + Sync>;
 
 /// Incidents fired together by default: read in one query, appended in one write.
 pub const CHUNK: usize = 64;
+
+/// Timers claimed at once.
+pub const BATCH: i64 = 1000;
 /// Chunks fired at once by default.
 pub const PARALLEL: usize = 4;
 /// Shortest time between the starts of two ticks by default. Deadlines spread over a
@@ -78,7 +81,7 @@ impl Scheduler {
             ),
             service,
             lease: SignedDuration::from_secs(30),
-            batch: 1000,
+            batch: BATCH,
             chunk: CHUNK,
             parallel: PARALLEL,
             idle_recheck: multi_instance.then_some(Duration::from_secs(5)),

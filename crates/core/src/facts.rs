@@ -212,8 +212,11 @@ pub fn changes(before: Option<&Incident>, after: &Incident) -> Vec<FactChange> {
         .iter()
         .filter_map(|clock| {
             let prior = before.and_then(|b| b.clock(clock.id));
-            if prior != Some(clock) {
-                Some(FactChange::Put(ClockFact::of(clock, after)))
+            let fact = ClockFact::of(clock, after);
+            // A change the facts do not hold (a warning's mark, for one) writes nothing:
+            // the clock's figures are compared, with the same attributes.
+            if prior.is_none_or(|p| ClockFact::of(p, after) != fact) {
+                Some(FactChange::Put(fact))
             } else if attrs_changed {
                 Some(FactChange::Attributes {
                     clock: clock.id,

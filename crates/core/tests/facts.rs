@@ -131,3 +131,51 @@ fn batching_events_into_one_append_gives_the_same_facts_as_one_by_one() {
         assert_eq!(state, expected, "split at {split}");
     }
 }
+
+#[test]
+fn a_warning_changes_no_fact_and_a_breach_puts_the_clock_again() {
+    use incidencias_core::escalation::{ActionKind, due_actions};
+    let mut run = Run::notified(Severity::High);
+    let fire = |run: &mut Run, kind: ActionKind, now: jiff::Timestamp| {
+        let key = due_actions(run.inc(), &ladder(), now)
+            .into_iter()
+            .find(|a| a.key.kind == kind)
+            .expect("due")
+            .key;
+        let before = run.inc().clone();
+        run.ok(
+            &incidencias_core::Actor::System,
+            Command::Fire {
+                key,
+                ladder: ladder(),
+            },
+            now,
+        );
+        facts::changes(Some(&before), run.inc())
+    };
+    // The warning marks the clock (so it is not warned twice) but moves none of the
+    // figures the facts hold: nothing to write.
+    let warned = fire(&mut run, ActionKind::Warning, at(5 * MIN + 25 * MIN));
+    assert!(
+        run.inc().clock(ClockId::ACK).is_some_and(|c| c.warned),
+        "the clock was marked"
+    );
+    assert_eq!(warned, Vec::new(), "a warning writes no fact");
+    // The breach does move them.
+    let breached = fire(&mut run, ActionKind::Breach, at(5 * MIN + 31 * MIN));
+    assert!(
+        breached.iter().any(|c| matches!(
+            c,
+            facts::FactChange::Put(f) if f.clock == ClockId::ACK && f.breached_at.is_some()
+        )),
+        "{breached:?}"
+    );
+    // And the facts so written are still the replay's.
+    let mut state = facts::replay(&run.events[..run.events.len() - 2])
+        .expect("replays")
+        .1;
+    for change in warned.into_iter().chain(breached) {
+        change.apply(&mut state);
+    }
+    assert_eq!(state, replayed(&run));
+}

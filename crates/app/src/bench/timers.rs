@@ -50,6 +50,9 @@ pub struct TimersBench {
     /// Chunks fired at once (the scheduler's default when absent).
     #[arg(long)]
     pub parallel: Option<usize>,
+    /// Timers claimed at once (the scheduler's default when absent).
+    #[arg(long)]
+    pub batch: Option<i64>,
     /// How the deadlines follow the order the incidents were created in.
     #[arg(long, value_enum, default_value_t = DeadlineOrder::Creation)]
     pub order: DeadlineOrder,
@@ -286,9 +289,9 @@ async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<Cat
     let (log, observer) = recorder();
     let started = Instant::now();
     let mut scheduler = Scheduler::new(service).with_observer(observer);
-    if args.chunk.is_some() || args.parallel.is_some() {
+    if args.chunk.is_some() || args.parallel.is_some() || args.batch.is_some() {
         scheduler = scheduler.with_batching(
-            1000,
+            args.batch.unwrap_or(crate::scheduler::BATCH),
             args.chunk.unwrap_or(crate::scheduler::CHUNK),
             args.parallel.unwrap_or(crate::scheduler::PARALLEL),
         );

@@ -111,22 +111,37 @@ impl IncidentCache {
         }
     }
 
-    /// Keeps `stored` unless a newer version of it is already kept.
+    /// Keeps a copy of `stored` unless a newer version of it is already kept.
     pub fn put(&self, stored: &StoredIncident) {
+        self.put_with(stored.incident.folio, stored.incident.version, || {
+            stored.clone()
+        });
+    }
+
+    /// Keeps `stored` itself (no copy) unless a newer version of it is already kept.
+    pub fn keep(&self, stored: StoredIncident) {
+        self.put_with(stored.incident.folio, stored.incident.version, || stored);
+    }
+
+    /// What the entries it replaces held is freed after the lock is let go.
+    fn put_with(&self, folio: Folio, version: u64, make: impl FnOnce() -> StoredIncident) {
         if !self.enabled {
             return;
         }
         let Ok(mut map) = self.map.lock() else { return };
-        let folio = stored.incident.folio;
         if map
             .get(&folio)
-            .is_some_and(|s| s.incident.version >= stored.incident.version)
+            .is_some_and(|s| s.incident.version >= version)
         {
             return;
         }
-        if map.len() >= CAPACITY {
-            map.clear();
-        }
-        map.insert(folio, Arc::new(stored.clone()));
+        let dropped = if map.len() >= CAPACITY {
+            std::mem::take(&mut *map)
+        } else {
+            HashMap::new()
+        };
+        let replaced = map.insert(folio, Arc::new(make()));
+        drop(map);
+        drop((dropped, replaced));
     }
 }

@@ -295,7 +295,7 @@ impl Store {
         &self,
         items: Vec<(&StoredIncident, Vec<Event>, Effects)>,
         now: Timestamp,
-    ) -> Result<Vec<StoredIncident>, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut script = Script::new();
         let mut results = Vec::with_capacity(items.len());
         for (prior, events, effects) in items {
@@ -304,10 +304,10 @@ impl Store {
             results.push(result);
         }
         self.run_script(script).await?;
-        for r in &results {
-            self.cache.put(r);
+        for r in results {
+            self.cache.keep(r);
         }
-        Ok(results)
+        Ok(())
     }
 
     /// The incident as of its latest write (from this process's cache when it has it and
@@ -334,6 +334,8 @@ impl Store {
     }
 
     /// Several incidents as the database has them now, in one query; those that exist.
+    /// Not kept in the cache: the scheduler reads them to write them at once, and keeps
+    /// what it writes.
     pub async fn load_fresh_many(
         &self,
         folios: &[Folio],
@@ -341,7 +343,6 @@ impl Store {
         if folios.is_empty() {
             return Ok(Vec::new());
         }
-        let stamp = self.cache.stamp();
         let marks = (1..=folios.len())
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
@@ -355,9 +356,7 @@ impl Store {
         let rows = q.fetch_all(&self.pool).await.map_err(StoreError::db)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let stored = stored_from(&row)?;
-            self.cache.put_read(&stored, stamp);
-            out.push(stored);
+            out.push(stored_from(&row)?);
         }
         Ok(out)
     }
