@@ -287,10 +287,11 @@ impl Store {
         Ok(result)
     }
 
-    /// Appends to several incidents in one write: one transaction (on SQLite one round
-    /// trip to the writer and one compound statement), all or nothing. Fails with
-    /// `Conflict`, storing nothing, if any of them changed since its prior was read; the
-    /// caller then appends them one by one. The scheduler's batches use it.
+    /// Appends to several incidents in one write: one transaction (on SQLite one job of
+    /// the writer, its statements grouped by kind: see `Script::run_native`), all or
+    /// nothing. Fails with `Conflict`, storing nothing, if any of them changed since its
+    /// prior was read; the caller then appends them one by one. The scheduler's batches
+    /// use it; what they wrote is kept in the cache.
     pub async fn append_many(
         &self,
         items: Vec<(&StoredIncident, Vec<Event>, Effects)>,
