@@ -648,6 +648,105 @@ mod tests {
         );
     }
 
+    /// The rows a script leaves in a fresh in-memory database.
+    fn rows_after(script: &super::Script) -> Vec<String> {
+        let conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch(
+            "CREATE TABLE e (folio TEXT, seq INTEGER, PRIMARY KEY (folio, seq));
+             CREATE TABLE i (folio TEXT PRIMARY KEY, v INTEGER);
+             CREATE TABLE t (folio TEXT PRIMARY KEY, due INTEGER);
+             CREATE TABLE o (id INTEGER PRIMARY KEY, folio TEXT, state TEXT, at INTEGER);
+             INSERT INTO i VALUES ('A', 0), ('B', 0), ('C', 0);
+             INSERT INTO t VALUES ('B', 1);",
+        )
+        .expect("schema");
+        script.run_native(&conn).expect("script runs");
+        let mut out = Vec::new();
+        for table in ["e", "i", "t", "o"] {
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+                .expect("select");
+            let width = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    (0..width)
+                        .map(|c| {
+                            r.get::<_, rusqlite::types::Value>(c)
+                                .map(|v| format!("{v:?}"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .expect("rows");
+            for row in rows {
+                out.push(format!("{table}: {}", row.expect("row").join(", ")));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn on_sqlite_independent_parts_run_grouped_by_kind_and_leave_the_rows_written_in_order() {
+        let parts = || {
+            vec![
+                vec![(EVENT, v("A", 1)), (UPDATE, v("A", 1)), (TIMER, v("A", 10))],
+                // B sets a timer and clears it: the clear must still come after.
+                vec![
+                    (EVENT, v("B", 1)),
+                    (EVENT, v("B", 2)),
+                    (UPDATE, v("B", 2)),
+                    (TIMER, v("B", 7)),
+                    (CLEAR, vec!["B".into()]),
+                    (MAIL, v("B", 5)),
+                ],
+                vec![
+                    (EVENT, v("C", 1)),
+                    (UPDATE, v("C", 1)),
+                    (TIMER, v("C", 30)),
+                    (MAIL, v("C", 6)),
+                ],
+            ]
+        };
+        let mut grouped = super::Script::new();
+        let mut as_written = super::Script::new();
+        for part in parts() {
+            let mut one = super::Script::new();
+            for (sql, values) in part.clone() {
+                one.push(sql, values.clone());
+                as_written.push(sql, values);
+            }
+            grouped.extend_independent(one);
+        }
+        // The same rows as the script run statement after statement, mail ids included
+        // (each kind keeps the parts' order).
+        let rows = rows_after(&grouped);
+        assert_eq!(rows, rows_after(&as_written));
+        assert!(
+            rows.contains(&"t: Text(\"A\"), Integer(10)".to_string()),
+            "{rows:?}"
+        );
+        assert!(
+            !rows.iter().any(|r| r.starts_with("t: Text(\"B\")")),
+            "B's timer cleared"
+        );
+        assert_eq!(
+            rows.iter()
+                .filter(|r| r.starts_with("o:"))
+                .cloned()
+                .collect::<Vec<_>>(),
+            vec![
+                "o: Integer(1), Text(\"B\"), Text(\"pending\"), Integer(5)".to_string(),
+                "o: Integer(2), Text(\"C\"), Text(\"pending\"), Integer(6)".to_string(),
+            ]
+        );
+        // A statement whose parameter has no value is refused, not bound to anything.
+        let mut short = super::Script::new();
+        short.push(EVENT, vec!["A".into()]);
+        let conn = rusqlite::Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch("CREATE TABLE e (folio TEXT, seq INTEGER)")
+            .expect("schema");
+        assert!(short.run_native(&conn).is_err());
+    }
+
     #[test]
     fn renumber_shifts_every_parameter() {
         assert_eq!(
