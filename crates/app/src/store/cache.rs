@@ -135,11 +135,7 @@ impl IncidentCache {
         {
             return;
         }
-        let dropped = if map.len() >= CAPACITY {
-            std::mem::take(&mut *map)
-        } else {
-            HashMap::new()
-        };
+        let dropped = (map.len() >= CAPACITY).then(|| std::mem::take(&mut *map));
         let replaced = map.insert(folio, Arc::new(make()));
         drop(map);
         drop((dropped, replaced));

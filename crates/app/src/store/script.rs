@@ -198,6 +198,11 @@ enum Planned {
 /// Most parameters one PostgreSQL statement takes.
 const MAX_PARAMS: usize = 65_535;
 
+/// The same statement: the texts are constants, so mostly the same address.
+fn same_text(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 /// The order a script with independent parts may run in: statements of the same text
 /// form a kind; the kinds are ordered so that every part's statements keep their order
 /// (a topological order of "this kind comes right after that one in some part", ties
@@ -209,18 +214,19 @@ fn kind_order(parts: &[(&'static str, Vec<Value>)], boundaries: &[usize]) -> Opt
     if boundaries.is_empty() || parts.len() < 2 {
         return None;
     }
-    // Kinds by first appearance (the texts are constants: the same address, mostly).
-    let same = |a: &str, b: &str| std::ptr::eq(a, b) || a == b;
+    // Kinds by first appearance.
     let mut kinds: Vec<&'static str> = Vec::new();
     let kind_of: Vec<usize> = parts
         .iter()
-        .map(|(sql, _)| match kinds.iter().position(|k| same(k, sql)) {
-            Some(i) => i,
-            None => {
-                kinds.push(sql);
-                kinds.len() - 1
-            }
-        })
+        .map(
+            |(sql, _)| match kinds.iter().position(|k| same_text(k, sql)) {
+                Some(i) => i,
+                None => {
+                    kinds.push(sql);
+                    kinds.len() - 1
+                }
+            },
+        )
         .collect();
     // "b right after a" within each part.
     let mut starts: Vec<usize> = std::iter::once(0)
@@ -428,7 +434,7 @@ impl Script {
             let text = self.parts[first].0;
             let run = rest
                 .iter()
-                .position(|&i| !std::ptr::eq(self.parts[i].0, text) && self.parts[i].0 != text)
+                .position(|&i| !same_text(self.parts[i].0, text))
                 .unwrap_or(rest.len());
             let (this, next) = rest.split_at(run);
             rest = next;
