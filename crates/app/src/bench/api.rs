@@ -96,11 +96,38 @@ pub(super) fn drive(
     expect: u16,
     request: RequestFn,
 ) -> Load {
+    drive_counted(addr, connections, seconds, expect, request).0
+}
+
+/// CPU time of one measurement, in seconds: the whole process's (server and load
+/// generator) and the load generator's thread alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CpuUse {
+    pub process: f64,
+    pub client: f64,
+}
+
+/// [`drive`], with the CPU time it took (zero where `/proc` cannot tell).
+pub(super) fn drive_counted(
+    addr: SocketAddr,
+    connections: usize,
+    seconds: u64,
+    expect: u16,
+    request: RequestFn,
+) -> (Load, CpuUse) {
+    let failed = || Load {
+        requests: 0,
+        errors: 1,
+        elapsed: Duration::from_secs(1),
+        latencies: vec![],
+    };
+    let process_before = super::cpu_seconds("self");
     let handle = std::thread::spawn(move || {
+        let client_before = super::cpu_seconds("thread-self");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build();
-        match rt {
+        let load = match rt {
             Ok(rt) => rt.block_on(load::run(
                 addr,
                 connections,
@@ -108,20 +135,18 @@ pub(super) fn drive(
                 expect,
                 request,
             )),
-            Err(_) => Load {
-                requests: 0,
-                errors: 1,
-                elapsed: Duration::from_secs(1),
-                latencies: vec![],
-            },
-        }
+            Err(_) => failed(),
+        };
+        let client = client_before
+            .zip(super::cpu_seconds("thread-self"))
+            .map_or(0.0, |(a, b)| b - a);
+        (load, client)
     });
-    handle.join().unwrap_or(Load {
-        requests: 0,
-        errors: 1,
-        elapsed: Duration::from_secs(1),
-        latencies: vec![],
-    })
+    let (load, client) = handle.join().unwrap_or_else(|_| (failed(), 0.0));
+    let process = process_before
+        .zip(super::cpu_seconds("self"))
+        .map_or(0.0, |(a, b)| b - a);
+    (load, CpuUse { process, client })
 }
 
 pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
@@ -151,9 +176,9 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
         "GET /api/v1/incidents/{folio}",
         "POST /api/v1/incidents (durable)",
     ];
-    let mut results: Vec<Vec<Load>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut results: Vec<Vec<(Load, CpuUse)>> = vec![Vec::new(), Vec::new(), Vec::new()];
     // `bench store`'s intake with 64 writers (no HTTP), each round beside the POSTs.
-    let mut intake_rates = Vec::new();
+    let mut intakes = Vec::new();
     for round in 1..=args.rounds.max(1) {
         eprintln!("ronda {round}/{}...", args.rounds);
         let dir = scratch
@@ -161,64 +186,75 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
             .trim_start_matches("sqlite://")
             .trim_end_matches("/bench.db")
             .to_string();
-        intake_rates.push(
+        intakes.push(
             super::intake(
                 &format!("sqlite://{dir}/intake{round}.db"),
                 64,
                 args.seconds,
             )
-            .await?
-            .per_second,
+            .await?,
         );
-        results[0].push(drive(
-            constant,
-            args.connections,
-            args.seconds,
-            200,
-            get_constant.clone(),
-        ));
-        results[1].push(drive(
-            api,
-            args.connections,
-            args.seconds,
-            200,
-            get_incident.clone(),
-        ));
-        results[2].push(drive(
-            api,
-            args.connections,
-            args.seconds,
-            201,
-            post_incident.clone(),
-        ));
+        let targets = [
+            (constant, 200, &get_constant),
+            (api, 200, &get_incident),
+            (api, 201, &post_incident),
+        ];
+        for (i, (addr, status, request)) in targets.into_iter().enumerate() {
+            results[i].push(drive_counted(
+                addr,
+                args.connections,
+                args.seconds,
+                status,
+                request.clone(),
+            ));
+        }
     }
     println!(
-        "| measurement ({} connections, {} s) | req/s (median of {}) | p50 ms | p99 ms | errors | per round req/s |",
+        "| measurement ({} connections, {} s) | req/s (median of {}) | p50 ms | p99 ms | errors | CPU µs/req (load generator's) | cores busy | per round req/s |",
         args.connections, args.seconds, args.rounds
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut medians = Vec::new();
-    for (name, loads) in names.iter().zip(&results) {
-        let rate = median(loads.iter().map(Load::per_second).collect());
+    for (name, runs) in names.iter().zip(&results) {
+        let rate = median(runs.iter().map(|(l, _)| l.per_second()).collect());
         medians.push(rate);
-        let per_round: Vec<String> = loads
+        let per_round: Vec<String> = runs
             .iter()
-            .map(|l| format!("{:.0}", l.per_second()))
+            .map(|(l, _)| format!("{:.0}", l.per_second()))
             .collect();
+        let per_request = |cpu: f64, l: &Load| cpu * 1e6 / l.requests.max(1) as f64;
         println!(
-            "| {name} | {rate:.0} | {:.2} | {:.2} | {} | {} |",
-            median(loads.iter().map(|l| l.percentile_ms(0.50)).collect()),
-            median(loads.iter().map(|l| l.percentile_ms(0.99)).collect()),
-            loads.iter().map(|l| l.errors).sum::<u64>(),
+            "| {name} | {rate:.0} | {:.2} | {:.2} | {} | {:.0} ({:.0}) | {:.2} | {} |",
+            median(runs.iter().map(|(l, _)| l.percentile_ms(0.50)).collect()),
+            median(runs.iter().map(|(l, _)| l.percentile_ms(0.99)).collect()),
+            runs.iter().map(|(l, _)| l.errors).sum::<u64>(),
+            median(
+                runs.iter()
+                    .map(|(l, c)| per_request(c.process, l))
+                    .collect()
+            ),
+            median(runs.iter().map(|(l, c)| per_request(c.client, l)).collect()),
+            median(
+                runs.iter()
+                    .map(|(l, c)| c.process / l.elapsed.as_secs_f64())
+                    .collect()
+            ),
             per_round.join(", ")
         );
     }
-    let intake = median(intake_rates.clone());
+    let intake = median(intakes.iter().map(|s| s.per_second).collect());
+    let intake_cpu: Vec<f64> = intakes.iter().filter_map(|s| s.cpu_us_per_op).collect();
+    let intake_cores: Vec<f64> = intakes
+        .iter()
+        .filter_map(|s| s.cpu_us_per_op.map(|c| c * s.per_second / 1e6))
+        .collect();
     println!(
-        "| intake, SQLite, 64 writers (`bench store`, no HTTP) | {intake:.0} | | | | {} |",
-        intake_rates
+        "| intake, SQLite, 64 writers (`bench store`, no HTTP) | {intake:.0} | | | | {:.0} | {:.2} | {} |",
+        median(intake_cpu),
+        median(intake_cores),
+        intakes
             .iter()
-            .map(|r| format!("{r:.0}"))
+            .map(|s| format!("{:.0}", s.per_second))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -234,5 +270,10 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
             medians[2] / intake
         );
     }
+    println!(
+        "(CPU: user and system time of this whole process over the measurement, per request; \
+         in brackets the load generator's own thread; cores busy = CPU time / wall time, of {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     Ok(0)
 }

@@ -96,6 +96,8 @@ pub(crate) struct Sample {
     pub(crate) per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The process's CPU time per operation while measuring, in µs (where known).
+    pub(crate) cpu_us_per_op: Option<f64>,
 }
 
 fn sample(count: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Sample {
@@ -104,6 +106,7 @@ fn sample(count: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Samp
         per_second: count as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile_ms(&latencies, 0.50),
         p99_ms: percentile_ms(&latencies, 0.99),
+        cpu_us_per_op: None,
     }
 }
 
@@ -114,6 +117,20 @@ pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i].as_secs_f64() * 1000.0
+}
+
+/// CPU time (user and system) consumed so far by `/proc/{of}/stat`'s task: `"self"` for
+/// this whole process, `"thread-self"` for the calling thread. `None` off Linux. The
+/// kernel counts it in USER_HZ ticks, 100 per second on every Linux ABI, so a figure is
+/// good to 10 ms: measurements of several seconds only.
+pub(crate) fn cpu_seconds(of: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{of}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// Any failure of a benchmark's own setup, as a store error the command reports.
@@ -294,6 +311,7 @@ pub(crate) async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sa
     let policy = Arc::new(SloPolicy::seed());
     let end = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
+    let cpu_before = cpu_seconds("self");
     let mut tasks = Vec::new();
     for _ in 0..writers {
         let (store, report, actor, policy) =
@@ -329,8 +347,13 @@ pub(crate) async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sa
         all.extend(latencies);
     }
     let elapsed = start.elapsed();
+    let cpu = cpu_before.zip(cpu_seconds("self")).map(|(a, b)| b - a);
     store.close().await;
-    Ok(sample(all.len(), elapsed, all))
+    let count = all.len();
+    Ok(Sample {
+        cpu_us_per_op: cpu.filter(|_| count > 0).map(|c| c * 1e6 / count as f64),
+        ..sample(count, elapsed, all)
+    })
 }
 
 async fn sqlite_intake(writers: usize, seconds: u64) -> Result<Sample, StoreError> {
