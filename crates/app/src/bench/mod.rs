@@ -124,8 +124,13 @@ pub(crate) fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 /// kernel counts it in USER_HZ ticks, 100 per second on every Linux ABI, so a figure is
 /// good to 10 ms: measurements of several seconds only.
 pub(crate) fn cpu_seconds(of: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{of}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    cpu_seconds_in(&std::fs::read_to_string(format!("/proc/{of}/stat")).ok()?)
+}
+
+/// utime + stime of a `/proc/.../stat` line, in seconds.
+fn cpu_seconds_in(stat: &str) -> Option<f64> {
+    // The command name (field 2) may hold spaces and parens: count fields after the last
+    // closing paren.
     let rest = stat.get(stat.rfind(')')? + 1..)?;
     let mut fields = rest.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
@@ -487,4 +492,33 @@ async fn store_bench(args: StoreBench) -> Result<i32, StoreError> {
         );
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_seconds_in;
+
+    #[test]
+    fn cpu_time_is_user_plus_system_ticks_even_with_a_command_name_holding_spaces_and_parens() {
+        // Fields 14 and 15 (utime, stime) are 250 and 50 ticks: 3 s at USER_HZ = 100.
+        let stat = "4242 (tokio (rt) worker) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 9 0 100 0";
+        assert_eq!(cpu_seconds_in(stat), Some(3.0));
+        assert_eq!(cpu_seconds_in("4242 (truncated) S 1"), None);
+        assert_eq!(cpu_seconds_in(""), None);
+    }
+
+    #[test]
+    fn this_process_cpu_time_grows_while_it_works() {
+        let Some(before) = super::cpu_seconds("self") else {
+            eprintln!("SKIPPED: no /proc/self/stat here (not Linux)");
+            return;
+        };
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let after = super::cpu_seconds("self").unwrap_or(before);
+        assert!(after - before >= 0.1, "{before} -> {after}");
+    }
 }
