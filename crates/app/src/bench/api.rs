@@ -101,7 +101,7 @@ pub(super) fn drive(
 
 /// CPU time of one measurement, in seconds: the whole process's (server and load
 /// generator) and the load generator's thread alone.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct CpuUse {
     pub process: f64,
     pub client: f64,

@@ -716,7 +716,7 @@ mod tests {
         let mut as_written = super::Script::new();
         for part in parts() {
             let mut one = super::Script::new();
-            for (sql, values) in part.clone() {
+            for (sql, values) in part {
                 one.push(sql, values.clone());
                 as_written.push(sql, values);
             }
