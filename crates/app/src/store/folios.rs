@@ -47,8 +47,45 @@ use super::{Store, StoreError};
 /// How often a process reserving blocks also looks for blocks abandoned by dead ones.
 const SETTLE_EVERY_MS: i64 = 60 * 1000;
 
-/// Numbers reserved per database write.
-const BLOCK: i64 = 64;
+/// Numbers reserved per database write, at first and whenever demand is low.
+const MIN_BLOCK: i64 = 64;
+
+/// Most numbers reserved per database write, under a burst.
+const MAX_BLOCK: i64 = 4096;
+
+/// A block used up sooner than this after it was reserved makes the next one twice as
+/// large; one used up within `KEEP_WITHIN_MS` keeps its size; a slower one (or one whose
+/// lease ended) goes back to `MIN_BLOCK`.
+const GROW_WITHIN_MS: i64 = 1000;
+const KEEP_WITHIN_MS: i64 = 10 * 1000;
+
+/// Reserves `$2` numbers of year `$1`: the last of them.
+const RESERVE: &str = "INSERT INTO folio_counters (year, last_number) VALUES ($1, $2) \
+                       ON CONFLICT (year) DO UPDATE \
+                       SET last_number = folio_counters.last_number + $2 \
+                       RETURNING last_number";
+
+/// Records a reserved block, with its owner and lease.
+const RECORD_BLOCK: &str = "INSERT INTO folio_blocks (year, first_number, last_number, owner, \
+                            reserved_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// How many numbers the next block of a year reserves, from the one it follows (its
+/// size, whether it was used up, how long ago it was reserved, in ms).
+///
+/// Each reservation is a write of its own, and on SQLite one on the writer's second
+/// connection: it makes the writer's script connection read back every page it holds
+/// (SQLite drops a connection's page cache when another one changed the file), and every
+/// create waits for it. Under a burst a block of 64 lasted a few milliseconds; a block
+/// that lasts about a second keeps both costs small. What a graceful stop voids stays
+/// within about two seconds of the demand that made the block grow, and a quiet process
+/// keeps blocks of 64.
+pub(super) fn next_block_size(previous: Option<(i64, bool, i64)>) -> i64 {
+    match previous {
+        Some((size, true, age)) if age < GROW_WITHIN_MS => (size * 2).clamp(MIN_BLOCK, MAX_BLOCK),
+        Some((size, true, age)) if age < KEEP_WITHIN_MS => size.clamp(MIN_BLOCK, MAX_BLOCK),
+        _ => MIN_BLOCK,
+    }
+}
 
 /// How long a process hands out numbers of a block it reserved.
 const LEASE_MS: i64 = 60 * 60 * 1000;
@@ -72,6 +109,8 @@ struct YearBlock {
     last: i64,
     /// Real time (epoch ms) after which no number of this block is handed out.
     lease_until: i64,
+    /// Real time (epoch ms) the block was reserved (for the next block's size).
+    reserved_at: i64,
     /// Numbers given back by refused creates, with the lease of their block: handed out
     /// again before any later number, while that lease runs.
     returned: BTreeMap<i64, i64>,
@@ -163,43 +202,57 @@ impl FolioBlocks {
                 });
             }
         }
+        let size = next_block_size(ranges.get(&year).map(|b| {
+            let used_up = b.next > b.last && now < b.lease_until;
+            (b.last - b.first + 1, used_up, now - b.reserved_at)
+        }));
         let owner = self.owner.clone();
+        let native_owner = owner.clone();
         let lease_until = now + LEASE_MS;
+        let y = i64::from(year);
         let last = store
-            .write(move |conn| {
-                Box::pin(async move {
-                    let last = sqlx::query(
-                        "INSERT INTO folio_counters (year, last_number) VALUES ($1, $2) \
-                         ON CONFLICT (year) DO UPDATE \
-                         SET last_number = folio_counters.last_number + $2 \
-                         RETURNING last_number",
-                    )
-                    .bind(i64::from(year))
-                    .bind(BLOCK)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .and_then(|r| r.try_get::<i64, _>(0))
-                    .map_err(StoreError::db)?;
-                    sqlx::query(
-                        "INSERT INTO folio_blocks (year, first_number, last_number, owner, \
-                         reserved_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(i64::from(year))
-                    .bind(last - BLOCK + 1)
-                    .bind(last)
-                    .bind(owner)
-                    .bind(now)
-                    .bind(lease_until)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(StoreError::db)?;
+            .write_native(
+                move |conn| {
+                    let native = super::writer::native_error;
+                    let last = conn
+                        .prepare_cached(RESERVE)
+                        .and_then(|mut s| s.query_row((y, size), |r| r.get::<_, i64>(0)))
+                        .map_err(native)?;
+                    conn.prepare_cached(RECORD_BLOCK)
+                        .and_then(|mut s| {
+                            s.execute((y, last - size + 1, last, &native_owner, now, lease_until))
+                        })
+                        .map_err(native)?;
                     Ok(last)
-                })
-            })
+                },
+                move |conn| {
+                    Box::pin(async move {
+                        let last = sqlx::query(RESERVE)
+                            .bind(y)
+                            .bind(size)
+                            .fetch_one(&mut *conn)
+                            .await
+                            .and_then(|r| r.try_get::<i64, _>(0))
+                            .map_err(StoreError::db)?;
+                        sqlx::query(RECORD_BLOCK)
+                            .bind(y)
+                            .bind(last - size + 1)
+                            .bind(last)
+                            .bind(owner)
+                            .bind(now)
+                            .bind(lease_until)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(StoreError::db)?;
+                        Ok(last)
+                    })
+                },
+                true,
+            )
             .await?;
         self.reserved
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let first = last - BLOCK + 1;
+        let first = last - size + 1;
         let returned = ranges.remove(&year).map(|b| b.returned).unwrap_or_default();
         ranges.insert(
             year,
@@ -208,6 +261,7 @@ impl FolioBlocks {
                 next: first + 1,
                 last,
                 lease_until,
+                reserved_at: now,
                 returned,
             },
         );
@@ -436,5 +490,29 @@ impl Store {
         if let Err(e) = done {
             tracing::warn!(error = %e, %folio, "no se pudo registrar la anulación del folio");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_BLOCK, MIN_BLOCK, next_block_size};
+
+    /// A first block, and the block after one that lasted long or whose lease ended,
+    /// reserve 64; a block used up within a second doubles, up to the most; one used up
+    /// within ten seconds keeps its size.
+    #[test]
+    fn blocks_grow_under_a_burst_and_shrink_when_demand_falls() {
+        assert_eq!(next_block_size(None), MIN_BLOCK);
+        assert_eq!(next_block_size(Some((64, true, 200))), 128);
+        assert_eq!(next_block_size(Some((2048, true, 999))), 4096);
+        assert_eq!(next_block_size(Some((MAX_BLOCK, true, 10))), MAX_BLOCK);
+        assert_eq!(next_block_size(Some((512, true, 1000))), 512);
+        assert_eq!(next_block_size(Some((512, true, 9_999))), 512);
+        assert_eq!(next_block_size(Some((512, true, 10_000))), MIN_BLOCK);
+        // Not used up: its lease ended before its numbers did.
+        assert_eq!(next_block_size(Some((512, false, 100))), MIN_BLOCK);
+        // A block row written by hand or by another size rule stays within the bounds.
+        assert_eq!(next_block_size(Some((10, true, 10))), MIN_BLOCK);
+        assert_eq!(next_block_size(Some((100_000, true, 5_000))), MAX_BLOCK);
     }
 }

@@ -58,12 +58,25 @@ type Reply = oneshot::Sender<Result<Output, StoreError>>;
 /// A job's answer, held until its batch commits.
 type Outcome = (Reply, Result<Output, StoreError>);
 
+/// Code on the writer's own connection, inside its batch's transaction: a write that
+/// must read what it wrote (a claim, a reservation). It may run twice: when another job
+/// of its batch fails, the batch is rolled back and runs again, one savepoint per job.
+type Native = Box<dyn Fn(&rusqlite::Connection) -> Result<Output, StoreError> + Send>;
+
 /// What a request writes.
 enum Work {
     /// Any code on the sqlx connection, in a savepoint of its own.
     Job(Job),
     /// Statements known in advance, run on the writer's own connection.
     Script(Script),
+    /// Code on the writer's own connection (see [`Native`]).
+    Native(Native),
+}
+
+/// A job of the writer's own connection: a script or native code.
+enum Step {
+    Script(Script),
+    Native(Native),
 }
 
 struct Request {
@@ -156,6 +169,23 @@ impl Writer {
     /// The script comes back with the answer and is dropped here, on the caller's thread.
     pub async fn submit_script(&self, script: Script) -> Result<(), StoreError> {
         self.request(Work::Script(script)).await.map(drop)
+    }
+
+    /// Runs `job` on the writer's own connection, with the scripts, all or nothing. A write
+    /// on the other connection (a code job) makes SQLite drop this connection's page
+    /// cache, so every page the next scripts touch is read back from the file: the writes
+    /// that come often and must read what they wrote (timer claims, folio blocks) run
+    /// here instead. `job` may run twice (see [`Native`]).
+    pub async fn submit_native<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let native: Native = Box::new(move |conn| job(conn).map(|v| Box::new(v) as Output));
+        let out = self.request(Work::Native(native)).await?;
+        out.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Database("tipo de resultado inesperado del escritor".into()))
     }
 
     async fn request(&self, work: Work) -> Result<Output, StoreError> {
@@ -269,7 +299,8 @@ async fn run(
         let mut jobs = Vec::new();
         for Request { work, reply } in batch {
             match work {
-                Work::Script(s) => scripts.push((s, reply)),
+                Work::Script(s) => scripts.push((Step::Script(s), reply)),
+                Work::Native(n) => scripts.push((Step::Native(n), reply)),
                 Work::Job(j) => jobs.push((j, reply)),
             }
         }
@@ -301,13 +332,24 @@ fn exec(native: &rusqlite::Connection, sql: &str) -> Result<(), rusqlite::Error>
     native.prepare_cached(sql)?.raw_execute().map(|_| ())
 }
 
-/// Runs one script, a panic counting as a failure: a panic must not take the writer down
-/// (every later write would fail until a restart).
-fn run_one(native: &rusqlite::Connection, script: &Script) -> Result<(), StoreError> {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| script.run_native(native))) {
-        Ok(r) => r.map_err(native_error),
-        Err(_) => Err(panicked()),
-    }
+/// Runs one step, a panic counting as a failure: a panic must not take the writer down
+/// (every later write would fail until a restart). A native job's answer comes back;
+/// a script has none.
+fn run_one(native: &rusqlite::Connection, step: &Step) -> Result<Option<Output>, StoreError> {
+    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| match step {
+        Step::Script(script) => script
+            .run_native(native)
+            .map(|()| None)
+            .map_err(native_error),
+        Step::Native(job) => job(native).map(Some),
+    }));
+    ran.unwrap_or_else(|_| Err(panicked()))
+}
+
+/// What a committed step answers: a native job its output; a script itself, to be
+/// dropped on the caller's thread.
+fn answer(step: Step, output: Option<Output>) -> Output {
+    output.unwrap_or_else(|| Box::new(step) as Output)
 }
 
 /// The scripts of a batch, in one transaction. First all of them straight, with no
@@ -315,7 +357,7 @@ fn run_one(native: &rusqlite::Connection, script: &Script) -> Result<(), StoreEr
 /// before changing it, the writer's largest cost after the disk, and scripts almost never
 /// fail. If one does, the transaction is rolled back and the batch runs again, one
 /// savepoint per script, so the failed one is undone alone and the others commit.
-fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) {
+fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Step, Reply)>) {
     // A transaction an earlier failure could not roll back would hold the write lock
     // for good: every later batch would fail.
     if !native.is_autocommit() {
@@ -326,10 +368,17 @@ fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) 
         fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
         return;
     }
-    let failed = scripts
-        .iter()
-        .enumerate()
-        .find_map(|(i, (script, _))| run_one(native, script).err().map(|e| (i, e)));
+    let mut outputs = Vec::with_capacity(scripts.len());
+    let mut failed = None;
+    for (i, (step, _)) in scripts.iter().enumerate() {
+        match run_one(native, step) {
+            Ok(output) => outputs.push(output),
+            Err(e) => {
+                failed = Some((i, e));
+                break;
+            }
+        }
+    }
     match failed {
         None => match exec(native, "COMMIT") {
             Ok(()) => {
@@ -337,8 +386,8 @@ fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) 
                 // thread: its values are most of what a batch allocated, and freeing
                 // them here kept the one writer from the next batch (~7 % of its time
                 // in a scheduler catch-up).
-                for (script, reply) in scripts {
-                    let _ = reply.send(Ok(Box::new(script) as Output));
+                for ((step, reply), output) in scripts.into_iter().zip(outputs) {
+                    let _ = reply.send(Ok(answer(step, output)));
                 }
             }
             Err(e) => {
@@ -376,7 +425,7 @@ fn commit_scripts(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) 
 
 /// The scripts of a batch in one transaction, one savepoint each, so a failed script is
 /// undone alone and the others commit.
-fn commit_in_savepoints(native: &rusqlite::Connection, scripts: Vec<(Script, Reply)>) {
+fn commit_in_savepoints(native: &rusqlite::Connection, scripts: Vec<(Step, Reply)>) {
     if let Err(e) = exec(native, "BEGIN IMMEDIATE") {
         let why = e.to_string();
         fail_all(native, scripts.into_iter().map(|(_, r)| (r, None)), &why);
@@ -389,10 +438,10 @@ fn commit_in_savepoints(native: &rusqlite::Connection, scripts: Vec<(Script, Rep
             .map_err(native_error)
             .and_then(|()| run_one(native, &script));
         let closed = match &ran {
-            Ok(()) => exec(native, "RELEASE job"),
+            Ok(_) => exec(native, "RELEASE job"),
             Err(_) => exec(native, "ROLLBACK TO job").and_then(|()| exec(native, "RELEASE job")),
         };
-        outcomes.push((reply, ran.map(|()| Box::new(script) as Output)));
+        outcomes.push((reply, ran.map(|output| answer(script, output))));
         if let Err(e) = closed {
             let why = e.to_string();
             let done = outcomes.into_iter().map(|(r, out)| (r, Some(out)));
@@ -433,7 +482,7 @@ fn fail_all(
 
 /// A native error as the store's: unique violations become `Duplicate`, as
 /// [`StoreError::db`] does for sqlx's.
-fn native_error(e: rusqlite::Error) -> StoreError {
+pub(super) fn native_error(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, message) = &e
         && matches!(
             f.extended_code,
@@ -620,6 +669,94 @@ mod tests {
             .submit_script(insert(&[7777]))
             .await
             .expect("the writer goes on");
+        writer.close().await;
+    }
+
+    /// A native job runs on the scripts' connection, in their transaction, and answers
+    /// what it read there. When another job of its batch fails, the batch runs again, one
+    /// savepoint per job: the native job runs a second time and its row is written once
+    /// (its primary key would refuse a second copy), and a native job that fails or
+    /// panics is undone alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_native_job_answers_from_its_batch_and_is_written_once_when_the_batch_runs_again() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let mut conn = connect(&url).await;
+        conn.execute(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY); \
+             INSERT INTO t (id) VALUES (-1)",
+        )
+        .await
+        .expect("schema");
+        let native = || rusqlite::Connection::open(dir.path().join("w.db")).expect("open");
+        let writer = Writer::start(Connections {
+            sqlx: conn,
+            native: native(),
+            checkpointer: native(),
+        });
+        // A slow code job holds the writer, so everything below queues and forms one batch.
+        let hold = {
+            let w = writer.clone();
+            tokio::spawn(async move {
+                w.submit(|_| {
+                    Box::pin(async {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        Ok(())
+                    })
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut natives = Vec::new();
+        for i in 1..=6i64 {
+            let w = writer.clone();
+            natives.push(tokio::spawn(async move {
+                w.submit_native(move |c| {
+                    c.execute("INSERT INTO t (id) VALUES (?1)", [i])
+                        .map_err(super::native_error)?;
+                    assert!(i != 5, "a native job that panics");
+                    if i == 6 {
+                        return Err(StoreError::Invalid("rechazado".into()));
+                    }
+                    c.query_row("SELECT count(*) FROM t WHERE id = ?1", [i], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .map_err(super::native_error)
+                })
+                .await
+            }));
+        }
+        // A script that fails (row -1 exists): the batch runs again in savepoints.
+        let failing = {
+            let w = writer.clone();
+            tokio::spawn(async move { w.submit_script(insert(&[100, -1])).await })
+        };
+        hold.await.expect("task").expect("the slow job");
+        let mut answers = Vec::new();
+        for t in natives {
+            answers.push(t.await.expect("task"));
+        }
+        assert!(
+            matches!(failing.await.expect("task"), Err(StoreError::Duplicate(_))),
+            "the failing script keeps its own error"
+        );
+        for (i, answer) in (1..=6i64).zip(&answers) {
+            match i {
+                1..=4 => assert_eq!(answer.as_ref().ok(), Some(&1), "job {i}: {answer:?}"),
+                _ => assert!(answer.is_err(), "job {i}: {answer:?}"),
+            }
+        }
+        let reader = &mut connect(&url).await;
+        let rows: Vec<i64> = sqlx::query("SELECT id FROM t ORDER BY id")
+            .fetch_all(&mut *reader)
+            .await
+            .expect("read")
+            .iter()
+            .map(|r| r.get::<i64, _>(0))
+            .collect();
+        assert_eq!(rows, vec![-1, 1, 2, 3, 4]);
         writer.close().await;
     }
 }
