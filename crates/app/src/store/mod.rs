@@ -162,7 +162,7 @@ impl Store {
         }
     }
 
-    /// A write that reads what it writes, done often (timer claims, folio blocks): on
+    /// A write that reads what it writes, done often (folio blocks): on
     /// SQLite `native` runs on the writer's script connection (`Writer::submit_native`
     /// says why), on PostgreSQL `job` runs in a transaction. Both must do the same.
     pub(super) async fn write_native<T, N, F>(

@@ -5,7 +5,7 @@ use incidencias_core::Folio;
 use jiff::Timestamp;
 use sqlx::Row;
 
-use super::{Backend, Store, StoreError, writer};
+use super::{Backend, Store, StoreError};
 
 /// An incident's timer set to `$2` (epoch ms) for folio `$1`, its lease freed.
 pub(super) const SET_TIMER: &str = "INSERT INTO timers (folio, due_at) VALUES ($1, $2) \
@@ -43,41 +43,26 @@ impl Store {
             }
         };
         let owner = owner.to_string();
-        let native_owner = owner.clone();
-        let (until, at) = (lease_until.as_millisecond(), now.as_millisecond());
         let rows = self
-            .write_native(
-                move |conn| {
-                    let mut stmt = conn.prepare_cached(sql).map_err(writer::native_error)?;
-                    let rows = stmt
-                        .query_map((&native_owner, until, at, limit), |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(sql)
+                        .bind(owner)
+                        .bind(lease_until.as_millisecond())
+                        .bind(now.as_millisecond())
+                        .bind(limit)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(StoreError::db)?
+                        .iter()
+                        .map(|r| {
+                            let folio: String = r.try_get("folio").map_err(StoreError::db)?;
+                            let due: i64 = r.try_get("due_at").map_err(StoreError::db)?;
+                            Ok((folio, due))
                         })
-                        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                        .map_err(writer::native_error)?;
-                    Ok(rows)
-                },
-                move |conn| {
-                    Box::pin(async move {
-                        sqlx::query(sql)
-                            .bind(owner)
-                            .bind(until)
-                            .bind(at)
-                            .bind(limit)
-                            .fetch_all(&mut *conn)
-                            .await
-                            .map_err(StoreError::db)?
-                            .iter()
-                            .map(|r| {
-                                let folio: String = r.try_get("folio").map_err(StoreError::db)?;
-                                let due: i64 = r.try_get("due_at").map_err(StoreError::db)?;
-                                Ok((folio, due))
-                            })
-                            .collect::<Result<Vec<_>, StoreError>>()
-                    })
-                },
-                true,
-            )
+                        .collect::<Result<Vec<_>, StoreError>>()
+                })
+            })
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for (folio, due) in rows {
