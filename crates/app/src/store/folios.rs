@@ -72,13 +72,12 @@ const RECORD_BLOCK: &str = "INSERT INTO folio_blocks (year, first_number, last_n
 /// How many numbers the next block of a year reserves, from the one it follows (its
 /// size, whether it was used up, how long ago it was reserved, in ms).
 ///
-/// Each reservation is a write of its own, and on SQLite one on the writer's second
-/// connection: it makes the writer's script connection read back every page it holds
-/// (SQLite drops a connection's page cache when another one changed the file), and every
-/// create waits for it. Under a burst a block of 64 lasted a few milliseconds; a block
-/// that lasts about a second keeps both costs small. What a graceful stop voids stays
-/// within about two seconds of the demand that made the block grow, and a quiet process
-/// keeps blocks of 64.
+/// Each reservation is a commit of its own, and every create of the process waits for it
+/// (the block is reserved under a lock). Under a burst a block of 64 lasted a few
+/// milliseconds, and those waits held SQLite's intake to about three quarters of what it
+/// does now (docs/benchmarks.md, issue 15, seventh session); a block that lasts about a
+/// second makes them rare. What a graceful stop voids stays within about two seconds of
+/// the demand that made the block grow, and a quiet process keeps blocks of 64.
 pub(super) fn next_block_size(previous: Option<(i64, bool, i64)>) -> i64 {
     match previous {
         Some((size, true, age)) if age < GROW_WITHIN_MS => (size * 2).clamp(MIN_BLOCK, MAX_BLOCK),
