@@ -582,19 +582,9 @@ mod tests {
         AnyConnection::connect(url).await.expect("connect")
     }
 
-    fn insert(ids: &[i64]) -> Script {
-        let mut s = Script::new();
-        for id in ids {
-            s.push("INSERT INTO t (id) VALUES ($1)", vec![(*id).into()]);
-        }
-        s
-    }
-
-    /// Jobs that fail, whether a script failing halfway, code returning an error or code
-    /// that panics, are undone alone: the jobs committed with them keep every row, the
-    /// failed ones leave none, and the writer goes on.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_job_is_undone_alone_and_its_batch_commits() {
+    /// A writer on a fresh WAL file whose table `t` holds row -1, written before any job.
+    /// The directory lives as long as the first value.
+    async fn fresh_writer() -> (tempfile::TempDir, String, Writer) {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
@@ -611,6 +601,35 @@ mod tests {
             native: native(),
             checkpointer: native(),
         });
+        (dir, url, writer)
+    }
+
+    /// The ids in `t`, in order, read on a connection of its own.
+    async fn ids(url: &str) -> Vec<i64> {
+        let reader = &mut connect(url).await;
+        sqlx::query("SELECT id FROM t ORDER BY id")
+            .fetch_all(&mut *reader)
+            .await
+            .expect("read")
+            .iter()
+            .map(|r| r.get::<i64, _>(0))
+            .collect()
+    }
+
+    fn insert(ids: &[i64]) -> Script {
+        let mut s = Script::new();
+        for id in ids {
+            s.push("INSERT INTO t (id) VALUES ($1)", vec![(*id).into()]);
+        }
+        s
+    }
+
+    /// Jobs that fail, whether a script failing halfway, code returning an error or code
+    /// that panics, are undone alone: the jobs committed with them keep every row, the
+    /// failed ones leave none, and the writer goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_job_is_undone_alone_and_its_batch_commits() {
+        let (_dir, url, writer) = fresh_writer().await;
         let mut tasks = Vec::new();
         for i in 0..40i64 {
             let w = writer.clone();
@@ -645,14 +664,7 @@ mod tests {
         for t in tasks {
             results.push(t.await.expect("task"));
         }
-        let reader = &mut connect(&url).await;
-        let rows: Vec<i64> = sqlx::query("SELECT id FROM t ORDER BY id")
-            .fetch_all(&mut *reader)
-            .await
-            .expect("read")
-            .iter()
-            .map(|r| r.get::<i64, _>(0))
-            .collect();
+        let rows = ids(&url).await;
         for (i, result) in (0..40i64).zip(&results) {
             let fails = matches!(i % 8, 0 | 2 | 3);
             assert_eq!(result.is_err(), fails, "job {i}: {result:?}");
@@ -685,22 +697,7 @@ mod tests {
     /// panics is undone alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_native_job_answers_from_its_batch_and_is_written_once_when_the_batch_runs_again() {
-        sqlx::any::install_default_drivers();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
-        let mut conn = connect(&url).await;
-        conn.execute(
-            "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY); \
-             INSERT INTO t (id) VALUES (-1)",
-        )
-        .await
-        .expect("schema");
-        let native = || rusqlite::Connection::open(dir.path().join("w.db")).expect("open");
-        let writer = Writer::start(Connections {
-            sqlx: conn,
-            native: native(),
-            checkpointer: native(),
-        });
+        let (_dir, url, writer) = fresh_writer().await;
         // A slow code job holds the writer, so everything below queues and forms one batch.
         let hold = {
             let w = writer.clone();
@@ -754,14 +751,7 @@ mod tests {
                 _ => assert!(answer.is_err(), "job {i}: {answer:?}"),
             }
         }
-        let reader = &mut connect(&url).await;
-        let rows: Vec<i64> = sqlx::query("SELECT id FROM t ORDER BY id")
-            .fetch_all(&mut *reader)
-            .await
-            .expect("read")
-            .iter()
-            .map(|r| r.get::<i64, _>(0))
-            .collect();
+        let rows = ids(&url).await;
         assert_eq!(rows, vec![-1, 1, 2, 3, 4]);
         writer.close().await;
     }
