@@ -246,7 +246,6 @@ impl FolioBlocks {
                         Ok(last)
                     })
                 },
-                true,
             )
             .await?;
         self.reserved

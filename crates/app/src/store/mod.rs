@@ -162,23 +162,18 @@ impl Store {
         }
     }
 
-    /// A write that reads what it writes, done often (folio blocks): on
+    /// [`Store::write`] of a write that reads what it writes, done often (folio blocks): on
     /// SQLite `native` runs on the writer's script connection (`Writer::submit_native`
     /// says why), on PostgreSQL `job` runs in a transaction. Both must do the same.
-    pub(super) async fn write_native<T, N, F>(
-        &self,
-        native: N,
-        job: F,
-        counted: bool,
-    ) -> Result<T, StoreError>
+    pub(super) async fn write_native<T, N, F>(&self, native: N, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         N: Fn(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> JobFuture<'c, T> + Send + 'static,
     {
         match &self.writer {
-            Some(w) => self.settled(w.submit_native(native).await, counted),
-            None => self.write_counted(job, counted).await,
+            Some(w) => self.settled(w.submit_native(native).await, true),
+            None => self.write(job).await,
         }
     }
 

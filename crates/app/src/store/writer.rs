@@ -63,7 +63,7 @@ type Reply = oneshot::Sender<Result<Output, StoreError>>;
 type Outcome = (Reply, Result<Output, StoreError>);
 
 /// Code on the writer's own connection, inside its batch's transaction: a write that
-/// must read what it wrote (a claim, a reservation). It may run twice: when another job
+/// must read what it wrote (a folio block's reservation). It may run twice: when another job
 /// of its batch fails, the batch is rolled back and runs again, one savepoint per job.
 type Native = Box<dyn Fn(&rusqlite::Connection) -> Result<Output, StoreError> + Send>;
 
@@ -163,10 +163,7 @@ impl Writer {
             let fut = job(conn);
             Box::pin(async move { fut.await.map(|v| Box::new(v) as Output) })
         });
-        let out = self.request(Work::Job(job)).await?;
-        out.downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| StoreError::Database("tipo de resultado inesperado del escritor".into()))
+        typed(self.request(Work::Job(job)).await?)
     }
 
     /// Runs `script` as one job, all or nothing (a failed statement undoes the others).
@@ -188,10 +185,7 @@ impl Writer {
         F: Fn(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let native: Native = Box::new(move |conn| job(conn).map(|v| Box::new(v) as Output));
-        let out = self.request(Work::Native(native)).await?;
-        out.downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| StoreError::Database("tipo de resultado inesperado del escritor".into()))
+        typed(self.request(Work::Native(native)).await?)
     }
 
     async fn request(&self, work: Work) -> Result<Output, StoreError> {
@@ -211,6 +205,13 @@ impl Writer {
             let _ = wait.await;
         }
     }
+}
+
+/// A job's answer as the type its caller submitted it with.
+fn typed<T: 'static>(out: Output) -> Result<T, StoreError> {
+    out.downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| StoreError::Database("tipo de resultado inesperado del escritor".into()))
 }
 
 /// The checkpoint thread and the way to wake it.
