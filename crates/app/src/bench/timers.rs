@@ -278,6 +278,9 @@ async fn replay(
 /// One catch-up: everything overdue at start, fired by one scheduler's `tick`.
 struct CatchUp {
     seconds: f64,
+    /// The process's CPU time over the catch-up, in seconds (`None` where `/proc` cannot
+    /// tell).
+    cpu: Option<f64>,
     fired: usize,
     distinct: usize,
     stored: i64,
@@ -288,6 +291,7 @@ async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<Cat
     let service = Service::new(store.clone(), Arc::new(ManualClock::new(after)));
     let (log, observer) = recorder();
     let started = Instant::now();
+    let cpu_before = super::cpu_seconds("self");
     let mut scheduler = Scheduler::new(service).with_observer(observer);
     if args.chunk.is_some() || args.parallel.is_some() || args.batch.is_some() {
         scheduler = scheduler.with_batching(
@@ -298,6 +302,9 @@ async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<Cat
     }
     scheduler.tick().await.map_err(invalid)?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_before
+        .zip(super::cpu_seconds("self"))
+        .map(|(a, b)| b - a);
     let fired = taken(&log);
     let distinct: std::collections::HashSet<_> = fired.iter().map(|f| f.key).collect();
     let stored: i64 = sqlx::query("SELECT COUNT(*) FROM fired_actions")
@@ -308,6 +315,7 @@ async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<Cat
     store.close().await;
     Ok(CatchUp {
         seconds,
+        cpu,
         fired: fired.len(),
         distinct: distinct.len(),
         stored,
@@ -348,6 +356,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     // rate the store takes new incidents at the same moment.
     let mut catch_ups = Vec::new();
     let mut intake_rates = Vec::new();
+    let mut intake_cpu = Vec::new();
     for r in 0..rounds {
         eprintln!("ronda {}/{rounds}: alta (64 escritores)...", r + 1);
         let sample = super::intake(
@@ -357,6 +366,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         )
         .await?;
         intake_rates.push(sample.per_second);
+        intake_cpu.extend(sample.cpu_us_per_op);
         eprintln!("ronda {}/{rounds}: puesta al día...", r + 1);
         let after = epoch + SignedDuration::from_secs(args.spread_s + 1);
         catch_ups.push(catch_up(&format!("sqlite://{dir}/catch{r}.db"), after, &args).await?);
@@ -374,15 +384,44 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
             .join(", ")
     };
     println!("deadline order: {:?} (`--order`)\n", args.order);
-    println!("| measurement (rounds: {rounds}) | per second (median) | per round |");
-    println!("|---|---|---|");
+    // CPU time per operation (whole process) and cores busy: on a shared machine they move
+    // far less than the rates, and tell a CPU-bound measurement from one that waits.
+    let catch_cpu: Vec<f64> = catch_ups
+        .iter()
+        .filter_map(|c| c.cpu.map(|cpu| cpu * 1e6 / c.fired.max(1) as f64))
+        .collect();
+    let catch_cores: Vec<f64> = catch_ups
+        .iter()
+        .filter_map(|c| c.cpu.map(|cpu| cpu / c.seconds.max(f64::MIN_POSITIVE)))
+        .collect();
+    let intake_cores: Vec<f64> = intake_cpu
+        .iter()
+        .zip(&intake_rates)
+        .map(|(us, rate)| us * rate / 1e6)
+        .collect();
+    let cpu_cells = |us: &[f64], cores: &[f64]| {
+        if us.is_empty() {
+            return "| |".to_string();
+        }
+        format!(
+            "{:.0} | {:.2}",
+            median(us.to_vec()),
+            median(cores.to_vec())
+        )
+    };
     println!(
-        "| intake, SQLite, 64 writers (`bench store`) | {intake_rate:.0} | {} |",
+        "| measurement (rounds: {rounds}) | per second (median) | CPU µs per operation | cores busy | per round |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| intake, SQLite, 64 writers (`bench store`) | {intake_rate:.0} | {} | {} |",
+        cpu_cells(&intake_cpu, &intake_cores),
         each(&intake_rates)
     );
     println!(
-        "| catch-up firing, {} overdue at start | {capacity:.0} | {} |",
+        "| catch-up firing, {} overdue at start | {capacity:.0} | {} | {} |",
         args.incidents,
+        cpu_cells(&catch_cpu, &catch_cores),
         each(&rates)
     );
     println!(
