@@ -401,13 +401,9 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         .collect();
     let cpu_cells = |us: &[f64], cores: &[f64]| {
         if us.is_empty() {
-            return "| |".to_string();
+            return " | ".to_string();
         }
-        format!(
-            "{:.0} | {:.2}",
-            median(us.to_vec()),
-            median(cores.to_vec())
-        )
+        format!("{:.0} | {:.2}", median(us.to_vec()), median(cores.to_vec()))
     };
     println!(
         "| measurement (rounds: {rounds}) | per second (median) | CPU µs per operation | cores busy | per round |"
