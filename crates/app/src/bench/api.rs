@@ -11,7 +11,7 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::load::{self, Load, RequestFn};
-use super::{Scratch, invalid, median};
+use super::{Sample, Scratch, invalid, median};
 use crate::clock::SystemClock;
 use crate::service::{NewIncidentInput, Service};
 use crate::store::{Store, StoreError};
@@ -244,10 +244,7 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
     }
     let intake = median(intakes.iter().map(|s| s.per_second).collect());
     let intake_cpu: Vec<f64> = intakes.iter().filter_map(|s| s.cpu_us_per_op).collect();
-    let intake_cores: Vec<f64> = intakes
-        .iter()
-        .filter_map(|s| s.cpu_us_per_op.map(|c| c * s.per_second / 1e6))
-        .collect();
+    let intake_cores: Vec<f64> = intakes.iter().filter_map(Sample::cores_busy).collect();
     println!(
         "| intake, SQLite, 64 writers (`bench store`, no HTTP) | {intake:.0} | | | | {:.0} | {:.2} | {} |",
         median(intake_cpu),

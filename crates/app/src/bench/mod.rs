@@ -100,6 +100,13 @@ pub(crate) struct Sample {
     pub(crate) cpu_us_per_op: Option<f64>,
 }
 
+impl Sample {
+    /// Cores busy while measuring: CPU time over wall time (where the CPU time is known).
+    pub(crate) fn cores_busy(&self) -> Option<f64> {
+        self.cpu_us_per_op.map(|us| us * self.per_second / 1e6)
+    }
+}
+
 fn sample(count: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Sample {
     latencies.sort();
     Sample {

@@ -18,7 +18,7 @@ use incidencias_core::{
 };
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Scratch, invalid, median};
+use super::{Sample, Scratch, invalid, median};
 use crate::clock::{Clock, ManualClock};
 use crate::scheduler::{Fired, Scheduler};
 use crate::service::Service;
@@ -355,8 +355,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     // Catch-up rounds, each beside a round of `bench store`'s intake (64 writers), the
     // rate the store takes new incidents at the same moment.
     let mut catch_ups = Vec::new();
-    let mut intake_rates = Vec::new();
-    let mut intake_cpu = Vec::new();
+    let mut intakes = Vec::new();
     for r in 0..rounds {
         eprintln!("ronda {}/{rounds}: alta (64 escritores)...", r + 1);
         let sample = super::intake(
@@ -365,8 +364,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
             args.intake_seconds,
         )
         .await?;
-        intake_rates.push(sample.per_second);
-        intake_cpu.extend(sample.cpu_us_per_op);
+        intakes.push(sample);
         eprintln!("ronda {}/{rounds}: puesta al día...", r + 1);
         let after = epoch + SignedDuration::from_secs(args.spread_s + 1);
         catch_ups.push(catch_up(&format!("sqlite://{dir}/catch{r}.db"), after, &args).await?);
@@ -376,6 +374,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         .map(|c| c.fired as f64 / c.seconds)
         .collect();
     let capacity = median(rates.clone());
+    let intake_rates: Vec<f64> = intakes.iter().map(|s| s.per_second).collect();
     let intake_rate = median(intake_rates.clone());
     let each = |v: &[f64]| {
         v.iter()
@@ -386,19 +385,19 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     println!("deadline order: {:?} (`--order`)\n", args.order);
     // CPU time per operation (whole process) and cores busy: on a shared machine they move
     // far less than the rates, and tell a CPU-bound measurement from one that waits.
-    let catch_cpu: Vec<f64> = catch_ups
+    let (catch_cpu, catch_cores): (Vec<f64>, Vec<f64>) = catch_ups
         .iter()
-        .filter_map(|c| c.cpu.map(|cpu| cpu * 1e6 / c.fired.max(1) as f64))
-        .collect();
-    let catch_cores: Vec<f64> = catch_ups
-        .iter()
-        .filter_map(|c| c.cpu.map(|cpu| cpu / c.seconds.max(f64::MIN_POSITIVE)))
-        .collect();
-    let intake_cores: Vec<f64> = intake_cpu
-        .iter()
-        .zip(&intake_rates)
-        .map(|(us, rate)| us * rate / 1e6)
-        .collect();
+        .filter_map(|c| {
+            c.cpu.map(|cpu| {
+                (
+                    cpu * 1e6 / c.fired.max(1) as f64,
+                    cpu / c.seconds.max(f64::MIN_POSITIVE),
+                )
+            })
+        })
+        .unzip();
+    let intake_cpu: Vec<f64> = intakes.iter().filter_map(|s| s.cpu_us_per_op).collect();
+    let intake_cores: Vec<f64> = intakes.iter().filter_map(Sample::cores_busy).collect();
     let cpu_cells = |us: &[f64], cores: &[f64]| {
         if us.is_empty() {
             return " | ".to_string();
