@@ -105,6 +105,8 @@ pub(super) fn drive(
 pub(super) struct CpuUse {
     pub process: f64,
     pub client: f64,
+    /// The machine's idle and stolen cores over the measurement.
+    pub machine: Option<super::MachineUse>,
 }
 
 /// [`drive`], with the CPU time it took (zero where `/proc` cannot tell).
@@ -122,6 +124,7 @@ pub(super) fn drive_counted(
         latencies: vec![],
     };
     let process_before = super::cpu_seconds("self");
+    let machine = super::MachineClock::start();
     let handle = std::thread::spawn(move || {
         let client_before = super::cpu_seconds("thread-self");
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -146,7 +149,15 @@ pub(super) fn drive_counted(
     let process = process_before
         .zip(super::cpu_seconds("self"))
         .map_or(0.0, |(a, b)| b - a);
-    (load, CpuUse { process, client })
+    let machine = machine.stop();
+    (
+        load,
+        CpuUse {
+            process,
+            client,
+            machine,
+        },
+    )
 }
 
 pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
@@ -210,10 +221,10 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
         }
     }
     println!(
-        "| measurement ({} connections, {} s) | req/s (median of {}) | p50 ms | p99 ms | errors | CPU µs/req (load generator's) | cores busy | per round req/s |",
+        "| measurement ({} connections, {} s) | req/s (median of {}) | p50 ms | p99 ms | errors | CPU µs/req (load generator's) | cores busy | machine: idle / stolen cores | per round req/s |",
         args.connections, args.seconds, args.rounds
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut medians = Vec::new();
     for (name, runs) in names.iter().zip(&results) {
         let rate = median(runs.iter().map(|(l, _)| l.per_second()).collect());
@@ -224,7 +235,7 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
             .collect();
         let per_request = |cpu: f64, l: &Load| cpu * 1e6 / l.requests.max(1) as f64;
         println!(
-            "| {name} | {rate:.0} | {:.2} | {:.2} | {} | {:.0} ({:.0}) | {:.2} | {} |",
+            "| {name} | {rate:.0} | {:.2} | {:.2} | {} | {:.0} ({:.0}) | {:.2} | {} | {} |",
             median(runs.iter().map(|(l, _)| l.percentile_ms(0.50)).collect()),
             median(runs.iter().map(|(l, _)| l.percentile_ms(0.99)).collect()),
             runs.iter().map(|(l, _)| l.errors).sum::<u64>(),
@@ -239,6 +250,7 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
                     .map(|(l, c)| c.process / l.elapsed.as_secs_f64())
                     .collect()
             ),
+            super::machine_cell(&runs.iter().map(|(_, c)| c.machine).collect::<Vec<_>>()),
             per_round.join(", ")
         );
     }
@@ -246,9 +258,10 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
     let intake_cpu: Vec<f64> = intakes.iter().filter_map(|s| s.cpu_us_per_op).collect();
     let intake_cores: Vec<f64> = intakes.iter().filter_map(Sample::cores_busy).collect();
     println!(
-        "| intake, SQLite, 64 writers (`bench store`, no HTTP) | {intake:.0} | | | | {:.0} | {:.2} | {} |",
+        "| intake, SQLite, 64 writers (`bench store`, no HTTP) | {intake:.0} | | | | {:.0} | {:.2} | {} | {} |",
         median(intake_cpu),
         median(intake_cores),
+        super::machine_cell(&intakes.iter().map(|s| s.machine).collect::<Vec<_>>()),
         intakes
             .iter()
             .map(|s| format!("{:.0}", s.per_second))
@@ -269,7 +282,8 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
     }
     println!(
         "(CPU: user and system time of this whole process over the measurement, per request; \
-         in brackets the load generator's own thread; cores busy = CPU time / wall time, of {} cores)",
+         in brackets the load generator's own thread; cores busy = CPU time / wall time, of {} cores; \
+         machine: cores idle or waiting for the disk / cores stolen by the hypervisor, from /proc/stat, medians)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     Ok(0)

@@ -98,6 +98,8 @@ pub(crate) struct Sample {
     p99_ms: f64,
     /// The process's CPU time per operation while measuring, in µs (where known).
     pub(crate) cpu_us_per_op: Option<f64>,
+    /// The machine's idle and stolen cores while measuring (where known).
+    pub(crate) machine: Option<MachineUse>,
 }
 
 impl Sample {
@@ -114,7 +116,77 @@ fn sample(count: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Samp
         p50_ms: percentile_ms(&latencies, 0.50),
         p99_ms: percentile_ms(&latencies, 0.99),
         cpu_us_per_op: None,
+        machine: None,
     }
+}
+
+/// The whole machine over a measurement, from `/proc/stat`: the cores left idle (or waiting
+/// for the disk) and the cores the hypervisor gave to other guests of a shared host
+/// ("steal"). A round that had cores stolen measured a smaller machine; one with cores idle
+/// was not bound by the CPU.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MachineUse {
+    pub(crate) idle: f64,
+    pub(crate) stolen: f64,
+}
+
+/// `/proc/stat`'s first line at the start of a measurement.
+pub(crate) struct MachineClock(Option<(Instant, [u64; 3])>);
+
+impl MachineClock {
+    pub(crate) fn start() -> MachineClock {
+        MachineClock(machine_ticks().map(|t| (Instant::now(), t)))
+    }
+
+    /// The machine's use since [`MachineClock::start`] (`None` off Linux).
+    pub(crate) fn stop(&self) -> Option<MachineUse> {
+        let (started, before) = self.0?;
+        let after = machine_ticks()?;
+        machine_use(before, after, started.elapsed())
+    }
+}
+
+/// Idle (with I/O wait) and steal ticks of all cores, from `/proc/stat`.
+fn machine_ticks() -> Option<[u64; 3]> {
+    machine_ticks_in(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// `cpu  user nice system idle iowait irq softirq steal ...`: idle, iowait and steal.
+fn machine_ticks_in(stat: &str) -> Option<[u64; 3]> {
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    Some([*fields.get(3)?, *fields.get(4)?, *fields.get(7)?])
+}
+
+/// Ticks are hundredths of a second (`USER_HZ`, as for the process's CPU time).
+fn machine_use(before: [u64; 3], after: [u64; 3], wall: Duration) -> Option<MachineUse> {
+    let seconds = wall.as_secs_f64();
+    if seconds <= 0.0 {
+        return None;
+    }
+    let ticks = |i: usize| after[i].saturating_sub(before[i]) as f64 / 100.0;
+    Some(MachineUse {
+        idle: (ticks(0) + ticks(1)) / seconds,
+        stolen: ticks(2) / seconds,
+    })
+}
+
+/// A table cell: the median idle and stolen cores of `uses` ("" when unknown).
+pub(crate) fn machine_cell(uses: &[Option<MachineUse>]) -> String {
+    let known: Vec<MachineUse> = uses.iter().flatten().copied().collect();
+    if known.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{:.2} / {:.2}",
+        median(known.iter().map(|m| m.idle).collect()),
+        median(known.iter().map(|m| m.stolen).collect())
+    )
 }
 
 /// The `p` percentile (0 to 1) of `sorted` latencies, in milliseconds; 0 when empty.
@@ -324,6 +396,7 @@ pub(crate) async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sa
     let end = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
     let cpu_before = cpu_seconds("self");
+    let machine = MachineClock::start();
     let mut tasks = Vec::new();
     for _ in 0..writers {
         let (store, report, actor, policy) =
@@ -360,10 +433,12 @@ pub(crate) async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sa
     }
     let elapsed = start.elapsed();
     let cpu = cpu_before.zip(cpu_seconds("self")).map(|(a, b)| b - a);
+    let machine = machine.stop();
     store.close().await;
     let count = all.len();
     Ok(Sample {
         cpu_us_per_op: cpu.filter(|_| count > 0).map(|c| c * 1e6 / count as f64),
+        machine,
         ..sample(count, elapsed, all)
     })
 }
@@ -503,7 +578,29 @@ async fn store_bench(args: StoreBench) -> Result<i32, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::cpu_seconds_in;
+    use super::{cpu_seconds_in, machine_ticks_in, machine_use};
+
+    #[test]
+    fn machine_use_counts_idle_with_io_wait_and_steal_in_cores_over_the_wall_time() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let before = "cpu  100 0 50 1000 20 0 5 30 0 0\ncpu0 50 0 25 500 10 0 2 15 0 0\n";
+        let after = "cpu  300 0 90 1150 70 0 9 130 0 0\ncpu0 150 0 45 575 35 0 4 65 0 0\n";
+        let (b, a) = (machine_ticks_in(before), machine_ticks_in(after));
+        assert_eq!(b, Some([1000, 20, 30]));
+        // Over 2 s: idle 150 + iowait 50 ticks = 2 s = 1 core; steal 100 ticks = 0.5 core.
+        let used = machine_use(
+            b.unwrap_or_default(),
+            a.unwrap_or_default(),
+            std::time::Duration::from_secs(2),
+        );
+        let used = used.expect("a measurement with a duration");
+        assert!((used.idle - 1.0).abs() < 1e-9, "{used:?}");
+        assert!((used.stolen - 0.5).abs() < 1e-9, "{used:?}");
+        // Not the aggregate line, or too short: nothing is made up.
+        assert_eq!(machine_ticks_in("cpu0 1 2 3 4 5 6 7 8\n"), None);
+        assert_eq!(machine_ticks_in("cpu  1 2 3 4\n"), None);
+        assert!(machine_use([0; 3], [0; 3], std::time::Duration::ZERO).is_none());
+    }
 
     #[test]
     fn cpu_time_is_user_plus_system_ticks_even_with_a_command_name_holding_spaces_and_parens() {

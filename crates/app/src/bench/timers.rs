@@ -281,6 +281,8 @@ struct CatchUp {
     /// The process's CPU time over the catch-up, in seconds (`None` where `/proc` cannot
     /// tell).
     cpu: Option<f64>,
+    /// The machine's idle and stolen cores over the catch-up.
+    machine: Option<super::MachineUse>,
     fired: usize,
     distinct: usize,
     stored: i64,
@@ -292,6 +294,7 @@ async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<Cat
     let (log, observer) = recorder();
     let started = Instant::now();
     let cpu_before = super::cpu_seconds("self");
+    let machine = super::MachineClock::start();
     let mut scheduler = Scheduler::new(service).with_observer(observer);
     if args.chunk.is_some() || args.parallel.is_some() || args.batch.is_some() {
         scheduler = scheduler.with_batching(
@@ -305,6 +308,7 @@ async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<Cat
     let cpu = cpu_before
         .zip(super::cpu_seconds("self"))
         .map(|(a, b)| b - a);
+    let machine = machine.stop();
     let fired = taken(&log);
     let distinct: std::collections::HashSet<_> = fired.iter().map(|f| f.key).collect();
     let stored: i64 = sqlx::query("SELECT COUNT(*) FROM fired_actions")
@@ -316,6 +320,7 @@ async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<Cat
     Ok(CatchUp {
         seconds,
         cpu,
+        machine,
         fired: fired.len(),
         distinct: distinct.len(),
         stored,
@@ -405,18 +410,22 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         format!("{:.0} | {:.2}", median(us.to_vec()), median(cores.to_vec()))
     };
     println!(
-        "| measurement (rounds: {rounds}) | per second (median) | CPU µs per operation | cores busy | per round |"
+        "| measurement (rounds: {rounds}) | per second (median) | CPU µs per operation | cores busy | machine: idle / stolen cores | per round |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
+    let intake_machine: Vec<_> = intakes.iter().map(|s| s.machine).collect();
+    let catch_machine: Vec<_> = catch_ups.iter().map(|c| c.machine).collect();
     println!(
-        "| intake, SQLite, 64 writers (`bench store`) | {intake_rate:.0} | {} | {} |",
+        "| intake, SQLite, 64 writers (`bench store`) | {intake_rate:.0} | {} | {} | {} |",
         cpu_cells(&intake_cpu, &intake_cores),
+        super::machine_cell(&intake_machine),
         each(&intake_rates)
     );
     println!(
-        "| catch-up firing, {} overdue at start | {capacity:.0} | {} | {} |",
+        "| catch-up firing, {} overdue at start | {capacity:.0} | {} | {} | {} |",
         args.incidents,
         cpu_cells(&catch_cpu, &catch_cores),
+        super::machine_cell(&catch_machine),
         each(&rates)
     );
     println!(

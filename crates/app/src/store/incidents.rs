@@ -344,6 +344,10 @@ impl Store {
         if folios.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(readers) = &self.readers {
+            let folios: Vec<String> = folios.iter().map(Folio::to_string).collect();
+            return readers.read(move |conn| load_native(conn, &folios)).await;
+        }
         let marks = (1..=folios.len())
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
@@ -595,8 +599,17 @@ fn appended(
 /// An incident as a row of `version, last_hash, body` has it, its version checked against
 /// the projection's.
 fn stored_from(row: &AnyRow) -> Result<StoredIncident, StoreError> {
-    let incident = incident_body(row)?;
-    let version: i64 = row.try_get("version").map_err(StoreError::db)?;
+    let body: &str = row.try_get("body").map_err(StoreError::db)?;
+    checked(
+        row.try_get("version").map_err(StoreError::db)?,
+        row.try_get("last_hash").map_err(StoreError::db)?,
+        body,
+    )
+}
+
+/// A projection row's parts, its body parsed and checked against its version.
+fn checked(version: i64, last_hash: String, body: &str) -> Result<StoredIncident, StoreError> {
+    let incident: Incident = serde_json::from_str(body).map_err(StoreError::json)?;
     if i64::try_from(incident.version).ok() != Some(version) {
         return Err(StoreError::Corrupt(format!(
             "la proyección de {} no coincide con su versión",
@@ -605,8 +618,36 @@ fn stored_from(row: &AnyRow) -> Result<StoredIncident, StoreError> {
     }
     Ok(StoredIncident {
         incident,
-        last_hash: row.try_get("last_hash").map_err(StoreError::db)?,
+        last_hash,
     })
+}
+
+/// [`Store::load_fresh_many`] on one of SQLite's reader connections (`readers.rs`): each
+/// body parsed from SQLite's own buffer, in the order of `folios`.
+fn load_native(
+    conn: &rusqlite::Connection,
+    folios: &[String],
+) -> Result<Vec<StoredIncident>, StoreError> {
+    let failed = super::writer::native_error;
+    let mut stmt = conn
+        .prepare_cached("SELECT version, last_hash, body FROM incidents WHERE folio = ?1")
+        .map_err(failed)?;
+    let mut out = Vec::with_capacity(folios.len());
+    for folio in folios {
+        let mut rows = stmt.query([folio]).map_err(failed)?;
+        if let Some(row) = rows.next().map_err(failed)? {
+            let body = row
+                .get_ref(2)
+                .and_then(|v| Ok(v.as_str()?))
+                .map_err(failed)?;
+            out.push(checked(
+                row.get(0).map_err(failed)?,
+                row.get(1).map_err(failed)?,
+                body,
+            )?);
+        }
+    }
+    Ok(out)
 }
 
 /// The projection in a row's `body` column.

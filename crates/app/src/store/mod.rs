@@ -19,6 +19,7 @@ mod folios;
 mod incidents;
 pub mod open;
 mod outbox;
+mod readers;
 mod reports;
 mod script;
 mod timers;
@@ -83,6 +84,9 @@ pub struct Store {
     pool: AnyPool,
     /// SQLite's single writer; `None` on PostgreSQL.
     writer: Option<writer::Writer>,
+    /// SQLite's connections for the scheduler's bulk reads (`readers.rs`); `None` on
+    /// PostgreSQL and on a read-only SQLite store.
+    readers: Option<std::sync::Arc<readers::Readers>>,
     /// What the user called the database, for messages (file path or URL without password).
     display: String,
     /// Folio numbers reserved by this process and not yet used (and their voids).
@@ -246,6 +250,10 @@ impl Store {
         // writer stops (folios.rs); if this fails, the next start does it.
         if let Err(e) = self.folios.release(self).await {
             tracing::warn!(error = %e, "no se pudieron anular los folios reservados sin usar");
+        }
+        // Before the writer: its connection must be the last, to checkpoint as it closes.
+        if let Some(r) = &self.readers {
+            r.close();
         }
         if let Some(w) = &self.writer {
             w.close().await;

@@ -15,6 +15,13 @@ pub(super) const SET_TIMER: &str = "INSERT INTO timers (folio, due_at) VALUES ($
 /// An incident's timer (folio `$1`) removed: nothing left to fire.
 pub(super) const CLEAR_TIMER: &str = "DELETE FROM timers WHERE folio = $1";
 
+/// Leases (owner `$1` until `$2`) up to `$4` timers due at `$3`: on SQLite, where the one
+/// writer serializes claims.
+const CLAIM_SQLITE: &str = "UPDATE timers SET lease_owner = $1, lease_until = $2 WHERE folio IN \
+     (SELECT folio FROM timers WHERE due_at <= $3 \
+      AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due_at LIMIT $4) \
+     RETURNING folio, due_at";
+
 impl Store {
     /// Leases up to `limit` timers due at `now` whose lease is free or expired, to `owner`
     /// until `lease_until`, earliest first. On PostgreSQL rows another instance is claiming
@@ -28,12 +35,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(Folio, Timestamp)>, StoreError> {
         let sql: &'static str = match self.backend {
-            Backend::Sqlite => {
-                "UPDATE timers SET lease_owner = $1, lease_until = $2 WHERE folio IN \
-                 (SELECT folio FROM timers WHERE due_at <= $3 \
-                  AND (lease_until IS NULL OR lease_until <= $3) ORDER BY due_at LIMIT $4) \
-                 RETURNING folio, due_at"
-            }
+            Backend::Sqlite => CLAIM_SQLITE,
             Backend::Postgres => {
                 "UPDATE timers SET lease_owner = $1, lease_until = $2 WHERE folio IN \
                  (SELECT folio FROM timers WHERE due_at <= $3 \
@@ -42,14 +44,31 @@ impl Store {
                  RETURNING folio, due_at"
             }
         };
+        let (lease_ms, now_ms) = (lease_until.as_millisecond(), now.as_millisecond());
         let owner = owner.to_string();
+        let native_owner = owner.clone();
+        // On SQLite a native job of the writer, in the scripts' transaction: as a job of its
+        // sqlx connection each claim was a commit of its own on the other connection (which
+        // empties the scripts' page cache), and its 1,000 rows came back to the writer's
+        // thread one message at a time while no script could commit.
+        let native = move |conn: &rusqlite::Connection| {
+            let failed = super::writer::native_error;
+            let mut stmt = conn.prepare_cached(CLAIM_SQLITE).map_err(failed)?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params![native_owner, lease_ms, now_ms, limit],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .map_err(failed)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(failed)
+        };
         let rows = self
-            .write(move |conn| {
+            .write_native(native, move |conn| {
                 Box::pin(async move {
                     sqlx::query(sql)
                         .bind(owner)
-                        .bind(lease_until.as_millisecond())
-                        .bind(now.as_millisecond())
+                        .bind(lease_ms)
+                        .bind(now_ms)
                         .bind(limit)
                         .fetch_all(&mut *conn)
                         .await
