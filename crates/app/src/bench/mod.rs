@@ -163,13 +163,16 @@ fn machine_ticks_in(stat: &str) -> Option<[u64; 3]> {
     Some([*fields.get(3)?, *fields.get(4)?, *fields.get(7)?])
 }
 
-/// Ticks are hundredths of a second (`USER_HZ`, as for the process's CPU time).
+/// Clock ticks per second in `/proc`'s figures (`USER_HZ`, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// Ticks to cores: idle (with I/O wait) and steal over `wall`.
 fn machine_use(before: [u64; 3], after: [u64; 3], wall: Duration) -> Option<MachineUse> {
     let seconds = wall.as_secs_f64();
     if seconds <= 0.0 {
         return None;
     }
-    let ticks = |i: usize| after[i].saturating_sub(before[i]) as f64 / 100.0;
+    let ticks = |i: usize| after[i].saturating_sub(before[i]) as f64 / USER_HZ;
     Some(MachineUse {
         idle: (ticks(0) + ticks(1)) / seconds,
         stolen: ticks(2) / seconds,
@@ -214,7 +217,7 @@ fn cpu_seconds_in(stat: &str) -> Option<f64> {
     let mut fields = rest.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
+    Some((utime + stime) as f64 / USER_HZ)
 }
 
 /// Any failure of a benchmark's own setup, as a store error the command reports.

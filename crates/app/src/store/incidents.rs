@@ -609,7 +609,7 @@ fn stored_from(row: &AnyRow) -> Result<StoredIncident, StoreError> {
 
 /// A projection row's parts, its body parsed and checked against its version.
 fn checked(version: i64, last_hash: String, body: &str) -> Result<StoredIncident, StoreError> {
-    let incident: Incident = serde_json::from_str(body).map_err(StoreError::json)?;
+    let incident = parse_body(body)?;
     if i64::try_from(incident.version).ok() != Some(version) {
         return Err(StoreError::Corrupt(format!(
             "la proyección de {} no coincide con su versión",
@@ -652,8 +652,12 @@ fn load_native(
 
 /// The projection in a row's `body` column.
 fn incident_body(row: &AnyRow) -> Result<Incident, StoreError> {
-    let body: String = row.try_get("body").map_err(StoreError::db)?;
-    serde_json::from_str(&body).map_err(StoreError::json)
+    parse_body(row.try_get("body").map_err(StoreError::db)?)
+}
+
+/// A projection's JSON.
+fn parse_body(body: &str) -> Result<Incident, StoreError> {
+    serde_json::from_str(body).map_err(StoreError::json)
 }
 
 pub(super) async fn fetch_events(

@@ -245,6 +245,7 @@ async fn open_sqlite(url: &str, mode: OpenMode) -> Result<Store, StoreError> {
         writer: Some(Writer::start(connections)),
         readers: Some(std::sync::Arc::new(super::readers::Readers::new(
             file.clone(),
+            SQLITE_PRAGMAS,
         ))),
         folios: Default::default(),
         cache: std::sync::Arc::new(super::cache::IncidentCache::new(&path)),

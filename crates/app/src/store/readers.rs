@@ -21,20 +21,19 @@ use super::StoreError;
 /// Idle connections kept for the next read (the scheduler fires 4 chunks at once).
 const KEEP: usize = 4;
 
-/// Like the other connections (`open.rs`): a read waits for a checkpoint's lock, it does not
-/// fail.
-const PRAGMAS: &str = "PRAGMA busy_timeout = 10000;";
-
 pub(super) struct Readers {
     file: PathBuf,
+    /// Run on each connection as it opens: those of every SQLite connection (`open.rs`).
+    pragmas: &'static str,
     /// `None` once closed: a read after [`Readers::close`] fails like the closed pool's.
     idle: Mutex<Option<Vec<rusqlite::Connection>>>,
 }
 
 impl Readers {
-    pub(super) fn new(file: PathBuf) -> Readers {
+    pub(super) fn new(file: PathBuf, pragmas: &'static str) -> Readers {
         Readers {
             file,
+            pragmas,
             idle: Mutex::new(Some(Vec::new())),
         }
     }
@@ -44,7 +43,7 @@ impl Readers {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = rusqlite::Connection::open_with_flags(&self.file, flags)
             .map_err(super::writer::native_error)?;
-        conn.execute_batch(PRAGMAS)
+        conn.execute_batch(self.pragmas)
             .map_err(super::writer::native_error)?;
         Ok(conn)
     }
@@ -111,7 +110,7 @@ mod tests {
                 "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);",
             )
             .expect("schema");
-        let readers = Arc::new(Readers::new(file));
+        let readers = Arc::new(Readers::new(file, "PRAGMA busy_timeout = 10000;"));
         let count = |readers: Arc<Readers>| async move {
             readers
                 .read(|c| {
