@@ -1,7 +1,7 @@
 //! SQLite reads made in bulk by the scheduler, on connections of their own driven directly
 //! (rusqlite) on a blocking thread.
 //!
-//! A scheduler chunk reads its incidents' projections (64 bodies of ~2 KB) in one go. Through
+//! A scheduler chunk reads its incidents' projections (128 bodies of ~2 KB) in one go. Through
 //! sqlx's `Any` driver each row went from SQLite to the connection's own thread, was copied
 //! into a `SqliteRow`, sent back, converted into an `AnyRow` and copied again into a `String`
 //! before being parsed: a profile of a 100,000-timer catch-up put that read at about a fifth
@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use super::StoreError;
 
-/// Idle connections kept for the next read (the scheduler fires 4 chunks at once).
-const KEEP: usize = 4;
+/// Idle connections kept for the next read (the scheduler fires 8 chunks at once: a
+/// connection opened for each read beyond those kept would parse the schema every time).
+const KEEP: usize = 8;
 
 pub(super) struct Readers {
     file: PathBuf,
