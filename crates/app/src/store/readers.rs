@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use super::StoreError;
 
-/// Idle connections kept for the next read (the scheduler fires 8 chunks at once: a
+/// Idle connections kept for the next read: one per chunk the scheduler fires at once (a
 /// connection opened for each read beyond those kept would parse the schema every time).
-const KEEP: usize = 8;
+const KEEP: usize = crate::scheduler::PARALLEL;
 
 pub(super) struct Readers {
     file: PathBuf,
