@@ -38,7 +38,8 @@ pub const CHUNK: usize = 128;
 
 /// Timers claimed at once.
 pub const BATCH: i64 = 1000;
-/// Chunks fired at once by default.
+/// Chunks fired at once by default (the store keeps as many idle read connections for
+/// them: `store/readers.rs`).
 pub const PARALLEL: usize = 8;
 /// Shortest time between the starts of two ticks by default. Deadlines spread over a
 /// burst (one every few milliseconds) are then fired a few at a time instead of one

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use super::StoreError;
 
-/// Idle connections kept for the next read: one per chunk the scheduler fires at once (a
-/// connection opened for each read beyond those kept would parse the schema every time).
-const KEEP: usize = crate::scheduler::PARALLEL;
+/// Idle connections kept for the next read: one per chunk the scheduler fires at once by
+/// default (`scheduler::PARALLEL`, which the store may not name: tests/layering.rs); a
+/// connection opened for each read beyond those kept would parse the schema every time.
+const KEEP: usize = 8;
 
 pub(super) struct Readers {
     file: PathBuf,
