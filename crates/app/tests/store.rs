@@ -631,3 +631,33 @@ on_both_backends!(
     a_tampered_export_is_refused_on_import,
     catalogue_round_trips_and_duplicates_are_named,
 );
+
+/// SQLite only: a new database gets 8 KiB pages (three notified incidents to a page, where
+/// with 4 KiB each took its own: `store/open.rs`), and one that exists keeps the page size
+/// it was created with, with its data intact.
+#[tokio::test]
+async fn a_new_sqlite_database_has_8_kib_pages_and_an_old_one_keeps_its_own() {
+    let new = common::TestDb::sqlite();
+    let store = Store::open(&new.url).await.expect("open new");
+    assert_eq!(scalar(&store, "PRAGMA page_size").await, 8192);
+    store.close().await;
+
+    let old = common::TestDb::sqlite();
+    let file = old.url.trim_start_matches("sqlite://").to_string();
+    {
+        let conn = rusqlite::Connection::open(&file).expect("create with 4 KiB pages");
+        conn.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; VACUUM;")
+            .expect("4 KiB pages");
+    }
+    let store = Store::open(&old.url).await.expect("open old");
+    let fixture = seed(&store).await;
+    let folio = create(&store, &fixture, at(0)).await.incident.folio;
+    store.close().await;
+    let store = Store::open(&old.url).await.expect("reopen old");
+    assert_eq!(scalar(&store, "PRAGMA page_size").await, 4096);
+    assert!(
+        store.load(folio).await.expect("load").is_some(),
+        "the incident written in the old database is still there"
+    );
+    store.close().await;
+}

@@ -6,7 +6,7 @@ use incidencias_core::escalation::{ActionKey, due_actions, next_due};
 use incidencias_core::{Actor, Command, Folio, Incident, decide};
 use jiff::Timestamp;
 
-use super::incidents::{Context, Latest, Plan, applied};
+use super::incidents::{Context, Latest, Plan};
 use super::{Service, ServiceError, notify};
 use crate::store::StoreError;
 
@@ -178,7 +178,10 @@ fn fire_plan(prior: Option<&Incident>, cx: &Context<'_>) -> Result<Plan<Idle>, S
         let Ok(new) = decide(Some(&state), &Actor::System, &command, cx.now, cx.policy) else {
             continue;
         };
-        state = applied(&state, &new)?;
+        for e in &new {
+            state = Incident::apply(Some(state), e)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        }
         events.extend(new);
         mail.extend(notify::for_action(cx.org, &state, &action));
         fired.push(Fired {

@@ -568,14 +568,19 @@ fn appended(
         .collect();
     let folio = prior.incident.folio;
     let base = prior.incident.version;
-    let mut incident = prior.incident.clone();
+    // One copy of the incident per event (the state each one is applied to), compared
+    // with the state before it for the facts it changes.
+    let mut latest: Option<Incident> = None;
     let mut fact_changes = FactChanges::default();
     for e in &events {
-        let after = Incident::apply(Some(incident.clone()), e)
+        let before = latest.as_ref().unwrap_or(&prior.incident);
+        let after = Incident::apply(Some(before.clone()), e)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        fact_changes.add(facts::changes(Some(&incident), &after));
-        incident = after;
+        fact_changes.add(facts::changes(Some(before), &after));
+        latest = Some(after);
     }
+    let incident =
+        latest.ok_or_else(|| StoreError::Invalid("no hay eventos que registrar".into()))?;
     let seq0 = i64::try_from(base).map_err(|_| StoreError::Corrupt("versión".into()))?;
     let stored = encode_chain(folio, seq0, &prior.last_hash, &events)?;
     let last_hash = stored
@@ -993,7 +998,11 @@ fn push_effects(
             seq.unwrap_or(0),
             msg.kind
         );
-        let recipients = serde_json::json!({ "to": msg.to, "cc": msg.cc }).to_string();
+        let recipients = serde_json::to_string(&Recipients {
+            cc: &msg.cc,
+            to: &msg.to,
+        })
+        .map_err(StoreError::json)?;
         script.push(
             "INSERT INTO outbox (folio, seq, kind, recipients, payload, message_id, state, \
              attempts, next_attempt_at, created_at) \
@@ -1003,13 +1012,24 @@ fn push_effects(
                 seq.into(),
                 msg.kind.clone().into(),
                 recipients.into(),
-                msg.payload.to_string().into(),
+                serde_json::to_string(&msg.payload)
+                    .map_err(StoreError::json)?
+                    .into(),
                 message_id.into(),
                 now.as_millisecond().into(),
             ],
         );
     }
     Ok(())
+}
+
+/// An outbox row's `recipients` column. The fields in the order a JSON object's keys were
+/// written in before (sorted), so rows read the same as ever; serialized straight from the
+/// message's lists, where building a `serde_json::Value` copied every address first.
+#[derive(Serialize)]
+struct Recipients<'a> {
+    cc: &'a [String],
+    to: &'a [String],
 }
 
 /// One delivery per subscription to each hook's type (paused ones too: they are sent on

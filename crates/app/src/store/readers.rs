@@ -25,14 +25,15 @@ const KEEP: usize = 8;
 
 pub(super) struct Readers {
     file: PathBuf,
-    /// Run on each connection as it opens: those of every SQLite connection (`open.rs`).
-    pragmas: &'static str,
+    /// Run on each connection as it opens: those of every SQLite connection and the
+    /// memory map (`open.rs`).
+    pragmas: &'static [&'static str],
     /// `None` once closed: a read after [`Readers::close`] fails like the closed pool's.
     idle: Mutex<Option<Vec<rusqlite::Connection>>>,
 }
 
 impl Readers {
-    pub(super) fn new(file: PathBuf, pragmas: &'static str) -> Readers {
+    pub(super) fn new(file: PathBuf, pragmas: &'static [&'static str]) -> Readers {
         Readers {
             file,
             pragmas,
@@ -45,8 +46,9 @@ impl Readers {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = rusqlite::Connection::open_with_flags(&self.file, flags)
             .map_err(super::writer::native_error)?;
-        conn.execute_batch(self.pragmas)
-            .map_err(super::writer::native_error)?;
+        for p in self.pragmas {
+            conn.execute_batch(p).map_err(super::writer::native_error)?;
+        }
         Ok(conn)
     }
 
@@ -112,7 +114,7 @@ mod tests {
                 "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);",
             )
             .expect("schema");
-        let readers = Arc::new(Readers::new(file, "PRAGMA busy_timeout = 10000;"));
+        let readers = Arc::new(Readers::new(file, &["PRAGMA busy_timeout = 10000;"]));
         let count = |readers: Arc<Readers>| async move {
             readers
                 .read(|c| {
