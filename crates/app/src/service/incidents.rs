@@ -674,7 +674,11 @@ pub(super) enum Latest<T> {
 
 /// `prior` after `events`.
 pub(super) fn applied(prior: &Incident, events: &[Event]) -> Result<Incident, ServiceError> {
-    let mut state = prior.clone();
+    applied_to(prior.clone(), events)
+}
+
+/// `state` after `events`, without a copy of it.
+pub(super) fn applied_to(mut state: Incident, events: &[Event]) -> Result<Incident, ServiceError> {
     for e in events {
         state =
             Incident::apply(Some(state), e).map_err(|e| ServiceError::Internal(e.to_string()))?;

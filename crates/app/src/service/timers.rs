@@ -6,7 +6,7 @@ use incidencias_core::escalation::{ActionKey, due_actions, next_due};
 use incidencias_core::{Actor, Command, Folio, Incident, decide};
 use jiff::Timestamp;
 
-use super::incidents::{Context, Latest, Plan};
+use super::incidents::{Context, Latest, Plan, applied_to};
 use super::{Service, ServiceError, notify};
 use crate::store::StoreError;
 
@@ -178,10 +178,7 @@ fn fire_plan(prior: Option<&Incident>, cx: &Context<'_>) -> Result<Plan<Idle>, S
         let Ok(new) = decide(Some(&state), &Actor::System, &command, cx.now, cx.policy) else {
             continue;
         };
-        for e in &new {
-            state = Incident::apply(Some(state), e)
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        }
+        state = applied_to(state, &new)?;
         events.extend(new);
         mail.extend(notify::for_action(cx.org, &state, &action));
         fired.push(Fired {

@@ -552,11 +552,6 @@ fn appended(
     effects: &Effects,
     now: Timestamp,
 ) -> Result<(Script, StoredIncident), StoreError> {
-    if events.is_empty() {
-        // Every append carries at least one event: its (folio, seq) key is what makes
-        // a stale append fail.
-        return Err(StoreError::Invalid("no hay eventos que registrar".into()));
-    }
     // The store keeps milliseconds: events decided elsewhere are brought to that
     // precision before they are applied, so the projection equals a replay.
     let events: Vec<Event> = events
@@ -568,19 +563,24 @@ fn appended(
         .collect();
     let folio = prior.incident.folio;
     let base = prior.incident.version;
-    // One copy of the incident per event (the state each one is applied to), compared
-    // with the state before it for the facts it changes.
-    let mut latest: Option<Incident> = None;
+    // Every append carries at least one event: its (folio, seq) key is what makes a stale
+    // append fail.
+    let Some((first, rest)) = events.split_first() else {
+        return Err(StoreError::Invalid("no hay eventos que registrar".into()));
+    };
+    // One copy of the incident per event (the state it is applied to), compared with the
+    // state before it for the facts it changes.
     let mut fact_changes = FactChanges::default();
-    for e in &events {
-        let before = latest.as_ref().unwrap_or(&prior.incident);
+    let mut step = |before: &Incident, e: &Event| {
         let after = Incident::apply(Some(before.clone()), e)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         fact_changes.add(facts::changes(Some(before), &after));
-        latest = Some(after);
+        Ok::<_, StoreError>(after)
+    };
+    let mut incident = step(&prior.incident, first)?;
+    for e in rest {
+        incident = step(&incident, e)?;
     }
-    let incident =
-        latest.ok_or_else(|| StoreError::Invalid("no hay eventos que registrar".into()))?;
     let seq0 = i64::try_from(base).map_err(|_| StoreError::Corrupt("versión".into()))?;
     let stored = encode_chain(folio, seq0, &prior.last_hash, &events)?;
     let last_hash = stored

@@ -60,7 +60,8 @@ const WRITER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpo
 const PAGE_SIZE_PRAGMA: &str = "PRAGMA page_size = 8192;";
 
 /// For the connections that read the database file most (the scheduler's bulk readers and
-/// the writer's own, whose B-tree seeks read pages the readers just read): pages not in the
+/// the writer's two, as measured; the script connection's B-tree seeks read pages the
+/// readers just read): pages not in the
 /// WAL are read straight from a memory map of the file, up to its first GiB, instead of
 /// copied into each connection's cache with a `pread` (and a `malloc` for the copy, freed
 /// again whenever another connection's commit makes the cache stale). The writer still
