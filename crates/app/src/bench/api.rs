@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use clap::Args;
 use jiff::Timestamp;
 
@@ -30,8 +31,9 @@ pub struct ApiBench {
 }
 
 /// A served API over a fresh SQLite database with one agency, one procedure, a help desk
-/// token and one incident to read.
-async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), StoreError> {
+/// token and one incident to read; and the length of that incident's document, the body a
+/// POST answers.
+async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String, usize), StoreError> {
     let store = Store::open(url).await?;
     let service = Service::new(store.clone(), Arc::new(SystemClock));
     let super::BenchCatalogue {
@@ -70,7 +72,7 @@ async fn start_api(url: &str) -> Result<(SocketAddr, String, i64, String), Store
         listener,
         std::future::pending(),
     ));
-    Ok((addr, token, procedure.id, folio))
+    Ok((addr, token, procedure.id, folio, created.body.len()))
 }
 
 /// The baseline: axum answering a constant JSON body, nothing else.
@@ -78,6 +80,53 @@ async fn start_constant() -> Result<SocketAddr, StoreError> {
     let app = Router::new().route(
         "/constant",
         get(|| async { ([("content-type", "application/json")], "{\"ok\":true}") }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+/// The intake's own work behind HTTP: axum on the same runtime answering each POST with
+/// one [`super::intake_one`] on its own SQLite database and a constant body of `reply_len`
+/// bytes (the size of the API's answer). No authentication, no reading of the JSON, no
+/// email, no reply rendered: what HTTP alone adds to the intake on this machine, the floor
+/// under the API's POST.
+async fn start_intake_over_http(url: &str, reply_len: usize) -> Result<SocketAddr, StoreError> {
+    let (store, report, actor) = super::seeded(url).await?;
+    let policy = Arc::new(incidencias_core::SloPolicy::seed());
+    let reply: Arc<str> = format!(
+        "{{\"pad\":\"{}\"}}",
+        "x".repeat(reply_len.saturating_sub(10))
+    )
+    .into();
+    let app = Router::new().route(
+        "/api/v1/incidents",
+        post(move |_body: axum::body::Bytes| {
+            let (store, report, actor, policy, reply) = (
+                store.clone(),
+                report.clone(),
+                actor.clone(),
+                policy.clone(),
+                reply.clone(),
+            );
+            async move {
+                match super::intake_one(&store, &report, &actor, &policy).await {
+                    Ok(()) => (
+                        StatusCode::CREATED,
+                        [("content-type", "application/json")],
+                        reply.to_string(),
+                    ),
+                    Err(e) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        [("content-type", "text/plain")],
+                        e.to_string(),
+                    ),
+                }
+            }
+        }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -162,8 +211,10 @@ pub(super) fn drive_counted(
 
 pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
     let scratch = Scratch::new("api")?;
-    let (api, token, procedure, folio) = start_api(&scratch.url()).await?;
+    let (api, token, procedure, folio, reply_len) = start_api(&scratch.url()).await?;
     let constant = start_constant().await?;
+    let bare =
+        start_intake_over_http(&scratch.url().replace("/bench.db", "/bare.db"), reply_len).await?;
     let get_constant: RequestFn =
         Arc::new(|_| b"GET /constant HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec());
     let get_incident: RequestFn = {
@@ -186,8 +237,9 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
         "GET constant (axum baseline)",
         "GET /api/v1/incidents/{folio}",
         "POST /api/v1/incidents (durable)",
+        "POST, the intake's work behind axum (floor)",
     ];
-    let mut results: Vec<Vec<(Load, CpuUse)>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut results: Vec<Vec<(Load, CpuUse)>> = vec![Vec::new(); names.len()];
     // `bench store`'s intake with 64 writers (no HTTP), each round beside the POSTs.
     let mut intakes = Vec::new();
     for round in 1..=args.rounds.max(1) {
@@ -209,8 +261,10 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
             (constant, 200, &get_constant),
             (api, 200, &get_incident),
             (api, 201, &post_incident),
+            (bare, 201, &post_incident),
         ];
         for (i, (addr, status, request)) in targets.into_iter().enumerate() {
+            eprintln!("  {}...", names[i]);
             results[i].push(drive_counted(
                 addr,
                 args.connections,
@@ -278,6 +332,15 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
         println!(
             "ratio POST / intake (64 writers): {:.2}",
             medians[2] / intake
+        );
+        println!(
+            "ratio floor (the intake's work behind axum) / intake: {:.2}; POST / floor: {:.2}",
+            medians[3] / intake,
+            if medians[3] > 0.0 {
+                medians[2] / medians[3]
+            } else {
+                0.0
+            }
         );
     }
     println!(

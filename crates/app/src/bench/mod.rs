@@ -369,7 +369,7 @@ pub(crate) async fn bench_catalogue(
 }
 
 /// A store with the bench catalogue, a step-1 report to repeat and its reporter.
-async fn seeded(url: &str) -> Result<(Store, NewReport, Actor), StoreError> {
+pub(crate) async fn seeded(url: &str) -> Result<(Store, NewReport, Actor), StoreError> {
     let store = Store::open(url).await?;
     let now = Timestamp::now();
     let service = crate::service::Service::new(store.clone(), Arc::new(crate::clock::SystemClock));
@@ -391,8 +391,34 @@ async fn seeded(url: &str) -> Result<(Store, NewReport, Actor), StoreError> {
     Ok((store, report, actor))
 }
 
-/// Incident intake: each operation is a step-1 report decided by the core and stored with
-/// its events, projection and chain, durably committed.
+/// One intake operation: `report` under a fresh folio, decided by the core and stored with
+/// its events, projection and chain, durably committed (no email, no idempotency record).
+pub(crate) async fn intake_one(
+    store: &Store,
+    report: &NewReport,
+    actor: &Actor,
+    policy: &SloPolicy,
+) -> Result<(), StoreError> {
+    let now = Timestamp::now();
+    store
+        .create_incident(
+            2026,
+            now,
+            |folio| {
+                let command = Command::Report(NewReport {
+                    folio,
+                    ..report.clone()
+                });
+                decide(None, actor, &command, now, policy)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+            },
+            |_, _| Effects::default(),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Incident intake: each operation is [`intake_one`].
 pub(crate) async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sample, StoreError> {
     let (store, report, actor) = seeded(url).await?;
     let policy = Arc::new(SloPolicy::seed());
@@ -408,20 +434,7 @@ pub(crate) async fn intake(url: &str, writers: usize, seconds: u64) -> Result<Sa
             let mut latencies = Vec::new();
             while Instant::now() < end {
                 let t = Instant::now();
-                let now = Timestamp::now();
-                let (report, actor, policy) = (report.clone(), actor.clone(), policy.clone());
-                store
-                    .create_incident(
-                        2026,
-                        now,
-                        move |folio| {
-                            let command = Command::Report(NewReport { folio, ..report });
-                            decide(None, &actor, &command, now, &policy)
-                                .map_err(|e| StoreError::Invalid(e.to_string()))
-                        },
-                        |_, _| Effects::default(),
-                    )
-                    .await?;
+                intake_one(&store, &report, &actor, &policy).await?;
                 latencies.push(t.elapsed());
             }
             Ok::<_, StoreError>(latencies)
