@@ -6,9 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Args;
+use incidencias_core::{Actor, NewReport};
 use jiff::Timestamp;
 
 use super::load::{self, Load, RequestFn};
@@ -96,44 +100,48 @@ async fn start_constant() -> Result<SocketAddr, StoreError> {
 /// under the API's POST.
 async fn start_intake_over_http(url: &str, reply_len: usize) -> Result<SocketAddr, StoreError> {
     let (store, report, actor) = super::seeded(url).await?;
-    let policy = Arc::new(incidencias_core::SloPolicy::seed());
-    let reply: Arc<str> = format!(
-        "{{\"pad\":\"{}\"}}",
-        "x".repeat(reply_len.saturating_sub(10))
-    )
-    .into();
-    let app = Router::new().route(
-        "/api/v1/incidents",
-        post(move |_body: axum::body::Bytes| {
-            let (store, report, actor, policy, reply) = (
-                store.clone(),
-                report.clone(),
-                actor.clone(),
-                policy.clone(),
-                reply.clone(),
-            );
-            async move {
-                match super::intake_one(&store, &report, &actor, &policy).await {
-                    Ok(()) => (
-                        StatusCode::CREATED,
-                        [("content-type", "application/json")],
-                        reply.to_string(),
-                    ),
-                    Err(e) => (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        [("content-type", "text/plain")],
-                        e.to_string(),
-                    ),
-                }
-            }
-        }),
-    );
+    let floor = Arc::new(Floor {
+        store,
+        report,
+        actor,
+        policy: incidencias_core::SloPolicy::seed(),
+        // `{"pad":""}` is 10 bytes; the padding makes up the rest.
+        reply: Bytes::from(format!(
+            "{{\"pad\":\"{}\"}}",
+            "x".repeat(reply_len.saturating_sub(10))
+        )),
+    });
+    let app = Router::new()
+        .route("/api/v1/incidents", post(floor_create))
+        .with_state(floor);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
     Ok(addr)
+}
+
+/// What the floor's handler shares across requests.
+struct Floor {
+    store: Store,
+    report: NewReport,
+    actor: Actor,
+    policy: incidencias_core::SloPolicy,
+    /// Handed out by reference count, not copied per request.
+    reply: Bytes,
+}
+
+async fn floor_create(State(floor): State<Arc<Floor>>, _body: Bytes) -> Response {
+    match super::intake_one(&floor.store, &floor.report, &floor.actor, &floor.policy).await {
+        Ok(()) => (
+            StatusCode::CREATED,
+            [("content-type", "application/json")],
+            floor.reply.clone(),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 /// Runs the load generator on its own thread and runtime, so that it does not share the
@@ -213,8 +221,7 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
     let scratch = Scratch::new("api")?;
     let (api, token, procedure, folio, reply_len) = start_api(&scratch.url()).await?;
     let constant = start_constant().await?;
-    let bare =
-        start_intake_over_http(&scratch.url().replace("/bench.db", "/bare.db"), reply_len).await?;
+    let bare = start_intake_over_http(&scratch.url_of("floor.db"), reply_len).await?;
     let get_constant: RequestFn =
         Arc::new(|_| b"GET /constant HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec());
     let get_incident: RequestFn = {
@@ -244,14 +251,9 @@ pub async fn api_bench(args: ApiBench) -> Result<i32, StoreError> {
     let mut intakes = Vec::new();
     for round in 1..=args.rounds.max(1) {
         eprintln!("ronda {round}/{}...", args.rounds);
-        let dir = scratch
-            .url()
-            .trim_start_matches("sqlite://")
-            .trim_end_matches("/bench.db")
-            .to_string();
         intakes.push(
             super::intake(
-                &format!("sqlite://{dir}/intake{round}.db"),
+                &scratch.url_of(&format!("intake{round}.db")),
                 64,
                 args.seconds,
             )

@@ -12,7 +12,7 @@
 //! the expected set of actions and their deadlines come from the record, not from numbers
 //! repeated in this file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -96,12 +96,7 @@ pub async fn burst_bench(args: BurstBench) -> Result<i32, StoreError> {
     }
     check_aiosmtpd(&args.python)?;
     let scratch = Scratch::new("burst")?;
-    let dir = PathBuf::from(
-        scratch
-            .url()
-            .trim_start_matches("sqlite://")
-            .trim_end_matches("/bench.db"),
-    );
+    let dir = scratch.dir().to_path_buf();
     let schema = PgScratch::new(&args.postgres_url).await?;
     let result = burst(&args, &schema.url, &dir).await;
     if args.keep {

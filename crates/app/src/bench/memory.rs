@@ -437,13 +437,8 @@ pub async fn memory_bench(args: MemoryBench) -> Result<i32, StoreError> {
     let concurrency = args.concurrency.max(1);
 
     let scratch = Scratch::new("memory")?;
-    let dir = scratch
-        .url()
-        .trim_start_matches("sqlite://")
-        .trim_end_matches("/bench.db")
-        .to_string();
-    let incidents_url = format!("sqlite://{dir}/incidents.db");
-    let logins_url = format!("sqlite://{dir}/logins.db");
+    let incidents_url = scratch.url_of("incidents.db");
+    let logins_url = scratch.url_of("logins.db");
     let epoch: Timestamp = EPOCH.parse().map_err(invalid)?;
     eprintln!("creando {} incidencias abiertas...", args.incidents);
     let setup = Instant::now();

@@ -249,8 +249,19 @@ impl Scratch {
         Ok(Scratch { dir })
     }
 
+    /// The SQLite URL of the bench's main database.
     pub(crate) fn url(&self) -> String {
-        format!("sqlite://{}/bench.db", self.dir.display())
+        self.url_of("bench.db")
+    }
+
+    /// The SQLite URL of another database `file` in the same directory.
+    pub(crate) fn url_of(&self, file: &str) -> String {
+        format!("sqlite://{}/{file}", self.dir.display())
+    }
+
+    /// The directory, removed with everything in it when the scratch is dropped.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 }
 

@@ -329,12 +329,7 @@ async fn catch_up(url: &str, after: Timestamp, args: &TimersBench) -> Result<Cat
 
 pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     let scratch = Scratch::new("timers")?;
-    let dir = scratch
-        .url()
-        .trim_start_matches("sqlite://")
-        .trim_end_matches("/bench.db")
-        .to_string();
-    let url_a = format!("sqlite://{dir}/a.db");
+    let url_a = scratch.url_of("a.db");
     let rounds = args.rounds.max(1);
     // The virtual minute: deadlines from `epoch` to `epoch + spread`.
     let epoch: Timestamp = "2026-11-27T12:00:00Z".parse().map_err(invalid)?;
@@ -351,8 +346,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
             .map(|r| format!("catch{r}.db"))
             .chain(["cron.db".to_string()])
         {
-            a.backup(std::path::Path::new(&format!("{dir}/{copy}")))
-                .await?;
+            a.backup(&scratch.dir().join(&copy)).await?;
         }
         a.close().await;
     }
@@ -364,7 +358,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     for r in 0..rounds {
         eprintln!("ronda {}/{rounds}: alta (64 escritores)...", r + 1);
         let sample = super::intake(
-            &format!("sqlite://{dir}/intake{r}.db"),
+            &scratch.url_of(&format!("intake{r}.db")),
             64,
             args.intake_seconds,
         )
@@ -372,7 +366,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         intakes.push(sample);
         eprintln!("ronda {}/{rounds}: puesta al día...", r + 1);
         let after = epoch + SignedDuration::from_secs(args.spread_s + 1);
-        catch_ups.push(catch_up(&format!("sqlite://{dir}/catch{r}.db"), after, &args).await?);
+        catch_ups.push(catch_up(&scratch.url_of(&format!("catch{r}.db")), after, &args).await?);
     }
     let rates: Vec<f64> = catch_ups
         .iter()
@@ -455,7 +449,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
         "réplica a la mitad de la capacidad: {} plazos en {spread_half} s ({half:.0}/s)...",
         args.incidents
     );
-    let url_half = format!("sqlite://{dir}/half.db");
+    let url_half = scratch.url_of("half.db");
     dataset(&url_half, args.incidents, epoch, spread_half, args.order).await?;
     let (at_half, _) = replay(&url_half, epoch, spread_half).await?;
 
@@ -468,7 +462,7 @@ pub async fn timers_bench(args: TimersBench) -> Result<i32, StoreError> {
     let cron = if args.no_cron {
         None
     } else {
-        Some(cron_baseline(&format!("sqlite://{dir}/cron.db"), epoch, args.spread_s).await?)
+        Some(cron_baseline(&scratch.url_of("cron.db"), epoch, args.spread_s).await?)
     };
 
     println!();
